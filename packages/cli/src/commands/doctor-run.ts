@@ -1,0 +1,74 @@
+import { execa } from "execa";
+import type { Context } from "../context.ts";
+import { sandboxAuthEntries } from "../credentials.ts";
+import { green, printJson, red, table } from "../output.ts";
+import { bubblewrapWorks } from "../providers/isolation.ts";
+import { opencodeBinary } from "../runtime-paths.ts";
+
+interface Check {
+  name: string;
+  ok: boolean;
+  version: string | null;
+  detail: string;
+}
+
+async function versionOf(cmd: string, args: string[], detail: string): Promise<Check> {
+  try {
+    const r = await execa(cmd, args, { timeout: 10_000, reject: false });
+    if (r.exitCode === 0) {
+      const version = `${r.stdout || r.stderr}`.trim().split("\n")[0] ?? "";
+      return { name: cmd, ok: true, version, detail };
+    }
+    return { name: cmd, ok: false, version: null, detail: `${cmd} exited with ${r.exitCode}` };
+  } catch {
+    return { name: cmd, ok: false, version: null, detail: `${cmd} not found on PATH` };
+  }
+}
+
+export async function doctorCommand(ctx: Context): Promise<void> {
+  const opencode = opencodeBinary();
+  const config = ctx.config;
+  const [git, rg, bwrap, docker, wrangler, oc, bwrapOk, auth] = await Promise.all([
+    versionOf("git", ["--version"], "clones and exports workspaces"),
+    versionOf("rg", ["--version"], "OpenCode's search tool needs ripgrep"),
+    versionOf("bwrap", ["--version"], "isolates local sandboxes"),
+    versionOf("docker", ["version", "--format", "{{.Server.Version}}"], "docker provider"),
+    versionOf("wrangler", ["--version"], "cloudflare provider (deploy)"),
+    opencode
+      ? versionOf(opencode, ["--version"], opencode)
+      : Promise.resolve({ name: "opencode", ok: false, version: null, detail: "opencode-ai is not installed" }),
+    bubblewrapWorks(),
+    sandboxAuthEntries(ctx.home, config),
+  ]);
+  oc.name = "opencode";
+  const authNames = Object.keys(auth);
+  const isolation: "bubblewrap" | "none" =
+    config.sandbox.isolation === "none" ? "none" : bwrapOk.ok ? "bubblewrap" : "none";
+  const checks: Check[] = [
+    { name: "node", ok: true, version: process.version, detail: process.execPath },
+    git,
+    rg,
+    oc,
+    { ...bwrap, ok: bwrap.ok && bwrapOk.ok, detail: bwrapOk.ok ? bwrap.detail : bwrapOk.detail },
+    { name: "isolation", ok: isolation === "bubblewrap", version: isolation, detail: `sandbox.isolation=${config.sandbox.isolation}` },
+    docker,
+    wrangler,
+    {
+      name: "auth",
+      ok: authNames.length > 0,
+      version: null,
+      detail: authNames.length
+        ? `sandboxes receive: ${authNames.join(", ")}`
+        : `no credentials for ${config.opencode.auth_providers.join(", ")}; run \`alpine auth sync\` (the web UI still opens)`,
+    },
+  ];
+  const out = { checks, isolation, alpine_home: ctx.home };
+  if (ctx.globals.json) return printJson(out);
+  process.stdout.write(
+    `${table(
+      ["CHECK", "OK", "VERSION", "DETAIL"],
+      checks.map((c) => [c.name, c.ok ? green("yes") : red("no"), c.version ?? "-", c.detail]),
+    )}\n`,
+  );
+  process.stdout.write(`alpine home: ${ctx.home}\n`);
+}

@@ -1,0 +1,117 @@
+import { spawn } from "node:child_process";
+import { openSync } from "node:fs";
+import { join } from "node:path";
+import { AlpineError, type LaunchResult, validateName } from "@alpine/core";
+import type { Context } from "../context.ts";
+import { bold, printJson, stderrProgress } from "../output.ts";
+import { resolveRepo } from "../repo.ts";
+import type { LaunchOptions } from "./launch.ts";
+
+export async function launchCommand(ctx: Context, name: string, opts: LaunchOptions): Promise<void> {
+  validateName(name);
+  const config = ctx.config;
+  const repoInput = opts.repo ?? config.repo.default;
+  const repo = repoInput !== undefined ? resolveRepo(repoInput) : undefined;
+  if (opts.ref !== undefined && (opts.ref.startsWith("-") || opts.ref.length === 0 || opts.ref.length > 255)) {
+    throw new AlpineError("ref_not_found", `'${opts.ref.slice(0, 100)}' is not a usable ref`, { ref: opts.ref });
+  }
+  const orchestrator = await ctx.orchestrator();
+  const input = {
+    name,
+    repo,
+    ref: opts.ref,
+    image_profile: opts.imageProfile,
+    provider: opts.provider,
+    task: opts.task,
+    force_recreate: opts.forceRecreate,
+  };
+
+  if (!opts.wait && !process.env.ALPINE_LAUNCH_DETACHED) {
+    await launchInBackground(ctx, name, repo);
+    return;
+  }
+
+  const progress = stderrProgress(ctx.globals);
+  const result = await orchestrator.launch(input, progress);
+  render(ctx, result);
+}
+
+function render(ctx: Context, result: LaunchResult): void {
+  const r = result.record;
+  const out = {
+    name: r.name,
+    id: r.id,
+    state: r.state,
+    provider: r.provider,
+    repo: r.repo,
+    ref: r.ref,
+    branch: r.branch,
+    image_profile: r.image_profile,
+    web_url: r.runtime?.web_url ?? null,
+    reused: result.reused,
+    resumed: result.resumed,
+    task_accepted: result.task_accepted,
+    session_id: result.session_id,
+    operation_id: result.operation_id,
+  };
+  if (ctx.globals.json) return printJson(out);
+  const how = result.reused ? "already running" : result.resumed ? "resumed" : "launched";
+  process.stdout.write(`${bold(r.name)} ${how} (${r.state}) on ${r.provider}, branch ${r.branch}\n`);
+  if (result.task_accepted) process.stdout.write(`task accepted (session ${result.session_id})\n`);
+  process.stdout.write(`next: alpine status ${r.name} · alpine open ${r.name} · alpine diff ${r.name}\n`);
+}
+
+/**
+ * --no-wait: a detached `alpine launch` does the work (holding the lease);
+ * this process returns once that child has taken the lease, so the caller
+ * can follow it with `alpine status`.
+ */
+async function launchInBackground(ctx: Context, name: string, repo: string | undefined): Promise<void> {
+  const orchestrator = await ctx.orchestrator();
+  const logPath = join(ctx.home, `launch-${name}.log`);
+  const args = process.argv.slice(2).filter((a) => a !== "--no-wait");
+  const out = openSync(logPath, "a", 0o600);
+  const child = spawn(process.execPath, [process.argv[1]!, ...args], {
+    detached: true,
+    stdio: ["ignore", out, out],
+    env: { ...process.env, ALPINE_LAUNCH_DETACHED: "1" },
+  });
+  child.unref();
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const lease = await orchestrator.lease(name);
+    const record = await (await ctx.store()).get(name);
+    if (lease?.type === "launch" || (record && record.state !== "new" && record.state !== "destroyed")) {
+      const out = {
+        name,
+        id: record?.id ?? null,
+        state: record?.state ?? "new",
+        provider: record?.provider ?? ctx.config.sandbox.provider,
+        repo: record?.repo ?? repo ?? null,
+        ref: record?.ref ?? null,
+        branch: record?.branch ?? null,
+        image_profile: record?.image_profile ?? ctx.config.sandbox.image_profile,
+        web_url: null,
+        reused: false,
+        resumed: false,
+        task_accepted: false,
+        session_id: null,
+        operation_id: lease?.operation_id ?? null,
+      };
+      if (ctx.globals.json) printJson(out);
+      else process.stdout.write(`${name}: launching in the background; follow it with \`alpine status ${name}\`\n`);
+      return;
+    }
+    if (child.exitCode !== null && child.exitCode !== 0) {
+      throw new AlpineError("agent_start_failed", `the background launch exited with ${child.exitCode}; see ${logPath}`, {
+        log: logPath,
+      });
+    }
+    if (Date.now() > deadline) {
+      throw new AlpineError("provider_unavailable", `the background launch did not start; see ${logPath}`, {
+        log: logPath,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

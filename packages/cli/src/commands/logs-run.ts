@@ -1,0 +1,44 @@
+import type { SandboxRecord, StoredEvent } from "@alpine/core";
+import type { Context } from "../context.ts";
+import { dim, printJson } from "../output.ts";
+
+const formatEvent = (e: StoredEvent) =>
+  e.kind === "transition"
+    ? `${dim(e.at)} ${e.from} → ${e.to}  ${e.reason}${e.operation_id ? dim(` (${e.operation_id})`) : ""}`
+    : `${dim(e.at)} ${e.kind}: ${e.reason}`;
+
+export async function logsCommand(ctx: Context, name: string, opts: { follow: boolean; tail: number }): Promise<void> {
+  const orchestrator = await ctx.orchestrator();
+  let record = await orchestrator.get(name);
+  const runtimeLines = async (r: SandboxRecord): Promise<string[]> =>
+    r.runtime ? (await ctx.provider(r.provider)).logs(r.runtime.handle, { tail: opts.tail }).catch(() => []) : [];
+
+  const events = await orchestrator.events(name);
+  const lines = await runtimeLines(record);
+  if (ctx.globals.json && !opts.follow) return printJson({ name, events, lines });
+
+  const emitEvent = (e: StoredEvent) =>
+    process.stdout.write(ctx.globals.json ? `${JSON.stringify({ event: e })}\n` : `${formatEvent(e)}\n`);
+  const emitLine = (l: string) => process.stdout.write(ctx.globals.json ? `${JSON.stringify({ line: l })}\n` : `${l}\n`);
+  events.forEach(emitEvent);
+  if (lines.length && !ctx.globals.json) process.stdout.write(`${dim("--- runtime log ---")}\n`);
+  lines.forEach(emitLine);
+  if (!opts.follow) return;
+
+  let lastSeq = events.at(-1)?.seq ?? 0;
+  let lastLine = lines.at(-1);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const e of await orchestrator.events(name, { afterSeq: lastSeq })) {
+      emitEvent(e);
+      lastSeq = e.seq ?? lastSeq;
+    }
+    record = await orchestrator.get(name);
+    const now = await runtimeLines(record);
+    // The provider returns a tail; print what follows the last line we printed.
+    const idx = lastLine === undefined ? -1 : now.lastIndexOf(lastLine);
+    const fresh = idx >= 0 ? now.slice(idx + 1) : now;
+    fresh.forEach(emitLine);
+    if (fresh.length) lastLine = fresh.at(-1);
+  }
+}

@@ -1,0 +1,115 @@
+import { hostname } from "node:os";
+import type { AlpineConfig, Clock, HostIdentity, Ids, Orchestrator, Provider, ProviderKind } from "@alpine/core";
+import { type LoadedConfig, loadConfig } from "./config-loader.ts";
+import { alpineHome, stateDbPath } from "./paths.ts";
+import type { Globals } from "./run.ts";
+import type { SqliteStateStore } from "./store/sqlite-store.ts";
+
+export const nodeClock: Clock = {
+  now: () => Date.now(),
+  every(ms, fn) {
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  },
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+export const nodeIds: Ids = {
+  sandboxId: () => `sbx_${crypto.randomUUID().replace(/-/g, "").slice(0, 20)}`,
+  operationId: () => `op_${crypto.randomUUID().replace(/-/g, "").slice(0, 20)}`,
+};
+
+export const thisHost: HostIdentity = {
+  host: hostname(),
+  pid: process.pid,
+  isProcessAlive(pid: number) {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (err) {
+      // EPERM: it exists but belongs to someone else.
+      return (err as NodeJS.ErrnoException).code === "EPERM";
+    }
+  },
+};
+
+/** What every command can use; each piece is built on first use so fast commands stay fast. */
+export interface Context {
+  globals: Globals;
+  home: string;
+  readonly loaded: LoadedConfig;
+  readonly config: AlpineConfig;
+  store(): Promise<SqliteStateStore>;
+  orchestrator(): Promise<Orchestrator>;
+  provider(kind: ProviderKind): Promise<Provider>;
+  close(): void;
+}
+
+export function createContext(globals: Globals): Context {
+  let loaded: LoadedConfig | undefined;
+  let store: SqliteStateStore | undefined;
+  let orchestrator: Orchestrator | undefined;
+  const providers = new Map<ProviderKind, Provider>();
+  const home = alpineHome();
+
+  const ctx: Context = {
+    globals,
+    home,
+    get loaded() {
+      loaded ??= loadConfig({ configPath: globals.config });
+      return loaded;
+    },
+    get config() {
+      return ctx.loaded.config;
+    },
+    async store() {
+      if (!store) {
+        const { SqliteStateStore } = await import("./store/sqlite-store.ts");
+        store = new SqliteStateStore(stateDbPath(home));
+      }
+      return store;
+    },
+    async provider(kind) {
+      let provider = providers.get(kind);
+      if (!provider) {
+        const { createProvider } = await import("./providers/index.ts");
+        provider = await createProvider(kind, ctx);
+        providers.set(kind, provider);
+      }
+      return provider;
+    },
+    async orchestrator() {
+      if (!orchestrator) {
+        const [{ Orchestrator, SandboxdClient }, credentials] = await Promise.all([
+          import("@alpine/core"),
+          import("./credentials.ts"),
+        ]);
+        const config = ctx.config;
+        const resolved = new Map<ProviderKind, Provider>();
+        for (const kind of ["local", "docker", "cloudflare"] as const) resolved.set(kind, await ctx.provider(kind));
+        const s = await ctx.store();
+        orchestrator = new Orchestrator({
+          store: s,
+          clock: nodeClock,
+          ids: nodeIds,
+          host: thisHost,
+          config,
+          provider(kind) {
+            const p = resolved.get(kind);
+            if (!p) throw new Error(`provider ${kind} was not loaded`);
+            return p;
+          },
+          connect: (endpoint) => new SandboxdClient({ baseUrl: endpoint.url, token: endpoint.token }),
+          credentialsFor: (repo) => credentials.hostCredentialsFor(repo, config),
+          authEntries: () => credentials.sandboxAuthEntries(home, config),
+        });
+      }
+      return orchestrator;
+    },
+    close() {
+      store?.close();
+    },
+  };
+  return ctx;
+}

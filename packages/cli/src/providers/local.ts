@@ -1,0 +1,190 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import {
+  AlpineError,
+  type Provider,
+  type ProviderCapabilities,
+  type RuntimeEndpoint,
+  type RuntimeHandle,
+  type RuntimeSpec,
+} from "@alpine/core";
+import type { Context } from "../context.ts";
+import { thisHost } from "../context.ts";
+import { sandboxDir } from "../paths.ts";
+import { opencodeBinary, sandboxdEntry } from "../runtime-paths.ts";
+import { resolveIsolation } from "./isolation.ts";
+
+interface LocalHandle {
+  dir: string;
+  pid?: number;
+  port?: number;
+  url?: string;
+  isolation?: "bubblewrap" | "none";
+}
+
+const START_TIMEOUT_MS = 20_000;
+
+function asLocal(handle: RuntimeHandle): LocalHandle {
+  if (typeof handle.dir !== "string") throw new AlpineError("internal_error", "local runtime handle has no dir");
+  return handle as unknown as LocalHandle;
+}
+
+/** Directories under the user's home that hold credentials; hidden from the agent under bubblewrap. */
+function credentialDirs(alpineHome: string): string[] {
+  const home = homedir();
+  const candidates = [
+    alpineHome,
+    process.env.XDG_DATA_HOME ? join(process.env.XDG_DATA_HOME, "opencode") : join(home, ".local", "share", "opencode"),
+    join(home, ".config", "opencode"),
+    join(home, ".config", "gh"),
+    join(home, ".ssh"),
+    join(home, ".aws"),
+    join(home, ".docker"),
+  ];
+  return [...new Set(candidates)].filter((p) => existsSync(p));
+}
+
+/**
+ * The embedded default: sandboxd as a detached host process per sandbox under
+ * $ALPINE_HOME/sandboxes/<id>/ (workspace, home, tmp, logs), on a free
+ * 127.0.0.1 port; OpenCode runs under bubblewrap when it is available.
+ */
+export class LocalProvider implements Provider {
+  readonly kind = "local" as const;
+
+  constructor(private readonly ctx: Context) {}
+
+  async capabilities(): Promise<ProviderCapabilities> {
+    const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, () => {});
+    return { kind: "local", isolation, persistent_workspace: true };
+  }
+
+  async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
+    const dir = sandboxDir(this.ctx.home, spec.sandbox_id);
+    for (const sub of ["workspace", "home", "tmp", "logs"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    const tokenFile = join(dir, "token");
+    if (!existsSync(tokenFile)) {
+      const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+      writeFileSync(tokenFile, token, { mode: 0o600 });
+    }
+    return { dir } satisfies LocalHandle;
+  }
+
+  async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
+    const h = asLocal(handle);
+    const opencode = opencodeBinary();
+    if (!opencode) {
+      throw new AlpineError("provider_unavailable", "OpenCode is not installed (npm dependency opencode-ai)", {});
+    }
+    const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, (m) =>
+      process.stderr.write(`warning: ${m}\n`),
+    );
+    const token = readFileSync(join(h.dir, "token"), "utf8");
+    const config = {
+      sandbox_id: spec.sandbox_id,
+      name: spec.name,
+      token,
+      host: "127.0.0.1",
+      port: 0,
+      workspace_dir: join(h.dir, "workspace"),
+      home_dir: join(h.dir, "home"),
+      tmp_dir: join(h.dir, "tmp"),
+      log_file: join(h.dir, "logs", "sandboxd.log"),
+      isolation,
+      mask_paths: credentialDirs(this.ctx.home),
+      opencode_bin: opencode,
+      opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config, auth: spec.auth },
+      branch_prefix: spec.config.github.branch_prefix,
+    };
+    const child = spawn(process.execPath, [sandboxdEntry()], {
+      cwd: h.dir,
+      detached: true,
+      stdio: ["pipe", "pipe", "ignore"],
+      // sandboxd builds OpenCode's environment itself; it needs only the basics from ours.
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: process.env.LANG ?? "C.UTF-8", HOME: join(h.dir, "home") },
+    });
+    // Secrets travel over stdin, never argv, env or disk.
+    child.stdin.end(JSON.stringify(config));
+    const listening = await new Promise<{ port: number; pid: number }>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout });
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(new AlpineError("agent_start_failed", `sandboxd did not start within ${START_TIMEOUT_MS / 1000}s`, {
+          log: config.log_file,
+        }));
+      }, START_TIMEOUT_MS);
+      lines.once("line", (line) => {
+        clearTimeout(timer);
+        try {
+          const msg = JSON.parse(line) as { event?: string; port?: number; pid?: number; error?: unknown };
+          if (msg.event === "listening" && typeof msg.port === "number") {
+            resolve({ port: msg.port, pid: msg.pid ?? child.pid! });
+            return;
+          }
+          if (msg.event === "error") {
+            reject(AlpineError.fromJSON(msg.error, "agent_start_failed"));
+            return;
+          }
+        } catch {
+          // fall through
+        }
+        reject(new AlpineError("agent_start_failed", `sandboxd printed an unexpected first line`, { log: config.log_file }));
+      });
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new AlpineError("agent_start_failed", `sandboxd exited with ${code} at start; see ${config.log_file}`, {
+          log: config.log_file,
+        }));
+      });
+    });
+    child.stdout.destroy();
+    child.unref();
+    const url = `http://127.0.0.1:${listening.port}`;
+    return { dir: h.dir, pid: listening.pid, port: listening.port, url, isolation } satisfies LocalHandle;
+  }
+
+  async endpoint(handle: RuntimeHandle): Promise<RuntimeEndpoint | null> {
+    const h = asLocal(handle);
+    if (!h.pid || !h.url || !thisHost.isProcessAlive(h.pid)) return null;
+    const tokenFile = join(h.dir, "token");
+    if (!existsSync(tokenFile)) return null;
+    return { url: h.url, token: readFileSync(tokenFile, "utf8") };
+  }
+
+  async stop(handle: RuntimeHandle): Promise<void> {
+    const h = asLocal(handle);
+    if (!h.pid || !thisHost.isProcessAlive(h.pid)) return;
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        // sandboxd leads its own process group (detached), so this reaches OpenCode too.
+        process.kill(-h.pid!, signal);
+      } catch {
+        try {
+          process.kill(h.pid!, signal);
+        } catch {
+          // already gone
+        }
+      }
+    };
+    signalGroup("SIGTERM");
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && thisHost.isProcessAlive(h.pid)) await new Promise((r) => setTimeout(r, 50));
+    if (thisHost.isProcessAlive(h.pid)) signalGroup("SIGKILL");
+  }
+
+  async destroy(handle: RuntimeHandle): Promise<void> {
+    const h = asLocal(handle);
+    await this.stop(handle);
+    rmSync(h.dir, { recursive: true, force: true });
+  }
+
+  async logs(handle: RuntimeHandle, opts: { tail?: number } = {}): Promise<string[]> {
+    const file = join(asLocal(handle).dir, "logs", "sandboxd.log");
+    if (!existsSync(file)) return [];
+    const lines = readFileSync(file, "utf8").split("\n").filter(Boolean);
+    return lines.slice(-(opts.tail ?? 200));
+  }
+}

@@ -1,0 +1,25 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+
+const require = createRequire(import.meta.url);
+
+/** The bundled sandboxd entry (built by `npm run build`). */
+export function sandboxdEntry(): string {
+  return join(dirname(require.resolve("@alpine/sandboxd/package.json")), "dist", "sandboxd.js");
+}
+
+/**
+ * The OpenCode binary: ALPINE_OPENCODE_BIN, else the project's pinned
+ * `opencode-ai` dependency (its postinstall puts the platform binary in bin/).
+ */
+export function opencodeBinary(): string | null {
+  if (process.env.ALPINE_OPENCODE_BIN) return process.env.ALPINE_OPENCODE_BIN;
+  try {
+    const dir = dirname(require.resolve("opencode-ai/package.json"));
+    const bin = join(dir, "bin", process.platform === "win32" ? "opencode.exe" : "opencode.exe");
+    return existsSync(bin) ? bin : null;
+  } catch {
+    return null;
+  }
+}

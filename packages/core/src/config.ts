@@ -1,0 +1,205 @@
+import { z } from "zod";
+import { AlpineError } from "./errors.ts";
+
+/**
+ * alpine's configuration (DESIGN §6). Every section is strict (unknown keys are
+ * errors) and `prefault`ed, so a section given in part keeps the defaults of
+ * the keys it leaves out.
+ */
+const repoSection = z.strictObject({
+  default: z.string().min(1).optional(),
+});
+
+const sandboxSection = z.strictObject({
+  provider: z.enum(["local", "docker", "cloudflare"]).default("local"),
+  image_profile: z.string().min(1).default("default"),
+  image_profiles: z.record(z.string().min(1), z.string().min(1)).default({ default: "opencode-default" }),
+  isolation: z.enum(["auto", "bubblewrap", "none"]).default("auto"),
+  auto_teardown: z.boolean().default(true),
+  completed_retention_minutes: z.number().int().min(0).default(60),
+  control_plane_url: z.url().optional(),
+});
+
+const durabilitySection = z.strictObject({
+  store: z.enum(["local", "r2"]).default("local"),
+  bucket: z.string().min(1).optional(),
+  checkpoint_prefix: z.string().min(1).default("sandboxes"),
+  keep_checkpoints: z.number().int().min(1).default(5),
+});
+
+const githubSection = z.strictObject({
+  branch_prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, '.', '_' and '-'")
+    .default("alpine"),
+  require_auth: z.boolean().default(true),
+  api_url: z.url().default("https://api.github.com"),
+});
+
+const opencodeSection = z.strictObject({
+  model: z.string().min(1).optional(),
+  auth_providers: z.array(z.string().min(1)).default(["openai"]),
+  config: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const ConfigSchema = z.strictObject({
+  repo: repoSection.prefault({}),
+  sandbox: sandboxSection.prefault({}),
+  durability: durabilitySection.prefault({}),
+  github: githubSection.prefault({}),
+  opencode: opencodeSection.prefault({}),
+});
+
+export type AlpineConfig = z.infer<typeof ConfigSchema>;
+
+export const DEFAULT_CONFIG: AlpineConfig = ConfigSchema.parse({});
+
+/** Leaf keys whose values are whole objects: set as one value, never merged key by key from env. */
+const OPAQUE_LEAVES = new Set(["sandbox.image_profiles", "opencode.config"]);
+const ARRAY_LEAVES = new Set(["opencode.auth_providers"]);
+
+/** Every settable key path, e.g. `sandbox.auto_teardown`. */
+export const CONFIG_KEYS: readonly string[] = Object.entries(ConfigSchema.shape).flatMap(([section, schema]) =>
+  Object.keys((schema.unwrap() as z.ZodObject).shape).map((key) => `${section}.${key}`),
+);
+
+/** `sandbox.auto_teardown` → `ALPINE_SANDBOX_AUTO_TEARDOWN`. */
+export function envNameFor(key: string): string {
+  return `ALPINE_${key.replace(/\./g, "_").toUpperCase()}`;
+}
+
+/** One layer of configuration and where it came from. */
+export interface ConfigLayer {
+  source: string; // a file path, or "env"
+  values: Record<string, unknown>;
+  /** For env layers: which variable set which key, to name it in errors and `config show`. */
+  keySources?: Record<string, string>;
+}
+
+export interface ResolvedConfig {
+  config: AlpineConfig;
+  /** key path → "default" | file path | "env ALPINE_…" */
+  sources: Record<string, string>;
+}
+
+type PlainObject = Record<string, unknown>;
+const isPlainObject = (v: unknown): v is PlainObject =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Deep merge: objects merge key by key, everything else (arrays too) is replaced. */
+export function deepMerge(base: PlainObject, over: PlainObject): PlainObject {
+  const out: PlainObject = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value;
+  }
+  return out;
+}
+
+/** Reads `ALPINE_*` variables for known keys into a config layer. */
+export function envLayer(env: Record<string, string | undefined>): ConfigLayer {
+  const values: PlainObject = {};
+  const keySources: Record<string, string> = {};
+  for (const key of CONFIG_KEYS) {
+    const name = envNameFor(key);
+    const raw = env[name];
+    if (raw === undefined || raw === "") continue;
+    const [section, leaf] = key.split(".") as [string, string];
+    const sectionValues = (values[section] ??= {}) as PlainObject;
+    sectionValues[leaf] = parseEnvValue(key, raw);
+    keySources[key] = `env ${name}`;
+  }
+  return { source: "env", values, keySources };
+}
+
+function parseEnvValue(key: string, raw: string): unknown {
+  const trimmed = raw.trim();
+  if (ARRAY_LEAVES.has(key) && !trimmed.startsWith("[")) {
+    return trimmed
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+  }
+  if (/^(true|false|-?\d+(\.\d+)?)$/.test(trimmed) || /^[[{]/.test(trimmed)) {
+    try {
+      return JSON.parse(trimmed);
+    } catch {
+      return raw;
+    }
+  }
+  return raw;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}`;
+    case "invalid_value":
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    default:
+      return issue.message;
+  }
+}
+
+function allowedFor(path: readonly PropertyKey[], issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") {
+    if (path.length === 0) return `sections: ${Object.keys(ConfigSchema.shape).join(", ")}`;
+    const section = String(path[0]);
+    const prefix = `${section}.`;
+    return `keys: ${CONFIG_KEYS.filter((k) => k.startsWith(prefix))
+      .map((k) => k.slice(prefix.length))
+      .join(", ")}`;
+  }
+  return describeIssue(issue);
+}
+
+/** Validates one layer on its own (over the defaults), so an error names the file it came from. */
+function validateLayer(layer: ConfigLayer): void {
+  const result = ConfigSchema.safeParse(deepMerge({}, layer.values));
+  if (result.success) return;
+  const issue = result.error.issues[0]!;
+  const path = issue.path.map(String);
+  const keyPath = path.join(".") || "(top level)";
+  const source = layer.keySources?.[path.slice(0, 2).join(".")] ?? layer.source;
+  throw new AlpineError("config_invalid", `${source}: ${keyPath}: ${describeIssue(issue)}`, {
+    source,
+    key: keyPath,
+    allowed: allowedFor(issue.path, issue),
+    issues: result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: describeIssue(i) })),
+  });
+}
+
+function leafPaths(values: PlainObject, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(values)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (isPlainObject(value) && !OPAQUE_LEAVES.has(path) && path.split(".").length < 2) {
+      out.push(...leafPaths(value, path));
+    } else {
+      out.push(path);
+    }
+  }
+  return out;
+}
+
+/** Merges layers (lowest precedence first) over the defaults and validates the result. */
+export function resolveConfig(layers: readonly ConfigLayer[]): ResolvedConfig {
+  let merged: PlainObject = {};
+  const sources: Record<string, string> = Object.fromEntries(CONFIG_KEYS.map((k) => [k, "default"]));
+  for (const layer of layers) {
+    if (!isPlainObject(layer.values)) {
+      throw new AlpineError("config_invalid", `${layer.source}: the file must hold a mapping of sections`, {
+        source: layer.source,
+        key: "(top level)",
+        allowed: `sections: ${Object.keys(ConfigSchema.shape).join(", ")}`,
+      });
+    }
+    validateLayer(layer);
+    merged = deepMerge(merged, layer.values);
+    for (const path of leafPaths(layer.values)) {
+      if (path in sources) sources[path] = layer.keySources?.[path] ?? layer.source;
+    }
+  }
+  const config = ConfigSchema.parse(merged);
+  return { config, sources };
+}

@@ -1,0 +1,11 @@
+export * from "./config.ts";
+export * from "./errors.ts";
+export * from "./leases.ts";
+export * from "./lifecycle.ts";
+export * from "./names.ts";
+export * from "./orchestrator.ts";
+export * from "./ports.ts";
+export * from "./reasons.ts";
+export * from "./schemas.ts";
+export * as sandboxdApi from "./sandboxd-api.ts";
+export { SandboxdClient } from "./sandboxd-api.ts";

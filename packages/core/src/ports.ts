@@ -1,0 +1,95 @@
+import type { AlpineConfig } from "./config.ts";
+import type { Lease, ProviderKind, SandboxRecord, StoredEvent } from "./schemas.ts";
+
+/**
+ * The ports the orchestrator runs against. The CLI implements them with
+ * SQLite, processes and the local disk; the Durable Object with DO storage,
+ * a Container and R2. Nothing here may depend on a runtime.
+ */
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Calls fn every `ms` until the returned function is called. */
+  every(ms: number, fn: () => void): () => void;
+  sleep(ms: number): Promise<void>;
+}
+
+export interface Ids {
+  sandboxId(): string;
+  operationId(): string;
+}
+
+/** Who this process is, for lease holders, and whether a holder on this host is still alive. */
+export interface HostIdentity {
+  host: string;
+  pid: number;
+  isProcessAlive(pid: number): boolean;
+}
+
+export interface StateStore {
+  get(name: string): Promise<SandboxRecord | null>;
+  list(): Promise<SandboxRecord[]>;
+  /**
+   * Writes a record and appends events atomically. `expectedVersion` null means
+   * "must not exist yet"; otherwise the stored version must equal it. Returns
+   * false when that comparison fails (someone else wrote first).
+   */
+  put(record: SandboxRecord, expectedVersion: number | null, events: StoredEvent[]): Promise<boolean>;
+  /** Removes a record (force-recreate); its events stay for the log. */
+  remove(name: string, expectedVersion: number): Promise<boolean>;
+  appendEvents(events: StoredEvent[]): Promise<void>;
+  events(name: string, opts?: { afterSeq?: number; limit?: number }): Promise<StoredEvent[]>;
+  getLease(name: string): Promise<Lease | null>;
+  /** Replaces the lease iff the current one has id `expectedId` (null: no lease). */
+  compareAndSwapLease(name: string, expectedId: string | null, next: Lease | null): Promise<boolean>;
+}
+
+/** Provider-specific, JSON-serialisable, secret-free description of a runtime (pid, dir, container id…). */
+export type RuntimeHandle = Record<string, unknown>;
+
+export interface RuntimeEndpoint {
+  url: string;
+  token: string;
+}
+
+export interface RuntimeSpec {
+  sandbox_id: string;
+  name: string;
+  image: string;
+  config: AlpineConfig;
+  /** OpenCode auth.json entries for the allowed providers; handed to the runtime, never stored. */
+  auth: Record<string, unknown>;
+}
+
+export interface ProviderCapabilities {
+  kind: ProviderKind;
+  isolation: string;
+  /** The workspace outlives a stopped runtime (so a restart resumes from it). */
+  persistent_workspace: boolean;
+}
+
+export interface Provider {
+  readonly kind: ProviderKind;
+  capabilities(): Promise<ProviderCapabilities>;
+  /** Allocates the runtime's resources; adopting existing ones (same sandbox id) is not an error. */
+  create(spec: RuntimeSpec): Promise<RuntimeHandle>;
+  /** Starts sandboxd and returns the handle to store, now pointing at a live runtime. */
+  start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle>;
+  /** How to reach sandboxd, or null when nothing is running there. */
+  endpoint(handle: RuntimeHandle): Promise<RuntimeEndpoint | null>;
+  /** Stops the runtime, keeping its resources. Idempotent. */
+  stop(handle: RuntimeHandle): Promise<void>;
+  /** Removes the runtime and all its resources. Idempotent. */
+  destroy(handle: RuntimeHandle): Promise<void>;
+  /** The runtime's own log lines (sandboxd and OpenCode), newest last. */
+  logs(handle: RuntimeHandle, opts?: { tail?: number }): Promise<string[]>;
+}
+
+/** Progress of slow steps, for humans (stderr on a TTY). */
+export interface Progress {
+  step(name: string): void;
+  warn(message: string): void;
+}
+
+export const silentProgress: Progress = { step() {}, warn() {} };

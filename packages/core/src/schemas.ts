@@ -1,0 +1,280 @@
+import { z } from "zod";
+import { REASON_CODES } from "./reasons.ts";
+import { STATES } from "./lifecycle.ts";
+
+/**
+ * The contract: sandbox records as stored, events, and every `--json` output
+ * of DESIGN §5. docs/schemas/*.json are generated from these.
+ */
+
+export const SandboxStateSchema = z.enum(STATES);
+export const AgentStateSchema = z.enum(["idle", "busy", "retry", "waiting_permission", "error", "unknown"]);
+export type AgentState = z.infer<typeof AgentStateSchema>;
+export const ProviderKindSchema = z.enum(["local", "docker", "cloudflare"]);
+export type ProviderKind = z.infer<typeof ProviderKindSchema>;
+export const ProbeStateSchema = z.enum(["ok", "unavailable", "not_running", "unknown"]);
+
+const isoTime = z.string().describe("ISO-8601 UTC time");
+
+export const ErrorOutputSchema = z
+  .strictObject({
+    error: z.string(),
+    exit_code: z.union([z.literal(1), z.literal(2)]),
+    reason_code: z.enum(REASON_CODES as [string, ...string[]]),
+    retryable: z.boolean(),
+    details: z.record(z.string(), z.unknown()),
+  })
+  .describe("Every error, with --json, on stdout");
+
+export const LeaseSchema = z.object({
+  id: z.string(),
+  type: z.string(),
+  holder: z.string().describe("host:pid of the process holding it"),
+  host: z.string(),
+  pid: z.number().int(),
+  operation_id: z.string(),
+  acquired_at: isoTime,
+  expires_at: isoTime,
+});
+export type Lease = z.infer<typeof LeaseSchema>;
+
+export const RuntimeSchema = z.object({
+  /** Provider-specific handle (pid, dir, container id…); never a secret. */
+  handle: z.record(z.string(), z.unknown()),
+  web_url: z.string().nullable(),
+});
+
+export const TaskRecordSchema = z.object({
+  prompt_summary: z.string(),
+  session_id: z.string().nullable(),
+  started_at: isoTime,
+  finished_at: isoTime.nullable(),
+});
+
+export const SandboxRecordSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  provider: ProviderKindSchema,
+  repo: z.string(),
+  ref: z.string().nullable(),
+  branch: z.string(),
+  image_profile: z.string(),
+  state: SandboxStateSchema,
+  created_at: isoTime,
+  updated_at: isoTime,
+  last_activity: isoTime.nullable(),
+  agent: AgentStateSchema,
+  runtime: RuntimeSchema.nullable(),
+  task: TaskRecordSchema.nullable(),
+  error: ErrorOutputSchema.nullable(),
+  /** Bumped on every write; writes compare it (optimistic concurrency on top of the lease). */
+  version: z.number().int(),
+});
+export type SandboxRecord = z.infer<typeof SandboxRecordSchema>;
+
+export const EventSchema = z.object({
+  seq: z.number().int().optional(),
+  sandbox_id: z.string(),
+  name: z.string(),
+  at: isoTime,
+  kind: z.enum(["transition", "lease_takeover", "note"]),
+  from: SandboxStateSchema.nullable(),
+  to: SandboxStateSchema.nullable(),
+  operation_id: z.string().nullable(),
+  reason: z.string(),
+});
+export type StoredEvent = z.infer<typeof EventSchema>;
+
+// ---- --json outputs (DESIGN §5) ----
+
+export const LaunchOutputSchema = z.object({
+  name: z.string(),
+  id: z.string(),
+  state: SandboxStateSchema,
+  provider: ProviderKindSchema,
+  repo: z.string(),
+  ref: z.string().nullable(),
+  branch: z.string(),
+  image_profile: z.string(),
+  web_url: z.string().nullable().describe("sandboxd's address; use `alpine open` for a login link"),
+  reused: z.boolean().describe("the sandbox was already running and was left as it was"),
+  resumed: z.boolean().describe("a stopped sandbox was provisioned again"),
+  task_accepted: z.boolean(),
+  session_id: z.string().nullable(),
+  operation_id: z.string(),
+});
+
+export const ListItemSchema = z.object({
+  name: z.string(),
+  id: z.string(),
+  provider: ProviderKindSchema,
+  repo: z.string(),
+  image_profile: z.string(),
+  state: SandboxStateSchema,
+  agent: AgentStateSchema,
+  last_activity: isoTime.nullable(),
+  created_at: isoTime,
+});
+export const ListOutputSchema = z.array(ListItemSchema);
+
+export const ChangedFileSchema = z.object({ path: z.string(), status: z.string() });
+
+export const StatusOutputSchema = z.object({
+  name: z.string(),
+  id: z.string(),
+  state: SandboxStateSchema,
+  provider: ProviderKindSchema,
+  identity: z.object({ repo: z.string(), ref: z.string().nullable(), image_profile: z.string() }),
+  runtime: z.object({
+    web_url: z.string().nullable(),
+    probe_state: ProbeStateSchema,
+    probe_at: isoTime.nullable(),
+    phase: z.string().nullable(),
+    agent: AgentStateSchema,
+    opencode_version: z.string().nullable(),
+    opencode_restarts: z.number().int().nullable(),
+  }),
+  workspace: z
+    .object({
+      branch: z.string(),
+      head: z.string().nullable(),
+      dirty: z.boolean(),
+      changed_files: z.array(ChangedFileSchema),
+      ahead: z.number().int(),
+    })
+    .nullable(),
+  durability: z
+    .object({
+      checkpoint_id: z.string().nullable(),
+      verified: z.boolean(),
+      content_hash: z.string().nullable(),
+      created_at: isoTime.nullable(),
+    })
+    .nullable(),
+  export: z
+    .object({
+      branch: z.string(),
+      commit: z.string(),
+      pushed_at: isoTime.nullable(),
+      pr_url: z.string().nullable(),
+    })
+    .nullable(),
+  task: TaskRecordSchema.extend({ state: z.string() }).nullable(),
+  operation: LeaseSchema.pick({ id: true, type: true, holder: true, acquired_at: true, expires_at: true }).nullable(),
+  teardown: z.object({ auto_teardown: z.boolean(), blockers: z.array(z.string()) }),
+  last_activity: isoTime.nullable(),
+  error: ErrorOutputSchema.nullable(),
+});
+
+export const OpenOutputSchema = z.object({
+  name: z.string(),
+  web_url: z.string().describe("one-time login link, valid 60 s"),
+  opened: z.boolean(),
+});
+
+export const TaskOutputSchema = z.object({
+  name: z.string(),
+  session_id: z.string(),
+  state: SandboxStateSchema,
+});
+
+export const DiffFileSchema = z.object({
+  path: z.string(),
+  status: z.string(),
+  insertions: z.number().int(),
+  deletions: z.number().int(),
+});
+export const DiffOutputSchema = z.object({
+  name: z.string(),
+  files: z.array(DiffFileSchema),
+  patch: z.string(),
+});
+
+export const ExportOutputSchema = z.object({
+  name: z.string(),
+  state: SandboxStateSchema,
+  branch: z.string().nullable(),
+  commit: z.string().nullable(),
+  source: z.enum(["workspace", "checkpoint"]),
+  pushed: z.boolean(),
+  remote: z.string().nullable(),
+  pr_url: z.string().nullable(),
+  files_changed: z.number().int(),
+  insertions: z.number().int(),
+  deletions: z.number().int(),
+  checkpoint_id: z.string().nullable(),
+  auto_tore_down: z.boolean(),
+  exported_at: isoTime,
+});
+
+export const CheckpointOutputSchema = z.object({
+  name: z.string(),
+  checkpoint_id: z.string(),
+  verified: z.boolean(),
+  content_hash: z.string(),
+  bytes: z.number().int(),
+  created_at: isoTime,
+});
+
+export const TeardownOutputSchema = z.object({
+  name: z.string(),
+  state: SandboxStateSchema,
+  checkpoint_id: z.string().nullable(),
+  destroyed: z.boolean(),
+  forced: z.boolean(),
+});
+
+export const GcOutputSchema = z.object({
+  torn_down: z.array(z.string()),
+  kept: z.array(z.object({ name: z.string(), reason: z.string() })),
+  dry_run: z.boolean(),
+});
+
+export const AuthSyncOutputSchema = z.object({
+  providers: z.array(z.string()),
+  missing: z.array(z.string()),
+  target: z.string(),
+});
+
+export const ConfigShowOutputSchema = z.object({
+  config: z.record(z.string(), z.unknown()),
+  sources: z.record(z.string(), z.string()),
+  files: z.array(z.string()),
+});
+
+export const DoctorCheckSchema = z.object({
+  name: z.string(),
+  ok: z.boolean(),
+  version: z.string().nullable(),
+  detail: z.string(),
+});
+export const DoctorOutputSchema = z.object({
+  checks: z.array(DoctorCheckSchema),
+  isolation: z.enum(["bubblewrap", "none"]),
+  alpine_home: z.string(),
+});
+
+export const LogsOutputSchema = z.object({
+  name: z.string(),
+  events: z.array(EventSchema),
+  lines: z.array(z.string()),
+});
+
+/** Name → schema, for docs/schemas generation and contract tests. */
+export const OUTPUT_SCHEMAS = {
+  error: ErrorOutputSchema,
+  launch: LaunchOutputSchema,
+  list: ListOutputSchema,
+  status: StatusOutputSchema,
+  open: OpenOutputSchema,
+  task: TaskOutputSchema,
+  diff: DiffOutputSchema,
+  export: ExportOutputSchema,
+  checkpoint: CheckpointOutputSchema,
+  teardown: TeardownOutputSchema,
+  gc: GcOutputSchema,
+  "auth-sync": AuthSyncOutputSchema,
+  "config-show": ConfigShowOutputSchema,
+  doctor: DoctorOutputSchema,
+  logs: LogsOutputSchema,
+} as const;

@@ -1,0 +1,33 @@
+// Bundles the CLI and sandboxd with esbuild. Runs from `npm ci` (prepare) and before tests.
+// The CLI is split per command (dynamic imports) so `alpine list` loads only what it needs.
+import { build } from "esbuild";
+
+const common = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "esm",
+  sourcemap: "linked",
+  logLevel: "warning",
+  // Native and binary-shipping packages stay outside the bundle.
+  external: ["better-sqlite3", "opencode-ai", "playwright-core"],
+  banner: {
+    // Some bundled CommonJS dependencies call require(); give ESM output one.
+    js: "import { createRequire as __alpineCreateRequire } from 'node:module'; const require = __alpineCreateRequire(import.meta.url);",
+  },
+};
+
+await Promise.all([
+  build({
+    ...common,
+    entryPoints: { alpine: "packages/cli/src/main.ts" },
+    outdir: "packages/cli/dist",
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
+  }),
+  build({
+    ...common,
+    entryPoints: { sandboxd: "packages/sandboxd/src/main.ts", "git-credential": "packages/sandboxd/src/git-credential.ts" },
+    outdir: "packages/sandboxd/dist",
+  }),
+]);
