@@ -1,6 +1,11 @@
 // Bundles the CLI and sandboxd with esbuild. Runs from `npm ci` (prepare) and before tests.
 // The CLI is split per command (dynamic imports) so `alpine list` loads only what it needs.
+import { rmSync } from "node:fs";
 import { build } from "esbuild";
+
+// Stale chunks from earlier builds would otherwise pile up beside the new ones.
+rmSync("packages/cli/dist", { recursive: true, force: true });
+rmSync("packages/sandboxd/dist", { recursive: true, force: true });
 
 const common = {
   bundle: true,

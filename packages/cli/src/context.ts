@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import type { AlpineConfig, Clock, HostIdentity, Ids, Orchestrator, Provider, ProviderKind } from "@alpine/core";
-import { type LoadedConfig, loadConfig } from "./config-loader.ts";
+import type { LoadedConfig } from "./config-loader.ts";
 import { alpineHome, stateDbPath } from "./paths.ts";
 import type { Globals } from "./run.ts";
 import type { SqliteStateStore } from "./store/sqlite-store.ts";
@@ -46,7 +46,11 @@ export interface Context {
   close(): void;
 }
 
-export function createContext(globals: Globals): Context {
+/**
+ * Builds the context. Configuration (YAML + zod) is loaded here unless the
+ * command does without it (`list` reads only the store, and must start fast).
+ */
+export async function createContext(globals: Globals, opts: { config?: boolean } = {}): Promise<Context> {
   let loaded: LoadedConfig | undefined;
   let store: SqliteStateStore | undefined;
   let orchestrator: Orchestrator | undefined;
@@ -57,7 +61,7 @@ export function createContext(globals: Globals): Context {
     globals,
     home,
     get loaded() {
-      loaded ??= loadConfig({ configPath: globals.config });
+      if (!loaded) throw new Error("this command was declared without configuration");
       return loaded;
     },
     get config() {
@@ -111,5 +115,9 @@ export function createContext(globals: Globals): Context {
       store?.close();
     },
   };
+  if (opts.config !== false) {
+    const { loadConfig } = await import("./config-loader.ts");
+    loaded = loadConfig({ configPath: globals.config });
+  }
   return ctx;
 }

@@ -1,4 +1,4 @@
-import { type AlpineError, toAlpineError } from "@alpine/core";
+import { type AlpineError, toAlpineError } from "@alpine/core/errors";
 
 export interface OutputOptions {
   json: boolean;

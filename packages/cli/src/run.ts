@@ -22,11 +22,15 @@ export function globalsOf(command: Command): Globals {
  * Runs a command body with the shared context and renders any failure as the
  * contract says (DESIGN §4), setting the exit code.
  */
-export async function runAction(globals: Globals, body: (ctx: Context) => Promise<void>): Promise<void> {
+export async function runAction(
+  globals: Globals,
+  body: (ctx: Context) => Promise<void>,
+  opts: { config?: boolean } = {},
+): Promise<void> {
   let ctx: Context | undefined;
   try {
     const { createContext } = await import("./context.ts");
-    ctx = createContext(globals);
+    ctx = await createContext(globals, opts);
     await body(ctx);
   } catch (err) {
     const { reportError } = await import("./output.ts");
@@ -40,6 +44,7 @@ export async function runAction(globals: Globals, body: (ctx: Context) => Promis
 export function action<A extends unknown[]>(
   command: Command,
   body: (ctx: Context, ...args: A) => Promise<void>,
+  opts: { config?: boolean } = {},
 ): (...args: unknown[]) => Promise<void> {
-  return (...args: unknown[]) => runAction(globalsOf(command), (ctx) => body(ctx, ...(args as A)));
+  return (...args: unknown[]) => runAction(globalsOf(command), (ctx) => body(ctx, ...(args as A)), opts);
 }

@@ -184,7 +184,8 @@ function leafPaths(values: PlainObject, prefix = ""): string[] {
 
 /** Merges layers (lowest precedence first) over the defaults and validates the result. */
 export function resolveConfig(layers: readonly ConfigLayer[]): ResolvedConfig {
-  let merged: PlainObject = {};
+  // Start from the defaults so maps (image_profiles) add to the built-in entries instead of replacing them.
+  let merged: PlainObject = JSON.parse(JSON.stringify(DEFAULT_CONFIG));
   const sources: Record<string, string> = Object.fromEntries(CONFIG_KEYS.map((k) => [k, "default"]));
   for (const layer of layers) {
     if (!isPlainObject(layer.values)) {

@@ -42,6 +42,6 @@ export function register(program: Command): void {
           ]),
         )}\n`,
       );
-    }),
+    }, { config: false }),
   );
 }

@@ -1,13 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import {
-  AlpineError,
-  type Lease,
-  type SandboxRecord,
-  SandboxRecordSchema,
-  type StateStore,
-  type StoredEvent,
-} from "@alpine/core";
+import type { Lease, SandboxRecord, StateStore, StoredEvent } from "@alpine/core";
+// The narrow import keeps zod and the rest of core out of `alpine list`'s start-up.
+import { AlpineError } from "@alpine/core/errors";
 import Database from "better-sqlite3";
 
 /**
@@ -113,7 +108,8 @@ export class SqliteStateStore implements StateStore {
       const row = this.db.prepare("SELECT record FROM sandboxes WHERE name = ?").get(name) as
         | { record: string }
         | undefined;
-      return row ? SandboxRecordSchema.parse(JSON.parse(row.record)) : null;
+      // Records are validated when written (the orchestrator builds them from typed values).
+      return row ? (JSON.parse(row.record) as SandboxRecord) : null;
     });
   }
 
