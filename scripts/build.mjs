@@ -32,7 +32,10 @@ await Promise.all([
   }),
   build({
     ...common,
-    entryPoints: { sandboxd: "packages/sandboxd/src/main.ts", "git-credential": "packages/sandboxd/src/git-credential.ts" },
+    entryPoints: {
+      sandboxd: "packages/sandboxd/src/main.ts",
+      "git-credential": "packages/sandboxd/src/git-credential.ts",
+    },
     outdir: "packages/sandboxd/dist",
   }),
 ]);

@@ -18,7 +18,9 @@ export async function bundleHelper(entry: string): Promise<string> {
     format: "esm",
     target: "node20",
     external: ["better-sqlite3"],
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
     logLevel: "error",
   });
   return outfile;

@@ -8,6 +8,7 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+  // biome-ignore lint/suspicious/noExplicitAny: tests index into arbitrary JSON output
   json: () => any;
 }
 

@@ -1,6 +1,6 @@
 // A separate process that takes a sandbox's lease through the real store and
 // orchestrator code, for cross-process race and takeover tests.
-import { acquireLease, type AlpineError } from "@alpine/core";
+import { type AlpineError, acquireLease } from "@alpine/core";
 import { nodeClock, nodeIds, thisHost } from "../../packages/cli/src/context.ts";
 import { SqliteStateStore } from "../../packages/cli/src/store/sqlite-store.ts";
 

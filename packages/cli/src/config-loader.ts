@@ -57,7 +57,9 @@ export interface LoadedConfig extends ResolvedConfig {
  * DESIGN §6: built-in defaults < $XDG_CONFIG_HOME/alpine/config.yaml <
  * alpine.yaml (cwd) or --config or ALPINE_CONFIG < ALPINE_* variables.
  */
-export function loadConfig(opts: { configPath?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): LoadedConfig {
+export function loadConfig(
+  opts: { configPath?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): LoadedConfig {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const layers: ConfigLayer[] = [];

@@ -1,5 +1,13 @@
 import { hostname } from "node:os";
-import type { AlpineConfig, Clock, HostIdentity, Ids, Orchestrator, Provider, ProviderKind } from "@alpine/core";
+import type {
+  AlpineConfig,
+  Clock,
+  HostIdentity,
+  Ids,
+  Orchestrator,
+  Provider,
+  ProviderKind,
+} from "@alpine/core";
 import type { LoadedConfig } from "./config-loader.ts";
 import { alpineHome, stateDbPath } from "./paths.ts";
 import type { Globals } from "./run.ts";
@@ -91,7 +99,8 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
         ]);
         const config = ctx.config;
         const resolved = new Map<ProviderKind, Provider>();
-        for (const kind of ["local", "docker", "cloudflare"] as const) resolved.set(kind, await ctx.provider(kind));
+        for (const kind of ["local", "docker", "cloudflare"] as const)
+          resolved.set(kind, await ctx.provider(kind));
         const s = await ctx.store();
         orchestrator = new Orchestrator({
           store: s,

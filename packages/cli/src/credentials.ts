@@ -53,11 +53,13 @@ export async function hostCredentialsFor(repo: string, config: AlpineConfig): Pr
   }
 }
 
-function readJsonObject(path: string): Record<string, unknown> | null {
+export function readJsonObject(path: string): Record<string, unknown> | null {
   if (!existsSync(path)) return null;
   try {
     const value = JSON.parse(readFileSync(path, "utf8"));
-    return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+    return value && typeof value === "object" && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
   } catch {
     return null;
   }
@@ -65,11 +67,18 @@ function readJsonObject(path: string): Record<string, unknown> | null {
 
 /**
  * OpenCode auth entries a sandbox receives: alpine's own credential file
- * (written by `alpine auth sync`) or else the user's OpenCode auth.json,
+ * (written by `alpine auth sync`), else the user's OpenCode auth.json,
  * filtered to `opencode.auth_providers`, each entry whole under its own key.
  */
-export async function sandboxAuthEntries(home: string, config: AlpineConfig): Promise<Record<string, unknown>> {
-  const source = readJsonObject(credentialsPath(home)) ?? readJsonObject(opencodeAuthFile()) ?? {};
+export async function sandboxAuthEntries(
+  home: string,
+  config: AlpineConfig,
+): Promise<Record<string, unknown>> {
+  // Per provider: alpine's synced entry wins, else the one in OpenCode's own auth.json.
+  const source = {
+    ...(readJsonObject(opencodeAuthFile()) ?? {}),
+    ...(readJsonObject(credentialsPath(home)) ?? {}),
+  };
   return pickProviders(source, config.opencode.auth_providers).entries;
 }
 

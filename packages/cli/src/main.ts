@@ -17,7 +17,22 @@ import { globalsOf, runAction } from "./run.ts";
 
 // Each command module only declares its command here; what it needs to run
 // (SQLite, YAML, zod, providers) is imported when its action runs.
-const COMMANDS = [launch, list, status, open, task, diff, exportCmd, checkpoint, teardown, logs, gc, auth, config, doctor];
+const COMMANDS = [
+  launch,
+  list,
+  status,
+  open,
+  task,
+  diff,
+  exportCmd,
+  checkpoint,
+  teardown,
+  logs,
+  gc,
+  auth,
+  config,
+  doctor,
+];
 
 export function buildProgram(): Command {
   const program = new Command("alpine")
@@ -25,7 +40,9 @@ export function buildProgram(): Command {
     .version("0.1.0", "-V, --version")
     .option("--json", "print machine-readable JSON on stdout (errors too)")
     .option("-v, --verbose", "more detail: progress steps, error details")
-    .addOption(new Option("--config <path>", "config file to use instead of ./alpine.yaml").env("ALPINE_CONFIG"))
+    .addOption(
+      new Option("--config <path>", "config file to use instead of ./alpine.yaml").env("ALPINE_CONFIG"),
+    )
     .showSuggestionAfterError(true)
     .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
     .addHelpText(
@@ -60,7 +77,11 @@ async function main(argv: string[]): Promise<void> {
       // Usage errors are reported in the contract's shape too.
       await runAction(globalsOf(program), async () => {
         const { AlpineError } = await import("@alpine/core");
-        throw new AlpineError("usage_invalid", err.message.replace(/^error: /, ""), { code: err.code });
+        throw new AlpineError(
+          "usage_invalid",
+          err.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " "),
+          { code: err.code },
+        );
       });
       return;
     }

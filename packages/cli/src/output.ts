@@ -7,10 +7,11 @@ export interface OutputOptions {
 
 /** Colour only on a TTY and never with NO_COLOR (https://no-color.org). */
 export function colourEnabled(stream: NodeJS.WriteStream = process.stdout): boolean {
-  return Boolean(stream.isTTY) && !("NO_COLOR" in process.env) && process.env.TERM !== "dumb";
+  return Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== "dumb";
 }
 
-const paint = (code: number) => (text: string) => (colourEnabled() ? `\u001b[${code}m${text}\u001b[0m` : text);
+const paint = (code: number) => (text: string) =>
+  colourEnabled() ? `\u001b[${code}m${text}\u001b[0m` : text;
 export const bold = paint(1);
 export const dim = paint(2);
 export const red = paint(31);
@@ -34,7 +35,12 @@ export function reportError(err: unknown, opts: OutputOptions): number {
     if (opts.verbose && Object.keys(error.details).length > 0) {
       process.stderr.write(`  details: ${JSON.stringify(error.details)}\n`);
     }
-    if (opts.verbose && error.reason === "internal_error" && error.cause instanceof Error && error.cause.stack) {
+    if (
+      opts.verbose &&
+      error.reason === "internal_error" &&
+      error.cause instanceof Error &&
+      error.cause.stack
+    ) {
       process.stderr.write(`${error.cause.stack}\n`);
     }
   }

@@ -18,7 +18,6 @@ export function resolveRepo(input: string, cwd = process.cwd()): string {
   if (!input || input.trim() !== input) throw fail("it is empty or has surrounding spaces");
   if (input.length > MAX_REPO_LENGTH) throw fail(`it is longer than ${MAX_REPO_LENGTH} characters`);
   if (input.startsWith("-")) throw fail("it starts with '-' (git would read it as an option)");
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(input)) throw fail("it contains control characters");
   if (/^[a-z][a-z0-9+.-]*::/i.test(input)) throw fail("transport helpers like 'ext::' are not allowed");
 

@@ -15,7 +15,11 @@ export function globalsOf(command: Command): Globals {
   let root = command;
   while (root.parent) root = root.parent;
   const opts = root.opts<{ json?: boolean; verbose?: boolean; config?: string }>();
-  return { json: Boolean(opts.json) || wantsJson(process.argv), verbose: Boolean(opts.verbose), config: opts.config };
+  return {
+    json: Boolean(opts.json) || wantsJson(process.argv),
+    verbose: Boolean(opts.verbose),
+    config: opts.config,
+  };
 }
 
 /**

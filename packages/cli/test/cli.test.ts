@@ -46,7 +46,9 @@ describe("alpine CLI contract", () => {
     it(`${command[0]} validates names the same way (name_invalid)`, async () => {
       const h = home();
       for (const name of badNames) {
-        const args = command.includes("NAME") ? command.map((a) => (a === "NAME" ? name : a)) : [...command, name];
+        const args = command.includes("NAME")
+          ? command.map((a) => (a === "NAME" ? name : a))
+          : [...command, name];
         // "-x" must reach the name check, not be taken for an option.
         const at = args.indexOf(name, 1);
         const argv = name.startsWith("-")
@@ -91,7 +93,21 @@ describe("alpine CLI contract", () => {
   it("every command has --help with examples", async () => {
     const top = await runCli(["--help"]);
     expect(top.code).toBe(0);
-    const names = ["launch", "list", "status", "open", "task", "diff", "export", "checkpoint", "teardown", "logs", "gc", "config", "doctor"];
+    const names = [
+      "launch",
+      "list",
+      "status",
+      "open",
+      "task",
+      "diff",
+      "export",
+      "checkpoint",
+      "teardown",
+      "logs",
+      "gc",
+      "config",
+      "doctor",
+    ];
     for (const name of names) expect(top.stdout).toContain(name);
     for (const name of names.filter((n) => n !== "config")) {
       const r = await runCli([name, "--help"]);
@@ -110,7 +126,13 @@ describe("alpine CLI contract", () => {
 
   it("hostile --repo values are refused before anything runs", async () => {
     const h = home();
-    for (const repo of ["--upload-pack=touch /tmp/pwned", "ext::sh -c touch% /tmp/pwned", "-oProxyCommand=x", "https://x/$(id)", "a".repeat(3000)]) {
+    for (const repo of [
+      "--upload-pack=touch /tmp/pwned",
+      "ext::sh -c touch% /tmp/pwned",
+      "-oProxyCommand=x",
+      "https://x/$(id)",
+      "a".repeat(3000),
+    ]) {
       const r = await runCli(["launch", "evil", "--json", `--repo=${repo}`], { env: { ALPINE_HOME: h } });
       expect(r.code, repo).toBe(1);
       expect(r.json().reason_code, repo).toBe("repo_resolution_failed");
@@ -123,6 +145,7 @@ describe("alpine CLI contract", () => {
     const r = await runCli(["doctor", "--json"], { env: { ALPINE_HOME: home() } });
     expect(r.code).toBe(0);
     const names = r.json().checks.map((c: { name: string }) => c.name);
-    for (const n of ["node", "git", "opencode", "bwrap", "docker", "wrangler", "auth", "isolation"]) expect(names).toContain(n);
+    for (const n of ["node", "git", "opencode", "bwrap", "docker", "wrangler", "auth", "isolation"])
+      expect(names).toContain(n);
   });
 });

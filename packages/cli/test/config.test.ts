@@ -47,18 +47,31 @@ describe("config", () => {
     });
     const { config, sources } = loadConfig({
       cwd,
-      env: { ...env, ALPINE_SANDBOX_COMPLETED_RETENTION_MINUTES: "7", ALPINE_OPENCODE_AUTH_PROVIDERS: "openai,anthropic" },
+      env: {
+        ...env,
+        ALPINE_SANDBOX_COMPLETED_RETENTION_MINUTES: "7",
+        ALPINE_OPENCODE_AUTH_PROVIDERS: "openai,anthropic",
+      },
     });
-    expect(config.github).toEqual({ branch_prefix: "user", require_auth: false, api_url: "https://api.github.com" });
+    expect(config.github).toEqual({
+      branch_prefix: "user",
+      require_auth: false,
+      api_url: "https://api.github.com",
+    });
     expect(config.sandbox.completed_retention_minutes).toBe(7);
     expect(config.sandbox.image_profiles).toEqual({ default: "opencode-default", fast: "img-fast" });
     expect(config.opencode.auth_providers).toEqual(["openai", "anthropic"]);
     expect(sources["github.branch_prefix"]).toMatch(/xdg\/alpine\/config\.yaml$/);
-    expect(sources["sandbox.completed_retention_minutes"]).toBe("env ALPINE_SANDBOX_COMPLETED_RETENTION_MINUTES");
+    expect(sources["sandbox.completed_retention_minutes"]).toBe(
+      "env ALPINE_SANDBOX_COMPLETED_RETENTION_MINUTES",
+    );
   });
 
   it("--config replaces ./alpine.yaml", () => {
-    const { cwd, env } = setup({ "alpine.yaml": "sandbox:\n  isolation: none\n", "other.yaml": "sandbox:\n  auto_teardown: false\n" });
+    const { cwd, env } = setup({
+      "alpine.yaml": "sandbox:\n  isolation: none\n",
+      "other.yaml": "sandbox:\n  auto_teardown: false\n",
+    });
     const { config, files } = loadConfig({ cwd, env, configPath: "other.yaml" });
     expect(config.sandbox.isolation).toBe("auto");
     expect(config.sandbox.auto_teardown).toBe(false);
@@ -97,7 +110,9 @@ describe("config", () => {
 
   it("a bad env value names the variable", () => {
     const { cwd, env } = setup({});
-    const err = configError(() => loadConfig({ cwd, env: { ...env, ALPINE_SANDBOX_AUTO_TEARDOWN: "maybe" } }));
+    const err = configError(() =>
+      loadConfig({ cwd, env: { ...env, ALPINE_SANDBOX_AUTO_TEARDOWN: "maybe" } }),
+    );
     expect(err.message).toContain("ALPINE_SANDBOX_AUTO_TEARDOWN");
   });
 

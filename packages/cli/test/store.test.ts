@@ -26,7 +26,7 @@ function startWorker(db: string, name: string, holdMs: number, startAt = 0) {
   const waiters: (() => void)[] = [];
   lines.on("line", (l) => {
     messages.push(JSON.parse(l));
-    waiters.splice(0).forEach((w) => w());
+    for (const w of waiters.splice(0)) w();
   });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   return {
@@ -92,7 +92,9 @@ describe("SQLite state store", () => {
       const b = startWorker(db, `race-${round}`, 600, startAt);
       const results = await Promise.all([a.first(), b.first()]);
       expect(results.filter((r) => r.acquired === true)).toHaveLength(1);
-      expect(results.filter((r) => r.acquired === false)).toEqual([{ acquired: false, reason: "operation_in_progress" }]);
+      expect(results.filter((r) => r.acquired === false)).toEqual([
+        { acquired: false, reason: "operation_in_progress" },
+      ]);
       await Promise.all([a.exited, b.exited]);
     }
     // Once released, the lease is free again.
@@ -200,4 +202,3 @@ describe("SQLite state store", () => {
     check.close();
   });
 });
-

@@ -37,7 +37,10 @@ const githubSection = z.strictObject({
 });
 
 const opencodeSection = z.strictObject({
-  model: z.string().min(1).optional(),
+  model: z
+    .string()
+    .regex(/^[^/\s]+\/\S+$/, "a model id of the form provider/model, e.g. openai/gpt-5")
+    .optional(),
   auth_providers: z.array(z.string().min(1)).default(["openai"]),
   config: z.record(z.string(), z.unknown()).default({}),
 });
@@ -59,8 +62,9 @@ const OPAQUE_LEAVES = new Set(["sandbox.image_profiles", "opencode.config"]);
 const ARRAY_LEAVES = new Set(["opencode.auth_providers"]);
 
 /** Every settable key path, e.g. `sandbox.auto_teardown`. */
-export const CONFIG_KEYS: readonly string[] = Object.entries(ConfigSchema.shape).flatMap(([section, schema]) =>
-  Object.keys((schema.unwrap() as z.ZodObject).shape).map((key) => `${section}.${key}`),
+export const CONFIG_KEYS: readonly string[] = Object.entries(ConfigSchema.shape).flatMap(
+  ([section, schema]) =>
+    Object.keys((schema.unwrap() as z.ZodObject).shape).map((key) => `${section}.${key}`),
 );
 
 /** `sandbox.auto_teardown` → `ALPINE_SANDBOX_AUTO_TEARDOWN`. */
@@ -105,22 +109,28 @@ export function envLayer(env: Record<string, string | undefined>): ConfigLayer {
     const raw = env[name];
     if (raw === undefined || raw === "") continue;
     const [section, leaf] = key.split(".") as [string, string];
-    const sectionValues = (values[section] ??= {}) as PlainObject;
+    values[section] ??= {};
+    const sectionValues = values[section] as PlainObject;
     sectionValues[leaf] = parseEnvValue(key, raw);
     keySources[key] = `env ${name}`;
   }
   return { source: "env", values, keySources };
 }
 
+/** Env values are strings; the key's type (from its default) says how to read one. */
 function parseEnvValue(key: string, raw: string): unknown {
   const trimmed = raw.trim();
+  const [section, leaf] = key.split(".") as [string, string];
+  const fallback = (DEFAULT_CONFIG as unknown as Record<string, Record<string, unknown>>)[section]?.[leaf];
   if (ARRAY_LEAVES.has(key) && !trimmed.startsWith("[")) {
     return trimmed
       .split(",")
       .map((s) => s.trim())
       .filter(Boolean);
   }
-  if (/^(true|false|-?\d+(\.\d+)?)$/.test(trimmed) || /^[[{]/.test(trimmed)) {
+  if (typeof fallback === "boolean") return trimmed === "true" ? true : trimmed === "false" ? false : raw;
+  if (typeof fallback === "number") return /^-?\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : raw;
+  if (ARRAY_LEAVES.has(key) || OPAQUE_LEAVES.has(key)) {
     try {
       return JSON.parse(trimmed);
     } catch {
@@ -165,7 +175,10 @@ function validateLayer(layer: ConfigLayer): void {
     source,
     key: keyPath,
     allowed: allowedFor(issue.path, issue),
-    issues: result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: describeIssue(i) })),
+    issues: result.error.issues.map((i) => ({
+      path: i.path.map(String).join("."),
+      message: describeIssue(i),
+    })),
   });
 }
 

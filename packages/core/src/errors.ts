@@ -15,7 +15,12 @@ export class AlpineError extends Error {
   readonly reason: ReasonCode;
   readonly details: ErrorDetails;
 
-  constructor(reason: ReasonCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+  constructor(
+    reason: ReasonCode,
+    message: string,
+    details: ErrorDetails = {},
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = "AlpineError";
     this.reason = reason;

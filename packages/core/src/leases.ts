@@ -46,7 +46,12 @@ export async function acquireLease(
         throw new AlpineError(
           "operation_in_progress",
           `sandbox '${record.name}' is busy with ${current.type} (${current.holder}, since ${current.acquired_at})`,
-          { operation: current.type, holder: current.holder, operation_id: current.operation_id, since: current.acquired_at },
+          {
+            operation: current.type,
+            holder: current.holder,
+            operation_id: current.operation_id,
+            since: current.acquired_at,
+          },
         );
       }
     }

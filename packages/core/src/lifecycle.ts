@@ -53,5 +53,12 @@ export function transition(
       { from: current.state, to, allowed: [...TRANSITIONS[current.state]] },
     );
   }
-  return { sandbox_id: current.id, at: ctx.at, from: current.state, to, operation_id: ctx.operation_id, reason: ctx.reason };
+  return {
+    sandbox_id: current.id,
+    at: ctx.at,
+    from: current.state,
+    to,
+    operation_id: ctx.operation_id,
+    reason: ctx.reason,
+  };
 }

@@ -9,9 +9,13 @@ export function validateName(name: unknown): string {
     throw new AlpineError("name_invalid", "sandbox name is empty", { name: name ?? null });
   }
   if (name.length > 50) {
-    throw new AlpineError("name_invalid", `sandbox name is ${name.length} characters; at most 50 are allowed`, {
-      name,
-    });
+    throw new AlpineError(
+      "name_invalid",
+      `sandbox name is ${name.length} characters; at most 50 are allowed`,
+      {
+        name,
+      },
+    );
   }
   if (!NAME_PATTERN.test(name)) {
     throw new AlpineError(

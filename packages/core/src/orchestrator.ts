@@ -36,7 +36,12 @@ export interface SandboxdStatusView {
 export interface SandboxdApi {
   status(): Promise<SandboxdStatusView>;
   init(
-    body: { repo: string; ref?: string; branch: string; credentials?: { username: string; password: string } },
+    body: {
+      repo: string;
+      ref?: string;
+      branch: string;
+      credentials?: { username: string; password: string };
+    },
     onPhase?: (phase: string) => void,
   ): Promise<SandboxdStatusView>;
   task(body: { prompt: string; session_id?: string }): Promise<{ session_id: string }>;
@@ -207,7 +212,13 @@ export class Orchestrator {
   ): Promise<SandboxRecord> {
     const at = this.now();
     const event = transition(record, to, { at, operation_id: operationId, reason });
-    const next: SandboxRecord = { ...record, ...patch, state: to, updated_at: at, version: record.version + 1 };
+    const next: SandboxRecord = {
+      ...record,
+      ...patch,
+      state: to,
+      updated_at: at,
+      version: record.version + 1,
+    };
     await this.save(record, next, [{ ...event, name: record.name, kind: "transition" }]);
     return next;
   }
@@ -224,17 +235,25 @@ export class Orchestrator {
       throw new AlpineError("internal_error", "state changed without a lifecycle event");
     }
     if (!(await this.deps.store.put(next, prev.version, events))) {
-      throw new AlpineError("operation_in_progress", `sandbox '${prev.name}' was changed by another command`, {});
+      throw new AlpineError(
+        "operation_in_progress",
+        `sandbox '${prev.name}' was changed by another command`,
+        {},
+      );
     }
   }
 
   private spec(record: SandboxRecord, auth: Record<string, unknown>): RuntimeSpec {
     const image = this.deps.config.sandbox.image_profiles[record.image_profile];
     if (!image) {
-      throw new AlpineError("image_profile_unknown", `image profile '${record.image_profile}' is not configured`, {
-        image_profile: record.image_profile,
-        known: Object.keys(this.deps.config.sandbox.image_profiles),
-      });
+      throw new AlpineError(
+        "image_profile_unknown",
+        `image profile '${record.image_profile}' is not configured`,
+        {
+          image_profile: record.image_profile,
+          known: Object.keys(this.deps.config.sandbox.image_profiles),
+        },
+      );
     }
     return { sandbox_id: record.id, name: record.name, image, config: this.deps.config, auth };
   }
@@ -251,9 +270,10 @@ export class Orchestrator {
     }
     let record = await this.deps.store.get(name);
 
-    if (record && input.repo !== undefined) {
+    if (record) {
       const conflicts: string[] = [];
-      if (record.repo !== input.repo) conflicts.push(`repo ${record.repo} ≠ ${input.repo}`);
+      if (input.repo !== undefined && record.repo !== input.repo)
+        conflicts.push(`repo ${record.repo} ≠ ${input.repo}`);
       if (input.image_profile !== undefined && record.image_profile !== input.image_profile) {
         conflicts.push(`image profile ${record.image_profile} ≠ ${input.image_profile}`);
       }
@@ -265,13 +285,20 @@ export class Orchestrator {
           throw new AlpineError(
             "sandbox_identity_conflict",
             `sandbox '${name}' already exists with another identity (${conflicts.join("; ")})`,
-            { name, existing: { repo: record.repo, image_profile: record.image_profile, provider: record.provider } },
+            {
+              name,
+              existing: { repo: record.repo, image_profile: record.image_profile, provider: record.provider },
+            },
           );
         }
         await this.teardown(name, { force: true }, progress);
         const gone = await this.deps.store.get(name);
         if (gone && !(await this.deps.store.remove(name, gone.version))) {
-          throw new AlpineError("operation_in_progress", `sandbox '${name}' was changed by another command`, {});
+          throw new AlpineError(
+            "operation_in_progress",
+            `sandbox '${name}' was changed by another command`,
+            {},
+          );
         }
         record = null;
       }
@@ -279,9 +306,13 @@ export class Orchestrator {
 
     if (!record) {
       if (!input.repo) {
-        throw new AlpineError("repo_resolution_failed", `sandbox '${name}' does not exist; pass --repo to create it`, {
-          name,
-        });
+        throw new AlpineError(
+          "repo_resolution_failed",
+          `sandbox '${name}' does not exist; pass --repo to create it`,
+          {
+            name,
+          },
+        );
       }
       const at = this.now();
       const created: SandboxRecord = {
@@ -313,7 +344,11 @@ export class Orchestrator {
         reason: `created for ${created.repo}`,
       };
       if (!(await this.deps.store.put(created, null, [note]))) {
-        throw new AlpineError("operation_in_progress", `sandbox '${name}' is being created by another command`, {});
+        throw new AlpineError(
+          "operation_in_progress",
+          `sandbox '${name}' is being created by another command`,
+          {},
+        );
       }
       record = created;
     }
@@ -333,7 +368,11 @@ export class Orchestrator {
             error: (probe.error ?? new AlpineError("sandbox_unavailable", "runtime not ready")).toJSON(),
           });
         }
-      } else if (current.state === "provisioning" || current.state === "saving" || current.state === "tearing_down") {
+      } else if (
+        current.state === "provisioning" ||
+        current.state === "saving" ||
+        current.state === "tearing_down"
+      ) {
         // Only reachable when the command that held the lease died mid-way (we hold the lease now).
         current = await this.move(current, "error", op.id, `previous ${current.state} was interrupted`);
       }
@@ -351,12 +390,23 @@ export class Orchestrator {
         sessionId = result.session_id;
       }
       progress.step("ready");
-      return { record: current, reused, resumed, task_accepted: taskAccepted, session_id: sessionId, operation_id: op.id };
+      return {
+        record: current,
+        reused,
+        resumed,
+        task_accepted: taskAccepted,
+        session_id: sessionId,
+        operation_id: op.id,
+      };
     });
   }
 
   /** new|destroyed|error → provisioning → running, with a fresh runtime. */
-  private async provision(record: SandboxRecord, operationId: string, progress: Progress): Promise<SandboxRecord> {
+  private async provision(
+    record: SandboxRecord,
+    operationId: string,
+    progress: Progress,
+  ): Promise<SandboxRecord> {
     const provider = this.deps.provider(record.provider);
     progress.step("provisioning");
     let current = await this.move(record, "provisioning", operationId, "launch", { error: null });
@@ -372,12 +422,14 @@ export class Orchestrator {
       current = await this.update(current, { runtime: { handle, web_url: endpoint.url } });
       const credentials = (await this.deps.credentialsFor(current.repo)) ?? undefined;
       progress.step("cloning");
-      const status = await this.deps.connect(endpoint).init(
-        { repo: current.repo, ref: current.ref ?? undefined, branch: current.branch, credentials },
-        (phase) => {
-          if (phase === "starting_agent") progress.step("starting agent");
-        },
-      );
+      const status = await this.deps
+        .connect(endpoint)
+        .init(
+          { repo: current.repo, ref: current.ref ?? undefined, branch: current.branch, credentials },
+          (phase) => {
+            if (phase === "starting_agent") progress.step("starting agent");
+          },
+        );
       return await this.move(current, "running", operationId, "runtime ready", {
         agent: status.agent.state,
         last_activity: status.agent.last_activity ?? this.now(),
@@ -386,7 +438,9 @@ export class Orchestrator {
       const error = toAlpineError(err);
       if (handle) await provider.stop(handle).catch(() => {});
       const latest = (await this.deps.store.get(record.name)) ?? current;
-      await this.move(latest, "error", operationId, `launch failed: ${error.reason}`, { error: error.toJSON() });
+      await this.move(latest, "error", operationId, `launch failed: ${error.reason}`, {
+        error: error.toJSON(),
+      });
       throw error;
     }
   }
@@ -402,7 +456,11 @@ export class Orchestrator {
     const task = { prompt_summary: summarise(prompt), session_id, started_at: at, finished_at: null };
     const next =
       record.state === "completed"
-        ? await this.move(record, "running", operationId, "new task", { task, agent: "busy", last_activity: at })
+        ? await this.move(record, "running", operationId, "new task", {
+            task,
+            agent: "busy",
+            last_activity: at,
+          })
         : await this.update(record, { task, agent: "busy", last_activity: at });
     return { record: next, session_id };
   }
@@ -413,9 +471,13 @@ export class Orchestrator {
     return this.withLease(record, "task", async (op) => {
       const current = await this.get(name);
       if (current.state !== "running" && current.state !== "completed") {
-        throw new AlpineError("sandbox_not_running", `sandbox '${name}' is ${current.state}; it cannot take a task`, {
-          state: current.state,
-        });
+        throw new AlpineError(
+          "sandbox_not_running",
+          `sandbox '${name}' is ${current.state}; it cannot take a task`,
+          {
+            state: current.state,
+          },
+        );
       }
       return this.sendTask(current, prompt, op.id);
     });
@@ -436,7 +498,8 @@ export class Orchestrator {
       status.task.state !== "running" &&
       status.agent.state !== "busy" &&
       status.agent.state !== "retry";
-    const agentChanged = status.agent.state !== record.agent || status.agent.last_activity !== record.last_activity;
+    const agentChanged =
+      status.agent.state !== record.agent || status.agent.last_activity !== record.last_activity;
     if (!finished && !agentChanged) return record;
     try {
       return await this.withLease(record, "reconcile", async (op) => {
@@ -458,12 +521,16 @@ export class Orchestrator {
   }
 
   /** Waits until the current task finishes; moves the sandbox to completed. */
-  async waitForTask(name: string, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<SandboxRecord> {
+  async waitForTask(
+    name: string,
+    opts: { pollMs?: number; timeoutMs?: number } = {},
+  ): Promise<SandboxRecord> {
     const deadline = this.deps.clock.now() + (opts.timeoutMs ?? 24 * 3600_000);
     for (;;) {
       let record = await this.get(name);
       const probe = await this.probe(record);
-      if (probe.state === "unavailable") throw probe.error ?? new AlpineError("sandbox_unavailable", "unavailable");
+      if (probe.state === "unavailable")
+        throw probe.error ?? new AlpineError("sandbox_unavailable", "unavailable");
       record = await this.reconcile(record, probe);
       const task = probe.status?.task;
       if (record.state === "completed" || (task && task.state !== "running" && record.state !== "running")) {
@@ -486,7 +553,11 @@ export class Orchestrator {
     if (lease) blockers.push("operation_in_progress");
     const status = probe.status;
     if (status) {
-      if (status.agent.state === "busy" || status.agent.state === "retry" || status.task?.state === "running") {
+      if (
+        status.agent.state === "busy" ||
+        status.agent.state === "retry" ||
+        status.task?.state === "running"
+      ) {
         blockers.push("agent_busy");
       }
       if (status.workspace && (status.workspace.dirty || status.workspace.ahead > 0)) {
@@ -540,13 +611,19 @@ export class Orchestrator {
         if (current.runtime) {
           const provider = this.deps.provider(current.provider);
           const endpoint = await provider.endpoint(current.runtime.handle).catch(() => null);
-          if (endpoint) await this.deps.connect(endpoint).shutdown().catch(() => {});
+          if (endpoint)
+            await this.deps
+              .connect(endpoint)
+              .shutdown()
+              .catch(() => {});
           await provider.stop(current.runtime.handle);
           await provider.destroy(current.runtime.handle);
         }
       } catch (err) {
         const error = toAlpineError(err);
-        await this.move(current, "error", op.id, `teardown failed: ${error.reason}`, { error: error.toJSON() });
+        await this.move(current, "error", op.id, `teardown failed: ${error.reason}`, {
+          error: error.toJSON(),
+        });
         throw error;
       }
       current = await this.move(current, "destroyed", op.id, "runtime removed", {
@@ -558,7 +635,9 @@ export class Orchestrator {
   }
 
   /** Removes completed sandboxes whose work is saved, after the retention period (DESIGN §3). */
-  async gc(opts: { dryRun: boolean }): Promise<{ torn_down: string[]; kept: { name: string; reason: string }[] }> {
+  async gc(opts: {
+    dryRun: boolean;
+  }): Promise<{ torn_down: string[]; kept: { name: string; reason: string }[] }> {
     const { config } = this.deps;
     const tornDown: string[] = [];
     const kept: { name: string; reason: string }[] = [];

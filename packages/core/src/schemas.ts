@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { REASON_CODES } from "./reasons.ts";
 import { STATES } from "./lifecycle.ts";
+import { REASON_CODES } from "./reasons.ts";
 
 /**
  * The contract: sandbox records as stored, events, and every `--json` output
@@ -160,7 +160,13 @@ export const StatusOutputSchema = z.object({
     })
     .nullable(),
   task: TaskRecordSchema.extend({ state: z.string() }).nullable(),
-  operation: LeaseSchema.pick({ id: true, type: true, holder: true, acquired_at: true, expires_at: true }).nullable(),
+  operation: LeaseSchema.pick({
+    id: true,
+    type: true,
+    holder: true,
+    acquired_at: true,
+    expires_at: true,
+  }).nullable(),
   teardown: z.object({ auto_teardown: z.boolean(), blockers: z.array(z.string()) }),
   last_activity: isoTime.nullable(),
   error: ErrorOutputSchema.nullable(),

@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { AlpineError, canTransition, STATES, type SandboxState, TRANSITIONS, transition } from "../src/index.ts";
+import {
+  AlpineError,
+  canTransition,
+  type SandboxState,
+  STATES,
+  TRANSITIONS,
+  transition,
+} from "../src/index.ts";
 
 const ctx = { at: "2026-01-01T00:00:00.000Z", operation_id: "op_1", reason: "test" };
 
@@ -24,7 +31,14 @@ describe("lifecycle table", () => {
         expect(canTransition(from, to)).toBe(legal);
         if (legal) {
           const event = transition({ id: "sbx", state: from }, to, ctx);
-          expect(event).toEqual({ sandbox_id: "sbx", at: ctx.at, from, to, operation_id: "op_1", reason: "test" });
+          expect(event).toEqual({
+            sandbox_id: "sbx",
+            at: ctx.at,
+            from,
+            to,
+            operation_id: "op_1",
+            reason: "test",
+          });
         } else {
           try {
             transition({ id: "sbx", state: from }, to, ctx);

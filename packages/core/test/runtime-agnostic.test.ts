@@ -9,7 +9,12 @@ describe("core is runtime-agnostic", () => {
     it(`${file} imports nothing from node: or cloudflare:`, () => {
       const text = readFileSync(join(dir, file), "utf8");
       const imports = [...text.matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1]!);
-      expect(imports.filter((i) => /^(node:|cloudflare:)/.test(i) || ["fs", "path", "os", "child_process", "crypto"].includes(i))).toEqual([]);
+      expect(
+        imports.filter(
+          (i) =>
+            /^(node:|cloudflare:)/.test(i) || ["fs", "path", "os", "child_process", "crypto"].includes(i),
+        ),
+      ).toEqual([]);
       expect(text).not.toMatch(/\bprocess\.(env|pid|kill)|\bBuffer\./);
     });
   }

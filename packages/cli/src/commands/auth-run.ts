@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { AlpineError } from "@alpine/core";
 import type { Context } from "../context.ts";
-import { pickProviders } from "../credentials.ts";
+import { pickProviders, readJsonObject } from "../credentials.ts";
 import { printJson } from "../output.ts";
 import { credentialsPath, opencodeAuthFile } from "../paths.ts";
 
@@ -15,25 +15,35 @@ export async function authSync(ctx: Context, providersFlag: string | undefined):
   if (providers.length === 0) throw new AlpineError("usage_invalid", "no providers to sync");
   const source = opencodeAuthFile();
   if (!existsSync(source)) {
-    throw new AlpineError("credentials_missing", `OpenCode's auth file ${source} does not exist; run \`opencode auth login\` first`, {
-      source,
-    });
+    throw new AlpineError(
+      "credentials_missing",
+      `OpenCode's auth file ${source} does not exist; run \`opencode auth login\` first`,
+      {
+        source,
+      },
+    );
   }
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(readFileSync(source, "utf8"));
   } catch (err) {
-    throw new AlpineError("config_invalid", `${source}: not valid JSON (${(err as Error).message})`, { source });
+    throw new AlpineError("config_invalid", `${source}: not valid JSON (${(err as Error).message})`, {
+      source,
+    });
   }
   const { entries, missing } = pickProviders(parsed, providers);
   const target = credentialsPath(ctx.home);
   mkdirSync(ctx.home, { recursive: true, mode: 0o700 });
   // Write-then-rename with 0600 from creation, so the secret is never readable by others, even briefly.
   const tmp = `${target}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(entries, null, 2)}\n`, { mode: 0o600 });
+  // Merge: syncing one provider keeps the others synced before.
+  const merged = { ...(readJsonObject(target) ?? {}), ...entries };
+  writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, target);
   const out = { providers: Object.keys(entries), missing, target };
   if (ctx.globals.json) return printJson(out);
-  process.stdout.write(`synced ${out.providers.length ? out.providers.join(", ") : "no providers"} into ${target}\n`);
+  process.stdout.write(
+    `synced ${out.providers.length ? out.providers.join(", ") : "no providers"} into ${target}\n`,
+  );
   if (missing.length) process.stderr.write(`not in ${source}: ${missing.join(", ")}\n`);
 }

@@ -7,8 +7,7 @@ export function register(program: Command): void {
     .command("sync")
     .summary("copy model credentials from OpenCode's auth.json into alpine")
     .description(
-      "Copy the allowed providers' entries (opencode.auth_providers, or --providers) from your OpenCode\n" +
-        "auth.json into alpine's own credential file (mode 0600), which launches read. Secrets are never printed.",
+      "Copy the allowed providers' entries (opencode.auth_providers, or --providers) from your OpenCode auth.json into alpine's own credential file (mode 0600), which launches read. Secrets are never printed.",
     )
     .option("--providers <ids>", "comma-separated provider ids, e.g. openai,anthropic")
     .addHelpText("after", "\nExamples:\n  alpine auth sync\n  alpine auth sync --providers openai,anthropic");

@@ -7,8 +7,7 @@ export function register(program: Command): void {
     .command("show")
     .summary("print the effective config and where each value came from")
     .description(
-      "Print the effective configuration: built-in defaults, overridden by $XDG_CONFIG_HOME/alpine/config.yaml,\n" +
-        "then ./alpine.yaml (or --config / ALPINE_CONFIG), then ALPINE_* variables — with the source of each key.",
+      "Print the effective configuration: built-in defaults, overridden by $XDG_CONFIG_HOME/alpine/config.yaml, then ./alpine.yaml (or --config / ALPINE_CONFIG), then ALPINE_* variables — with the source of each key.",
     )
     .addHelpText("after", "\nExamples:\n  alpine config show\n  alpine config show --json | jq .sources");
   show.action(

@@ -7,11 +7,13 @@ export function register(program: Command): void {
     .argument("<name>", "sandbox name")
     .summary("show the agent's changes")
     .description(
-      "Show everything the sandbox's workspace changed since the commit it started from:\n" +
-        "commits, uncommitted edits and new (untracked, not ignored) files.",
+      "Show everything the sandbox's workspace changed since the commit it started from: commits, uncommitted edits and new (untracked, not ignored) files.",
     )
     .option("--stat", "only list files with insertions/deletions")
-    .addHelpText("after", "\nExamples:\n  alpine diff fix-login\n  alpine diff fix-login --stat\n  alpine diff fix-login --json");
+    .addHelpText(
+      "after",
+      "\nExamples:\n  alpine diff fix-login\n  alpine diff fix-login --stat\n  alpine diff fix-login --json",
+    );
   command.action(
     action(command, async (ctx, name: string, opts: { stat?: boolean }) => {
       const orchestrator = await ctx.orchestrator();
@@ -19,7 +21,8 @@ export function register(program: Command): void {
       const stat = Boolean(opts.stat);
       const diff = await client.diff({ stat });
       const { printJson, table } = await import("../output.ts");
-      if (ctx.globals.json) return printJson({ name, files: diff.files, patch: stat ? "" : (diff.patch ?? "") });
+      if (ctx.globals.json)
+        return printJson({ name, files: diff.files, patch: stat ? "" : (diff.patch ?? "") });
       if (stat) {
         if (diff.files.length === 0) {
           process.stdout.write("no changes\n");

@@ -36,7 +36,12 @@ export async function doctorCommand(ctx: Context): Promise<void> {
     versionOf("wrangler", ["--version"], "cloudflare provider (deploy)"),
     opencode
       ? versionOf(opencode, ["--version"], opencode)
-      : Promise.resolve({ name: "opencode", ok: false, version: null, detail: "opencode-ai is not installed" }),
+      : Promise.resolve({
+          name: "opencode",
+          ok: false,
+          version: null,
+          detail: "opencode-ai is not installed",
+        }),
     bubblewrapWorks(),
     sandboxAuthEntries(ctx.home, config),
   ]);
@@ -50,7 +55,12 @@ export async function doctorCommand(ctx: Context): Promise<void> {
     rg,
     oc,
     { ...bwrap, ok: bwrap.ok && bwrapOk.ok, detail: bwrapOk.ok ? bwrap.detail : bwrapOk.detail },
-    { name: "isolation", ok: isolation === "bubblewrap", version: isolation, detail: `sandbox.isolation=${config.sandbox.isolation}` },
+    {
+      name: "isolation",
+      ok: isolation === "bubblewrap",
+      version: isolation,
+      detail: `sandbox.isolation=${config.sandbox.isolation}`,
+    },
     docker,
     wrangler,
     {

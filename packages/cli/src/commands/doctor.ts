@@ -6,8 +6,7 @@ export function register(program: Command): void {
     .command("doctor")
     .summary("check what this machine has for running sandboxes")
     .description(
-      "Report what is available here: node, git, ripgrep, OpenCode, bubblewrap (and the isolation a local\n" +
-        "sandbox gets), docker, wrangler, and which model credentials a sandbox would receive (names only).",
+      "Report what is available here: node, git, ripgrep, OpenCode, bubblewrap (and the isolation a local sandbox gets), docker, wrangler, and which model credentials a sandbox would receive (names only).",
     )
     .addHelpText("after", "\nExamples:\n  alpine doctor\n  alpine doctor --json");
   command.action(

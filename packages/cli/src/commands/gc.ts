@@ -6,11 +6,13 @@ export function register(program: Command): void {
     .command("gc")
     .summary("tear down completed sandboxes whose work is saved (cron-safe)")
     .description(
-      "Tear down `completed` sandboxes whose retention (sandbox.completed_retention_minutes) has passed and whose\n" +
-        "work is saved, when sandbox.auto_teardown is on. Idempotent and safe to run from cron; reports what it kept and why.",
+      "Tear down `completed` sandboxes whose retention (sandbox.completed_retention_minutes) has passed and whose work is saved, when sandbox.auto_teardown is on. Idempotent and safe to run from cron; reports what it kept and why.",
     )
     .option("--dry-run", "only report what would be torn down")
-    .addHelpText("after", "\nExamples:\n  alpine gc --dry-run\n  */10 * * * * alpine gc --json >> ~/alpine-gc.log");
+    .addHelpText(
+      "after",
+      "\nExamples:\n  alpine gc --dry-run\n  */10 * * * * alpine gc --json >> ~/alpine-gc.log",
+    );
   command.action(
     action(command, async (ctx, opts: { dryRun?: boolean }) => {
       const orchestrator = await ctx.orchestrator();

@@ -12,8 +12,13 @@ export async function launchCommand(ctx: Context, name: string, opts: LaunchOpti
   const config = ctx.config;
   const repoInput = opts.repo ?? config.repo.default;
   const repo = repoInput !== undefined ? resolveRepo(repoInput) : undefined;
-  if (opts.ref !== undefined && (opts.ref.startsWith("-") || opts.ref.length === 0 || opts.ref.length > 255)) {
-    throw new AlpineError("ref_not_found", `'${opts.ref.slice(0, 100)}' is not a usable ref`, { ref: opts.ref });
+  if (
+    opts.ref !== undefined &&
+    (opts.ref.startsWith("-") || opts.ref.length === 0 || opts.ref.length > 255)
+  ) {
+    throw new AlpineError("ref_not_found", `'${opts.ref.slice(0, 100)}' is not a usable ref`, {
+      ref: opts.ref,
+    });
   }
   const orchestrator = await ctx.orchestrator();
   const input = {
@@ -27,7 +32,7 @@ export async function launchCommand(ctx: Context, name: string, opts: LaunchOpti
   };
 
   if (!opts.wait && !process.env.ALPINE_LAUNCH_DETACHED) {
-    await launchInBackground(ctx, name, repo);
+    await launchInBackground(ctx, name);
     return;
   }
 
@@ -54,7 +59,10 @@ function render(ctx: Context, result: LaunchResult): void {
     session_id: result.session_id,
     operation_id: result.operation_id,
   };
-  if (ctx.globals.json) return printJson(out);
+  if (ctx.globals.json) {
+    printJson(out);
+    return;
+  }
   const how = result.reused ? "already running" : result.resumed ? "resumed" : "launched";
   process.stdout.write(`${bold(r.name)} ${how} (${r.state}) on ${r.provider}, branch ${r.branch}\n`);
   if (result.task_accepted) process.stdout.write(`task accepted (session ${result.session_id})\n`);
@@ -66,7 +74,7 @@ function render(ctx: Context, result: LaunchResult): void {
  * this process returns once that child has taken the lease, so the caller
  * can follow it with `alpine status`.
  */
-async function launchInBackground(ctx: Context, name: string, repo: string | undefined): Promise<void> {
+async function launchInBackground(ctx: Context, name: string): Promise<void> {
   const orchestrator = await ctx.orchestrator();
   const logPath = join(ctx.home, `launch-${name}.log`);
   const args = process.argv.slice(2).filter((a) => a !== "--no-wait");
@@ -81,31 +89,38 @@ async function launchInBackground(ctx: Context, name: string, repo: string | und
   for (;;) {
     const lease = await orchestrator.lease(name);
     const record = await (await ctx.store()).get(name);
-    if (lease?.type === "launch" || (record && record.state !== "new" && record.state !== "destroyed")) {
+    if (record && (lease?.type === "launch" || (record.state !== "new" && record.state !== "destroyed"))) {
       const out = {
         name,
-        id: record?.id ?? null,
-        state: record?.state ?? "new",
-        provider: record?.provider ?? ctx.config.sandbox.provider,
-        repo: record?.repo ?? repo ?? null,
-        ref: record?.ref ?? null,
-        branch: record?.branch ?? null,
-        image_profile: record?.image_profile ?? ctx.config.sandbox.image_profile,
-        web_url: null,
+        id: record.id,
+        state: record.state,
+        provider: record.provider,
+        repo: record.repo,
+        ref: record.ref,
+        branch: record.branch,
+        image_profile: record.image_profile,
+        web_url: record.runtime?.web_url ?? null,
         reused: false,
         resumed: false,
         task_accepted: false,
         session_id: null,
-        operation_id: lease?.operation_id ?? null,
+        operation_id: lease?.operation_id ?? "",
       };
       if (ctx.globals.json) printJson(out);
-      else process.stdout.write(`${name}: launching in the background; follow it with \`alpine status ${name}\`\n`);
+      else
+        process.stdout.write(
+          `${name}: launching in the background; follow it with \`alpine status ${name}\`\n`,
+        );
       return;
     }
     if (child.exitCode !== null && child.exitCode !== 0) {
-      throw new AlpineError("agent_start_failed", `the background launch exited with ${child.exitCode}; see ${logPath}`, {
-        log: logPath,
-      });
+      throw new AlpineError(
+        "agent_start_failed",
+        `the background launch exited with ${child.exitCode}; see ${logPath}`,
+        {
+          log: logPath,
+        },
+      );
     }
     if (Date.now() > deadline) {
       throw new AlpineError("provider_unavailable", `the background launch did not start; see ${logPath}`, {

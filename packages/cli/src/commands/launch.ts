@@ -17,13 +17,18 @@ export function register(program: Command): void {
     .argument("<name>", "sandbox name: 1-50 of [a-z0-9-]")
     .summary("create, start or resume a sandbox, optionally with a task")
     .description(
-      "Create a sandbox running OpenCode on its own clone of a repository (or start/resume the one of that name),\n" +
-        "wait until the agent answers, and hand it a task.",
+      "Create a sandbox running OpenCode on its own clone of a repository (or start/resume the one of that name), wait until the agent answers, and hand it a task.",
     )
     .option("--repo <url-or-path>", "repository to clone (URL or local path); default: repo.default")
     .option("--ref <ref>", "branch, tag or commit to start from (default: the remote's default branch)")
     .option("--image-profile <profile>", "image profile (sandbox.image_profiles)")
-    .addOption(new Option("--provider <provider>", "where the sandbox runs").choices(["local", "docker", "cloudflare"]))
+    .addOption(
+      new Option("--provider <provider>", "where the sandbox runs").choices([
+        "local",
+        "docker",
+        "cloudflare",
+      ]),
+    )
     .option("--task <text>", "prompt to give the agent once it is ready")
     .option("--force-recreate", "replace an existing sandbox of that name that has another repo or profile")
     .option("--no-wait", "return as soon as the launch has started; `alpine status` follows it")

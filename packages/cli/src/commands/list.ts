@@ -9,39 +9,45 @@ export function register(program: Command): void {
     .description("List every sandbox alpine knows, from its state store (no sandbox is contacted).")
     .addHelpText("after", "\nExamples:\n  alpine list\n  alpine ls --json | jq '.[].name'");
   command.action(
-    action(command, async (ctx) => {
-      const store = await ctx.store();
-      const items = (await store.list()).map((r) => ({
-        name: r.name,
-        id: r.id,
-        provider: r.provider,
-        repo: r.repo,
-        image_profile: r.image_profile,
-        state: r.state,
-        agent: r.agent,
-        last_activity: r.last_activity,
-        created_at: r.created_at,
-      }));
-      const { printJson, table, relativeTime } = await import("../output.ts");
-      if (ctx.globals.json) return printJson(items);
-      if (items.length === 0) {
-        process.stdout.write("no sandboxes yet; start one with `alpine launch <name> --repo <url-or-path>`\n");
-        return;
-      }
-      process.stdout.write(
-        `${table(
-          ["NAME", "STATE", "AGENT", "PROVIDER", "REPO", "LAST ACTIVITY", "CREATED"],
-          items.map((i) => [
-            i.name,
-            i.state,
-            i.agent,
-            i.provider,
-            i.repo,
-            relativeTime(i.last_activity),
-            relativeTime(i.created_at),
-          ]),
-        )}\n`,
-      );
-    }, { config: false }),
+    action(
+      command,
+      async (ctx) => {
+        const store = await ctx.store();
+        const items = (await store.list()).map((r) => ({
+          name: r.name,
+          id: r.id,
+          provider: r.provider,
+          repo: r.repo,
+          image_profile: r.image_profile,
+          state: r.state,
+          agent: r.agent,
+          last_activity: r.last_activity,
+          created_at: r.created_at,
+        }));
+        const { printJson, table, relativeTime } = await import("../output.ts");
+        if (ctx.globals.json) return printJson(items);
+        if (items.length === 0) {
+          process.stdout.write(
+            "no sandboxes yet; start one with `alpine launch <name> --repo <url-or-path>`\n",
+          );
+          return;
+        }
+        process.stdout.write(
+          `${table(
+            ["NAME", "STATE", "AGENT", "PROVIDER", "REPO", "LAST ACTIVITY", "CREATED"],
+            items.map((i) => [
+              i.name,
+              i.state,
+              i.agent,
+              i.provider,
+              i.repo,
+              relativeTime(i.last_activity),
+              relativeTime(i.created_at),
+            ]),
+          )}\n`,
+        );
+      },
+      { config: false },
+    ),
   );
 }

@@ -7,11 +7,17 @@ const formatEvent = (e: StoredEvent) =>
     ? `${dim(e.at)} ${e.from} → ${e.to}  ${e.reason}${e.operation_id ? dim(` (${e.operation_id})`) : ""}`
     : `${dim(e.at)} ${e.kind}: ${e.reason}`;
 
-export async function logsCommand(ctx: Context, name: string, opts: { follow: boolean; tail: number }): Promise<void> {
+export async function logsCommand(
+  ctx: Context,
+  name: string,
+  opts: { follow: boolean; tail: number },
+): Promise<void> {
   const orchestrator = await ctx.orchestrator();
   let record = await orchestrator.get(name);
   const runtimeLines = async (r: SandboxRecord): Promise<string[]> =>
-    r.runtime ? (await ctx.provider(r.provider)).logs(r.runtime.handle, { tail: opts.tail }).catch(() => []) : [];
+    r.runtime
+      ? (await ctx.provider(r.provider)).logs(r.runtime.handle, { tail: opts.tail }).catch(() => [])
+      : [];
 
   const events = await orchestrator.events(name);
   const lines = await runtimeLines(record);
@@ -19,7 +25,8 @@ export async function logsCommand(ctx: Context, name: string, opts: { follow: bo
 
   const emitEvent = (e: StoredEvent) =>
     process.stdout.write(ctx.globals.json ? `${JSON.stringify({ event: e })}\n` : `${formatEvent(e)}\n`);
-  const emitLine = (l: string) => process.stdout.write(ctx.globals.json ? `${JSON.stringify({ line: l })}\n` : `${l}\n`);
+  const emitLine = (l: string) =>
+    process.stdout.write(ctx.globals.json ? `${JSON.stringify({ line: l })}\n` : `${l}\n`);
   events.forEach(emitEvent);
   if (lines.length && !ctx.globals.json) process.stdout.write(`${dim("--- runtime log ---")}\n`);
   lines.forEach(emitLine);

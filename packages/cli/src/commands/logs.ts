@@ -12,7 +12,10 @@ export function register(program: Command): void {
   command.action(
     action(command, async (ctx, name: string, opts: { follow?: boolean; tail: string }) => {
       const { logsCommand } = await import("./logs-run.ts");
-      await logsCommand(ctx, name, { follow: Boolean(opts.follow), tail: Number.parseInt(opts.tail, 10) || 200 });
+      await logsCommand(ctx, name, {
+        follow: Boolean(opts.follow),
+        tail: Number.parseInt(opts.tail, 10) || 200,
+      });
     }),
   );
 }

@@ -7,8 +7,7 @@ export function register(program: Command): void {
     .argument("<name>", "sandbox name")
     .summary("open the sandbox's OpenCode web UI in a browser")
     .description(
-      "Mint a one-time login link to the sandbox's OpenCode web UI (valid 60 s, usable once) and open it\n" +
-        "in your browser. The link sets a session cookie; OpenCode's own password never leaves the sandbox.",
+      "Mint a one-time login link to the sandbox's OpenCode web UI (valid 60 s, usable once) and open it in your browser. The link sets a session cookie; OpenCode's own password never leaves the sandbox.",
     )
     .option("--print", "print the link instead of opening a browser")
     .addHelpText("after", "\nExamples:\n  alpine open fix-login\n  alpine open fix-login --print");
@@ -28,7 +27,8 @@ export function register(program: Command): void {
       const { printJson } = await import("../output.ts");
       if (ctx.globals.json) return printJson({ name, web_url: webUrl, opened });
       process.stdout.write(`${webUrl}\n`);
-      if (!opts.print && !opened) process.stderr.write("could not open a browser; open the link above (valid 60 s)\n");
+      if (!opts.print && !opened)
+        process.stderr.write("could not open a browser; open the link above (valid 60 s)\n");
     }),
   );
 }

@@ -76,7 +76,10 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
     if (w.changed_files.length > 20) lines.push(`            … ${w.changed_files.length - 20} more`);
   }
   if (out.task) lines.push(`  task      ${out.task.prompt_summary} (${out.task.state})`);
-  if (out.operation) lines.push(`  operation ${out.operation.type} by ${out.operation.holder} since ${out.operation.acquired_at}`);
+  if (out.operation)
+    lines.push(
+      `  operation ${out.operation.type} by ${out.operation.holder} since ${out.operation.acquired_at}`,
+    );
   lines.push(`  activity  ${relativeTime(out.last_activity)}`);
   if (out.teardown.blockers.length) lines.push(`  teardown  blocked by: ${out.teardown.blockers.join(", ")}`);
   if (out.error) lines.push(`  error     ${out.error.error} (${out.error.reason_code})`);

@@ -7,9 +7,7 @@ export function register(program: Command): void {
     .argument("<name>", "sandbox name")
     .summary("stop and remove a sandbox's runtime, never losing unsaved work silently")
     .description(
-      "Stop the sandbox and remove its runtime. Without --force it refuses while the agent is busy\n" +
-        "(teardown_requires_force) or while the workspace holds work that is saved nowhere (teardown_blocked,\n" +
-        "with the files in details). The record stays, so `alpine launch <name>` can start it again.",
+      "Stop the sandbox and remove its runtime. Without --force it refuses while the agent is busy (teardown_requires_force) or while the workspace holds work that is saved nowhere (teardown_blocked, with the files in details). The record stays, so `alpine launch <name>` can start it again.",
     )
     .option("--force", "stop a busy agent and drop unsaved work")
     .addHelpText("after", "\nExamples:\n  alpine teardown fix-login\n  alpine teardown fix-login --force");
@@ -28,7 +26,9 @@ export function register(program: Command): void {
       };
       if (ctx.globals.json) return printJson(out);
       process.stdout.write(
-        result.destroyed ? `${name} torn down (${out.state})\n` : `${name} was already ${out.state}; nothing to do\n`,
+        result.destroyed
+          ? `${name} torn down (${out.state})\n`
+          : `${name} was already ${out.state}; nothing to do\n`,
       );
     }),
   );

@@ -4,7 +4,9 @@ import type { Context } from "../context.ts";
 /** A provider this build cannot run yet: every call says so with a clear reason. */
 function unavailable(kind: ProviderKind, why: string): Provider {
   const fail = async (): Promise<never> => {
-    throw new AlpineError("provider_unavailable", `the ${kind} provider is not available: ${why}`, { provider: kind });
+    throw new AlpineError("provider_unavailable", `the ${kind} provider is not available: ${why}`, {
+      provider: kind,
+    });
   };
   return {
     kind,

@@ -9,7 +9,18 @@ export async function bubblewrapWorks(): Promise<{ ok: boolean; detail: string }
   try {
     const r = await execa(
       "bwrap",
-      ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--die-with-parent", "true"],
+      [
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-pid",
+        "--die-with-parent",
+        "true",
+      ],
       { timeout: 10_000, reject: false },
     );
     if (r.exitCode === 0) return { ok: true, detail: "bubblewrap works here" };
@@ -40,7 +51,9 @@ export async function resolveIsolation(
   }
   const marker = join(home, ".isolation-warning-shown");
   if (!existsSync(marker)) {
-    warn(`${check.detail}; local sandboxes run WITHOUT isolation (set sandbox.isolation: none to silence this)`);
+    warn(
+      `${check.detail}; local sandboxes run WITHOUT isolation (set sandbox.isolation: none to silence this)`,
+    );
     try {
       writeFileSync(marker, "");
     } catch {

@@ -28,7 +28,8 @@ interface LocalHandle {
 const START_TIMEOUT_MS = 20_000;
 
 function asLocal(handle: RuntimeHandle): LocalHandle {
-  if (typeof handle.dir !== "string") throw new AlpineError("internal_error", "local runtime handle has no dir");
+  if (typeof handle.dir !== "string")
+    throw new AlpineError("internal_error", "local runtime handle has no dir");
   return handle as unknown as LocalHandle;
 }
 
@@ -37,7 +38,9 @@ function credentialDirs(alpineHome: string): string[] {
   const home = homedir();
   const candidates = [
     alpineHome,
-    process.env.XDG_DATA_HOME ? join(process.env.XDG_DATA_HOME, "opencode") : join(home, ".local", "share", "opencode"),
+    process.env.XDG_DATA_HOME
+      ? join(process.env.XDG_DATA_HOME, "opencode")
+      : join(home, ".local", "share", "opencode"),
     join(home, ".config", "opencode"),
     join(home, ".config", "gh"),
     join(home, ".ssh"),
@@ -64,7 +67,8 @@ export class LocalProvider implements Provider {
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
     const dir = sandboxDir(this.ctx.home, spec.sandbox_id);
-    for (const sub of ["workspace", "home", "tmp", "logs"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    for (const sub of ["workspace", "home", "tmp", "logs"])
+      mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
     const tokenFile = join(dir, "token");
     if (!existsSync(tokenFile)) {
       const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
@@ -77,7 +81,11 @@ export class LocalProvider implements Provider {
     const h = asLocal(handle);
     const opencode = opencodeBinary();
     if (!opencode) {
-      throw new AlpineError("provider_unavailable", "OpenCode is not installed (npm dependency opencode-ai)", {});
+      throw new AlpineError(
+        "provider_unavailable",
+        "OpenCode is not installed (npm dependency opencode-ai)",
+        {},
+      );
     }
     const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, (m) =>
       process.stderr.write(`warning: ${m}\n`),
@@ -104,7 +112,11 @@ export class LocalProvider implements Provider {
       detached: true,
       stdio: ["pipe", "pipe", "ignore"],
       // sandboxd builds OpenCode's environment itself; it needs only the basics from ours.
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: process.env.LANG ?? "C.UTF-8", HOME: join(h.dir, "home") },
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        LANG: process.env.LANG ?? "C.UTF-8",
+        HOME: join(h.dir, "home"),
+      },
     });
     // Secrets travel over stdin, never argv, env or disk.
     child.stdin.end(JSON.stringify(config));
@@ -112,9 +124,11 @@ export class LocalProvider implements Provider {
       const lines = createInterface({ input: child.stdout });
       const timer = setTimeout(() => {
         child.kill("SIGKILL");
-        reject(new AlpineError("agent_start_failed", `sandboxd did not start within ${START_TIMEOUT_MS / 1000}s`, {
-          log: config.log_file,
-        }));
+        reject(
+          new AlpineError("agent_start_failed", `sandboxd did not start within ${START_TIMEOUT_MS / 1000}s`, {
+            log: config.log_file,
+          }),
+        );
       }, START_TIMEOUT_MS);
       lines.once("line", (line) => {
         clearTimeout(timer);
@@ -131,13 +145,23 @@ export class LocalProvider implements Provider {
         } catch {
           // fall through
         }
-        reject(new AlpineError("agent_start_failed", `sandboxd printed an unexpected first line`, { log: config.log_file }));
+        reject(
+          new AlpineError("agent_start_failed", `sandboxd printed an unexpected first line`, {
+            log: config.log_file,
+          }),
+        );
       });
       child.once("exit", (code) => {
         clearTimeout(timer);
-        reject(new AlpineError("agent_start_failed", `sandboxd exited with ${code} at start; see ${config.log_file}`, {
-          log: config.log_file,
-        }));
+        reject(
+          new AlpineError(
+            "agent_start_failed",
+            `sandboxd exited with ${code} at start; see ${config.log_file}`,
+            {
+              log: config.log_file,
+            },
+          ),
+        );
       });
     });
     child.stdout.destroy();
@@ -171,7 +195,8 @@ export class LocalProvider implements Provider {
     };
     signalGroup("SIGTERM");
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && thisHost.isProcessAlive(h.pid)) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() < deadline && thisHost.isProcessAlive(h.pid))
+      await new Promise((r) => setTimeout(r, 50));
     if (thisHost.isProcessAlive(h.pid)) signalGroup("SIGKILL");
   }
 

@@ -42,9 +42,13 @@ function storeError(path: string, err: unknown): AlpineError {
   const message = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: string }).code;
   if (code === "SQLITE_BUSY") {
-    return new AlpineError("operation_in_progress", `alpine's state database is locked by another process (${path})`, {
-      path,
-    });
+    return new AlpineError(
+      "operation_in_progress",
+      `alpine's state database is locked by another process (${path})`,
+      {
+        path,
+      },
+    );
   }
   return new AlpineError(
     "state_store_error",
@@ -160,7 +164,9 @@ export class SqliteStateStore implements StateStore {
 
   async remove(name: string, expectedVersion: number): Promise<boolean> {
     return this.run(
-      () => this.db.prepare("DELETE FROM sandboxes WHERE name = ? AND version = ?").run(name, expectedVersion).changes === 1,
+      () =>
+        this.db.prepare("DELETE FROM sandboxes WHERE name = ? AND version = ?").run(name, expectedVersion)
+          .changes === 1,
     );
   }
 
@@ -182,7 +188,9 @@ export class SqliteStateStore implements StateStore {
 
   async getLease(name: string): Promise<Lease | null> {
     return this.run(() => {
-      const row = this.db.prepare("SELECT lease FROM leases WHERE name = ?").get(name) as { lease: string } | undefined;
+      const row = this.db.prepare("SELECT lease FROM leases WHERE name = ?").get(name) as
+        | { lease: string }
+        | undefined;
       return row ? (JSON.parse(row.lease) as Lease) : null;
     });
   }
@@ -191,7 +199,9 @@ export class SqliteStateStore implements StateStore {
     return this.run(() =>
       this.db
         .transaction(() => {
-          const row = this.db.prepare("SELECT id FROM leases WHERE name = ?").get(name) as { id: string } | undefined;
+          const row = this.db.prepare("SELECT id FROM leases WHERE name = ?").get(name) as
+            | { id: string }
+            | undefined;
           if ((row?.id ?? null) !== expectedId) return false;
           if (next === null) {
             this.db.prepare("DELETE FROM leases WHERE name = ?").run(name);
