@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { join } from "node:path";
 import type {
   AlpineConfig,
   Clock,
@@ -93,10 +94,22 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
     },
     async orchestrator() {
       if (!orchestrator) {
-        const [{ Orchestrator, SandboxdClient }, credentials] = await Promise.all([
+        const [
+          { Orchestrator, SandboxdClient },
+          credentials,
+          { LocalCheckpointStore },
+          { HostCheckpointExporter },
+          { GithubPullRequests },
+          { hostGitAuthor },
+        ] = await Promise.all([
           import("@alpine/core"),
           import("./credentials.ts"),
+          import("./store/checkpoint-store.ts"),
+          import("./checkpoint-exporter.ts"),
+          import("./github.ts"),
+          import("./git-host.ts"),
         ]);
+        const checkpoints = new LocalCheckpointStore(join(home, "checkpoints"));
         const config = ctx.config;
         const resolved = new Map<ProviderKind, Provider>();
         for (const kind of ["local", "docker", "cloudflare"] as const)
@@ -116,6 +129,11 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
           connect: (endpoint) => new SandboxdClient({ baseUrl: endpoint.url, token: endpoint.token }),
           credentialsFor: (repo) => credentials.hostCredentialsFor(repo, config),
           authEntries: () => credentials.sandboxAuthEntries(home, config),
+          checkpoints,
+          checkpointExporter: new HostCheckpointExporter(checkpoints),
+          pullRequests: new GithubPullRequests(config),
+          gitAuthor: hostGitAuthor,
+          requiresAuth: (repo) => credentials.requiresAuth(repo, config),
         });
       }
       return orchestrator;

@@ -14,6 +14,16 @@ export function isGithubHost(host: string, config: AlpineConfig): boolean {
   }
 }
 
+/** github.require_auth: pushes to GitHub hosts must carry credentials (checked before anything is attempted). */
+export function requiresAuth(repo: string, config: AlpineConfig): boolean {
+  if (!config.github.require_auth) return false;
+  try {
+    return isGithubHost(new URL(repo).hostname, config);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The host's credentials for an http(s) remote: GITHUB_TOKEN/GH_TOKEN for
  * GitHub hosts, else whatever `git credential fill` knows. They are handed to

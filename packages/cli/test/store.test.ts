@@ -57,6 +57,8 @@ function record(name: string): SandboxRecord {
     agent: "unknown",
     runtime: null,
     task: null,
+    checkpoint: null,
+    export: null,
     error: null,
     version: 1,
   };

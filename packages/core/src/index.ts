@@ -6,6 +6,8 @@ export * from "./names.ts";
 export * from "./orchestrator.ts";
 export * from "./ports.ts";
 export * from "./reasons.ts";
+export * from "./refs.ts";
+export * from "./records.ts";
 export * as sandboxdApi from "./sandboxd-api.ts";
 export { SandboxdClient } from "./sandboxd-api.ts";
 export * from "./schemas.ts";

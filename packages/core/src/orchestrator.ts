@@ -4,6 +4,8 @@ import { acquireLease, type HeldLease, type OperationType, staleReason } from ".
 import { type SandboxState, transition } from "./lifecycle.ts";
 import { validateName } from "./names.ts";
 import type {
+  CheckpointManifest,
+  CheckpointStore,
   Clock,
   HostIdentity,
   Ids,
@@ -15,7 +17,15 @@ import type {
   StateStore,
 } from "./ports.ts";
 import { silentProgress } from "./ports.ts";
-import type { AgentState, ProviderKind, SandboxRecord, StoredEvent } from "./schemas.ts";
+import { validateBranchName } from "./refs.ts";
+import type {
+  AgentState,
+  CheckpointRecord,
+  ExportRecord,
+  ProviderKind,
+  SandboxRecord,
+  StoredEvent,
+} from "./schemas.ts";
 
 /** What the orchestrator needs from a sandboxd (SandboxdClient implements it). */
 export interface SandboxdStatusView {
@@ -23,10 +33,13 @@ export interface SandboxdStatusView {
   error: ErrorJson | null;
   workspace: {
     branch: string;
+    base_commit: string;
     head: string | null;
     dirty: boolean;
     changed_files: { path: string; status: string }[];
     ahead: number;
+    /** git tree hash of the whole working tree (tracked + untracked, not ignored). */
+    tree_hash: string | null;
   } | null;
   agent: { state: AgentState; last_activity: string | null; session_id: string | null };
   task: { session_id: string; state: "running" | "completed" | "failed"; finished_at: string | null } | null;
@@ -51,6 +64,65 @@ export interface SandboxdApi {
   }>;
   login(): Promise<{ code: string; expires_at: string }>;
   shutdown(): Promise<void>;
+  /** Writes a checkpoint inside the sandbox and returns its manifest. */
+  checkpoint(body: { checkpoint_id: string; created_at: string }): Promise<CheckpointManifest>;
+  checkpointArtifact(checkpointId: string, name: string): Promise<ReadableStream<Uint8Array>>;
+  deleteCheckpoint(checkpointId: string): Promise<void>;
+  /** Stages one artifact for a restore. */
+  putRestoreArtifact(name: string, body: ReadableStream<Uint8Array>): Promise<void>;
+  restore(
+    body: { manifest: CheckpointManifest; repo: string; branch: string },
+    onPhase?: (phase: string) => void,
+  ): Promise<SandboxdStatusView>;
+  export(body: {
+    branch: string;
+    message: string;
+    author: { name: string; email: string };
+    push: boolean;
+    credentials?: GitCredentials;
+  }): Promise<WorkExport>;
+}
+
+/** What an export produced (from the live workspace or from a checkpoint). */
+export interface WorkExport {
+  branch: string;
+  commit: string;
+  base_commit: string;
+  tree_hash: string;
+  files_changed: number;
+  insertions: number;
+  deletions: number;
+  pushed: boolean;
+  remote: string | null;
+  /** The patch from base_commit to commit (only when asked for). */
+  patch?: string;
+}
+
+/** Exports work from a stored checkpoint, for sandboxes whose runtime is gone. */
+export interface CheckpointExporter {
+  export(
+    manifest: CheckpointManifest,
+    opts: {
+      repo: string;
+      branch: string;
+      message: string;
+      author: { name: string; email: string };
+      push: boolean;
+      patch: boolean;
+      credentials?: GitCredentials;
+    },
+  ): Promise<WorkExport>;
+}
+
+export interface PullRequestOpener {
+  open(opts: {
+    repo: string;
+    head: string;
+    base: string | null;
+    title: string;
+    body: string;
+    credentials: GitCredentials | null;
+  }): Promise<{ url: string }>;
 }
 
 export interface GitCredentials {
@@ -70,6 +142,30 @@ export interface OrchestratorDeps {
   credentialsFor(repo: string): Promise<GitCredentials | null>;
   /** OpenCode auth.json entries for `opencode.auth_providers`. */
   authEntries(): Promise<Record<string, unknown>>;
+  checkpoints: CheckpointStore;
+  checkpointExporter: CheckpointExporter;
+  pullRequests: PullRequestOpener;
+  /** Author of export commits: the host's git user. */
+  gitAuthor(): Promise<{ name: string; email: string }>;
+  /** Whether pushes to this remote must carry credentials (github.require_auth for GitHub hosts). */
+  requiresAuth(repo: string): boolean;
+}
+
+export interface ExportInput {
+  branch?: string;
+  pr?: boolean;
+  patch?: boolean;
+  from_checkpoint?: boolean;
+}
+
+export interface ExportResult {
+  record: SandboxRecord;
+  work: WorkExport;
+  source: "workspace" | "checkpoint";
+  pr_url: string | null;
+  checkpoint_id: string | null;
+  auto_tore_down: boolean;
+  exported_at: string;
 }
 
 export interface LaunchInput {
@@ -330,6 +426,8 @@ export class Orchestrator {
         agent: "unknown",
         runtime: null,
         task: null,
+        checkpoint: null,
+        export: null,
         error: null,
         version: 1,
       };
@@ -401,13 +499,21 @@ export class Orchestrator {
     });
   }
 
-  /** new|destroyed|error → provisioning → running, with a fresh runtime. */
+  /**
+   * new|destroyed|error → provisioning → running, with a fresh runtime. A
+   * sandbox whose runtime (and workspace) is gone but that has a verified
+   * checkpoint is restored from it; otherwise sandboxd clones, or reuses the
+   * workspace the provider kept.
+   */
   private async provision(
     record: SandboxRecord,
     operationId: string,
     progress: Progress,
   ): Promise<SandboxRecord> {
     const provider = this.deps.provider(record.provider);
+    const checkpoint = record.checkpoint?.verified ? record.checkpoint : null;
+    // A damaged checkpoint is refused before anything starts (never restored).
+    const manifest = checkpoint ? await this.verifiedManifest(record, checkpoint.id) : null;
     progress.step("provisioning");
     let current = await this.move(record, "provisioning", operationId, "launch", { error: null });
     const spec = this.spec(current, await this.deps.authEntries());
@@ -415,25 +521,46 @@ export class Orchestrator {
     try {
       if (handle) await provider.stop(handle).catch(() => {});
       handle = await provider.create(spec);
+      const restore = manifest !== null && !(await provider.hasWorkspace(handle));
       current = await this.update(current, { runtime: { handle, web_url: null } });
       handle = await provider.start(handle, spec);
       const endpoint = await provider.endpoint(handle);
       if (!endpoint) throw new AlpineError("agent_start_failed", "the sandbox runtime did not start");
       current = await this.update(current, { runtime: { handle, web_url: endpoint.url } });
-      const credentials = (await this.deps.credentialsFor(current.repo)) ?? undefined;
-      progress.step("cloning");
-      const status = await this.deps
-        .connect(endpoint)
-        .init(
+      const client = this.deps.connect(endpoint);
+      const onPhase = (phase: string) => {
+        if (phase === "starting_agent") progress.step("starting agent");
+      };
+      let status: SandboxdStatusView;
+      if (restore && manifest) {
+        progress.step(`restoring checkpoint ${manifest.checkpoint_id}`);
+        for (const artifact of manifest.artifacts) {
+          const body = await this.deps.checkpoints.getArtifact(
+            record.id,
+            manifest.checkpoint_id,
+            artifact.name,
+          );
+          await client.putRestoreArtifact(artifact.name, body);
+        }
+        status = await client.restore({ manifest, repo: current.repo, branch: current.branch }, onPhase);
+      } else {
+        const credentials = (await this.deps.credentialsFor(current.repo)) ?? undefined;
+        progress.step("cloning");
+        status = await client.init(
           { repo: current.repo, ref: current.ref ?? undefined, branch: current.branch, credentials },
-          (phase) => {
-            if (phase === "starting_agent") progress.step("starting agent");
-          },
+          onPhase,
         );
-      return await this.move(current, "running", operationId, "runtime ready", {
-        agent: status.agent.state,
-        last_activity: status.agent.last_activity ?? this.now(),
-      });
+      }
+      return await this.move(
+        current,
+        "running",
+        operationId,
+        restore ? `restored ${manifest?.checkpoint_id}` : "runtime ready",
+        {
+          agent: status.agent.state,
+          last_activity: status.agent.last_activity ?? this.now(),
+        },
+      );
     } catch (err) {
       const error = toAlpineError(err);
       if (handle) await provider.stop(handle).catch(() => {});
@@ -443,6 +570,22 @@ export class Orchestrator {
       });
       throw error;
     }
+  }
+
+  /** The manifest of a checkpoint, re-verified against its stored artifacts. */
+  private async verifiedManifest(record: SandboxRecord, checkpointId: string): Promise<CheckpointManifest> {
+    const manifest = await this.deps.checkpoints.getManifest(record.id, checkpointId);
+    if (!manifest) {
+      throw new AlpineError(
+        "checkpoint_missing",
+        `checkpoint ${checkpointId} of '${record.name}' is not in the store`,
+        {
+          checkpoint_id: checkpointId,
+        },
+      );
+    }
+    await this.deps.checkpoints.verify(manifest);
+    return manifest;
   }
 
   private async sendTask(
@@ -547,7 +690,21 @@ export class Orchestrator {
     }
   }
 
-  /** Why a teardown without --force would not go ahead right now. */
+  /**
+   * Whether the workspace holds work that is neither in the latest verified
+   * checkpoint nor in the latest export (compared by content: git tree hashes).
+   */
+  hasUnsavedWork(record: SandboxRecord, workspace: SandboxdStatusView["workspace"]): boolean {
+    if (!workspace) return false;
+    if (!workspace.dirty && workspace.ahead === 0) return false;
+    const tree = workspace.tree_hash;
+    if (tree === null) return true;
+    if (record.checkpoint?.verified && record.checkpoint.tree_hash === tree) return false;
+    if (record.export?.tree_hash === tree) return false;
+    return true;
+  }
+
+  /** Why a teardown without --force would not go ahead right now (DESIGN §3). */
   blockers(record: SandboxRecord, probe: Probe, lease: { type: string } | null): string[] {
     const blockers: string[] = [];
     if (lease) blockers.push("operation_in_progress");
@@ -560,13 +717,118 @@ export class Orchestrator {
       ) {
         blockers.push("agent_busy");
       }
-      if (status.workspace && (status.workspace.dirty || status.workspace.ahead > 0)) {
-        blockers.push("unsaved_changes");
-      }
+      if (this.hasUnsavedWork(record, status.workspace)) blockers.push("unsaved_changes");
     } else if (LIVE_STATES.includes(record.state)) {
       blockers.push("runtime_unreachable");
     }
     return blockers;
+  }
+
+  async checkpoint(
+    name: string,
+    progress: Progress = silentProgress,
+  ): Promise<{ record: SandboxRecord; manifest: CheckpointManifest }> {
+    const record = await this.get(name);
+    return this.withLease(record, "checkpoint", async (op) => {
+      const current = await this.get(name);
+      if (current.state !== "running" && current.state !== "completed") {
+        throw new AlpineError(
+          "sandbox_not_running",
+          `sandbox '${name}' is ${current.state}; only a live sandbox can be checkpointed`,
+          {
+            state: current.state,
+          },
+        );
+      }
+      return this.saveCheckpoint(current, op.id, current.state, progress);
+    });
+  }
+
+  /**
+   * running|completed → saving → `then`: has sandboxd write a checkpoint,
+   * copies its artifacts into the checkpoint store, re-reads and verifies
+   * them, and only then records it as the sandbox's verified checkpoint.
+   * A failure leaves the previous verified checkpoint in place.
+   */
+  private async saveCheckpoint(
+    record: SandboxRecord,
+    operationId: string,
+    then: SandboxState,
+    progress: Progress,
+  ): Promise<{ record: SandboxRecord; manifest: CheckpointManifest }> {
+    const back = record.state;
+    const client = await this.connect(record);
+    let current = await this.move(record, "saving", operationId, "checkpoint");
+    const checkpointId = `ckpt_${this.deps.ids.operationId().replace(/^op_/, "")}`;
+    const created_at = this.now();
+    const store = this.deps.checkpoints;
+    try {
+      progress.step("writing checkpoint");
+      const manifest = await client.checkpoint({ checkpoint_id: checkpointId, created_at });
+      if (manifest.checkpoint_id !== checkpointId || manifest.sandbox_id !== record.id) {
+        throw new AlpineError("checkpoint_failed", "sandboxd returned a manifest for another checkpoint", {});
+      }
+      progress.step("copying checkpoint");
+      let bytes = 0;
+      for (const artifact of manifest.artifacts) {
+        const stored = await store.putArtifact(
+          record.id,
+          checkpointId,
+          artifact.name,
+          await client.checkpointArtifact(checkpointId, artifact.name),
+        );
+        if (stored.sha256 !== artifact.sha256 || stored.bytes !== artifact.bytes) {
+          throw new AlpineError(
+            "checkpoint_checksum_mismatch",
+            `checkpoint artifact ${artifact.name} changed in transit`,
+            { artifact: artifact.name, expected: artifact.sha256, got: stored.sha256 },
+          );
+        }
+        bytes += stored.bytes;
+      }
+      await store.putManifest(manifest);
+      progress.step("verifying checkpoint");
+      await store.verify(manifest);
+      await client.deleteCheckpoint(checkpointId).catch(() => {});
+      const checkpoint: CheckpointRecord = {
+        id: checkpointId,
+        verified: true,
+        content_hash: await contentHash(manifest),
+        tree_hash: manifest.tree_hash,
+        head_commit: manifest.head_commit,
+        bytes,
+        created_at,
+      };
+      current = await this.move(current, then, operationId, `checkpoint ${checkpointId} verified`, {
+        checkpoint,
+      });
+      await this.applyRetention(record.id, checkpointId);
+      return { record: current, manifest };
+    } catch (err) {
+      await store.delete(record.id, checkpointId).catch(() => {});
+      await client.deleteCheckpoint(checkpointId).catch(() => {});
+      const error = toAlpineError(err);
+      await this.move(current, back, operationId, `checkpoint failed: ${error.reason}`);
+      if (error.reason === "internal_error" || error.reason === "sandbox_unavailable") {
+        throw new AlpineError(
+          "checkpoint_failed",
+          `checkpoint of '${record.name}' failed: ${error.message}`,
+          {
+            cause: error.toJSON(),
+          },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Keeps the newest `durability.keep_checkpoints` checkpoints of a sandbox. */
+  private async applyRetention(sandboxId: string, keepId: string): Promise<void> {
+    const ids = await this.deps.checkpoints.list(sandboxId);
+    const excess = ids.length - this.deps.config.durability.keep_checkpoints;
+    for (const id of ids.slice(0, Math.max(0, excess))) {
+      if (id !== keepId) await this.deps.checkpoints.delete(sandboxId, id).catch(() => {});
+    }
   }
 
   async teardown(
@@ -577,7 +839,10 @@ export class Orchestrator {
     const record = await this.get(name);
     return this.withLease(record, "teardown", async (op) => {
       let current = await this.get(name);
-      if (current.state === "destroyed") return { record: current, destroyed: false, checkpoint_id: null };
+      if (current.state === "destroyed") {
+        return { record: current, destroyed: false, checkpoint_id: current.checkpoint?.id ?? null };
+      }
+      let checkpointId: string | null = null;
       if (!opts.force) {
         const probe = await this.probe(current);
         const blockers = this.blockers(current, probe, null);
@@ -585,28 +850,50 @@ export class Orchestrator {
           throw new AlpineError(
             "teardown_requires_force",
             `the agent in '${name}' is busy; pass --force to stop it anyway`,
-            { blockers },
+            {
+              blockers,
+            },
           );
         }
         const workspace = probe.status?.workspace;
-        if (blockers.includes("unsaved_changes") || blockers.includes("runtime_unreachable")) {
-          // Checkpointed teardown lands with the durability work; until then unsaved work blocks.
+        const unsaved = {
+          unsaved_files: workspace?.changed_files.map((f) => f.path) ?? [],
+          unsaved_commits: workspace?.ahead ?? 0,
+        };
+        if (blockers.includes("runtime_unreachable")) {
           throw new AlpineError(
             "teardown_blocked",
-            `sandbox '${name}' holds work that is not saved anywhere; export it first, or pass --force to drop it`,
-            {
-              blockers,
-              unsaved_files: workspace?.changed_files.map((f) => f.path) ?? [],
-              unsaved_commits: workspace?.ahead ?? 0,
-            },
+            `sandbox '${name}' does not answer, so its work cannot be saved; run \`alpine launch ${name}\` to recover it, or pass --force to drop it`,
+            { blockers, ...unsaved, last_checkpoint: current.checkpoint?.id ?? null },
           );
+        }
+        if (blockers.includes("unsaved_changes")) {
+          try {
+            const saved = await this.saveCheckpoint(current, op.id, "tearing_down", progress);
+            current = saved.record;
+            checkpointId = saved.manifest.checkpoint_id;
+          } catch (err) {
+            const error = toAlpineError(err);
+            throw new AlpineError(
+              "teardown_blocked",
+              `sandbox '${name}' holds unsaved work and checkpointing it failed (${error.message}); nothing was destroyed`,
+              { blockers, ...unsaved, cause: error.toJSON() },
+            );
+          }
         }
       }
       progress.step("tearing down");
       if (current.state === "new" || current.state === "provisioning") {
         current = await this.move(current, "error", op.id, "teardown of an unfinished launch");
       }
-      current = await this.move(current, "tearing_down", op.id, opts.force ? "teardown --force" : "teardown");
+      if (current.state !== "tearing_down") {
+        current = await this.move(
+          current,
+          "tearing_down",
+          op.id,
+          opts.force ? "teardown --force" : "teardown",
+        );
+      }
       try {
         if (current.runtime) {
           const provider = this.deps.provider(current.provider);
@@ -630,8 +917,177 @@ export class Orchestrator {
         runtime: null,
         agent: "unknown",
       });
-      return { record: current, destroyed: true, checkpoint_id: null };
+      return {
+        record: current,
+        destroyed: true,
+        checkpoint_id: checkpointId ?? current.checkpoint?.id ?? null,
+      };
     });
+  }
+
+  /**
+   * Commits the sandbox's work onto a branch and pushes it (or only makes a
+   * patch), from the live workspace or, when the runtime is gone, from the
+   * latest verified checkpoint (DESIGN §3). Holds the export lease throughout.
+   */
+  async export(name: string, input: ExportInput, progress: Progress = silentProgress): Promise<ExportResult> {
+    const record = await this.get(name);
+    if (record.state === "saving" || record.state === "tearing_down") {
+      throw new AlpineError(
+        "export_retryable_state",
+        `sandbox '${name}' is ${record.state}; retry when it settles`,
+        {
+          state: record.state,
+        },
+      );
+    }
+    const branch = validateBranchName(input.branch ?? record.branch);
+    const push = !input.patch;
+    const result = await this.withLease(record, "export", async (op) => {
+      let current = await this.get(name);
+      if (current.state === "saving" || current.state === "tearing_down") {
+        throw new AlpineError(
+          "export_retryable_state",
+          `sandbox '${name}' is ${current.state}; retry when it settles`,
+          {
+            state: current.state,
+          },
+        );
+      }
+      const live = (current.state === "running" || current.state === "completed") && !input.from_checkpoint;
+      if (!live && current.state !== "destroyed" && !input.from_checkpoint) {
+        throw new AlpineError(
+          "export_state_blocked",
+          `sandbox '${name}' is ${current.state}; export works from a running, completed or destroyed sandbox`,
+          { state: current.state },
+        );
+      }
+      let credentials: GitCredentials | undefined;
+      if (push) {
+        credentials = (await this.deps.credentialsFor(current.repo)) ?? undefined;
+        if (!credentials && this.deps.requiresAuth(current.repo)) {
+          throw new AlpineError(
+            "github_auth_missing",
+            `no credentials for ${current.repo}; set GITHUB_TOKEN or GH_TOKEN, or configure a git credential helper`,
+            { repo: current.repo },
+          );
+        }
+      }
+      const author = await this.deps.gitAuthor();
+      let work: WorkExport;
+      let source: "workspace" | "checkpoint";
+      if (live) {
+        source = "workspace";
+        const client = await this.connect(current);
+        const status = await client.status();
+        const files = status.workspace?.changed_files.map((f) => f.path) ?? [];
+        const message = exportMessage(current.task?.prompt_summary ?? null, name, files);
+        progress.step(push ? `pushing ${branch}` : "making the patch");
+        work = await client.export({ branch, message, author, push, credentials });
+        if (!push) {
+          const diff = await client.diff({ stat: false });
+          work = { ...work, patch: diff.patch ?? "" };
+        }
+      } else {
+        source = "checkpoint";
+        const checkpoint = current.checkpoint?.verified ? current.checkpoint : null;
+        if (!checkpoint) {
+          throw new AlpineError(
+            "checkpoint_missing",
+            `sandbox '${name}' has no verified checkpoint to export from`,
+            {
+              state: current.state,
+            },
+          );
+        }
+        const manifest = await this.verifiedManifest(current, checkpoint.id);
+        progress.step(push ? `pushing ${branch} from checkpoint ${checkpoint.id}` : "making the patch");
+        work = await this.deps.checkpointExporter.export(manifest, {
+          repo: current.repo,
+          branch,
+          message: exportMessage(current.task?.prompt_summary ?? null, name, []),
+          author,
+          push,
+          patch: !push,
+          credentials,
+        });
+      }
+      let prUrl: string | null = null;
+      const exportedAt = this.now();
+      const exportRecord: ExportRecord = {
+        branch,
+        commit: work.commit,
+        tree_hash: work.tree_hash,
+        remote: work.remote,
+        pushed_at: work.pushed ? exportedAt : null,
+        pr_url: null,
+        patch_file: null,
+        exported_at: exportedAt,
+      };
+      current = await this.update(current, { export: exportRecord });
+      if (input.pr && work.pushed) {
+        progress.step("opening the pull request");
+        try {
+          const pr = await this.deps.pullRequests.open({
+            repo: current.repo,
+            head: branch,
+            base: current.ref,
+            title: current.task?.prompt_summary || `alpine: ${name}`,
+            body: `Work of the alpine sandbox \`${name}\` (${work.files_changed} files changed, +${work.insertions} −${work.deletions}).`,
+            credentials: credentials ?? null,
+          });
+          prUrl = pr.url;
+          current = await this.update(current, { export: { ...exportRecord, pr_url: prUrl } });
+        } catch (err) {
+          const error = toAlpineError(err);
+          throw error.reason === "internal_error"
+            ? new AlpineError(
+                "pr_failed",
+                `branch ${branch} was pushed, but the pull request failed: ${error.message}`,
+                {
+                  branch,
+                  commit: work.commit,
+                },
+              )
+            : error;
+        }
+      }
+      await this.deps.store.appendEvents([
+        {
+          sandbox_id: current.id,
+          name,
+          at: exportedAt,
+          kind: "note",
+          from: null,
+          to: null,
+          operation_id: op.id,
+          reason: work.pushed
+            ? `exported ${work.commit.slice(0, 12)} to ${branch}${prUrl ? ` (${prUrl})` : ""}`
+            : "exported a patch",
+        },
+      ]);
+      return {
+        record: current,
+        work,
+        source,
+        pr_url: prUrl,
+        checkpoint_id: source === "checkpoint" ? (current.checkpoint?.id ?? null) : null,
+        auto_tore_down: false,
+        exported_at: exportedAt,
+      };
+    });
+    // A completed sandbox whose work is now pushed goes at once when there is no retention period.
+    const { sandbox } = this.deps.config;
+    if (
+      result.work.pushed &&
+      result.record.state === "completed" &&
+      sandbox.auto_teardown &&
+      sandbox.completed_retention_minutes === 0
+    ) {
+      const torn = await this.teardown(name, { force: false }, progress).catch(() => null);
+      if (torn?.destroyed) return { ...result, record: torn.record, auto_tore_down: true };
+    }
+    return result;
   }
 
   /** Removes completed sandboxes whose work is saved, after the retention period (DESIGN §3). */
@@ -672,6 +1128,26 @@ export class Orchestrator {
     }
     return { torn_down: tornDown, kept };
   }
+}
+
+/** An export commit's message: the task's first line, then the files it touched. */
+export function exportMessage(task: string | null, name: string, files: string[]): string {
+  const subject = task?.trim() ? task.trim() : `Work from alpine sandbox ${name}`;
+  const list = files.slice(0, 50).map((f) => `- ${f}`);
+  if (files.length > 50) list.push(`- … and ${files.length - 50} more`);
+  return [
+    subject,
+    "",
+    `Exported by alpine from sandbox ${name}.`,
+    ...(list.length ? ["", "Files changed:", ...list] : []),
+  ].join("\n");
+}
+
+/** A hash of a checkpoint's content (workspace tree, history head, branch), not of its metadata. */
+export async function contentHash(manifest: CheckpointManifest): Promise<string> {
+  const text = `tree ${manifest.tree_hash}\nhead ${manifest.head_commit}\nbranch ${manifest.branch}\n`;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return `sha256:${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
 /** The first line of a prompt, shortened, for records and commit messages. */

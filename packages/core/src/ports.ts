@@ -80,6 +80,8 @@ export interface Provider {
   endpoint(handle: RuntimeHandle): Promise<RuntimeEndpoint | null>;
   /** Stops the runtime, keeping its resources. Idempotent. */
   stop(handle: RuntimeHandle): Promise<void>;
+  /** Whether the runtime's resources still hold a workspace (so a restart need not restore a checkpoint). */
+  hasWorkspace(handle: RuntimeHandle): Promise<boolean>;
   /** Removes the runtime and all its resources. Idempotent. */
   destroy(handle: RuntimeHandle): Promise<void>;
   /** The runtime's own log lines (sandboxd and OpenCode), newest last. */
@@ -93,3 +95,45 @@ export interface Progress {
 }
 
 export const silentProgress: Progress = { step() {}, warn() {} };
+
+/** What a checkpoint holds (DESIGN §3); written by sandboxd, stored beside its artifacts. */
+export interface CheckpointManifest {
+  schema_version: 1;
+  checkpoint_id: string;
+  sandbox_id: string;
+  created_at: string;
+  branch: string;
+  base_commit: string;
+  head_commit: string;
+  /** A commit (on a private ref) whose tree is the whole workspace: tracked and untracked, not ignored. */
+  checkpoint_commit: string;
+  /** The git tree hash of that commit: the workspace's content. */
+  tree_hash: string;
+  artifacts: { name: string; sha256: string; bytes: number }[];
+}
+
+/**
+ * Where verified checkpoints live: a local directory for the CLI, R2 on
+ * Cloudflare. Artifacts travel as web streams so both runtimes can pipe them.
+ */
+export interface CheckpointStore {
+  /** Stores one artifact; returns its sha256 and size as written. */
+  putArtifact(
+    sandboxId: string,
+    checkpointId: string,
+    name: string,
+    body: ReadableStream<Uint8Array>,
+  ): Promise<{ sha256: string; bytes: number }>;
+  putManifest(manifest: CheckpointManifest): Promise<void>;
+  getManifest(sandboxId: string, checkpointId: string): Promise<CheckpointManifest | null>;
+  getArtifact(sandboxId: string, checkpointId: string, name: string): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Re-reads every artifact and checks it against the manifest (sha256, size,
+   * and that the git bundle is sound); throws checkpoint_checksum_mismatch
+   * naming the artifact that failed.
+   */
+  verify(manifest: CheckpointManifest): Promise<void>;
+  /** Checkpoint ids of a sandbox, oldest first. */
+  list(sandboxId: string): Promise<string[]>;
+  delete(sandboxId: string, checkpointId: string): Promise<void>;
+}

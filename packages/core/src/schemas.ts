@@ -51,6 +51,31 @@ export const TaskRecordSchema = z.object({
   finished_at: isoTime.nullable(),
 });
 
+/** The latest verified checkpoint of a sandbox. */
+export const CheckpointRecordSchema = z.object({
+  id: z.string(),
+  verified: z.boolean(),
+  content_hash: z.string(),
+  tree_hash: z.string(),
+  head_commit: z.string(),
+  bytes: z.number().int(),
+  created_at: isoTime,
+});
+export type CheckpointRecord = z.infer<typeof CheckpointRecordSchema>;
+
+/** The latest export of a sandbox's work. */
+export const ExportRecordSchema = z.object({
+  branch: z.string(),
+  commit: z.string(),
+  tree_hash: z.string().nullable(),
+  remote: z.string().nullable(),
+  pushed_at: isoTime.nullable(),
+  pr_url: z.string().nullable(),
+  patch_file: z.string().nullable(),
+  exported_at: isoTime,
+});
+export type ExportRecord = z.infer<typeof ExportRecordSchema>;
+
 export const SandboxRecordSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -66,6 +91,8 @@ export const SandboxRecordSchema = z.object({
   agent: AgentStateSchema,
   runtime: RuntimeSchema.nullable(),
   task: TaskRecordSchema.nullable(),
+  checkpoint: CheckpointRecordSchema.nullable(),
+  export: ExportRecordSchema.nullable(),
   error: ErrorOutputSchema.nullable(),
   /** Bumped on every write; writes compare it (optimistic concurrency on top of the lease). */
   version: z.number().int(),

@@ -18,13 +18,16 @@ export function register(program: Command): void {
       "\nExamples:\n  alpine export fix-login --pr\n  alpine export fix-login --patch fix.patch",
     );
   command.action(
-    action(command, async (ctx, name: string) => {
-      const { AlpineError, validateName } = await import("@alpine/core");
-      validateName(name);
-      await (await ctx.orchestrator()).get(name);
-      throw new AlpineError("not_implemented", "export is not available yet in this version of alpine", {
-        command: "export",
-      });
-    }),
+    action(
+      command,
+      async (
+        ctx,
+        name: string,
+        opts: { branch?: string; pr?: boolean; patch?: string; fromCheckpoint?: boolean },
+      ) => {
+        const { exportCommand } = await import("./export-run.ts");
+        await exportCommand(ctx, name, opts);
+      },
+    ),
   );
 }

@@ -32,8 +32,22 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
           ahead: s.workspace.ahead,
         }
       : null,
-    durability: null,
-    export: null,
+    durability: record.checkpoint
+      ? {
+          checkpoint_id: record.checkpoint.id,
+          verified: record.checkpoint.verified,
+          content_hash: record.checkpoint.content_hash,
+          created_at: record.checkpoint.created_at,
+        }
+      : null,
+    export: record.export
+      ? {
+          branch: record.export.branch,
+          commit: record.export.commit,
+          pushed_at: record.export.pushed_at,
+          pr_url: record.export.pr_url,
+        }
+      : null,
     task: record.task
       ? { ...record.task, state: s?.task?.session_id === record.task.session_id ? s.task.state : "unknown" }
       : null,
@@ -75,6 +89,14 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
     for (const f of w.changed_files.slice(0, 20)) lines.push(`            ${f.status.padEnd(9)} ${f.path}`);
     if (w.changed_files.length > 20) lines.push(`            … ${w.changed_files.length - 20} more`);
   }
+  if (out.durability)
+    lines.push(
+      `  saved     checkpoint ${out.durability.checkpoint_id} (${relativeTime(out.durability.created_at)})`,
+    );
+  if (out.export)
+    lines.push(
+      `  exported  ${out.export.commit.slice(0, 10)} → ${out.export.branch}${out.export.pr_url ? ` ${out.export.pr_url}` : ""}`,
+    );
   if (out.task) lines.push(`  task      ${out.task.prompt_summary} (${out.task.state})`);
   if (out.operation)
     lines.push(

@@ -16,6 +16,7 @@ function unavailable(kind: ProviderKind, why: string): Provider {
     endpoint: fail,
     stop: fail,
     destroy: fail,
+    hasWorkspace: async () => false,
     logs: async () => [],
   };
 }

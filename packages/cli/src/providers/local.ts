@@ -200,6 +200,10 @@ export class LocalProvider implements Provider {
     if (thisHost.isProcessAlive(h.pid)) signalGroup("SIGKILL");
   }
 
+  async hasWorkspace(handle: RuntimeHandle): Promise<boolean> {
+    return existsSync(join(asLocal(handle).dir, "workspace", ".git"));
+  }
+
   async destroy(handle: RuntimeHandle): Promise<void> {
     const h = asLocal(handle);
     await this.stop(handle);

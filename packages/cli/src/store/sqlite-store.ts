@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import type { Lease, SandboxRecord, StateStore, StoredEvent } from "@alpine/core";
 // The narrow import keeps zod and the rest of core out of `alpine list`'s start-up.
 import { AlpineError } from "@alpine/core/errors";
+import { normaliseRecord } from "@alpine/core/records";
 import Database from "better-sqlite3";
 
 /**
@@ -113,7 +114,7 @@ export class SqliteStateStore implements StateStore {
         | { record: string }
         | undefined;
       // Records are validated when written (the orchestrator builds them from typed values).
-      return row ? (JSON.parse(row.record) as SandboxRecord) : null;
+      return row ? normaliseRecord(JSON.parse(row.record)) : null;
     });
   }
 
@@ -121,7 +122,7 @@ export class SqliteStateStore implements StateStore {
     return this.run(() =>
       (this.db.prepare("SELECT record FROM sandboxes ORDER BY name").all() as { record: string }[]).map(
         // The store wrote these records itself; parsing them again with zod per row would dominate `list`.
-        (row) => JSON.parse(row.record) as SandboxRecord,
+        (row) => normaliseRecord(JSON.parse(row.record)),
       ),
     );
   }
