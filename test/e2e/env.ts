@@ -1,0 +1,153 @@
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type GitServer, startGitServer } from "./fixtures/git-server.ts";
+import { type StubModel, startStubModel, stubOpencodeConfig } from "./fixtures/stub-model.ts";
+
+/** Recognisable secrets: every scan looks for these exact strings. */
+export const SECRETS = {
+  gitToken: "ghp_E2EGITTOKEN0123456789abcdef",
+  modelKey: "sk-E2EMODELKEY0123456789abcdef",
+  forbiddenKey: "sk-E2EFORBIDDEN0123456789abcdef",
+};
+
+export interface E2EEnv {
+  root: string;
+  home: string; // the user's $HOME for alpine processes
+  alpineHome: string;
+  cwd: string; // where alpine.yaml lives
+  env: NodeJS.ProcessEnv;
+  git: GitServer;
+  model: StubModel;
+  repoUrl: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A user's machine in a temp dir: a HOME whose git credential store knows the
+ * git server's token, an OpenCode auth.json with an allowed and a forbidden
+ * provider, an alpine.yaml pointing OpenCode at the stub model.
+ */
+export async function makeEnv(): Promise<E2EEnv> {
+  const root = mkdtempSync(join(tmpdir(), "alpine-e2e-"));
+  const home = join(root, "home");
+  const alpineHome = join(root, "alpine-home");
+  const cwd = join(root, "project");
+  for (const d of [home, alpineHome, cwd]) mkdirSync(d, { recursive: true });
+
+  const git = await startGitServer({ username: "alice", password: SECRETS.gitToken });
+  const repoUrl = await git.createRepo("app", { "README.md": "# app\n", "src/main.txt": "hello\n" });
+  const model = await startStubModel({ apiKey: SECRETS.modelKey });
+
+  // The host's git knows the token through its credential store (as `gh auth setup-git` would arrange).
+  writeFileSync(join(home, ".gitconfig"), "[credential]\n\thelper = store\n[user]\n\tname = Alice\n\temail = alice@example.com\n");
+  const credUrl = new URL(repoUrl);
+  writeFileSync(join(home, ".git-credentials"), `http://alice:${SECRETS.gitToken}@${credUrl.host}\n`);
+  chmodSync(join(home, ".git-credentials"), 0o600);
+
+  const authDir = join(home, ".local", "share", "opencode");
+  mkdirSync(authDir, { recursive: true });
+  writeFileSync(
+    join(authDir, "auth.json"),
+    JSON.stringify({
+      stub: { type: "api", key: SECRETS.modelKey },
+      forbidden: { type: "api", key: SECRETS.forbiddenKey },
+    }),
+    { mode: 0o600 },
+  );
+
+  const stub = stubOpencodeConfig(model.baseURL);
+  writeFileSync(
+    join(cwd, "alpine.yaml"),
+    `${[
+      "opencode:",
+      `  model: ${stub.model}`,
+      "  auth_providers: [stub]",
+      `  config: ${JSON.stringify(stub.config)}`,
+    ].join("\n")}\n`,
+  );
+
+  const env: NodeJS.ProcessEnv = {
+    HOME: home,
+    ALPINE_HOME: alpineHome,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_DATA_HOME: join(home, ".local", "share"),
+    XDG_STATE_HOME: join(home, ".local", "state"),
+    GIT_CONFIG_NOSYSTEM: "1",
+  };
+  return {
+    root,
+    home,
+    alpineHome,
+    cwd,
+    env,
+    git,
+    model,
+    repoUrl,
+    async close() {
+      await Promise.allSettled([git.close(), model.close()]);
+    },
+  };
+}
+
+/** Every regular file under dir (no symlinks followed). */
+export function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    let entries: string[];
+    try {
+      entries = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const name of entries) {
+      const p = join(d, name);
+      const st = statSync(p, { throwIfNoEntry: false });
+      if (!st) continue;
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Files under dir whose bytes contain any of the secrets (paths in `allow` excepted). */
+export function filesContaining(dir: string, secrets: string[], allow: (path: string) => boolean = () => false) {
+  const hits: { path: string; secret: string }[] = [];
+  for (const path of filesUnder(dir)) {
+    if (allow(path)) continue;
+    const bytes = readFileSync(path);
+    for (const s of secrets) if (bytes.includes(s)) hits.push({ path, secret: s });
+  }
+  return hits;
+}
+
+/** Command lines of every process on the machine right now. */
+export function processArgs(): string[] {
+  return execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n");
+}
+
+export function processesMatching(needle: string): string[] {
+  return processArgs().filter((a) => a.includes(needle) && !a.startsWith("ps "));
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  opts: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
+  }
+}
