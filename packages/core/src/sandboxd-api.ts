@@ -1,0 +1,401 @@
+import { z } from "zod";
+import { AlpineError } from "./errors.ts";
+import { REASON_CODES, type ReasonCode } from "./reasons.ts";
+import { AgentStateSchema } from "./schemas.ts";
+
+/**
+ * The sandboxd contract (DESIGN §7): its start-up config, every request and
+ * response of its HTTP API, and a client for it. Runtime-agnostic: only the
+ * global `fetch` and `AbortSignal` are used, so it runs in Node and in a
+ * Cloudflare Durable Object alike.
+ */
+
+const isoTime = z.string().describe("ISO-8601 UTC time");
+const absPath = z.string().min(1).startsWith("/", "must be an absolute path");
+
+export const SandboxdErrorSchema = z.object({
+  error: z.string(),
+  exit_code: z.union([z.literal(1), z.literal(2)]),
+  reason_code: z.enum(REASON_CODES as [ReasonCode, ...ReasonCode[]]),
+  retryable: z.boolean(),
+  details: z.record(z.string(), z.unknown()),
+});
+
+// ---------------------------------------------------------------------------
+// Start-up config: one JSON object on sandboxd's stdin (secrets never in argv/env/disk).
+
+export const SandboxdConfigSchema = z.object({
+  sandbox_id: z.string().min(1),
+  name: z.string().min(1),
+  /** Bearer token for /v1. */
+  token: z.string().min(16, "token must be at least 16 characters"),
+  host: z.string().min(1).default("127.0.0.1"),
+  /** 0 = pick a free port. */
+  port: z.number().int().min(0).max(65535).default(0),
+  workspace_dir: absPath,
+  home_dir: absPath,
+  tmp_dir: absPath,
+  log_file: absPath,
+  isolation: z.enum(["bubblewrap", "none"]),
+  /** Host paths hidden from the agent under bubblewrap (a tmpfs over each that exists). */
+  mask_paths: z.array(absPath).default([]),
+  opencode_bin: absPath,
+  opencode: z
+    .object({
+      /** "provider/model" */
+      model: z.string().includes("/", { message: 'model must be "provider/model"' }).optional(),
+      /** Passed through to OpenCode's config (OPENCODE_CONFIG_CONTENT). */
+      config: z.record(z.string(), z.unknown()).optional(),
+      /** auth.json entries, whole, keyed by provider id. */
+      auth: z.record(z.string(), z.unknown()).optional(),
+    })
+    .default({}),
+  branch_prefix: z.string().min(1).default("alpine"),
+});
+export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
+export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;
+
+/** The one line sandboxd writes on stdout once it listens. */
+export const SandboxdListeningSchema = z.object({
+  event: z.literal("listening"),
+  port: z.number().int(),
+  pid: z.number().int(),
+});
+/** Written instead of the listening line when sandboxd cannot start (then it exits 1). */
+export const SandboxdStartErrorSchema = z.object({ event: z.literal("error"), error: SandboxdErrorSchema });
+export const SandboxdStartLineSchema = z.discriminatedUnion("event", [
+  SandboxdListeningSchema,
+  SandboxdStartErrorSchema,
+]);
+export type SandboxdStartLine = z.infer<typeof SandboxdStartLineSchema>;
+
+// ---------------------------------------------------------------------------
+// API
+
+export const SANDBOXD_PHASES = [
+  "booting",
+  "cloning",
+  "restoring",
+  "starting_agent",
+  "ready",
+  "failed",
+] as const;
+export const SandboxdPhaseSchema = z.enum(SANDBOXD_PHASES);
+export type SandboxdPhase = z.infer<typeof SandboxdPhaseSchema>;
+
+export const HealthResponseSchema = z.object({ ok: z.literal(true), phase: SandboxdPhaseSchema });
+export type HealthResponse = z.infer<typeof HealthResponseSchema>;
+
+export const GitCredentialsSchema = z.object({ username: z.string(), password: z.string() });
+
+export const InitRequestSchema = z.object({
+  /** A git URL or an absolute local path. */
+  repo: z.string().min(1),
+  /** Branch, tag or commit; default: the remote's default branch. */
+  ref: z.string().min(1).optional(),
+  /** The sandbox branch to create from ref; default `<branch_prefix>/<name>`. */
+  branch: z.string().min(1).optional(),
+  /** Used for this clone only; never stored. */
+  credentials: GitCredentialsSchema.optional(),
+});
+export type InitRequest = z.infer<typeof InitRequestSchema>;
+
+export const FileStatusSchema = z.enum(["added", "modified", "deleted", "renamed"]);
+
+export const ChangedFileSchema = z.object({
+  path: z.string(),
+  status: FileStatusSchema,
+});
+
+export const WorkspaceStatusSchema = z.object({
+  repo: z.string(),
+  branch: z.string(),
+  base_commit: z.string(),
+  head: z.string().nullable(),
+  /** Working tree (incl. untracked, not ignored) differs from HEAD. */
+  dirty: z.boolean(),
+  /** Everything differing from base_commit: commits, tracked and untracked-not-ignored files. */
+  changed_files: z.array(ChangedFileSchema),
+  /** Commits on the branch that are not in base_commit. */
+  ahead: z.number().int(),
+  /** git tree hash of the whole working tree (tracked + untracked, not ignored): what a checkpoint commit would hold. */
+  tree_hash: z.string().nullable(),
+});
+
+export const TaskStateSchema = z.enum(["running", "completed", "failed"]);
+export const TaskStatusSchema = z.object({
+  session_id: z.string(),
+  prompt_summary: z.string(),
+  state: TaskStateSchema,
+  started_at: isoTime,
+  finished_at: isoTime.nullable(),
+  error: SandboxdErrorSchema.nullable(),
+});
+
+export const StatusResponseSchema = z.object({
+  sandbox_id: z.string(),
+  name: z.string(),
+  phase: SandboxdPhaseSchema,
+  error: SandboxdErrorSchema.nullable(),
+  workspace: WorkspaceStatusSchema.nullable(),
+  agent: z.object({
+    state: AgentStateSchema,
+    last_activity: isoTime.nullable(),
+    session_id: z.string().nullable(),
+  }),
+  task: TaskStatusSchema.nullable(),
+  opencode: z.object({
+    version: z.string().nullable(),
+    pid: z.number().int().nullable(),
+    restarts: z.number().int(),
+    ready: z.boolean(),
+    started_at: isoTime.nullable(),
+  }),
+});
+export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
+
+/** NDJSON lines of POST /v1/init. `heartbeat` keeps idle proxies from cutting a long clone. */
+export const InitEventSchema = z.union([
+  z.object({ type: z.literal("phase"), phase: SandboxdPhaseSchema }),
+  z.object({ type: z.literal("heartbeat") }),
+  z.object({ type: z.literal("result"), ok: z.literal(true), status: StatusResponseSchema }),
+  z.object({ type: z.literal("result"), ok: z.literal(false), error: SandboxdErrorSchema }),
+]);
+export type InitEvent = z.infer<typeof InitEventSchema>;
+
+export const TaskRequestSchema = z.object({
+  prompt: z.string().min(1),
+  /** Continue this OpenCode session; default: the sandbox's task session (created on first use). */
+  session_id: z.string().min(1).optional(),
+});
+export type TaskRequest = z.infer<typeof TaskRequestSchema>;
+export const TaskResponseSchema = z.object({ session_id: z.string(), accepted: z.literal(true) });
+export type TaskResponse = z.infer<typeof TaskResponseSchema>;
+
+export const DiffFileSchema = z.object({
+  path: z.string(),
+  status: FileStatusSchema,
+  /** Set for renames: the path in base_commit. */
+  old_path: z.string().optional(),
+  insertions: z.number().int(),
+  deletions: z.number().int(),
+  binary: z.boolean().optional(),
+});
+export const DiffResponseSchema = z.object({
+  files: z.array(DiffFileSchema),
+  /** Unified diff (git --binary) of the working tree vs base_commit; "" with stat. */
+  patch: z.string().optional(),
+});
+export type DiffResponse = z.infer<typeof DiffResponseSchema>;
+
+export const LoginResponseSchema = z.object({
+  code: z.string(),
+  expires_at: isoTime,
+  /** Path to open on sandboxd's address: /auth/<code>. */
+  path: z.string(),
+});
+export type LoginResponse = z.infer<typeof LoginResponseSchema>;
+
+export const ShutdownResponseSchema = z.object({ ok: z.literal(true) });
+
+// ---------------------------------------------------------------------------
+// Client
+
+export interface SandboxdClientOptions {
+  baseUrl: string;
+  token: string;
+  fetch?: typeof fetch;
+  /** Per request (default 15 s). init uses `initTimeoutMs` instead. */
+  timeoutMs?: number;
+  /** Whole init stream, clone included (default 30 min). */
+  initTimeoutMs?: number;
+}
+
+type Schema<T> = { safeParse(v: unknown): { success: true; data: T } | { success: false; error: unknown } };
+
+function fallbackReason(status: number): ReasonCode {
+  if (status === 401) return "unauthorized";
+  if (status === 502 || status === 503 || status === 504) return "sandbox_unavailable";
+  return "internal_error";
+}
+
+export class SandboxdClient {
+  private readonly baseUrl: string;
+  private readonly token: string;
+  private readonly fetchImpl: typeof fetch;
+  private readonly timeoutMs: number;
+  private readonly initTimeoutMs: number;
+
+  constructor(opts: SandboxdClientOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
+    this.token = opts.token;
+    this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init));
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.initTimeoutMs = opts.initTimeoutMs ?? 30 * 60_000;
+  }
+
+  /** GET /healthz (no auth). */
+  health(): Promise<HealthResponse> {
+    return this.json("GET", "/healthz", undefined, HealthResponseSchema, false);
+  }
+
+  status(): Promise<SandboxdStatus> {
+    return this.json("GET", "/v1/status", undefined, StatusResponseSchema);
+  }
+
+  task(body: TaskRequest): Promise<TaskResponse> {
+    return this.json("POST", "/v1/task", body, TaskResponseSchema);
+  }
+
+  diff(opts: { stat?: boolean } = {}): Promise<DiffResponse> {
+    return this.json("GET", opts.stat ? "/v1/diff?stat=1" : "/v1/diff", undefined, DiffResponseSchema);
+  }
+
+  login(): Promise<LoginResponse> {
+    return this.json("POST", "/v1/login", {}, LoginResponseSchema);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.json("POST", "/v1/shutdown", {}, ShutdownResponseSchema);
+  }
+
+  /**
+   * POST /v1/init: clones (or reuses) the workspace and starts OpenCode. Calls
+   * onPhase for each progress line; resolves with the final status, or throws
+   * the AlpineError sandboxd reported.
+   */
+  async init(body: InitRequest, onPhase?: (phase: SandboxdPhase) => void): Promise<SandboxdStatus> {
+    const res = await this.request("POST", "/v1/init", body, this.initTimeoutMs);
+    if (!res.ok) throw await this.errorFrom(res);
+    if (!res.body) throw new AlpineError("sandbox_unavailable", "sandboxd sent an empty init response");
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    const handle = (line: string): SandboxdStatus | undefined => {
+      if (!line.trim()) return undefined;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        throw new AlpineError("internal_error", "sandboxd sent a malformed init line", {
+          line: line.slice(0, 200),
+        });
+      }
+      const parsed = InitEventSchema.safeParse(value);
+      if (!parsed.success) return undefined; // unknown line types are for newer clients
+      const ev = parsed.data;
+      if (ev.type === "phase") onPhase?.(ev.phase);
+      if (ev.type === "result") {
+        if (ev.ok) return ev.status;
+        throw AlpineError.fromJSON(ev.error);
+      }
+      return undefined;
+    };
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          throw this.unavailable(err);
+        }
+        if (chunk.value) buffer += decoder.decode(chunk.value, { stream: true });
+        let nl = buffer.indexOf("\n");
+        while (nl >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          const result = handle(line);
+          if (result) return result;
+          nl = buffer.indexOf("\n");
+        }
+        if (chunk.done) break;
+      }
+      const result = handle(buffer);
+      if (result) return result;
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+    throw new AlpineError("sandbox_unavailable", "sandboxd closed the init stream without a result");
+  }
+
+  private async json<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    schema: Schema<T>,
+    auth = true,
+  ): Promise<T> {
+    const res = await this.request(method, path, body, this.timeoutMs, auth);
+    if (!res.ok) throw await this.errorFrom(res);
+    let value: unknown;
+    try {
+      value = await res.json();
+    } catch (err) {
+      throw new AlpineError(
+        "internal_error",
+        `sandboxd sent invalid JSON for ${method} ${path}`,
+        {},
+        { cause: err },
+      );
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      throw new AlpineError("internal_error", `sandboxd sent an unexpected response for ${method} ${path}`, {
+        issues: String(parsed.error),
+      });
+    }
+    return parsed.data;
+  }
+
+  private async request(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    auth = true,
+  ): Promise<Response> {
+    const headers: Record<string, string> = { accept: "application/json, application/x-ndjson" };
+    if (auth) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    try {
+      return await this.fetchImpl(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+  }
+
+  private unavailable(err: unknown): AlpineError {
+    const name = err instanceof Error ? err.name : "";
+    const timedOut = name === "TimeoutError" || name === "AbortError";
+    const message = err instanceof Error ? err.message : String(err);
+    return new AlpineError(
+      "sandbox_unavailable",
+      timedOut
+        ? `sandboxd at ${this.baseUrl} did not answer in time`
+        : `cannot reach sandboxd at ${this.baseUrl}: ${message}`,
+      { url: this.baseUrl, timeout: timedOut },
+      { cause: err },
+    );
+  }
+
+  private async errorFrom(res: Response): Promise<AlpineError> {
+    const text = await res.text().catch(() => "");
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    const parsed = SandboxdErrorSchema.safeParse(value);
+    if (parsed.success) return AlpineError.fromJSON(parsed.data);
+    return new AlpineError(fallbackReason(res.status), `sandboxd answered HTTP ${res.status}`, {
+      status: res.status,
+      body: text.slice(0, 200),
+    });
+  }
+}

@@ -1,0 +1,468 @@
+import type { Session, SessionPromptAsyncData, SessionStatus } from "@opencode-ai/sdk/v2";
+import { AlpineError, type ErrorJson } from "../../core/src/errors.ts";
+import type { AgentState } from "../../core/src/schemas.ts";
+import type { Logger } from "./log.ts";
+import type { OpencodeSupervisor } from "./opencode.ts";
+import { sleep } from "./proc.ts";
+
+/*
+ * OpenCode's REST calls and its SSE stream are done with plain fetch rather
+ * than the SDK client: sandboxd must know exactly when the /event
+ * subscription is live (the `server.connected` event) before it sends a
+ * prompt, must drop and re-open it when OpenCode restarts on a new port, and
+ * must put a short timeout on every call; the SDK's SSE helper reconnects on
+ * its own and hides all three. The SDK's generated types describe the bodies.
+ */
+
+export interface TaskState {
+  session_id: string;
+  prompt_summary: string;
+  state: "running" | "completed" | "failed";
+  started_at: string;
+  finished_at: string | null;
+  error: ErrorJson | null;
+}
+
+interface TaskInternal extends TaskState {
+  /** prompt_async answered 204. */
+  accepted: boolean;
+  /** A busy status for the session arrived after the prompt. */
+  sawBusy: boolean;
+}
+
+interface SessionInfo {
+  status: "idle" | "busy" | "retry";
+  /** Open permission requests / questions. */
+  waiting: Set<string>;
+  error: boolean;
+}
+
+interface OcEvent {
+  type: string;
+  properties?: Record<string, unknown>;
+}
+
+const CALL_TIMEOUT_MS = 10_000;
+
+export function summarise(prompt: string): string {
+  const one = prompt.replace(/\s+/g, " ").trim();
+  return one.length > 80 ? `${one.slice(0, 77)}...` : one;
+}
+
+/**
+ * Follows OpenCode's /event stream: derives the agent's state and last
+ * activity, and runs tasks (a task completes on the `session.idle` that
+ * follows its prompt, never on prompt_async's 204).
+ */
+export class AgentTracker {
+  private sessions = new Map<string, SessionInfo>();
+  private connected = false;
+  private generation = 0;
+  private abort: AbortController | null = null;
+  private waiters: (() => void)[] = [];
+  private lastEventAt = 0;
+  private enabled = false;
+  private task: TaskInternal | null = null;
+  /** A runTask is between its checks and the prompt's answer. */
+  private starting = false;
+  /** The session tasks continue when they name none (created by the first task). */
+  private taskSession: string | null = null;
+  lastActivity: Date | null = null;
+  lastSession: string | null = null;
+
+  constructor(
+    private readonly oc: OpencodeSupervisor,
+    private readonly model: string | undefined,
+    private readonly log: Logger,
+  ) {
+    oc.on("ready", () => {
+      if (this.enabled) this.connect();
+    });
+    oc.on("down", () => this.onDown());
+  }
+
+  /**
+   * Starts following OpenCode's events (now if it is up, else when it is).
+   * Called once the checkout exists: the subscription creates OpenCode's
+   * instance for the workspace, which must see the checked-out project.
+   */
+  enable(): void {
+    if (this.enabled) return;
+    this.enabled = true;
+    if (this.oc.ready) this.connect();
+  }
+
+  get state(): AgentState {
+    if (!this.oc.ready || !this.connected) return "unknown";
+    const all = [...this.sessions.values()];
+    if (all.some((s) => s.waiting.size > 0)) return "waiting_permission";
+    if (all.some((s) => s.status === "busy")) return "busy";
+    if (all.some((s) => s.status === "retry")) return "retry";
+    if (all.some((s) => s.error)) return "error";
+    return "idle";
+  }
+
+  get sessionId(): string | null {
+    return this.task?.session_id ?? this.lastSession;
+  }
+
+  taskStatus(): TaskState | null {
+    if (!this.task) return null;
+    const { accepted: _a, sawBusy: _b, ...pub } = this.task;
+    return { ...pub };
+  }
+
+  isTaskRunning(): boolean {
+    return this.task?.state === "running";
+  }
+
+  close(): void {
+    this.generation++;
+    this.abort?.abort();
+    this.connected = false;
+  }
+
+  private headers(json = false): Record<string, string> {
+    const h: Record<string, string> = { authorization: this.oc.authorization };
+    if (json) h["content-type"] = "application/json";
+    return h;
+  }
+
+  private session(id: string): SessionInfo {
+    let s = this.sessions.get(id);
+    if (!s) {
+      s = { status: "idle", waiting: new Set(), error: false };
+      this.sessions.set(id, s);
+    }
+    return s;
+  }
+
+  private onDown(): void {
+    this.generation++;
+    this.abort?.abort();
+    this.connected = false;
+    this.sessions.clear();
+    if (this.task?.state === "running") {
+      this.finishTask(
+        "failed",
+        new AlpineError("task_failed", "OpenCode stopped while the task was running; it is being restarted", {
+          session_id: this.task.session_id,
+        }),
+      );
+    }
+  }
+
+  private connect(): void {
+    const gen = ++this.generation;
+    this.abort?.abort();
+    void this.loop(gen);
+  }
+
+  private async loop(gen: number): Promise<void> {
+    let delay = 250;
+    while (gen === this.generation && this.oc.ready) {
+      const ac = new AbortController();
+      this.abort = ac;
+      // No server.connected within 5 s, or silence longer than three of OpenCode's
+      // 10 s heartbeats: the stream is stuck; open a new one.
+      const opened = Date.now();
+      this.lastEventAt = opened;
+      const watchdog = setInterval(() => {
+        const now = Date.now();
+        if ((!this.connected && now - opened > 5000) || now - this.lastEventAt > 35_000) ac.abort();
+      }, 1000);
+      try {
+        const res = await fetch(`${this.oc.baseUrl}/event`, {
+          headers: { ...this.headers(), accept: "text/event-stream" },
+          signal: ac.signal,
+        });
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        const decoder = new TextDecoder();
+        let buf = "";
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buf += decoder.decode(chunk, { stream: true }).replace(/\r\n/g, "\n");
+          let sep = buf.indexOf("\n\n");
+          while (sep >= 0) {
+            const block = buf.slice(0, sep);
+            buf = buf.slice(sep + 2);
+            const data = block
+              .split("\n")
+              .filter((l) => l.startsWith("data:"))
+              .map((l) => l.slice(5).replace(/^ /, ""))
+              .join("\n");
+            if (data) {
+              try {
+                this.handle(JSON.parse(data) as OcEvent, gen);
+              } catch (err) {
+                this.log.debug("unparseable opencode event", { error: String(err) });
+              }
+            }
+            sep = buf.indexOf("\n\n");
+          }
+          delay = 250;
+        }
+      } catch (err) {
+        if (gen === this.generation) this.log.debug("opencode event stream dropped", { error: String(err) });
+      } finally {
+        clearInterval(watchdog);
+      }
+      if (gen !== this.generation) return;
+      this.connected = false;
+      await sleep(delay);
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+
+  private handle(ev: OcEvent, gen: number): void {
+    if (gen !== this.generation) return;
+    this.lastEventAt = Date.now();
+    const p = ev.properties ?? {};
+    const sid = typeof p.sessionID === "string" ? p.sessionID : undefined;
+    if (ev.type === "server.connected") {
+      const first = !this.connected;
+      this.connected = true;
+      for (const w of this.waiters.splice(0)) w();
+      if (first) void this.reconcile(gen);
+      return;
+    }
+    if (sid && ev.type !== "session.deleted") {
+      this.lastActivity = new Date();
+      this.lastSession = sid;
+    }
+    const task = this.task?.state === "running" && this.task.session_id === sid ? this.task : null;
+    switch (ev.type) {
+      case "session.status": {
+        if (!sid) break;
+        const status = (p.status as SessionStatus | undefined)?.type;
+        const s = this.session(sid);
+        if (status === "busy" || status === "retry") {
+          s.status = status;
+          s.error = false;
+          if (task) task.sawBusy = true;
+        } else if (status === "idle") {
+          s.status = "idle";
+        }
+        break;
+      }
+      case "session.idle": {
+        if (!sid) break;
+        const s = this.session(sid);
+        s.status = "idle";
+        if (task && (task.accepted || task.sawBusy)) this.finishTask("completed", null);
+        break;
+      }
+      case "session.error": {
+        const err = p.error as { name?: string; data?: { message?: string } } | undefined;
+        const message = err?.data?.message ?? err?.name ?? "the agent reported an error";
+        if (sid) this.session(sid).error = true;
+        this.log.warn("agent error", { session_id: sid ?? null, error: message.slice(0, 500) });
+        const running = this.task?.state === "running" ? this.task : null;
+        if (running && (!sid || running.session_id === sid)) {
+          this.finishTask(
+            "failed",
+            new AlpineError("task_failed", `the agent failed: ${message.slice(0, 300)}`, {
+              session_id: running.session_id,
+              error_name: err?.name ?? null,
+            }),
+          );
+        }
+        break;
+      }
+      case "permission.asked":
+      case "permission.v2.asked":
+      case "question.asked":
+      case "question.v2.asked": {
+        if (sid && typeof p.id === "string") this.session(sid).waiting.add(p.id);
+        break;
+      }
+      case "permission.replied":
+      case "permission.v2.replied":
+      case "question.replied":
+      case "question.rejected":
+      case "question.v2.replied":
+      case "question.v2.rejected": {
+        const id =
+          typeof p.requestID === "string" ? p.requestID : typeof p.id === "string" ? p.id : undefined;
+        if (sid && id) this.session(sid).waiting.delete(id);
+        break;
+      }
+      case "session.deleted": {
+        if (sid) this.sessions.delete(sid);
+        if (sid && this.taskSession === sid) this.taskSession = null;
+        break;
+      }
+    }
+  }
+
+  /** After (re)connecting: events may have been missed; ask OpenCode which sessions are not idle. */
+  private async reconcile(gen: number): Promise<void> {
+    try {
+      const res = await fetch(`${this.oc.baseUrl}/session/status`, {
+        headers: this.headers(),
+        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+      });
+      if (!res.ok || gen !== this.generation) return;
+      const active = (await res.json()) as Record<string, SessionStatus>;
+      for (const [id, s] of this.sessions) {
+        if (!active[id]) s.status = "idle";
+      }
+      for (const [id, st] of Object.entries(active)) {
+        if (st.type === "busy" || st.type === "retry") this.session(id).status = st.type;
+      }
+      const task = this.task;
+      // Only when the task was seen running: right after a prompt OpenCode reports idle too early.
+      if (task?.state === "running" && task.sawBusy && !active[task.session_id]) {
+        this.log.info("task finished while the event stream was down", { session_id: task.session_id });
+        this.finishTask("completed", null);
+      }
+    } catch (err) {
+      this.log.debug("session status reconcile failed", { error: String(err) });
+    }
+  }
+
+  /** Resolves true once the event stream is live (false after ms). */
+  waitConnected(ms: number): Promise<boolean> {
+    if (this.connected) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== done);
+        resolve(false);
+      }, ms);
+      this.waiters.push(done);
+    });
+  }
+
+  private finishTask(state: "completed" | "failed", error: AlpineError | null): void {
+    const task = this.task;
+    if (task?.state !== "running") return;
+    task.state = state;
+    task.finished_at = new Date().toISOString();
+    task.error = error ? error.toJSON() : null;
+    this.log.info("task finished", { session_id: task.session_id, state, error: error?.message ?? null });
+  }
+
+  private async createSession(): Promise<string> {
+    const res = await fetch(`${this.oc.baseUrl}/session`, {
+      method: "POST",
+      headers: this.headers(true),
+      body: "{}",
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    });
+    if (!res.ok) {
+      throw new AlpineError("task_failed", `OpenCode could not create a session (HTTP ${res.status})`, {
+        body: (await res.text().catch(() => "")).slice(0, 500),
+      });
+    }
+    const session = (await res.json()) as Session;
+    return session.id;
+  }
+
+  private async prompt(sessionId: string, text: string): Promise<Response> {
+    const body: NonNullable<SessionPromptAsyncData["body"]> = { parts: [{ type: "text", text }] };
+    if (this.model) {
+      const slash = this.model.indexOf("/");
+      body.model = { providerID: this.model.slice(0, slash), modelID: this.model.slice(slash + 1) };
+    }
+    return fetch(`${this.oc.baseUrl}/session/${encodeURIComponent(sessionId)}/prompt_async`, {
+      method: "POST",
+      headers: this.headers(true),
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    });
+  }
+
+  /**
+   * Sends a prompt. Without session_id it continues the sandbox's task session
+   * (created by the first task), so follow-up tasks keep the agent's context.
+   */
+  async runTask(prompt: string, sessionId?: string): Promise<{ session_id: string }> {
+    if (this.task?.state === "running" || this.starting) {
+      throw new AlpineError("agent_busy", "a task is already running in this sandbox", {
+        session_id: this.task?.session_id ?? null,
+      });
+    }
+    this.starting = true;
+    try {
+      return await this.startTask(prompt, sessionId);
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private async startTask(prompt: string, sessionId?: string): Promise<{ session_id: string }> {
+    if (!this.oc.ready || !(await this.waitConnected(5000))) {
+      throw new AlpineError("sandbox_unavailable", "OpenCode is not answering right now (restarting?)");
+    }
+    let sid = sessionId ?? this.taskSession;
+    const known = sid ? this.sessions.get(sid) : undefined;
+    if (sid && known && known.status !== "idle") {
+      throw new AlpineError("agent_busy", "the agent is working in that session", { session_id: sid });
+    }
+    if (!sid) sid = await this.createSession();
+    // status.task is the last prompt OpenCode accepted: a refused one leaves it as it was.
+    const previous = this.task;
+    const begin = (id: string): TaskInternal => {
+      const t: TaskInternal = {
+        session_id: id,
+        prompt_summary: summarise(prompt),
+        state: "running",
+        started_at: new Date().toISOString(),
+        finished_at: null,
+        error: null,
+        accepted: false,
+        sawBusy: false,
+      };
+      // Set before the prompt goes out: its events may arrive before the 204.
+      this.task = t;
+      const s = this.session(id);
+      s.status = "busy";
+      s.error = false;
+      this.lastActivity = new Date();
+      this.lastSession = id;
+      return t;
+    };
+    const refused = (id: string, e: AlpineError): AlpineError => {
+      if (this.task?.session_id === id && !this.task.accepted) {
+        this.task = previous;
+        const s = this.sessions.get(id);
+        if (s?.status === "busy") s.status = "idle";
+      }
+      return e;
+    };
+    let task = begin(sid);
+    let res: Response;
+    try {
+      res = await this.prompt(sid, prompt);
+      if (res.status === 404 && !sessionId) {
+        // The remembered session is gone (deleted in the UI): start a new one.
+        refused(sid, new AlpineError("usage_invalid", "session gone"));
+        sid = await this.createSession();
+        task = begin(sid);
+        res = await this.prompt(sid, prompt);
+      }
+    } catch (err) {
+      if (err instanceof AlpineError) throw refused(sid, err);
+      throw refused(
+        sid,
+        new AlpineError("sandbox_unavailable", `OpenCode did not take the prompt: ${String(err)}`),
+      );
+    }
+    if (!res.ok) {
+      const body = (await res.text().catch(() => "")).slice(0, 500);
+      throw refused(
+        sid,
+        res.status === 404
+          ? new AlpineError("usage_invalid", `OpenCode has no session '${sid}'`, { session_id: sid })
+          : new AlpineError("task_failed", `OpenCode refused the prompt (HTTP ${res.status})`, { body }),
+      );
+    }
+    task.accepted = true;
+    this.taskSession = sid;
+    this.log.info("task started", { session_id: sid, prompt_chars: prompt.length });
+    return { session_id: sid };
+  }
+}

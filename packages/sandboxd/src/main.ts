@@ -1,0 +1,132 @@
+/**
+ * sandboxd: the one process in every sandbox. Reads its config (secrets
+ * included) as one JSON object on stdin, listens, writes exactly one line on
+ * stdout ({"event":"listening","port":N,"pid":P}), then logs to log_file only.
+ */
+import { fileURLToPath } from "node:url";
+import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
+import { validateName } from "../../core/src/names.ts";
+import { type SandboxdConfig, SandboxdConfigSchema } from "../../core/src/sandboxd-api.ts";
+import { Auth } from "./auth.ts";
+import { Logger } from "./log.ts";
+import { Sandbox } from "./sandbox.ts";
+import { createApi } from "./server.ts";
+
+// The parent may close our stdout/stderr at any time; a write must never kill us.
+process.stdout.on("error", () => {});
+process.stderr.on("error", () => {});
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function fatal(err: AlpineError, log?: Logger): never {
+  log?.error("sandboxd cannot start", { error: err.toJSON() });
+  process.stdout.write(JSON.stringify({ event: "error", error: err.toJSON() }) + "\n");
+  process.stderr.write(`sandboxd: ${err.message}\n`);
+  process.exit(1);
+}
+
+function parseConfig(text: string): SandboxdConfig {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new AlpineError("config_invalid", "sandboxd expects one JSON object on stdin");
+  }
+  const parsed = SandboxdConfigSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new AlpineError("config_invalid", "sandboxd config is invalid", {
+      issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    });
+  }
+  validateName(parsed.data.name);
+  return parsed.data;
+}
+
+/** Every string under a key that looks secret (apiKey, token, password…), for log redaction. */
+function secretStrings(value: unknown, all: boolean, out: string[] = []): string[] {
+  if (typeof value === "string") {
+    if (all) out.push(value);
+  } else if (Array.isArray(value)) {
+    for (const v of value) secretStrings(v, all, out);
+  } else if (value && typeof value === "object") {
+    for (const [k, v] of Object.entries(value))
+      secretStrings(v, all || /key|token|secret|password|auth/i.test(k), out);
+  }
+  return out;
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+async function main(): Promise<void> {
+  let config: SandboxdConfig;
+  try {
+    config = parseConfig(await readStdin());
+  } catch (err) {
+    fatal(toAlpineError(err));
+  }
+  const log = new Logger(config.log_file, { component: "sandboxd" });
+  log.addSecret(config.token);
+  for (const s of secretStrings(config.opencode.auth, true)) log.addSecret(s);
+  for (const s of secretStrings(config.opencode.config, false)) log.addSecret(s);
+
+  const helper = fileURLToPath(new URL("./git-credential.js", import.meta.url));
+  const sandbox = new Sandbox(config, log, `!${shellQuote(process.execPath)} ${shellQuote(helper)}`);
+  const auth = new Auth(config.token, config.sandbox_id);
+
+  let stopping = false;
+  const shutdown = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { why });
+    server.close();
+    try {
+      await sandbox.shutdown();
+    } catch (err) {
+      log.error("shutdown failed", { error: String(err) });
+    }
+    server.closeAllConnections();
+    log.info("stopped");
+    process.exit(0);
+  };
+  const server = createApi({ sandbox, auth, log, onShutdown: () => void shutdown("api") });
+
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("uncaughtException", (err) =>
+    log.error("uncaught exception", { error: String(err.stack ?? err) }),
+  );
+  process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: String(err) }));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  }).catch((err: Error) => {
+    fatal(
+      new AlpineError(
+        "provider_unavailable",
+        `sandboxd cannot listen on ${config.host}:${config.port}: ${err.message}`,
+      ),
+      log,
+    );
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  sandbox.setListenPort(port);
+  log.info("listening", {
+    port,
+    pid: process.pid,
+    sandbox_id: config.sandbox_id,
+    name: config.name,
+    isolation: config.isolation,
+    workspace_dir: config.workspace_dir,
+  });
+  process.stdout.write(JSON.stringify({ event: "listening", port, pid: process.pid }) + "\n");
+}
+
+void main();

@@ -1,0 +1,380 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { delimiter, dirname, join } from "node:path";
+import { AlpineError } from "../../core/src/errors.ts";
+import { bwrapArgs } from "./bwrap.ts";
+import { type Logger, lineSplitter } from "./log.ts";
+import { descendants, isAlive, signal, sleep } from "./proc.ts";
+
+export interface OpencodeOptions {
+  bin: string;
+  workspace: string;
+  home: string;
+  tmp: string;
+  isolation: "bubblewrap" | "none";
+  mask: string[];
+  model?: string;
+  config?: Record<string, unknown>;
+  auth?: Record<string, unknown>;
+  log: Logger;
+  /** How long to wait for the `listening` line (default 30 s). */
+  startTimeoutMs?: number;
+}
+
+/** Headless defaults: never ask, never block on a question. */
+const DEFAULT_PERMISSION = { "*": "allow", question: "deny" };
+const LISTENING = /opencode server listening on\s+(\S+)/;
+const HEALTH_INTERVAL_MS = 2000;
+const HEALTH_TIMEOUT_MS = 300;
+const UNHEALTHY_AFTER = 5;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
+/** A run this long resets the backoff. */
+const STABLE_MS = 30_000;
+
+/**
+ * OpenCode's config: the user's `opencode.config`, then `model` (if given) over
+ * its model, permissions merged key by key over the headless defaults (an
+ * explicit key wins: the user may want "ask" somewhere), autoupdate forced off.
+ */
+export function opencodeConfig(
+  config: Record<string, unknown> | undefined,
+  model: string | undefined,
+): Record<string, unknown> {
+  const user = config ?? {};
+  const p = user.permission;
+  const permission =
+    p && typeof p === "object" && !Array.isArray(p)
+      ? { ...DEFAULT_PERMISSION, ...p }
+      : (p ?? DEFAULT_PERMISSION);
+  return { ...user, ...(model ? { model } : {}), permission, autoupdate: false };
+}
+
+function findOnPath(name: string, path: string): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Runs `opencode serve` on 127.0.0.1 (optionally under bubblewrap), waits for
+ * it, probes its health, restarts it with exponential backoff when it exits or
+ * stops answering. Emits "ready" after every (re)start and "down" when it goes.
+ */
+export class OpencodeSupervisor extends EventEmitter {
+  readonly password = randomBytes(24).toString("base64url");
+  port: number | null = null;
+  version: string | null = null;
+  restarts = 0;
+  ready = false;
+  startedAt: Date | null = null;
+
+  private child: ChildProcess | null = null;
+  private stopping = false;
+  private backoffMs = BACKOFF_MIN_MS;
+  private healthTimer: NodeJS.Timeout | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private failures = 0;
+  /** The sandboxed OpenCode's host pid, once found under bwrap. */
+  private inner: { child: ChildProcess; pid: number } | null = null;
+  /** Set once the first start succeeded: from then on exits are restarted. */
+  private supervising = false;
+
+  constructor(private readonly opts: OpencodeOptions) {
+    super();
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get authorization(): string {
+    return "Basic " + Buffer.from(`opencode:${this.password}`).toString("base64");
+  }
+
+  /** The OpenCode process's pid on this host (inside bwrap: the sandboxed process, not bwrap). */
+  get pid(): number | null {
+    const child = this.child;
+    if (!child?.pid || child.exitCode !== null) return null;
+    if (this.opts.isolation === "none") return child.pid;
+    if (this.inner?.child === child && isAlive(this.inner.pid)) return this.inner.pid;
+    for (const p of descendants(child.pid)) {
+      try {
+        const argv0 = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0];
+        if (argv0 === this.opts.bin) {
+          this.inner = { child, pid: p };
+          return p;
+        }
+      } catch {
+        // gone
+      }
+    }
+    return child.pid;
+  }
+
+  /** Dirs, auth.json; can run while the clone is still going. */
+  prepare(): void {
+    const o = this.opts;
+    for (const d of [o.home, o.tmp, ...Object.values(this.xdg())])
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+    const authFile = join(o.home, ".local", "share", "opencode", "auth.json");
+    mkdirSync(dirname(authFile), { recursive: true, mode: 0o700 });
+    let existing: Record<string, unknown> = {};
+    try {
+      existing = JSON.parse(readFileSync(authFile, "utf8")) as Record<string, unknown>;
+    } catch {
+      // none yet
+    }
+    writeFileSync(authFile, JSON.stringify({ ...existing, ...(o.auth ?? {}) }, null, 2), { mode: 0o600 });
+    chmodSync(authFile, 0o600);
+  }
+
+  private xdg(): Record<string, string> {
+    const h = this.opts.home;
+    return {
+      XDG_CONFIG_HOME: join(h, ".config"),
+      XDG_DATA_HOME: join(h, ".local", "share"),
+      XDG_STATE_HOME: join(h, ".local", "state"),
+      XDG_CACHE_HOME: join(h, ".cache"),
+    };
+  }
+
+  /** The agent's whole environment: nothing from sandboxd's own env but the basics. */
+  env(): Record<string, string> {
+    const o = this.opts;
+    let path = process.env.PATH || "/usr/local/bin:/usr/bin:/bin";
+    if (!findOnPath("rg", path)) {
+      const rg = ["/usr/bin/rg", "/usr/local/bin/rg"].find((p) => existsSync(p));
+      if (rg) path = `${path}${delimiter}${dirname(rg)}`;
+      else o.log.warn("ripgrep (rg) not found on PATH; OpenCode's search tool will be degraded");
+    }
+    const env: Record<string, string> = {
+      PATH: path,
+      HOME: o.home,
+      ...this.xdg(),
+      TMPDIR: o.isolation === "bubblewrap" ? "/tmp" : o.tmp,
+      LANG: process.env.LANG || "C.UTF-8",
+      TERM: "xterm-256color",
+      SHELL: existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh",
+      GIT_TERMINAL_PROMPT: "0",
+      OPENCODE_SERVER_PASSWORD: this.password,
+      OPENCODE_CONFIG_CONTENT: JSON.stringify(opencodeConfig(o.config, o.model)),
+      OPENCODE_DISABLE_AUTOUPDATE: "1",
+      OPENCODE_DISABLE_MODELS_FETCH: "1",
+      OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+    };
+    if (process.env.USER) env.USER = process.env.USER;
+    if (process.env.TZ) env.TZ = process.env.TZ;
+    return env;
+  }
+
+  /** The command line (without env) that runs OpenCode on `port`. */
+  command(port: number): { cmd: string; args: string[] } {
+    const o = this.opts;
+    const serve = ["serve", "--hostname", "127.0.0.1", "--port", String(port)];
+    if (o.isolation === "bubblewrap") {
+      const layout = { workspace: o.workspace, home: o.home, tmp: o.tmp, mask: o.mask, keep: [o.bin] };
+      return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", o.bin, ...serve] };
+    }
+    // Outside bubblewrap nothing kills OpenCode if sandboxd dies; setpriv's parent-death signal does.
+    const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+    if (setpriv) return { cmd: setpriv, args: ["--pdeathsig", "KILL", "--", o.bin, ...serve] };
+    return { cmd: o.bin, args: serve };
+  }
+
+  /** First start: resolves when OpenCode listens; throws agent_start_failed. Afterwards it is supervised. */
+  async start(): Promise<void> {
+    if (this.supervising) return;
+    this.stopping = false;
+    // Two more tries: the free port we picked may have been taken before OpenCode bound it.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.spawnOnce();
+        break;
+      } catch (err) {
+        if (attempt >= 3 || this.stopping) throw err;
+        this.opts.log.warn("opencode did not start; trying again", {
+          attempt,
+          error: (err as Error).message,
+        });
+      }
+    }
+    this.supervising = true;
+  }
+
+  private async spawnOnce(): Promise<void> {
+    const port = await freePort();
+    if (this.stopping) throw new AlpineError("agent_start_failed", "OpenCode was stopped while starting");
+    const { cmd, args } = this.command(port);
+    const o = this.opts;
+    const t0 = Date.now();
+    o.log.info("starting opencode", { cmd, args, isolation: o.isolation });
+    const child = spawn(cmd, args, {
+      cwd: o.workspace,
+      env: this.env(),
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    this.child = child;
+    const tail: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        fail(`OpenCode did not report listening within ${Math.round((o.startTimeoutMs ?? 30_000) / 1000)} s`);
+        this.killTree(child, "SIGKILL");
+      }, o.startTimeoutMs ?? 30_000);
+      const fail = (msg: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(new AlpineError("agent_start_failed", msg, { output: tail.slice(-20) }));
+      };
+      const onLine = (stream: string) => (line: string) => {
+        if (!line) return;
+        o.log.info("opencode", { source: "opencode", stream, line: line.slice(0, 4000) });
+        tail.push(line.slice(0, 500));
+        if (tail.length > 50) tail.shift();
+        if (!settled && LISTENING.test(line)) {
+          settled = true;
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      const out = lineSplitter(onLine("stdout"));
+      const err = lineSplitter(onLine("stderr"));
+      child.stdout?.on("data", (c: Buffer) => out.push(c));
+      child.stderr?.on("data", (c: Buffer) => err.push(c));
+      child.on("error", (e) => fail(`cannot run ${cmd}: ${e.message}`));
+      child.on("exit", (code, sig) => {
+        out.end();
+        err.end();
+        fail(`OpenCode exited before listening (code ${code}, signal ${sig})`);
+        this.onExit(child, code, sig);
+      });
+    });
+    this.port = port;
+    this.ready = true;
+    this.startedAt = new Date();
+    this.failures = 0;
+    o.log.info("opencode listening", { port, ms: Date.now() - t0, pid: this.pid, restarts: this.restarts });
+    this.startHealth(child);
+    this.emit("ready");
+  }
+
+  private onExit(child: ChildProcess, code: number | null, sig: NodeJS.Signals | null): void {
+    if (this.child !== child) return;
+    const wasReady = this.ready;
+    this.ready = false;
+    this.stopHealth();
+    this.opts.log.warn("opencode exited", { code, signal: sig, stopping: this.stopping });
+    if (wasReady) this.emit("down");
+    if (this.stopping || !this.supervising) return;
+    const ranFor = this.startedAt ? Date.now() - this.startedAt.getTime() : 0;
+    if (wasReady && ranFor > STABLE_MS) this.backoffMs = BACKOFF_MIN_MS;
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopping || this.restartTimer) return;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+    this.opts.log.info("restarting opencode", { in_ms: delay });
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.stopping) return;
+      this.restarts++;
+      this.spawnOnce().catch((err: unknown) => {
+        this.opts.log.error("opencode restart failed", { error: String((err as Error).message ?? err) });
+        // onExit (or the start timeout's kill) schedules the next attempt.
+        this.scheduleRestart();
+      });
+    }, delay);
+  }
+
+  private startHealth(child: ChildProcess): void {
+    this.stopHealth();
+    this.healthTimer = setInterval(() => {
+      void this.probe(child);
+    }, HEALTH_INTERVAL_MS);
+    void this.probe(child);
+  }
+
+  private stopHealth(): void {
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    this.healthTimer = null;
+  }
+
+  private async probe(child: ChildProcess): Promise<void> {
+    if (this.child !== child || !this.ready) return;
+    try {
+      const res = await fetch(`${this.baseUrl}/global/health`, {
+        headers: { authorization: this.authorization },
+        signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+      });
+      const body = (await res.json()) as { healthy?: boolean; version?: string };
+      if (!res.ok || body.healthy !== true) throw new Error(`HTTP ${res.status}`);
+      if (body.version) this.version = body.version;
+      this.failures = 0;
+    } catch (err) {
+      if (this.child !== child || !this.ready) return;
+      this.failures++;
+      if (this.failures >= UNHEALTHY_AFTER) {
+        this.opts.log.warn("opencode unhealthy; killing it", { failures: this.failures, error: String(err) });
+        this.failures = 0;
+        this.killTree(child, "SIGKILL");
+      }
+    }
+  }
+
+  private killTree(child: ChildProcess, sig: NodeJS.Signals): void {
+    if (!child.pid) return;
+    // Own process group (detached): reaches the agent's tool processes too.
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      // No group left; signal the child itself only while it has not been reaped (its pid is still its own).
+      if (child.exitCode === null && child.signalCode === null) signal(child.pid, sig);
+    }
+  }
+
+  /** SIGTERM to OpenCode, SIGKILL to everything after graceMs. Idempotent. */
+  async stop(graceMs = 3000): Promise<void> {
+    this.stopping = true;
+    this.supervising = false;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.stopHealth();
+    const child = this.child;
+    if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    const inner = this.pid;
+    // Under bwrap, bwrap does not forward signals: TERM the sandboxed OpenCode itself.
+    if (inner && inner !== child.pid) signal(inner, "SIGTERM");
+    else this.killTree(child, "SIGTERM");
+    const timedOut = await Promise.race([exited.then(() => false), sleep(graceMs).then(() => true)]);
+    if (timedOut) this.opts.log.warn("opencode did not stop in time; killing it", { grace_ms: graceMs });
+    // Whatever is left in the group (or the bwrap pid namespace) goes too.
+    this.killTree(child, "SIGKILL");
+    if (timedOut) await Promise.race([exited, sleep(2000)]);
+    if (child.exitCode === null && child.signalCode === null && isAlive(child.pid))
+      signal(child.pid, "SIGKILL");
+    this.ready = false;
+  }
+}

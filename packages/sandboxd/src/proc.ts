@@ -1,0 +1,132 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+
+export interface RunOptions {
+  cwd?: string;
+  env: NodeJS.ProcessEnv;
+  input?: string;
+  timeoutMs?: number;
+  /** Cap on captured stdout (bytes); the rest is dropped. */
+  maxStdout?: number;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+const live = new Set<ChildProcess>();
+
+/** Kills every command `run` started that is still running (at shutdown). */
+export function killRunning(): void {
+  for (const c of live) c.kill("SIGKILL");
+}
+
+/** Runs a command without a shell, capturing its output. Never rejects for a non-zero exit. */
+export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ["pipe", "pipe", "pipe"] });
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    live.add(child);
+    child.once("close", () => live.delete(child));
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let outBytes = 0;
+    const max = opts.maxStdout ?? 256 * 1024 * 1024;
+    let timedOut = false;
+    const timer =
+      opts.timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = true;
+            child.kill("SIGKILL");
+          }, opts.timeoutMs)
+        : undefined;
+    child.stdout?.on("data", (c: Buffer) => {
+      if (outBytes < max) out.push(c);
+      outBytes += c.length;
+    });
+    child.stderr?.on("data", (c: Buffer) => {
+      if (err.length < 1000) err.push(c);
+    });
+    child.stdin?.on("error", () => {});
+    child.stdin?.end(opts.input ?? "");
+    child.on("error", (e) => {
+      if (timer) clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+        timedOut,
+      });
+    });
+  });
+}
+
+/** Pids of all live descendants of pid (Linux /proc; empty elsewhere). */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      // pid (comm) state ppid … — comm may contain spaces and parentheses.
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ppid = Number(rest[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(name));
+      children.set(ppid, list);
+    } catch {
+      // raced with exit
+    }
+  }
+  const result: number[] = [];
+  const queue = [pid];
+  while (queue.length) {
+    const p = queue.shift()!;
+    for (const c of children.get(p) ?? []) {
+      result.push(c);
+      queue.push(c);
+    }
+  }
+  return result;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,201 @@
+import {
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  request,
+  type ServerResponse,
+} from "node:http";
+import type { Duplex } from "node:stream";
+import { AlpineError } from "../../core/src/errors.ts";
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "trailers",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+export interface Upstream {
+  port: number;
+  authorization: string;
+}
+
+function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
+  const v = headers.connection;
+  const list = Array.isArray(v) ? v.join(",") : (v ?? "");
+  return new Set(
+    list
+      .split(",")
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
+/**
+ * Request headers for OpenCode: hop-by-hop ones dropped, the client's
+ * Authorization replaced by OpenCode's own, sandboxd's login cookies removed
+ * (other cookies pass), X-Forwarded-* added.
+ */
+export function upstreamHeaders(
+  req: IncomingMessage,
+  up: Upstream,
+  cookiePrefix: string,
+  upgrade: boolean,
+): OutgoingHttpHeaders {
+  const drop = connectionTokens(req.headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    if (HOP_BY_HOP.has(name) || drop.has(name)) continue;
+    if (name === "authorization" || name === "cookie") continue;
+    out[name] = value;
+  }
+  const cookies = (req.headers.cookie ?? "")
+    .split(";")
+    .map((c) => c.trim())
+    .filter((c) => c && !c.startsWith(cookiePrefix));
+  if (cookies.length) out.cookie = cookies.join("; ");
+  out.authorization = up.authorization;
+  const remote = req.socket.remoteAddress ?? "";
+  const prior = req.headers["x-forwarded-for"];
+  out["x-forwarded-for"] = prior ? `${prior}, ${remote}` : remote;
+  out["x-forwarded-proto"] = (req.headers["x-forwarded-proto"] as string | undefined) ?? "http";
+  if (req.headers.host) out["x-forwarded-host"] = req.headers.host;
+  if (upgrade) {
+    out.connection = "Upgrade";
+    if (req.headers.upgrade) out.upgrade = req.headers.upgrade;
+  }
+  return out;
+}
+
+function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const drop = connectionTokens(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name)) continue;
+    // The browser must never be asked for OpenCode's password.
+    if (name === "www-authenticate") continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function sendError(res: ServerResponse, err: AlpineError, status: number): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(err.toJSON());
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Forwards one HTTP request to OpenCode, streaming both bodies (SSE included) with backpressure. */
+export function proxyHttp(
+  req: IncomingMessage,
+  res: ServerResponse,
+  up: Upstream | null,
+  cookiePrefix: string,
+): void {
+  if (!up) {
+    sendError(
+      res,
+      new AlpineError("sandbox_unavailable", "OpenCode is not running right now (starting or restarting)"),
+      503,
+    );
+    return;
+  }
+  const upReq = request({
+    host: "127.0.0.1",
+    port: up.port,
+    method: req.method,
+    path: req.url,
+    headers: upstreamHeaders(req, up, cookiePrefix, false),
+  });
+  upReq.on("response", (upRes) => {
+    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, responseHeaders(upRes.headers));
+    // Event streams: get the headers out now, and do not let Nagle hold small events.
+    res.flushHeaders();
+    res.socket?.setNoDelay(true);
+    upRes.pipe(res);
+    upRes.on("error", () => res.destroy());
+  });
+  upReq.on("error", (e) => {
+    sendError(res, new AlpineError("sandbox_unavailable", `OpenCode did not answer: ${e.message}`), 502);
+  });
+  // Client went away: stop the upstream request (ends long-lived event streams).
+  res.on("close", () => {
+    if (!res.writableFinished) upReq.destroy();
+  });
+  req.pipe(upReq);
+}
+
+function rawResponseHead(statusCode: number, statusMessage: string, rawHeaders: string[]): string {
+  let head = `HTTP/1.1 ${statusCode} ${statusMessage}\r\n`;
+  for (let i = 0; i < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
+  return head + "\r\n";
+}
+
+/** Forwards a WebSocket (or any Upgrade) request: OpenCode's 101, then bytes both ways. */
+export function proxyUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  up: Upstream | null,
+  cookiePrefix: string,
+): void {
+  socket.on("error", () => socket.destroy());
+  if (!up) {
+    socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    return;
+  }
+  const upReq = request({
+    host: "127.0.0.1",
+    port: up.port,
+    method: req.method,
+    path: req.url,
+    headers: upstreamHeaders(req, up, cookiePrefix, true),
+  });
+  upReq.on("upgrade", (upRes, upSocket, upHead) => {
+    upSocket.on("error", () => socket.destroy());
+    socket.on("error", () => upSocket.destroy());
+    upSocket.on("close", () => socket.destroy());
+    socket.on("close", () => upSocket.destroy());
+    socket.write(
+      rawResponseHead(
+        upRes.statusCode ?? 101,
+        upRes.statusMessage ?? "Switching Protocols",
+        upRes.rawHeaders,
+      ),
+    );
+    if (upHead.length) socket.write(upHead);
+    if (head.length) upSocket.write(head);
+    upSocket.setNoDelay(true);
+    upSocket.pipe(socket);
+    socket.pipe(upSocket);
+  });
+  upReq.on("response", (upRes) => {
+    // OpenCode refused the upgrade: relay its answer and close.
+    const headers = upRes.rawHeaders.filter((_, i, a) => {
+      const n = (i % 2 === 0 ? a[i] : a[i - 1])!.toLowerCase();
+      return !HOP_BY_HOP.has(n) && n !== "www-authenticate";
+    });
+    socket.write(
+      rawResponseHead(upRes.statusCode ?? 502, upRes.statusMessage ?? "", [
+        ...headers,
+        "Connection",
+        "close",
+      ]),
+    );
+    upRes.pipe(socket);
+  });
+  upReq.on("error", () => socket.destroy());
+  upReq.end();
+}

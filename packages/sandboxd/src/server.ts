@@ -1,0 +1,284 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { isIP } from "node:net";
+import type { z } from "zod";
+import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
+import type { ReasonCode } from "../../core/src/reasons.ts";
+import { type InitEvent, InitRequestSchema, TaskRequestSchema } from "../../core/src/sandboxd-api.ts";
+import type { Auth } from "./auth.ts";
+import type { Logger } from "./log.ts";
+import { proxyHttp, proxyUpgrade, type Upstream } from "./proxy.ts";
+import type { Sandbox } from "./sandbox.ts";
+
+const HTTP_STATUS: Partial<Record<ReasonCode, number>> = {
+  unauthorized: 401,
+  usage_invalid: 400,
+  name_invalid: 400,
+  repo_resolution_failed: 400,
+  branch_invalid: 400,
+  ref_not_found: 404,
+  sandbox_not_running: 409,
+  agent_busy: 409,
+  operation_in_progress: 409,
+  sandbox_identity_conflict: 409,
+  repo_unreachable: 502,
+  task_failed: 502,
+  sandbox_unavailable: 503,
+  agent_start_failed: 503,
+};
+
+export function httpStatus(err: AlpineError): number {
+  return HTTP_STATUS[err.reason] ?? (err.exitCode === 1 ? 400 : 500);
+}
+
+const COOKIE_PREFIX = "alpine_session";
+const MAX_BODY = 4 * 1024 * 1024;
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    "cache-control": "no-store",
+  });
+  res.end(body);
+}
+
+function sendError(res: ServerResponse, err: AlpineError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, httpStatus(err), err.toJSON());
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function sendHtml401(res: ServerResponse, name: string, why: string): void {
+  const body = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>alpine: sign in</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40em; margin: 4em auto">
+<h1>Not signed in</h1>
+<p>${escapeHtml(why)}</p>
+<p>Run <code>alpine open ${escapeHtml(name)}</code> to get a fresh login link for this sandbox.</p>
+</body></html>
+`;
+  res.writeHead(401, {
+    "content-type": "text/html; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    "cache-control": "no-store",
+  });
+  res.end(body);
+}
+
+async function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new AlpineError("usage_invalid", `request body is larger than ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
+  const text = await readBody(req);
+  let value: unknown = {};
+  if (text.trim()) {
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new AlpineError("usage_invalid", "request body is not valid JSON");
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new AlpineError("usage_invalid", "request body is invalid", {
+      issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    });
+  }
+  return parsed.data;
+}
+
+export function isLoopback(addr: string | undefined): boolean {
+  if (!addr) return false;
+  const a = addr.replace(/^::ffff:/, "");
+  return a === "::1" || (isIP(a) === 4 && a.startsWith("127."));
+}
+
+export interface ApiDeps {
+  sandbox: Sandbox;
+  auth: Auth;
+  log: Logger;
+  /** Called once the shutdown response went out. */
+  onShutdown(): void;
+}
+
+export function createApi(deps: ApiDeps): Server {
+  const { sandbox, auth, log } = deps;
+
+  // Not before ready: a UI request would make OpenCode open the workspace before the checkout exists.
+  const upstream = (): Upstream | null =>
+    sandbox.phase === "ready" && sandbox.opencode.ready && sandbox.opencode.port
+      ? { port: sandbox.opencode.port, authorization: sandbox.opencode.authorization }
+      : null;
+
+  async function v1(req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<void> {
+    const method = req.method ?? "GET";
+    const route = `${method} ${path}`;
+    switch (route) {
+      case "GET /v1/status":
+        return sendJson(res, 200, await sandbox.status());
+      case "POST /v1/init":
+        return init(req, res);
+      case "POST /v1/task": {
+        const body = await readJson(req, TaskRequestSchema);
+        sandbox.requireReady();
+        const { session_id } = await sandbox.agent.runTask(body.prompt, body.session_id);
+        return sendJson(res, 200, { session_id, accepted: true });
+      }
+      case "GET /v1/diff": {
+        sandbox.requireReady();
+        const stat = ["1", "true", "yes"].includes(url.searchParams.get("stat") ?? "");
+        return sendJson(res, 200, await sandbox.workspace.diff(stat));
+      }
+      case "POST /v1/login": {
+        await readBody(req, 64 * 1024);
+        const { code, expires_at } = auth.newLoginCode();
+        log.info("login code issued", { expires_at });
+        return sendJson(res, 200, { code, expires_at, path: `/auth/${code}` });
+      }
+      case "POST /v1/shutdown": {
+        await readBody(req, 64 * 1024);
+        res.on("finish", () => deps.onShutdown());
+        return sendJson(res, 202, { ok: true });
+      }
+    }
+    const known = ["/v1/status", "/v1/init", "/v1/task", "/v1/diff", "/v1/login", "/v1/shutdown"];
+    if (known.includes(path))
+      throw new AlpineError("usage_invalid", `method ${method} is not allowed on ${path}`);
+    throw new AlpineError("usage_invalid", `no such endpoint: ${method} ${path}`, { path });
+  }
+
+  async function init(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJson(req, InitRequestSchema);
+    // Validation and conflicts are plain HTTP errors; from here on the answer streams.
+    const plan = await sandbox.plan(body);
+    res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+    res.flushHeaders();
+    const emit = (ev: InitEvent) => {
+      if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify(ev) + "\n");
+    };
+    if (plan === "ready") {
+      emit({ type: "result", ok: true, status: await sandbox.status() });
+      res.end();
+      return;
+    }
+    const heartbeat = setInterval(() => emit({ type: "heartbeat" }), 10_000);
+    try {
+      // Runs to the end even if the client goes away.
+      await sandbox.init(plan, emit);
+    } finally {
+      clearInterval(heartbeat);
+      res.end();
+    }
+  }
+
+  async function credential(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    // Only git's helper on this machine may ask.
+    if (
+      req.method !== "POST" ||
+      !(isLoopback(req.socket.remoteAddress) || req.socket.remoteAddress === req.socket.localAddress)
+    ) {
+      return sendJson(res, 404, new AlpineError("usage_invalid", "not found").toJSON());
+    }
+    const nonce = decodeURIComponent(path.slice("/internal/credential/".length));
+    const attrs = await readBody(req, 64 * 1024);
+    const creds = sandbox.broker.lookup(nonce, attrs);
+    if (!creds) {
+      log.warn("credential request refused", { known: sandbox.broker.size > 0 });
+      return sendJson(res, 404, new AlpineError("unauthorized", "no credentials for this request").toJSON());
+    }
+    return sendJson(res, 200, { username: creds.username, password: creds.password });
+  }
+
+  function login(res: ServerResponse, path: string): void {
+    let code = "";
+    try {
+      code = decodeURIComponent(path.slice("/auth/".length));
+    } catch {
+      code = "";
+    }
+    const session = code ? auth.redeem(code) : undefined;
+    if (!session) {
+      log.warn("login code refused");
+      sendHtml401(res, sandbox.config.name, "This login link is invalid, was already used or has expired.");
+      return;
+    }
+    log.info("login code redeemed");
+    res.writeHead(302, {
+      location: "/",
+      "set-cookie": auth.setCookie(session),
+      "cache-control": "no-store",
+      "referrer-policy": "no-referrer",
+      "content-length": 0,
+    });
+    res.end();
+  }
+
+  const server = createServer(async (req, res) => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://sandboxd");
+    } catch {
+      return sendError(res, new AlpineError("usage_invalid", "bad request URL"));
+    }
+    const path = url.pathname;
+    try {
+      if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+        return sendJson(res, 200, { ok: true, phase: sandbox.phase });
+      }
+      if (path.startsWith("/internal/credential/")) return await credential(req, res, path);
+      if (path === "/v1" || path.startsWith("/v1/")) {
+        if (!auth.checkBearer(req.headers.authorization)) {
+          req.resume();
+          throw new AlpineError("unauthorized", "missing or wrong bearer token");
+        }
+        return await v1(req, res, path, url);
+      }
+      if (path.startsWith("/auth/") && (req.method === "GET" || req.method === "HEAD")) {
+        return login(res, path);
+      }
+      if (!auth.checkCookie(req.headers.cookie)) {
+        req.resume();
+        return sendHtml401(res, sandbox.config.name, "This is the OpenCode web UI of an alpine sandbox.");
+      }
+      return proxyHttp(req, res, upstream(), COOKIE_PREFIX);
+    } catch (err) {
+      const e = toAlpineError(err);
+      if (e.reason === "internal_error") log.error("request failed", { path, error: e.message });
+      sendError(res, e);
+    }
+  });
+
+  server.on("upgrade", (req, socket, head) => {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (
+      path === "/v1" ||
+      path.startsWith("/v1/") ||
+      path.startsWith("/internal/") ||
+      !auth.checkCookie(req.headers.cookie)
+    ) {
+      socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    proxyUpgrade(req, socket, head, upstream(), COOKIE_PREFIX);
+  });
+
+  // Event streams through the proxy live long; only idle keep-alive sockets are reaped.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  return server;
+}

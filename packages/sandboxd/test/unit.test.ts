@@ -1,0 +1,236 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { AlpineError } from "../../core/src/errors.ts";
+import { Auth, parseCookies, safeEqual } from "../src/auth.ts";
+import { bwrapArgs } from "../src/bwrap.ts";
+import { CredentialBroker } from "../src/credentials.ts";
+import { checkRef, resolveRepo } from "../src/git.ts";
+import { opencodeConfig } from "../src/opencode.ts";
+import { parseNameStatus, parseNumstat } from "../src/workspace.ts";
+import { tempDir } from "./helpers.ts";
+
+function reasonOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    return err instanceof AlpineError ? err.reason : "not-alpine";
+  }
+}
+
+describe("bubblewrap layout", () => {
+  const hasBwrap = spawnSync("bwrap", ["--version"]).status === 0;
+
+  it.skipIf(!hasBwrap)(
+    "confines writes to the workspace, home and private /tmp; masks are empty and read-only",
+    () => {
+      // Not under /tmp: the sandbox's own tmp dir replaces /tmp, which would hide this layout anyway.
+      const root = mkdtempSync("/var/tmp/alpine-bwrap-");
+      const mask = join(root, "state");
+      const home = join(mask, "sandboxes", "s1", "home"); // inside a masked dir, like the real layout
+      const ws = join(mask, "sandboxes", "s1", "workspace");
+      const tmp = join(mask, "sandboxes", "s1", "tmp");
+      for (const d of [home, ws, tmp]) mkdirSync(d, { recursive: true });
+      writeFileSync(join(mask, "secret.db"), "secret");
+      const outside = join(root, "outside");
+      mkdirSync(outside);
+      const args = bwrapArgs({ workspace: ws, home, tmp, mask: [mask, "/does/not/exist"] });
+      const script = [
+        `touch /etc/alpine-escape 2>/dev/null && echo etc-writable`,
+        `touch ${outside}/x 2>/dev/null && echo outside-writable`,
+        `cat ${mask}/secret.db 2>/dev/null && echo secret-visible`,
+        `touch ${mask}/new 2>/dev/null && echo mask-writable`,
+        `echo ws > ${ws}/ok && echo ws-ok`,
+        `echo home > ${home}/ok && echo home-ok`,
+        `echo tmp > /tmp/ok && echo tmp-ok`,
+        `echo pid=$$`,
+      ].join("; ");
+      const out = execFileSync("bwrap", [...args, "--", "/bin/sh", "-c", script], { encoding: "utf8" });
+      expect(out).toContain("ws-ok");
+      expect(out).toContain("home-ok");
+      expect(out).toContain("tmp-ok");
+      expect(out).not.toContain("etc-writable");
+      expect(out).not.toContain("outside-writable");
+      expect(out).not.toContain("secret-visible");
+      expect(out).not.toContain("mask-writable");
+      expect(out).toMatch(/pid=\d\b/); // own pid namespace
+      expect(readFileSync(join(ws, "ok"), "utf8")).toBe("ws\n");
+      expect(readFileSync(join(home, "ok"), "utf8")).toBe("home\n");
+      expect(readFileSync(join(tmp, "ok"), "utf8")).toBe("tmp\n");
+      expect(existsSync("/etc/alpine-escape")).toBe(false);
+      expect(existsSync(join(outside, "x"))).toBe(false);
+      expect(existsSync(join(mask, "new"))).toBe(false);
+      rmSync(root, { recursive: true, force: true });
+    },
+  );
+
+  it("orders mounts parents first and skips masks under /tmp or missing", () => {
+    const root = tempDir("alpine-bwrap-");
+    const args = bwrapArgs({
+      workspace: join(root, "ws"),
+      home: "/home/x/h",
+      tmp: join(root, "t"),
+      mask: [join(root, "m"), "/nonexistent-mask", "/etc"],
+    }).join(" ");
+    expect(args.startsWith("--ro-bind / / --tmpfs /etc --bind")).toBe(true);
+    expect(args).not.toContain("nonexistent-mask");
+    expect(args).not.toContain(`--tmpfs ${join(root, "m")}`);
+    expect(args.indexOf(`--bind ${join(root, "t")} /tmp`)).toBeLessThan(
+      args.indexOf(`--bind ${join(root, "ws")}`),
+    );
+    expect(args).toContain("--remount-ro /etc");
+    expect(args).toContain("--unshare-pid --die-with-parent --new-session");
+  });
+});
+
+describe("repo/ref validation", () => {
+  it("accepts URLs, scp-like remotes and absolute paths", () => {
+    expect(resolveRepo("https://github.com/a/b.git")).toMatchObject({
+      url: "https://github.com/a/b.git",
+      local: false,
+      target: { protocol: "https", host: "github.com" },
+    });
+    expect(resolveRepo("git@github.com:a/b.git")).toMatchObject({ local: false, target: null });
+    expect(resolveRepo("ssh://git@host:2222/a/b.git")).toMatchObject({ local: false });
+    expect(resolveRepo(tmpdir())).toMatchObject({ local: true, url: tmpdir() });
+  });
+
+  it("moves credentials out of an https URL", () => {
+    const r = resolveRepo("https://user:s3cr%40t@example.com:8443/a.git");
+    expect(r.url).toBe("https://example.com:8443/a.git");
+    expect(r.display).toBe("https://example.com:8443/a.git");
+    expect(r.urlCredentials).toEqual({ username: "user", password: "s3cr@t" });
+    expect(r.target).toEqual({ protocol: "https", host: "example.com:8443" });
+  });
+
+  it.each([
+    "-uhttps://x",
+    "--upload-pack=evil",
+    "ext::sh -c evil",
+    "fd::3",
+    "foo::bar",
+    "ftp://example.com/a.git",
+    "relative/path",
+    "https://example.com/\u0000x",
+    "/does/not/exist/repo.git",
+    "",
+  ])("refuses %j", (repo) => {
+    expect(reasonOf(() => resolveRepo(repo))).toBe("repo_resolution_failed");
+  });
+
+  it("refs may be revisions, never options", () => {
+    expect(reasonOf(() => checkRef("main"))).toBeUndefined();
+    expect(reasonOf(() => checkRef("v1.2^{}"))).toBeUndefined();
+    expect(reasonOf(() => checkRef("--output=x"))).toBe("repo_resolution_failed");
+    expect(reasonOf(() => checkRef("a b"))).toBe("repo_resolution_failed");
+    expect(reasonOf(() => checkRef("a\u001bb"))).toBe("repo_resolution_failed");
+  });
+});
+
+describe("git output parsing", () => {
+  it("name-status -z with renames", () => {
+    const out = [
+      "M",
+      "a.txt",
+      "R087",
+      "old name.txt",
+      "new name.txt",
+      "A",
+      "dir/b",
+      "D",
+      "c",
+      "T",
+      "l",
+      "",
+    ].join("\0");
+    expect(parseNameStatus(out)).toEqual([
+      { path: "a.txt", status: "modified" },
+      { path: "new name.txt", status: "renamed", old_path: "old name.txt" },
+      { path: "dir/b", status: "added" },
+      { path: "c", status: "deleted" },
+      { path: "l", status: "modified" },
+    ]);
+  });
+
+  it("numstat -z with renames and binaries", () => {
+    const out = ["3\t1\ta.txt", "0\t0\t", "old.txt", "new.txt", "-\t-\timg.png", ""].join("\0");
+    const m = parseNumstat(out);
+    expect(m.get("a.txt")).toEqual({ insertions: 3, deletions: 1, binary: false });
+    expect(m.get("new.txt")).toEqual({ insertions: 0, deletions: 0, binary: false });
+    expect(m.get("img.png")).toEqual({ insertions: 0, deletions: 0, binary: true });
+  });
+});
+
+describe("auth", () => {
+  it("bearer tokens compare in constant time and exactly", () => {
+    const a = new Auth("t".repeat(32), "sbx_1");
+    expect(a.checkBearer(`Bearer ${"t".repeat(32)}`)).toBe(true);
+    expect(a.checkBearer(`bearer ${"t".repeat(32)}`)).toBe(true);
+    expect(a.checkBearer(`Bearer ${"t".repeat(31)}`)).toBe(false);
+    expect(a.checkBearer(undefined)).toBe(false);
+    expect(a.checkBearer("Bearer ")).toBe(false);
+    expect(safeEqual("abc", "abc")).toBe(true);
+    expect(safeEqual("abc", "abcd")).toBe(false);
+  });
+
+  it("login codes are single use and expire after 60 s", () => {
+    const a = new Auth("t".repeat(32), "sbx_1");
+    const t0 = 1_000_000;
+    const { code, expires_at } = a.newLoginCode(t0);
+    expect(Date.parse(expires_at)).toBe(t0 + 60_000);
+    const session = a.redeem(code, t0 + 1000);
+    expect(session).toBeTruthy();
+    expect(a.redeem(code, t0 + 1001)).toBeUndefined();
+    const late = a.newLoginCode(t0);
+    expect(a.redeem(late.code, t0 + 60_000)).toBeUndefined();
+    expect(a.redeem(late.code, t0 + 1)).toBeUndefined(); // consumed by the failed try
+    expect(a.redeem("made-up", t0)).toBeUndefined();
+    const cookie = a.setCookie(session!);
+    expect(cookie).toBe(`alpine_session_sbx_1=${session}; HttpOnly; SameSite=Strict; Path=/`);
+    expect(a.checkCookie(`other=1; alpine_session_sbx_1=${session}`)).toBe(true);
+    expect(a.checkCookie(`alpine_session_sbx_2=${session}`)).toBe(false);
+    expect(a.checkCookie(`alpine_session_sbx_1=${session}x`)).toBe(false);
+    expect(parseCookies("a=1; b = 2").get("b")).toBe("2");
+  });
+});
+
+describe("credential broker", () => {
+  it("answers only its own nonce, protocol and host, until revoked", () => {
+    const b = new CredentialBroker();
+    const creds = { username: "u", password: "p" };
+    const g = b.grant(creds, { protocol: "https", host: "example.com" });
+    expect(b.lookup(g.nonce, "protocol=https\nhost=example.com\npath=a.git\n")).toEqual(creds);
+    expect(b.lookup(g.nonce, "protocol=https\nhost=example.com:443\n")).toEqual(creds);
+    expect(b.lookup(g.nonce, "protocol=https\nhost=evil.example\n")).toBeUndefined();
+    expect(b.lookup(g.nonce, "protocol=http\nhost=example.com\n")).toBeUndefined();
+    expect(b.lookup("other", "protocol=https\nhost=example.com\n")).toBeUndefined();
+    g.revoke();
+    expect(b.lookup(g.nonce, "protocol=https\nhost=example.com\n")).toBeUndefined();
+    expect(b.size).toBe(0);
+  });
+});
+
+describe("OpenCode config", () => {
+  it("headless permissions under explicit ones; model wins; autoupdate off", () => {
+    expect(opencodeConfig(undefined, "p/m")).toEqual({
+      model: "p/m",
+      permission: { "*": "allow", question: "deny" },
+      autoupdate: false,
+    });
+    expect(
+      opencodeConfig(
+        { model: "x/y", permission: { bash: "ask" }, autoupdate: true, provider: { a: {} } },
+        "p/m",
+      ),
+    ).toEqual({
+      model: "p/m",
+      permission: { "*": "allow", question: "deny", bash: "ask" },
+      autoupdate: false,
+      provider: { a: {} },
+    });
+    expect(opencodeConfig({ model: "x/y" }, undefined).model).toBe("x/y");
+  });
+});
