@@ -17,7 +17,13 @@ const git = (cwd: string, ...args: string[]) =>
   execFileSync("git", args, {
     cwd,
     encoding: "utf8",
-    env: { ...process.env, GIT_AUTHOR_NAME: "Agent", GIT_AUTHOR_EMAIL: "a@x", GIT_COMMITTER_NAME: "Agent", GIT_COMMITTER_EMAIL: "a@x" },
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: "Agent",
+      GIT_AUTHOR_EMAIL: "a@x",
+      GIT_COMMITTER_NAME: "Agent",
+      GIT_COMMITTER_EMAIL: "a@x",
+    },
   }).trim();
 
 /** Session ids OpenCode lists, read through sandboxd's UI proxy with a one-time login. */
@@ -43,12 +49,24 @@ describe("durability", () => {
   let sessionsBefore: string[] = [];
 
   it("launches and the agent writes a file", async () => {
-    const r = await alpine("launch", "durable", "--repo", e.repoUrl, "--task", "WRITE NOTES.md from the agent", "--json");
+    const r = await alpine(
+      "launch",
+      "durable",
+      "--repo",
+      e.repoUrl,
+      "--task",
+      "WRITE NOTES.md from the agent",
+      "--json",
+    );
     expect(r.code, r.stdout + r.stderr).toBe(0);
     id = r.json().id;
-    await waitFor("completion", async () => (await alpine("status", "durable", "--json")).json().state === "completed", {
-      timeoutMs: 90_000,
-    });
+    await waitFor(
+      "completion",
+      async () => (await alpine("status", "durable", "--json")).json().state === "completed",
+      {
+        timeoutMs: 90_000,
+      },
+    );
   });
 
   it("a checkpoint is verified and stored content-addressed; status then shows nothing unsaved", async () => {
@@ -70,7 +88,11 @@ describe("durability", () => {
     expect(stored.some((f) => f.endsWith(join(cp.checkpoint_id, "manifest.json")))).toBe(true);
     expect(stored.filter((f) => /objects\/[0-9a-f]{64}$/.test(f)).length).toBeGreaterThanOrEqual(2);
     const status = (await alpine("status", "durable", "--json")).json();
-    expect(status.durability).toMatchObject({ checkpoint_id: cp.checkpoint_id, verified: true, content_hash: cp.content_hash });
+    expect(status.durability).toMatchObject({
+      checkpoint_id: cp.checkpoint_id,
+      verified: true,
+      content_hash: cp.content_hash,
+    });
     expect(status.teardown.blockers).toEqual([]);
     // The same content checkpointed again gives the same content hash.
     const again = (await alpine("checkpoint", "durable", "--json")).json();
@@ -89,9 +111,13 @@ describe("durability", () => {
         execFileSync("git", ["clone", "--quiet", "--mirror", obj, join(dir, "repo")]);
         execFileSync("git", ["-C", join(dir, "repo"), "fsck", "--quiet"]);
         // Unpack every object so the search sees contents, not compressed bytes.
-        const all = execFileSync("git", ["-C", join(dir, "repo"), "cat-file", "--batch-all-objects", "--batch"], {
-          maxBuffer: 64 * 1024 * 1024,
-        });
+        const all = execFileSync(
+          "git",
+          ["-C", join(dir, "repo"), "cat-file", "--batch-all-objects", "--batch"],
+          {
+            maxBuffer: 64 * 1024 * 1024,
+          },
+        );
         writeFileSync(join(dir, "objects.txt"), all);
       } else {
         execFileSync("tar", ["-xzf", obj, "-C", dir]);
@@ -115,7 +141,9 @@ describe("durability", () => {
     expect(out).toMatchObject({ name: "durable", state: "destroyed", destroyed: true, forced: false });
     expect(out.checkpoint_id).toMatch(/^ckpt_/);
     expect(statSync(join(e.alpineHome, "sandboxes", id), { throwIfNoEntry: false })).toBeUndefined();
-    const events = (await alpine("logs", "durable", "--json")).json().events.map((x: { to: string | null }) => x.to);
+    const events = (await alpine("logs", "durable", "--json"))
+      .json()
+      .events.map((x: { to: string | null }) => x.to);
     expect(events.slice(-3)).toEqual(["saving", "tearing_down", "destroyed"]);
   });
 
@@ -157,7 +185,9 @@ describe("durability", () => {
     let seen: { type: string; pid: number } | null = null;
     let concurrent: { code: number; reason: string } | null = null;
     while (child.exitCode === null) {
-      const row = db.prepare("SELECT lease FROM leases WHERE name = 'durable'").get() as { lease: string } | undefined;
+      const row = db.prepare("SELECT lease FROM leases WHERE name = 'durable'").get() as
+        | { lease: string }
+        | undefined;
       if (row && !seen) {
         seen = JSON.parse(row.lease);
         const t = await alpine("teardown", "durable", "--json");
@@ -170,7 +200,12 @@ describe("durability", () => {
     expect(seen).toMatchObject({ type: "export", pid: child.pid });
     expect(concurrent).toEqual({ code: 2, reason: "operation_in_progress" });
     const out = JSON.parse(stdout);
-    expect(out).toMatchObject({ name: "durable", source: "workspace", pushed: true, branch: "alpine/durable" });
+    expect(out).toMatchObject({
+      name: "durable",
+      source: "workspace",
+      pushed: true,
+      branch: "alpine/durable",
+    });
     expect(await e.git.readRef("app", "refs/heads/alpine/durable")).toBe(out.commit);
     const files = await e.git.listFiles("app", out.commit);
     expect(files).toEqual(expect.arrayContaining(["NOTES.md", "late.txt", "deep/er/run.sh", "blob.bin"]));
@@ -224,15 +259,21 @@ describe("durability", () => {
     expect(t.code, t.stdout + t.stderr).toBe(0);
     const status = (await alpine("status", "durable", "--json")).json();
     const cpId = status.durability.checkpoint_id as string;
-    const manifest = JSON.parse(readFileSync(join(e.alpineHome, "checkpoints", id, cpId, "manifest.json"), "utf8"));
+    const manifest = JSON.parse(
+      readFileSync(join(e.alpineHome, "checkpoints", id, cpId, "manifest.json"), "utf8"),
+    );
     const bundle = manifest.artifacts.find((a: { name: string }) => a.name.endsWith(".bundle"));
     const obj = join(e.alpineHome, "checkpoints", id, "objects", bundle.sha256);
     const bytes = readFileSync(obj);
-    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = (bytes[at] ?? 0) ^ 0xff;
     writeFileSync(obj, bytes);
     const r = await alpine("launch", "durable", "--json");
     expect(r.code).toBe(1);
-    expect(r.json()).toMatchObject({ reason_code: "checkpoint_checksum_mismatch", details: { artifact: bundle.name } });
+    expect(r.json()).toMatchObject({
+      reason_code: "checkpoint_checksum_mismatch",
+      details: { artifact: bundle.name },
+    });
     expect(r.json().error).toContain(bundle.name);
     expect(filesUnder(join(e.alpineHome, "sandboxes")).length).toBe(0);
   });

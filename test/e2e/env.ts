@@ -1,5 +1,13 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type GitServer, startGitServer } from "./fixtures/git-server.ts";
@@ -41,7 +49,10 @@ export async function makeEnv(): Promise<E2EEnv> {
   const model = await startStubModel({ apiKey: SECRETS.modelKey });
 
   // The host's git knows the token through its credential store (as `gh auth setup-git` would arrange).
-  writeFileSync(join(home, ".gitconfig"), "[credential]\n\thelper = store\n[user]\n\tname = Alice\n\temail = alice@example.com\n");
+  writeFileSync(
+    join(home, ".gitconfig"),
+    "[credential]\n\thelper = store\n[user]\n\tname = Alice\n\temail = alice@example.com\n",
+  );
   const credUrl = new URL(repoUrl);
   writeFileSync(join(home, ".git-credentials"), `http://alice:${SECRETS.gitToken}@${credUrl.host}\n`);
   chmodSync(join(home, ".git-credentials"), 0o600);
@@ -75,6 +86,8 @@ export async function makeEnv(): Promise<E2EEnv> {
     XDG_DATA_HOME: join(home, ".local", "share"),
     XDG_STATE_HOME: join(home, ".local", "state"),
     GIT_CONFIG_NOSYSTEM: "1",
+    // OpenCode installs a plugin from the npm registry at start; tests keep all traffic on 127.0.0.1.
+    npm_config_registry: "http://127.0.0.1:9/",
   };
   return {
     root,
@@ -114,7 +127,11 @@ export function filesUnder(dir: string): string[] {
 }
 
 /** Files under dir whose bytes contain any of the secrets (paths in `allow` excepted). */
-export function filesContaining(dir: string, secrets: string[], allow: (path: string) => boolean = () => false) {
+export function filesContaining(
+  dir: string,
+  secrets: string[],
+  allow: (path: string) => boolean = () => false,
+) {
   const hits: { path: string; secret: string }[] = [];
   for (const path of filesUnder(dir)) {
     if (allow(path)) continue;
@@ -147,7 +164,8 @@ export async function waitFor<T>(
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
   }
 }

@@ -4,7 +4,15 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
-import { type E2EEnv, filesContaining, makeEnv, processArgs, processesMatching, SECRETS, waitFor } from "./env.ts";
+import {
+  type E2EEnv,
+  filesContaining,
+  makeEnv,
+  processArgs,
+  processesMatching,
+  SECRETS,
+  waitFor,
+} from "./env.ts";
 
 /**
  * The issue-3 journey on the real stack: real OpenCode under bubblewrap, real
@@ -123,7 +131,9 @@ describe("a local sandbox, end to end", () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.json()).toMatchObject({ name: "fix-login", state: "completed" });
     const events = (await alpine("logs", "fix-login", "--json")).json().events;
-    const transitions = events.filter((x: { kind: string }) => x.kind === "transition").map((x: { to: string }) => x.to);
+    const transitions = events
+      .filter((x: { kind: string }) => x.kind === "transition")
+      .map((x: { to: string }) => x.to);
     expect(transitions).toEqual(["provisioning", "running", "completed", "running", "completed"]);
   });
 
@@ -142,7 +152,14 @@ describe("a local sandbox, end to end", () => {
 
     const browser = await chromium.launch({
       executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+      ],
     });
     try {
       const page = await browser.newPage();
@@ -156,7 +173,10 @@ describe("a local sandbox, end to end", () => {
       expect(statSync(shot).size).toBeGreaterThan(5_000);
       // The browser never sees OpenCode's password: no Basic challenge, and the cookie is HttpOnly/Strict.
       const cookies = await page.context().cookies();
-      expect(cookies.find((c) => c.name.startsWith("alpine"))).toMatchObject({ httpOnly: true, sameSite: "Strict" });
+      expect(cookies.find((c) => c.name.startsWith("alpine"))).toMatchObject({
+        httpOnly: true,
+        sameSite: "Strict",
+      });
 
       const replay = await (await browser.newPage()).goto(link);
       expect(replay?.status()).toBe(401);
@@ -167,15 +187,24 @@ describe("a local sandbox, end to end", () => {
 
   it("no secret leaks into alpine's home, state, logs, JSON output or process arguments; forbidden auth never reaches the sandbox", async () => {
     const secrets = [SECRETS.gitToken, SECRETS.modelKey, SECRETS.forbiddenKey];
-    const sandboxAuth = join(e.alpineHome, "sandboxes", sandboxId, "home", ".local", "share", "opencode", "auth.json");
+    const sandboxAuth = join(
+      e.alpineHome,
+      "sandboxes",
+      sandboxId,
+      "home",
+      ".local",
+      "share",
+      "opencode",
+      "auth.json",
+    );
     const hits = filesContaining(e.alpineHome, secrets, (p) => p === sandboxAuth);
     expect(hits).toEqual([]);
     // The sandbox's own auth file holds the allowed entry only, mode 0600.
     const sandboxHits = filesContaining(join(e.alpineHome, "sandboxes", sandboxId), [SECRETS.forbiddenKey]);
     expect(sandboxHits).toEqual([]);
-    expect(filesContaining(join(e.alpineHome, "sandboxes", sandboxId), [SECRETS.modelKey]).map((h) => h.path)).toEqual([
-      sandboxAuth,
-    ]);
+    expect(
+      filesContaining(join(e.alpineHome, "sandboxes", sandboxId), [SECRETS.modelKey]).map((h) => h.path),
+    ).toEqual([sandboxAuth]);
     expect(statSync(sandboxAuth).mode & 0o777).toBe(0o600);
     for (const out of jsonOutputs) for (const s of secrets) expect(out).not.toContain(s);
     for (const args of argSamples) for (const s of secrets) expect(args).not.toContain(s);
@@ -197,7 +226,13 @@ describe("a local sandbox, end to end", () => {
 
     const r = await alpine("teardown", "fix-login", "--force", "--json");
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.json()).toEqual({ name: "fix-login", state: "destroyed", checkpoint_id: null, destroyed: true, forced: true });
+    expect(r.json()).toEqual({
+      name: "fix-login",
+      state: "destroyed",
+      checkpoint_id: null,
+      destroyed: true,
+      forced: true,
+    });
     expect(processesMatching(sandboxId)).toEqual([]);
     expect(await portOpen(sandboxdPort)).toBe(false);
     expect(statSync(join(e.alpineHome, "sandboxes", sandboxId), { throwIfNoEntry: false })).toBeUndefined();

@@ -17,7 +17,9 @@ export function treeDigest(root: string): { digest: string; files: Record<string
       const st = lstatSync(p);
       if (st.isDirectory()) walk(p);
       else if (st.isSymbolicLink()) files[rel] = `link:${readlinkSync(p)}`;
-      else files[rel] = `${st.mode & 0o111 ? "x" : "-"}:${createHash("sha256").update(readFileSync(p)).digest("hex")}`;
+      else
+        files[rel] =
+          `${st.mode & 0o111 ? "x" : "-"}:${createHash("sha256").update(readFileSync(p)).digest("hex")}`;
     }
   };
   walk(root);

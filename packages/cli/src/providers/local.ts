@@ -27,6 +27,27 @@ interface LocalHandle {
 
 const START_TIMEOUT_MS = 20_000;
 
+/** Network settings the agent needs to reach its model and packages; nothing else of the user's env. */
+const PASSED_THROUGH = [
+  "npm_config_registry",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+];
+
+function sandboxdEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    LANG: process.env.LANG ?? "C.UTF-8",
+    HOME: home,
+  };
+  for (const key of PASSED_THROUGH) if (process.env[key]) env[key] = process.env[key];
+  return env;
+}
+
 function asLocal(handle: RuntimeHandle): LocalHandle {
   if (typeof handle.dir !== "string")
     throw new AlpineError("internal_error", "local runtime handle has no dir");
@@ -111,12 +132,8 @@ export class LocalProvider implements Provider {
       cwd: h.dir,
       detached: true,
       stdio: ["pipe", "pipe", "ignore"],
-      // sandboxd builds OpenCode's environment itself; it needs only the basics from ours.
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        LANG: process.env.LANG ?? "C.UTF-8",
-        HOME: join(h.dir, "home"),
-      },
+      // sandboxd builds OpenCode's environment itself; it gets only the basics from ours (no tokens).
+      env: sandboxdEnv(join(h.dir, "home")),
     });
     // Secrets travel over stdin, never argv, env or disk.
     child.stdin.end(JSON.stringify(config));
