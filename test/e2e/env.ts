@@ -37,15 +37,28 @@ export interface E2EEnv {
  * git server's token, an OpenCode auth.json with an allowed and a forbidden
  * provider, an alpine.yaml pointing OpenCode at the stub model.
  */
-export async function makeEnv(): Promise<E2EEnv> {
+export interface EnvOptions {
+  gitUser?: string;
+  gitPassword?: string;
+  repoName?: string;
+  /** More alpine.yaml lines (top-level sections other than opencode). */
+  yaml?: string[];
+}
+
+export async function makeEnv(opts: EnvOptions = {}): Promise<E2EEnv> {
   const root = mkdtempSync(join(tmpdir(), "alpine-e2e-"));
   const home = join(root, "home");
   const alpineHome = join(root, "alpine-home");
   const cwd = join(root, "project");
   for (const d of [home, alpineHome, cwd]) mkdirSync(d, { recursive: true });
 
-  const git = await startGitServer({ username: "alice", password: SECRETS.gitToken });
-  const repoUrl = await git.createRepo("app", { "README.md": "# app\n", "src/main.txt": "hello\n" });
+  const gitUser = opts.gitUser ?? "alice";
+  const gitPassword = opts.gitPassword ?? SECRETS.gitToken;
+  const git = await startGitServer({ username: gitUser, password: gitPassword });
+  const repoUrl = await git.createRepo(opts.repoName ?? "app", {
+    "README.md": "# app\n",
+    "src/main.txt": "hello\n",
+  });
   const model = await startStubModel({ apiKey: SECRETS.modelKey });
 
   // The host's git knows the token through its credential store (as `gh auth setup-git` would arrange).
@@ -54,7 +67,7 @@ export async function makeEnv(): Promise<E2EEnv> {
     "[credential]\n\thelper = store\n[user]\n\tname = Alice\n\temail = alice@example.com\n",
   );
   const credUrl = new URL(repoUrl);
-  writeFileSync(join(home, ".git-credentials"), `http://alice:${SECRETS.gitToken}@${credUrl.host}\n`);
+  writeFileSync(join(home, ".git-credentials"), `http://${gitUser}:${gitPassword}@${credUrl.host}\n`);
   chmodSync(join(home, ".git-credentials"), 0o600);
 
   const authDir = join(home, ".local", "share", "opencode");
@@ -76,6 +89,7 @@ export async function makeEnv(): Promise<E2EEnv> {
       `  model: ${stub.model}`,
       "  auth_providers: [stub]",
       `  config: ${JSON.stringify(stub.config)}`,
+      ...(opts.yaml ?? []),
     ].join("\n")}\n`,
   );
 
