@@ -42,7 +42,12 @@ export interface SandboxdStatusView {
     tree_hash: string | null;
   } | null;
   agent: { state: AgentState; last_activity: string | null; session_id: string | null };
-  task: { session_id: string; state: "running" | "completed" | "failed"; finished_at: string | null } | null;
+  task: {
+    session_id: string;
+    state: "running" | "completed" | "failed";
+    finished_at: string | null;
+    error?: unknown;
+  } | null;
   opencode: { version: string | null; restarts: number };
 }
 
@@ -627,22 +632,18 @@ export class Orchestrator {
   }
 
   /**
-   * Brings the record in line with what sandboxd observed: a finished task moves
-   * running → completed. Skipped (not an error) while another operation holds the lease.
+   * Brings the record in line with what sandboxd observed: a task that
+   * finished without error moves running → completed (DESIGN §2); a failed
+   * task leaves the sandbox running with the agent in `error`. Skipped (not an
+   * error) while another operation holds the lease.
    */
   async reconcile(record: SandboxRecord, probe: Probe): Promise<SandboxRecord> {
     if (probe.state !== "ok" || !probe.status) return record;
     const status = probe.status;
-    const finished =
-      record.state === "running" &&
-      record.task !== null &&
-      status.task !== null &&
-      status.task.session_id === record.task.session_id &&
-      status.task.state !== "running" &&
-      status.agent.state !== "busy" &&
-      status.agent.state !== "retry";
-    const agentChanged =
-      status.agent.state !== record.agent || status.agent.last_activity !== record.last_activity;
+    const sameTask = record.task !== null && status.task !== null && status.task.session_id === record.task.session_id;
+    const agentIdle = status.agent.state !== "busy" && status.agent.state !== "retry";
+    const finished = record.state === "running" && sameTask && status.task?.state === "completed" && agentIdle;
+    const agentChanged = status.agent.state !== record.agent || status.agent.last_activity !== record.last_activity;
     if (!finished && !agentChanged) return record;
     try {
       return await this.withLease(record, "reconcile", async (op) => {
@@ -653,7 +654,7 @@ export class Orchestrator {
         };
         if (finished && current.state === "running" && current.task) {
           const task = { ...current.task, finished_at: status.task?.finished_at ?? this.now() };
-          return this.move(current, "completed", op.id, `task ${status.task?.state}`, { ...patch, task });
+          return this.move(current, "completed", op.id, "task completed", { ...patch, task });
         }
         return this.update(current, patch);
       });
@@ -663,26 +664,20 @@ export class Orchestrator {
     }
   }
 
-  /** Waits until the current task finishes; moves the sandbox to completed. */
-  async waitForTask(
-    name: string,
-    opts: { pollMs?: number; timeoutMs?: number } = {},
-  ): Promise<SandboxRecord> {
+  /** Waits until the current task finishes; the sandbox is then completed (or task_failed is thrown). */
+  async waitForTask(name: string, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<SandboxRecord> {
     const deadline = this.deps.clock.now() + (opts.timeoutMs ?? 24 * 3600_000);
     for (;;) {
       let record = await this.get(name);
       const probe = await this.probe(record);
-      if (probe.state === "unavailable")
-        throw probe.error ?? new AlpineError("sandbox_unavailable", "unavailable");
+      if (probe.state === "unavailable") throw probe.error ?? new AlpineError("sandbox_unavailable", "unavailable");
       record = await this.reconcile(record, probe);
       const task = probe.status?.task;
-      if (record.state === "completed" || (task && task.state !== "running" && record.state !== "running")) {
-        if (task?.state === "failed") {
-          throw new AlpineError("task_failed", `the agent's task failed in sandbox '${name}'`, {
-            session_id: task.session_id,
-          });
-        }
-        return record;
+      if (task && record.task && task.session_id === record.task.session_id && task.state === "failed") {
+        throw new AlpineError("task_failed", `the agent's task failed in sandbox '${name}'`, {
+          session_id: task.session_id,
+          error: task.error ?? null,
+        });
       }
       if (record.state !== "running") return record;
       if (this.deps.clock.now() > deadline) return record;

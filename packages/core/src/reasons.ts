@@ -112,11 +112,6 @@ export const REASONS = {
     retryable: false,
     hint: "unsaved work could not be saved; see details, or pass --force",
   },
-  not_implemented: {
-    exit: 1,
-    retryable: false,
-    hint: "this capability is not available with this provider yet",
-  },
   unauthorized: { exit: 1, retryable: false, hint: "the token or login link is missing, wrong or expired" },
   control_plane_unreachable: {
     exit: 2,
