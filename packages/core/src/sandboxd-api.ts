@@ -51,6 +51,12 @@ export const SandboxdConfigSchema = z.object({
     })
     .default({}),
   branch_prefix: z.string().min(1).default("alpine"),
+  /**
+   * Where checkpoint artifacts and staged restore artifacts live: sandboxd's own
+   * dir, never writable by the agent (not inside workspace_dir, home_dir or
+   * tmp_dir). Default `<dirname(workspace_dir)>/checkpoints`.
+   */
+  checkpoint_dir: absPath.optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;
@@ -199,6 +205,104 @@ export type LoginResponse = z.infer<typeof LoginResponseSchema>;
 export const ShutdownResponseSchema = z.object({ ok: z.literal(true) });
 
 // ---------------------------------------------------------------------------
+// Checkpoints, restore, export (DESIGN §3)
+
+/** The artifacts a checkpoint consists of (the only names the artifact routes accept). */
+export const CHECKPOINT_ARTIFACTS = ["workspace.bundle", "opencode-data.tar.gz"] as const;
+export const CheckpointArtifactNameSchema = z.enum(CHECKPOINT_ARTIFACTS);
+export type CheckpointArtifactName = z.infer<typeof CheckpointArtifactNameSchema>;
+
+/** Checkpoint ids: a path segment without traversal (`ckpt_…` from the orchestrator). */
+export const CHECKPOINT_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+export const CheckpointIdSchema = z
+  .string()
+  .regex(CHECKPOINT_ID_PATTERN, "checkpoint ids are 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'")
+  .refine((s) => !s.includes(".."), "checkpoint ids must not contain '..'");
+
+const gitSha = z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/, "must be a full git object id");
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be a sha256 in hex");
+
+export const CheckpointRequestSchema = z.object({
+  checkpoint_id: CheckpointIdSchema,
+  created_at: isoTime,
+});
+export type CheckpointRequest = z.infer<typeof CheckpointRequestSchema>;
+
+export const CheckpointArtifactSchema = z.object({
+  name: z.string().min(1),
+  sha256: sha256Hex,
+  bytes: z.number().int().min(0),
+});
+
+/** `CheckpointManifest` of ports.ts as a schema (sandboxd writes it; the store keeps it beside the artifacts). */
+export const CheckpointManifestSchema = z.object({
+  schema_version: z.literal(1),
+  checkpoint_id: CheckpointIdSchema,
+  sandbox_id: z.string().min(1),
+  created_at: isoTime,
+  /** The sandbox branch at checkpoint time (the bundle holds refs/heads/<branch>). */
+  branch: z.string().min(1),
+  base_commit: gitSha,
+  /** HEAD of the branch: the agent's commits, not the uncommitted work. */
+  head_commit: gitSha,
+  /** head_commit + every tracked and untracked (not ignored) change; on refs/alpine/checkpoints/<id> in the bundle. */
+  checkpoint_commit: gitSha,
+  /** The tree of checkpoint_commit: the workspace's content. */
+  tree_hash: gitSha,
+  artifacts: z.array(CheckpointArtifactSchema),
+});
+export type CheckpointManifestData = z.infer<typeof CheckpointManifestSchema>;
+
+/** Answer of `PUT /v1/restore/artifacts/:name`: what sandboxd received and staged. */
+export const RestoreArtifactResponseSchema = z.object({
+  name: CheckpointArtifactNameSchema,
+  sha256: sha256Hex,
+  bytes: z.number().int().min(0),
+});
+export type RestoreArtifactResponse = z.infer<typeof RestoreArtifactResponseSchema>;
+
+export const RestoreRequestSchema = z.object({
+  manifest: CheckpointManifestSchema,
+  /** The sandbox's repo (becomes `origin`, without credentials). */
+  repo: z.string().min(1),
+  /** The branch to check out at manifest.head_commit. */
+  branch: z.string().min(1),
+});
+export type RestoreRequest = z.infer<typeof RestoreRequestSchema>;
+
+export const DeleteCheckpointResponseSchema = z.object({ ok: z.literal(true) });
+
+export const ExportRequestSchema = z.object({
+  /** Remote branch to push to (a plain name under refs/heads). */
+  branch: z.string().min(1),
+  message: z
+    .string()
+    .min(1)
+    .max(64 * 1024),
+  author: z.object({ name: z.string().min(1).max(256), email: z.string().min(1).max(256) }),
+  push: z.boolean(),
+  /** For this push only; never stored. */
+  credentials: GitCredentialsSchema.optional(),
+});
+export type ExportRequest = z.infer<typeof ExportRequestSchema>;
+
+export const ExportResponseSchema = z.object({
+  branch: z.string(),
+  /** The commit holding all the work (pushed when `pushed`). */
+  commit: gitSha,
+  base_commit: gitSha,
+  tree_hash: gitSha,
+  /** `git diff --numstat base_commit commit`: binary files count as files with 0/0 lines. */
+  files_changed: z.number().int(),
+  insertions: z.number().int(),
+  deletions: z.number().int(),
+  pushed: z.boolean(),
+  /** The URL pushed to (never with credentials); null when nothing was pushed. */
+  remote: z.string().nullable(),
+});
+export type ExportResponse = z.infer<typeof ExportResponseSchema>;
+
+// ---------------------------------------------------------------------------
 // Client
 
 export interface SandboxdClientOptions {
@@ -207,8 +311,10 @@ export interface SandboxdClientOptions {
   fetch?: typeof fetch;
   /** Per request (default 15 s). init uses `initTimeoutMs` instead. */
   timeoutMs?: number;
-  /** Whole init stream, clone included (default 30 min). */
+  /** Whole init/restore stream, clone included (default 30 min). */
   initTimeoutMs?: number;
+  /** Checkpoint, export and artifact transfers, bodies included (default 30 min). */
+  transferTimeoutMs?: number;
 }
 
 type Schema<T> = { safeParse(v: unknown): { success: true; data: T } | { success: false; error: unknown } };
@@ -225,6 +331,7 @@ export class SandboxdClient {
   private readonly fetchImpl: typeof fetch;
   private readonly timeoutMs: number;
   private readonly initTimeoutMs: number;
+  private readonly transferTimeoutMs: number;
 
   constructor(opts: SandboxdClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
@@ -232,6 +339,7 @@ export class SandboxdClient {
     this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init));
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.initTimeoutMs = opts.initTimeoutMs ?? 30 * 60_000;
+    this.transferTimeoutMs = opts.transferTimeoutMs ?? 30 * 60_000;
   }
 
   /** GET /healthz (no auth). */
@@ -264,10 +372,81 @@ export class SandboxdClient {
    * onPhase for each progress line; resolves with the final status, or throws
    * the AlpineError sandboxd reported.
    */
-  async init(body: InitRequest, onPhase?: (phase: SandboxdPhase) => void): Promise<SandboxdStatus> {
-    const res = await this.request("POST", "/v1/init", body, this.initTimeoutMs);
+  init(body: InitRequest, onPhase?: (phase: SandboxdPhase) => void): Promise<SandboxdStatus> {
+    return this.phased("/v1/init", body, onPhase);
+  }
+
+  /**
+   * POST /v1/checkpoint: sandboxd writes a checkpoint of the live workspace and
+   * OpenCode's sessions into its own dir; fetch its artifacts with
+   * `checkpointArtifact`, then `deleteCheckpoint`.
+   */
+  checkpoint(body: CheckpointRequest): Promise<CheckpointManifestData> {
+    return this.json("POST", "/v1/checkpoint", body, CheckpointManifestSchema, true, this.transferTimeoutMs);
+  }
+
+  /** GET /v1/checkpoints/:id/artifacts/:name as a byte stream. */
+  async checkpointArtifact(checkpointId: string, name: string): Promise<ReadableStream<Uint8Array>> {
+    const path = `/v1/checkpoints/${encodeURIComponent(checkpointId)}/artifacts/${encodeURIComponent(name)}`;
+    const res = await this.request("GET", path, undefined, this.transferTimeoutMs);
     if (!res.ok) throw await this.errorFrom(res);
-    if (!res.body) throw new AlpineError("sandbox_unavailable", "sandboxd sent an empty init response");
+    if (!res.body) throw new AlpineError("sandbox_unavailable", `sandboxd sent no body for ${name}`);
+    return res.body;
+  }
+
+  /** DELETE /v1/checkpoints/:id (idempotent). */
+  async deleteCheckpoint(checkpointId: string): Promise<void> {
+    await this.json(
+      "DELETE",
+      `/v1/checkpoints/${encodeURIComponent(checkpointId)}`,
+      undefined,
+      DeleteCheckpointResponseSchema,
+    );
+  }
+
+  /** PUT /v1/restore/artifacts/:name: stages one artifact (streamed) before `restore`. */
+  async putRestoreArtifact(name: string, body: ReadableStream<Uint8Array>): Promise<void> {
+    await this.stageRestoreArtifact(name, body);
+  }
+
+  /** As putRestoreArtifact, returning the sha256 and size sandboxd received. */
+  async stageRestoreArtifact(
+    name: string,
+    body: ReadableStream<Uint8Array>,
+  ): Promise<RestoreArtifactResponse> {
+    const res = await this.request(
+      "PUT",
+      `/v1/restore/artifacts/${encodeURIComponent(name)}`,
+      body,
+      this.transferTimeoutMs,
+    );
+    return this.parse(res, "PUT", "/v1/restore/artifacts", RestoreArtifactResponseSchema);
+  }
+
+  /**
+   * POST /v1/restore: rebuilds the workspace and OpenCode's sessions from the
+   * staged artifacts (NDJSON progress like init). Throws
+   * checkpoint_checksum_mismatch (details.artifact) when a staged artifact does
+   * not match the manifest; nothing is restored then.
+   */
+  restore(body: RestoreRequest, onPhase?: (phase: SandboxdPhase) => void): Promise<SandboxdStatus> {
+    return this.phased("/v1/restore", body, onPhase);
+  }
+
+  /** POST /v1/export: commits all work onto the sandbox branch and (optionally) pushes it. */
+  export(body: ExportRequest): Promise<ExportResponse> {
+    return this.json("POST", "/v1/export", body, ExportResponseSchema, true, this.transferTimeoutMs);
+  }
+
+  /** A streamed NDJSON operation (init, restore): phase lines, heartbeats, one result. */
+  private async phased(
+    path: string,
+    body: unknown,
+    onPhase?: (phase: SandboxdPhase) => void,
+  ): Promise<SandboxdStatus> {
+    const res = await this.request("POST", path, body, this.initTimeoutMs);
+    if (!res.ok) throw await this.errorFrom(res);
+    if (!res.body) throw new AlpineError("sandbox_unavailable", `sandboxd sent an empty ${path} response`);
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -277,7 +456,7 @@ export class SandboxdClient {
       try {
         value = JSON.parse(line);
       } catch {
-        throw new AlpineError("internal_error", "sandboxd sent a malformed init line", {
+        throw new AlpineError("internal_error", `sandboxd sent a malformed ${path} line`, {
           line: line.slice(0, 200),
         });
       }
@@ -315,7 +494,7 @@ export class SandboxdClient {
     } finally {
       reader.cancel().catch(() => {});
     }
-    throw new AlpineError("sandbox_unavailable", "sandboxd closed the init stream without a result");
+    throw new AlpineError("sandbox_unavailable", `sandboxd closed the ${path} stream without a result`);
   }
 
   private async json<T>(
@@ -324,8 +503,13 @@ export class SandboxdClient {
     body: unknown,
     schema: Schema<T>,
     auth = true,
+    timeoutMs = this.timeoutMs,
   ): Promise<T> {
-    const res = await this.request(method, path, body, this.timeoutMs, auth);
+    const res = await this.request(method, path, body, timeoutMs, auth);
+    return this.parse(res, method, path, schema);
+  }
+
+  private async parse<T>(res: Response, method: string, path: string, schema: Schema<T>): Promise<T> {
     if (!res.ok) throw await this.errorFrom(res);
     let value: unknown;
     try {
@@ -356,14 +540,19 @@ export class SandboxdClient {
   ): Promise<Response> {
     const headers: Record<string, string> = { accept: "application/json, application/x-ndjson" };
     if (auth) headers.authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers["content-type"] = "application/json";
+    const stream = body instanceof ReadableStream;
+    if (body !== undefined)
+      headers["content-type"] = stream ? "application/octet-stream" : "application/json";
+    const init: RequestInit & { duplex?: "half" } = {
+      method,
+      headers,
+      body: body === undefined ? undefined : stream ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    };
+    // A streamed request body needs half duplex in Node's fetch (Workers ignore the key).
+    if (stream) init.duplex = "half";
     try {
-      return await this.fetchImpl(this.baseUrl + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      return await this.fetchImpl(this.baseUrl + path, init);
     } catch (err) {
       throw this.unavailable(err);
     }

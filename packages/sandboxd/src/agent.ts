@@ -103,7 +103,12 @@ export class AgentTracker {
   }
 
   get sessionId(): string | null {
-    return this.task?.session_id ?? this.lastSession;
+    return this.task?.session_id ?? this.lastSession ?? this.taskSession;
+  }
+
+  /** Makes tasks without a session id continue `sessionId` (after a restore: the newest session). */
+  adoptTaskSession(sessionId: string): void {
+    this.taskSession ??= sessionId;
   }
 
   taskStatus(): TaskState | null {
@@ -317,6 +322,26 @@ export class AgentTracker {
       }
     } catch (err) {
       this.log.debug("session status reconcile failed", { error: String(err) });
+    }
+  }
+
+  /** The most recently updated top-level session OpenCode lists for `directory` (asked for 1.5 s at most), or null. */
+  async latestSession(directory: string): Promise<string | null> {
+    if (!this.oc.ready) return null;
+    try {
+      const res = await fetch(`${this.oc.baseUrl}/session?directory=${encodeURIComponent(directory)}`, {
+        headers: this.headers(),
+        signal: AbortSignal.timeout(1500),
+      });
+      if (!res.ok) return null;
+      const list = (await res.json()) as Session[];
+      if (!Array.isArray(list)) return null;
+      const newest = list
+        .filter((s) => typeof s?.id === "string" && !s.parentID)
+        .sort((a, b) => (b.time?.updated ?? 0) - (a.time?.updated ?? 0))[0];
+      return newest?.id ?? null;
+    } catch {
+      return null;
     }
   }
 

@@ -1,8 +1,9 @@
 import { existsSync, statSync } from "node:fs";
 import { AlpineError } from "../../core/src/errors.ts";
 import type { CredentialBroker, CredentialTarget, GitCredentials } from "./credentials.ts";
+import type { Hashed } from "./files.ts";
 import type { Logger } from "./log.ts";
-import { type RunResult, run } from "./proc.ts";
+import { type RunResult, run, runToFile } from "./proc.ts";
 
 /** A repo argument after validation. `url` is what git gets: never with userinfo. */
 export interface ResolvedRepo {
@@ -94,6 +95,8 @@ export interface GitRunOptions {
   timeoutMs?: number;
   /** Use a config sandboxd controls (no system/global config, no $HOME). */
   isolatedConfig?: string;
+  /** Written to git's stdin. */
+  input?: string;
 }
 
 /**
@@ -145,6 +148,23 @@ export class GitRunner {
   }
 
   async run(args: string[], opts: GitRunOptions = {}): Promise<RunResult> {
+    return this.exec(args, opts, (cmd, argv, o) => run(cmd, argv, o));
+  }
+
+  /** Runs git with its stdout streamed into a new file (sha256 and size computed while writing). */
+  async runToFile(
+    args: string[],
+    file: string,
+    opts: GitRunOptions = {},
+  ): Promise<RunResult & Partial<Hashed>> {
+    return this.exec(args, opts, (cmd, argv, o) => runToFile(cmd, argv, o, file));
+  }
+
+  private async exec<R extends RunResult>(
+    args: string[],
+    opts: GitRunOptions,
+    runner: (cmd: string, argv: string[], o: Parameters<typeof run>[2]) => Promise<R>,
+  ): Promise<R> {
     const pre = [
       "-c",
       "core.hooksPath=/dev/null",
@@ -156,6 +176,13 @@ export class GitRunner {
       "safe.directory=*",
       "-c",
       "credential.helper=",
+      // Nothing sandboxd runs signs, garbage-collects or runs maintenance in the background.
+      "-c",
+      "commit.gpgSign=false",
+      "-c",
+      "gc.auto=0",
+      "-c",
+      "maintenance.auto=false",
     ];
     const env = { ...this.baseEnv(opts.isolatedConfig), ...opts.env };
     let grant: { nonce: string; revoke(): void } | undefined;
@@ -166,9 +193,10 @@ export class GitRunner {
     }
     const started = Date.now();
     try {
-      const res = await run("git", [...pre, ...args], {
+      const res = await runner("git", [...pre, ...args], {
         cwd: opts.cwd,
         env,
+        input: opts.input,
         timeoutMs: opts.timeoutMs ?? 120_000,
       });
       this.log.debug("git", {

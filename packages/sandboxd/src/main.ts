@@ -8,6 +8,7 @@ import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
 import { validateName } from "../../core/src/names.ts";
 import { type SandboxdConfig, SandboxdConfigSchema } from "../../core/src/sandboxd-api.ts";
 import { Auth } from "./auth.ts";
+import { checkpointDirOf } from "./checkpoint.ts";
 import { Logger } from "./log.ts";
 import { Sandbox } from "./sandbox.ts";
 import { createApi } from "./server.ts";
@@ -43,6 +44,7 @@ function parseConfig(text: string): SandboxdConfig {
     });
   }
   validateName(parsed.data.name);
+  checkpointDirOf(parsed.data);
   return parsed.data;
 }
 

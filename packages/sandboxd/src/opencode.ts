@@ -24,6 +24,18 @@ export interface OpencodeOptions {
   startTimeoutMs?: number;
 }
 
+/** Taken over from sandboxd's own environment when set: the npm registry and proxies (a proxy URL with a password would be visible to the agent). */
+export const PASS_THROUGH_ENV = [
+  "npm_config_registry",
+  "NPM_CONFIG_REGISTRY",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+] as const;
+
 /** Headless defaults: never ask, never block on a question. */
 const DEFAULT_PERMISSION = { "*": "allow", question: "deny" };
 const LISTENING = /opencode server listening on\s+(\S+)/;
@@ -182,6 +194,12 @@ export class OpencodeSupervisor extends EventEmitter {
     };
     if (process.env.USER) env.USER = process.env.USER;
     if (process.env.TZ) env.TZ = process.env.TZ;
+    // Network settings the sandbox's owner chose: OpenCode's background plugin install goes
+    // through them (npm_config_registry=http://127.0.0.1:9/ skips it, see docs/opencode.md).
+    for (const k of PASS_THROUGH_ENV) {
+      const v = process.env[k];
+      if (v) env[k] = v;
+    }
     return env;
   }
 

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { type Hashed, writeHashed } from "./files.ts";
 
 export interface RunOptions {
   cwd?: string;
@@ -71,6 +72,70 @@ export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunR
         stderr: Buffer.concat(err).toString("utf8"),
         timedOut,
       });
+    });
+  });
+}
+
+/**
+ * Runs a command without a shell, streaming its stdout into a new file (sha256
+ * and size computed while writing). The file is removed unless the command
+ * exits 0.
+ */
+export function runToFile(
+  cmd: string,
+  args: string[],
+  opts: RunOptions,
+  file: string,
+): Promise<RunResult & Partial<Hashed>> {
+  return new Promise((resolve, reject) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    live.add(child);
+    let timedOut = false;
+    const timer =
+      opts.timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = true;
+            child.kill("SIGKILL");
+          }, opts.timeoutMs)
+        : undefined;
+    const err: Buffer[] = [];
+    child.stderr?.on("data", (c: Buffer) => {
+      if (err.length < 1000) err.push(c);
+    });
+    const written = writeHashed(child.stdout!, file).then(
+      (h) => ({ ok: true as const, h }),
+      (e: unknown) => ({ ok: false as const, e }),
+    );
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      child.once("close", (code, signal) => r({ code, signal })),
+    );
+    child.once("error", (e) => {
+      if (timer) clearTimeout(timer);
+      live.delete(child);
+      reject(e);
+    });
+    void Promise.all([closed, written]).then(([{ code, signal }, w]) => {
+      if (timer) clearTimeout(timer);
+      live.delete(child);
+      const stderr = Buffer.concat(err).toString("utf8");
+      if (code !== 0 || !w.ok) {
+        rmSync(file, { force: true });
+        resolve({
+          code: code === 0 ? 1 : code,
+          signal,
+          stdout: "",
+          stderr: w.ok ? stderr : `${stderr}\n${String((w.e as Error)?.message ?? w.e)}`,
+          timedOut,
+        });
+        return;
+      }
+      resolve({ code, signal, stdout: "", stderr, timedOut, ...w.h });
     });
   });
 }

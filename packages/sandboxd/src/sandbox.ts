@@ -1,21 +1,41 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import type { IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AlpineError, type ErrorJson, toAlpineError } from "../../core/src/errors.ts";
 import type {
+  CheckpointArtifactName,
+  CheckpointManifestData,
+  CheckpointRequest,
+  ExportRequest,
+  ExportResponse,
   InitEvent,
   InitRequest,
+  RestoreArtifactResponse,
+  RestoreRequest,
   SandboxdConfig,
   SandboxdPhase,
   SandboxdStatus,
 } from "../../core/src/sandboxd-api.ts";
 import { AgentTracker } from "./agent.ts";
+import { CheckpointDir, checkpointDirOf, isArtifactName } from "./checkpoint.ts";
 import { CredentialBroker, type GitCredentials } from "./credentials.ts";
-import { checkRef, GitRunner, type ResolvedRepo, resolveRepo } from "./git.ts";
+import { checkRef, GitRunner, type ResolvedRepo, resolveRepo, safeShow } from "./git.ts";
 import type { Logger } from "./log.ts";
 import { OpencodeSupervisor } from "./opencode.ts";
+import { packOpencodeData, unpackOpencodeData } from "./opencode-data.ts";
 import { killRunning } from "./proc.ts";
 import { Workspace, type WorkspaceStatus } from "./workspace.ts";
+
+export interface RestorePlan {
+  manifest: CheckpointManifestData;
+  repo: ResolvedRepo;
+  branch: string;
+  /** Staged artifact files, verified against the manifest. */
+  files: Partial<Record<CheckpointArtifactName, string>>;
+}
+
+type Operation = "checkpoint" | "export" | "restore" | "upload";
 
 export interface InitPlan {
   repo: ResolvedRepo;
@@ -33,8 +53,13 @@ export class Sandbox {
   readonly workspace: Workspace;
   readonly opencode: OpencodeSupervisor;
   readonly agent: AgentTracker;
+  readonly checkpoints: CheckpointDir;
   private readonly shadowDir: string;
   private listenPort = 0;
+  /** The one checkpoint/export/restore (or restore upload) running now. */
+  private operation: Operation | null = null;
+  /** Releases the reservation planRestore took, once the restore ends. */
+  private restoreRelease: (() => void) | null = null;
 
   constructor(
     readonly config: SandboxdConfig,
@@ -63,6 +88,7 @@ export class Sandbox {
       log,
     });
     this.agent = new AgentTracker(this.opencode, config.opencode.model, log);
+    this.checkpoints = new CheckpointDir(checkpointDirOf(config));
   }
 
   setListenPort(port: number): void {
@@ -88,6 +114,11 @@ export class Sandbox {
     if (this.phase === "cloning" || this.phase === "starting_agent" || this.phase === "restoring") {
       throw new AlpineError("operation_in_progress", `the sandbox is ${this.phase.replace("_", " ")}`, {
         phase: this.phase,
+      });
+    }
+    if (this.operation === "upload" || this.operation === "restore") {
+      throw new AlpineError("operation_in_progress", "a restore is being prepared", {
+        operation: this.operation,
       });
     }
     const meta = this.workspace.loadMeta();
@@ -183,6 +214,315 @@ export class Sandbox {
         started_at: oc.startedAt?.toISOString() ?? null,
       },
     };
+  }
+
+  /** Reserves the sandbox for one checkpoint/export/restore; returns the release. */
+  private begin(kind: Operation): () => void {
+    if (this.operation) {
+      throw new AlpineError("operation_in_progress", `a ${this.operation} is running in this sandbox`, {
+        operation: this.operation,
+      });
+    }
+    this.operation = kind;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.operation = null;
+    };
+  }
+
+  /**
+   * Writes checkpoint `checkpoint_id` into the checkpoint dir: the git bundle
+   * (branch + a commit of the whole working tree) and OpenCode's data. A
+   * snapshot: allowed while the agent works.
+   */
+  async checkpoint(req: CheckpointRequest): Promise<CheckpointManifestData> {
+    this.requireReady();
+    const end = this.begin("checkpoint");
+    const t0 = Date.now();
+    let work: string | null = null;
+    try {
+      work = this.checkpoints.newWorkDir();
+      const out = join(work, "out");
+      mkdirSync(out, { mode: 0o700 });
+      const meta = this.workspace.loadMeta();
+      if (!meta) throw new AlpineError("sandbox_not_running", "the workspace is not initialised yet");
+      const [snap, data] = await Promise.all([
+        this.workspace.snapshot({
+          id: req.checkpoint_id,
+          createdAt: req.created_at,
+          privateDir: join(work, "git"),
+          bundleFile: join(out, "workspace.bundle"),
+        }),
+        packOpencodeData(
+          this.config.home_dir,
+          join(work, "opencode-data"),
+          join(out, "opencode-data.tar.gz"),
+        ),
+      ]);
+      const manifest: CheckpointManifestData = {
+        schema_version: 1,
+        checkpoint_id: req.checkpoint_id,
+        sandbox_id: this.config.sandbox_id,
+        created_at: req.created_at,
+        branch: snap.branch,
+        base_commit: meta.base_commit,
+        head_commit: snap.head,
+        checkpoint_commit: snap.commit,
+        tree_hash: snap.tree,
+        artifacts: [
+          { name: "workspace.bundle", ...snap.bundle },
+          { name: "opencode-data.tar.gz", sha256: data.sha256, bytes: data.bytes },
+        ],
+      };
+      this.checkpoints.publish(work, manifest);
+      this.log.info("checkpoint written", {
+        checkpoint_id: req.checkpoint_id,
+        tree_hash: snap.tree,
+        bytes: snap.bundle.bytes + data.bytes,
+        db_copy_attempts: data.db_copy_attempts,
+        agent: this.agent.state,
+        ms: Date.now() - t0,
+      });
+      return manifest;
+    } catch (err) {
+      const e = toAlpineError(err);
+      this.log.error("checkpoint failed", { checkpoint_id: req.checkpoint_id, error: e.toJSON() });
+      throw e.reason === "internal_error"
+        ? new AlpineError("checkpoint_failed", `checkpoint failed: ${e.message}`, e.details)
+        : e;
+    } finally {
+      if (work) rmSync(work, { recursive: true, force: true });
+      end();
+    }
+  }
+
+  /** Commits all work onto the sandbox's branch (see Workspace.commitAll) and optionally pushes it. */
+  async exportWork(req: ExportRequest): Promise<ExportResponse> {
+    this.requireReady();
+    const branch = await this.git.checkBranch(req.branch);
+    for (const v of [req.author.name, req.author.email]) {
+      if (/[\u0000-\u001f\u007f<>]/.test(v)) {
+        throw new AlpineError(
+          "usage_invalid",
+          "author name and email must not contain control characters or <>",
+          {
+            author: safeShow(v),
+          },
+        );
+      }
+    }
+    if (req.credentials && /[\n\0]/.test(req.credentials.username + req.credentials.password)) {
+      throw new AlpineError("usage_invalid", "credentials must not contain newlines or NUL characters");
+    }
+    this.log.addSecret(req.credentials?.password);
+    const end = this.begin("export");
+    const t0 = Date.now();
+    let work: string | null = null;
+    try {
+      const meta = this.workspace.loadMeta();
+      if (!meta) throw new AlpineError("sandbox_not_running", "the workspace is not initialised yet");
+      work = this.checkpoints.newWorkDir();
+      const done = await this.workspace.commitAll({
+        privateDir: join(work, "git"),
+        message: req.message,
+        author: req.author,
+      });
+      const counts = await this.workspace.numstat(done.env, meta.base_commit, done.commit);
+      let remote: string | null = null;
+      if (req.push) {
+        ({ remote } = await this.workspace.push({
+          env: done.env,
+          commit: done.commit,
+          branch,
+          credentials: req.credentials,
+        }));
+      }
+      this.log.info("exported", {
+        branch,
+        commit: done.commit,
+        created: done.created,
+        pushed: req.push,
+        ms: Date.now() - t0,
+      });
+      return {
+        branch,
+        commit: done.commit,
+        base_commit: meta.base_commit,
+        tree_hash: done.tree,
+        files_changed: counts.files,
+        insertions: counts.insertions,
+        deletions: counts.deletions,
+        pushed: req.push,
+        remote,
+      };
+    } finally {
+      if (work) rmSync(work, { recursive: true, force: true });
+      end();
+    }
+  }
+
+  /** Only a fresh sandbox (booting, or failed before it had a workspace) takes a restore. */
+  private requireRestorable(): void {
+    if (this.phase === "cloning" || this.phase === "starting_agent" || this.phase === "restoring") {
+      throw new AlpineError("operation_in_progress", `the sandbox is ${this.phase.replace("_", " ")}`, {
+        phase: this.phase,
+      });
+    }
+    if (this.phase === "ready" || !this.workspace.isFresh()) {
+      throw new AlpineError(
+        "sandbox_identity_conflict",
+        "this sandbox already has a workspace; a restore needs a fresh sandbox",
+        { phase: this.phase, workspace_dir: this.config.workspace_dir },
+      );
+    }
+  }
+
+  /** PUT /v1/restore/artifacts/:name */
+  async stageRestoreArtifact(name: string, body: IncomingMessage): Promise<RestoreArtifactResponse> {
+    if (!isArtifactName(name)) {
+      throw new AlpineError("usage_invalid", `'${safeShow(name)}' is not a checkpoint artifact name`, {
+        artifact: safeShow(name),
+      });
+    }
+    this.requireRestorable();
+    const end = this.begin("upload");
+    try {
+      const hashed = await this.checkpoints.stage(name, body);
+      this.log.info("restore artifact staged", { artifact: name, ...hashed });
+      return { name, ...hashed };
+    } finally {
+      end();
+    }
+  }
+
+  /**
+   * Validates a restore before anything runs: input, phase, and every staged
+   * artifact against the manifest (sha256 and size). Reserves the sandbox.
+   */
+  async planRestore(req: RestoreRequest): Promise<RestorePlan> {
+    let repo: ResolvedRepo;
+    try {
+      repo = resolveRepo(req.repo);
+    } catch (err) {
+      // A local repo that is gone does not stop a restore: it only becomes origin's URL.
+      if (!req.repo.startsWith("/") || /[\u0000-\u001f\u007f]/.test(req.repo)) throw err;
+      repo = { display: req.repo, url: req.repo, local: true, target: null };
+    }
+    const branch = await this.git.checkBranch(req.branch);
+    const { manifest } = req;
+    const names = manifest.artifacts.map((a) => a.name);
+    for (const n of names) {
+      if (!isArtifactName(n)) {
+        throw new AlpineError("usage_invalid", `the manifest names an unknown artifact '${safeShow(n)}'`, {
+          artifact: safeShow(n),
+        });
+      }
+    }
+    if (!names.includes("workspace.bundle")) {
+      throw new AlpineError("usage_invalid", "the manifest has no workspace.bundle", {});
+    }
+    this.requireRestorable();
+    const end = this.begin("restore");
+    try {
+      const files: RestorePlan["files"] = {};
+      for (const a of manifest.artifacts) {
+        const name = a.name as CheckpointArtifactName;
+        const staged = await this.checkpoints.stagedArtifact(name);
+        if (!staged) {
+          throw new AlpineError("checkpoint_missing", `artifact ${name} was not uploaded for this restore`, {
+            artifact: name,
+            checkpoint_id: manifest.checkpoint_id,
+          });
+        }
+        if (staged.hashed.sha256 !== a.sha256 || staged.hashed.bytes !== a.bytes) {
+          this.checkpoints.dropStaged(name);
+          throw new AlpineError(
+            "checkpoint_checksum_mismatch",
+            `checkpoint ${manifest.checkpoint_id}: artifact ${name} does not match its manifest (nothing was restored)`,
+            {
+              artifact: name,
+              checkpoint_id: manifest.checkpoint_id,
+              expected: { sha256: a.sha256, bytes: a.bytes },
+              actual: staged.hashed,
+            },
+          );
+        }
+        files[name] = staged.path;
+      }
+      this.requireRestorable();
+      this.phase = "restoring";
+      this.restoreRelease = end;
+      return { manifest, repo, branch, files };
+    } catch (err) {
+      end();
+      throw err;
+    }
+  }
+
+  /** Restore from a plan: workspace, OpenCode's data, then OpenCode. Never throws: the result says. */
+  async restore(plan: RestorePlan, emit: (ev: InitEvent) => void): Promise<void> {
+    const t0 = Date.now();
+    const setPhase = (phase: SandboxdPhase) => {
+      this.phase = phase;
+      emit({ type: "phase", phase });
+      this.log.info("phase", { phase, ms: Date.now() - t0 });
+    };
+    this.error = null;
+    let started: Promise<void> | null = null;
+    try {
+      setPhase("restoring");
+      // OpenCode's sessions first: it reads its database when it starts.
+      const data = plan.files["opencode-data.tar.gz"];
+      if (data) await unpackOpencodeData(this.config.home_dir, data);
+      this.opencode.prepare();
+      started = this.opencode.start();
+      started.catch(() => {});
+      await this.workspace.restore({
+        bundle: plan.files["workspace.bundle"]!,
+        manifest: plan.manifest,
+        branch: plan.branch,
+        repo: plan.repo,
+      });
+      setPhase("starting_agent");
+      const [, ws] = await Promise.all([started, this.workspaceStatus()]);
+      this.agent.enable();
+      await this.agent.waitConnected(5000);
+      // Tasks go on in the conversation the sandbox had (its newest session).
+      const latest = await this.agent.latestSession(this.config.workspace_dir);
+      if (latest) this.agent.adoptTaskSession(latest);
+      this.checkpoints.clearStaging();
+      this.phase = "ready";
+      this.log.info("phase", { phase: "ready", ms: Date.now() - t0, restored: plan.manifest.checkpoint_id });
+      emit({ type: "result", ok: true, status: await this.status(ws) });
+    } catch (err) {
+      const e = toAlpineError(err);
+      if (started) {
+        await this.opencode.stop();
+        await started.catch(() => {});
+      }
+      this.workspace.clearRestore();
+      this.phase = "failed";
+      this.error = e.toJSON();
+      this.log.error("restore failed", { error: e.toJSON(), ms: Date.now() - t0 });
+      emit({ type: "result", ok: false, error: e.toJSON() });
+    } finally {
+      this.restoreRelease?.();
+      this.restoreRelease = null;
+    }
+  }
+
+  /**
+   * Where a fresh UI login lands: OpenCode's page of the task session (or the
+   * newest session of this workspace), else the workspace's project page.
+   * OpenCode's routes are /<base64url(dir)>[/session/<id>].
+   */
+  async uiPath(): Promise<string> {
+    if (this.phase !== "ready") return "/";
+    const dir = Buffer.from(this.config.workspace_dir).toString("base64url");
+    const session = this.agent.sessionId ?? (await this.agent.latestSession(this.config.workspace_dir));
+    return session ? `/${dir}/session/${encodeURIComponent(session)}` : `/${dir}`;
   }
 
   requireReady(): void {

@@ -1,9 +1,19 @@
+import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { isIP } from "node:net";
+import { pipeline } from "node:stream/promises";
 import type { z } from "zod";
 import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
 import type { ReasonCode } from "../../core/src/reasons.ts";
-import { type InitEvent, InitRequestSchema, TaskRequestSchema } from "../../core/src/sandboxd-api.ts";
+import {
+  CheckpointRequestSchema,
+  ExportRequestSchema,
+  type InitEvent,
+  InitRequestSchema,
+  RestoreRequestSchema,
+  TaskRequestSchema,
+} from "../../core/src/sandboxd-api.ts";
 import type { Auth } from "./auth.ts";
 import type { Logger } from "./log.ts";
 import { proxyHttp, proxyUpgrade, type Upstream } from "./proxy.ts";
@@ -20,6 +30,10 @@ const HTTP_STATUS: Partial<Record<ReasonCode, number>> = {
   agent_busy: 409,
   operation_in_progress: 409,
   sandbox_identity_conflict: 409,
+  nothing_to_export: 409,
+  push_rejected: 409,
+  checkpoint_missing: 404,
+  checkpoint_checksum_mismatch: 422,
   repo_unreachable: 502,
   task_failed: 502,
   sandbox_unavailable: 503,
@@ -27,7 +41,18 @@ const HTTP_STATUS: Partial<Record<ReasonCode, number>> = {
 };
 
 export function httpStatus(err: AlpineError): number {
+  const own = (err as AlpineError & { httpStatus?: unknown }).httpStatus;
+  if (typeof own === "number") return own;
   return HTTP_STATUS[err.reason] ?? (err.exitCode === 1 ? 400 : 500);
+}
+
+/** One path segment, percent-decoded ("" when it does not decode). */
+function segment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return "";
+  }
 }
 
 const COOKIE_PREFIX = "alpine_session";
@@ -155,11 +180,65 @@ export function createApi(deps: ApiDeps): Server {
         res.on("finish", () => deps.onShutdown());
         return sendJson(res, 202, { ok: true });
       }
+      case "POST /v1/checkpoint": {
+        const body = await readJson(req, CheckpointRequestSchema);
+        return sendJson(res, 200, await sandbox.checkpoint(body));
+      }
+      case "POST /v1/export": {
+        const body = await readJson(req, ExportRequestSchema);
+        return sendJson(res, 200, await sandbox.exportWork(body));
+      }
+      case "POST /v1/restore":
+        return restore(req, res);
     }
-    const known = ["/v1/status", "/v1/init", "/v1/task", "/v1/diff", "/v1/login", "/v1/shutdown"];
+    // /v1/checkpoints/:id[/artifacts/:name] and /v1/restore/artifacts/:name. The URL parser
+    // already resolved "."/".." segments (also %2e%2e); a segment is decoded once and then
+    // must be a valid id/name, so an encoded "/" or ".." never reaches a path.
+    const parts = path.split("/");
+    if (
+      parts[2] === "checkpoints" &&
+      (parts.length === 4 || (parts.length === 6 && parts[4] === "artifacts"))
+    ) {
+      const id = segment(parts[3]!);
+      if (parts.length === 6) {
+        if (method !== "GET" && method !== "HEAD")
+          throw new AlpineError("usage_invalid", `method ${method} is not allowed on ${path}`);
+        return artifact(req, res, id, segment(parts[5]!));
+      }
+      if (method !== "DELETE")
+        throw new AlpineError("usage_invalid", `method ${method} is not allowed on ${path}`);
+      req.resume();
+      sandbox.checkpoints.delete(id);
+      log.info("checkpoint deleted", { checkpoint_id: id });
+      return sendJson(res, 200, { ok: true });
+    }
+    if (parts.length === 5 && parts[2] === "restore" && parts[3] === "artifacts") {
+      if (method !== "PUT")
+        throw new AlpineError("usage_invalid", `method ${method} is not allowed on ${path}`);
+      try {
+        return sendJson(res, 200, await sandbox.stageRestoreArtifact(segment(parts[4]!), req));
+      } catch (err) {
+        // Refused before or while reading: do not read the rest of a large body.
+        res.setHeader("connection", "close");
+        throw err;
+      }
+    }
+    const known = [
+      "/v1/status",
+      "/v1/init",
+      "/v1/task",
+      "/v1/diff",
+      "/v1/login",
+      "/v1/shutdown",
+      "/v1/checkpoint",
+      "/v1/export",
+      "/v1/restore",
+    ];
     if (known.includes(path))
       throw new AlpineError("usage_invalid", `method ${method} is not allowed on ${path}`);
-    throw new AlpineError("usage_invalid", `no such endpoint: ${method} ${path}`, { path });
+    throw Object.assign(new AlpineError("usage_invalid", `no such endpoint: ${method} ${path}`, { path }), {
+      httpStatus: 404,
+    });
   }
 
   async function init(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -186,6 +265,53 @@ export function createApi(deps: ApiDeps): Server {
     }
   }
 
+  async function artifact(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    name: string,
+  ): Promise<void> {
+    const path = sandbox.checkpoints.artifactPath(id, name);
+    const fh = await open(path, "r");
+    let size: number;
+    try {
+      size = (await fh.stat()).size;
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    res.writeHead(200, {
+      "content-type": "application/octet-stream",
+      "content-length": size,
+      "cache-control": "no-store",
+    });
+    if (req.method === "HEAD") {
+      await fh.close();
+      res.end();
+      return;
+    }
+    // The client may go away mid-transfer: that only ends this response.
+    await pipeline(createReadStream("", { fd: fh }), res).catch(() => res.destroy());
+  }
+
+  async function restore(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJson(req, RestoreRequestSchema);
+    // Input errors, conflicts and artifacts that do not match the manifest are plain HTTP errors.
+    const plan = await sandbox.planRestore(body);
+    res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+    res.flushHeaders();
+    const emit = (ev: InitEvent) => {
+      if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify(ev) + "\n");
+    };
+    const heartbeat = setInterval(() => emit({ type: "heartbeat" }), 10_000);
+    try {
+      await sandbox.restore(plan, emit);
+    } finally {
+      clearInterval(heartbeat);
+      res.end();
+    }
+  }
+
   async function credential(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     // Only git's helper on this machine may ask.
     if (
@@ -204,7 +330,7 @@ export function createApi(deps: ApiDeps): Server {
     return sendJson(res, 200, { username: creds.username, password: creds.password });
   }
 
-  function login(res: ServerResponse, path: string): void {
+  async function login(res: ServerResponse, path: string): Promise<void> {
     let code = "";
     try {
       code = decodeURIComponent(path.slice("/auth/".length));
@@ -217,9 +343,11 @@ export function createApi(deps: ApiDeps): Server {
       sendHtml401(res, sandbox.config.name, "This login link is invalid, was already used or has expired.");
       return;
     }
-    log.info("login code redeemed");
+    // Straight to this workspace's session in OpenCode's UI (its "/" lists nothing for a new browser).
+    const location = await sandbox.uiPath().catch(() => "/");
+    log.info("login code redeemed", { location });
     res.writeHead(302, {
-      location: "/",
+      location,
       "set-cookie": auth.setCookie(session),
       "cache-control": "no-store",
       "referrer-policy": "no-referrer",
@@ -249,7 +377,7 @@ export function createApi(deps: ApiDeps): Server {
         return await v1(req, res, path, url);
       }
       if (path.startsWith("/auth/") && (req.method === "GET" || req.method === "HEAD")) {
-        return login(res, path);
+        return await login(res, path);
       }
       if (!auth.checkCookie(req.headers.cookie)) {
         req.resume();

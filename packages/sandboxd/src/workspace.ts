@@ -1,19 +1,33 @@
 import { randomBytes } from "node:crypto";
 import {
+  closeSync,
   copyFileSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { AlpineError } from "../../core/src/errors.ts";
-import type { DiffResponse } from "../../core/src/sandboxd-api.ts";
+import type { CheckpointManifestData, DiffResponse } from "../../core/src/sandboxd-api.ts";
 import type { GitCredentials } from "./credentials.ts";
-import { checkRef, cloneFailureReason, firstLine, type GitRunner, type ResolvedRepo } from "./git.ts";
+import type { Hashed } from "./files.ts";
+import {
+  checkRef,
+  cloneFailureReason,
+  firstLine,
+  type GitRunner,
+  type ResolvedRepo,
+  resolveRepo,
+  safeShow,
+} from "./git.ts";
 import type { Logger } from "./log.ts";
+import { sleep } from "./proc.ts";
 
 /** Recorded in <workspace>/.git/alpine.json once the checkout exists (no secrets). */
 export interface WorkspaceMeta {
@@ -22,7 +36,32 @@ export interface WorkspaceMeta {
   branch: string;
   base_commit: string;
   created_at: string;
+  /** Set when the workspace was rebuilt from a checkpoint. */
+  restored_from?: string;
 }
+
+/** What a checkpoint captured of the git workspace. */
+export interface Snapshot {
+  branch: string;
+  head: string;
+  /** head + the whole working tree, on refs/alpine/checkpoints/<id> in the bundle only. */
+  commit: string;
+  tree: string;
+  bundle: Hashed;
+}
+
+/** The work committed by an export (in the workspace's own object store and branch). */
+export interface CommittedWork {
+  commit: string;
+  tree: string;
+  head: string;
+  /** false when the working tree already equalled HEAD (the agent committed everything). */
+  created: boolean;
+  /** Env of the private git dir used (objects = the workspace's), for push and numstat. */
+  env: GitEnv;
+}
+
+const LONG_MS = 60 * 60_000;
 
 export type FileStatus = "added" | "modified" | "deleted" | "renamed";
 
@@ -402,6 +441,393 @@ export class Workspace {
       }
     }
   }
+
+  // -------------------------------------------------------------------------
+  // Checkpoint, restore, export. Everything that reads or writes the working
+  // tree (add, checkout-index) runs against a private git dir with sandboxd's
+  // own config (privateRepo): filters, fsmonitor, hooks, textconv, gpg or
+  // anything else the agent put into the workspace's .git/config never runs.
+  // Only ref reads and the one ref update of an export use the workspace's git
+  // dir, with hooks, fsmonitor, signing and reflogs switched off on the
+  // command line (which wins over the repo's config).
+
+  /**
+   * A private git dir at `dir`: sandboxd's config, the workspace's ignore
+   * patterns, and either its own object store with the workspace's objects as
+   * an alternate ("private": nothing is written into the workspace) or the
+   * workspace's object store itself ("workspace": new objects land there).
+   */
+  private privateRepo(dir: string, objects: "private" | "workspace"): GitEnv {
+    if (!this.hasGitDir()) throw new AlpineError("internal_error", "the workspace's .git is missing");
+    for (const d of ["objects/info", "refs/heads", "info"])
+      mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, "HEAD"), "ref: refs/heads/alpine-private\n");
+    writeFileSync(
+      join(dir, "config"),
+      "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tfilemode = true\n\tsymlinks = true\n\tlogallrefupdates = false\n[gc]\n\tauto = 0\n",
+    );
+    const exclude = readSmallFile(join(this.gitDir, "info", "exclude"));
+    if (exclude !== undefined) writeFileSync(join(dir, "info", "exclude"), exclude);
+    const env: Record<string, string> = {
+      GIT_DIR: dir,
+      GIT_WORK_TREE: this.dir,
+      GIT_INDEX_FILE: join(dir, "index"),
+      GIT_CONFIG_NOSYSTEM: "1",
+    };
+    if (objects === "private") {
+      writeFileSync(join(dir, "objects", "info", "alternates"), join(this.gitDir, "objects") + "\n");
+    } else {
+      env.GIT_OBJECT_DIRECTORY = join(this.gitDir, "objects");
+    }
+    return { cwd: this.dir, isolatedConfig: dir, env };
+  }
+
+  /** HEAD of the workspace: its commit and the branch it points at (null when detached). */
+  async currentRef(): Promise<{ ref: string | null; head: string | null }> {
+    const head = await this.head();
+    const sym = await this.git.run(["symbolic-ref", "--quiet", "HEAD"], this.repoOpts());
+    const ref = sym.code === 0 && sym.stdout.trim().startsWith("refs/heads/") ? sym.stdout.trim() : null;
+    return { ref, head };
+  }
+
+  /** The index of env = HEAD's tree + the whole working tree (tracked, untracked, not ignored); returns its tree. */
+  private async stageAll(env: GitEnv, head: string): Promise<string> {
+    await this.git.ok(["read-tree", head], env);
+    const add = await this.git.run(["add", "-A", "--", "."], { ...env, timeoutMs: LONG_MS });
+    if (add.code !== 0) {
+      throw new AlpineError("internal_error", `cannot read the workspace: ${firstLine(add.stderr)}`, {
+        stderr: add.stderr.slice(0, 2000),
+      });
+    }
+    return (await this.git.ok(["write-tree"], env)).trim();
+  }
+
+  /**
+   * Checkpoint of the git side, in the private dir `privateDir` (nothing is
+   * written to the workspace): a commit of the whole working tree on top of
+   * HEAD, and a self-contained bundle (full history) of the branch and
+   * refs/alpine/checkpoints/<id>. The private dir, and with it that ref, is
+   * deleted by the caller once the bundle exists.
+   */
+  async snapshot(opts: {
+    id: string;
+    createdAt: string;
+    privateDir: string;
+    bundleFile: string;
+  }): Promise<Snapshot> {
+    const meta = this.loadMeta();
+    if (!meta) throw new AlpineError("sandbox_not_running", "the workspace is not initialised yet");
+    const { ref, head } = await this.currentRef();
+    if (!head) throw new AlpineError("checkpoint_failed", "the workspace's HEAD is not a commit", {});
+    let branch = ref ? ref.slice("refs/heads/".length) : meta.branch;
+    branch = await this.git.checkBranch(branch).catch(() => meta.branch);
+    const env = this.privateRepo(opts.privateDir, "private");
+    await this.git.ok(["update-ref", `refs/heads/${branch}`, head], env);
+    const tree = await this.stageAll(env, head);
+    const when = `@${Math.floor(Date.parse(opts.createdAt) / 1000) || Math.floor(Date.now() / 1000)} +0000`;
+    const commit = (
+      await this.git.ok(["commit-tree", tree, "-p", head, "-F", "-"], {
+        ...env,
+        input: `alpine checkpoint ${opts.id}\n`,
+        env: { ...env.env, ...identityEnv({ name: "alpine", email: "alpine@localhost" }, when) },
+      })
+    ).trim();
+    await this.git.ok(["update-ref", `refs/alpine/checkpoints/${opts.id}`, commit], env);
+    const res = await this.git.runToFile(
+      ["bundle", "create", "--quiet", "-", `refs/heads/${branch}`, `refs/alpine/checkpoints/${opts.id}`],
+      opts.bundleFile,
+      { ...env, timeoutMs: LONG_MS },
+    );
+    if (res.code !== 0 || res.sha256 === undefined || res.bytes === undefined) {
+      throw new AlpineError("checkpoint_failed", `git bundle failed: ${firstLine(res.stderr)}`, {
+        stderr: res.stderr.slice(0, 2000),
+      });
+    }
+    return { branch, head, commit, tree, bundle: { sha256: res.sha256, bytes: res.bytes } };
+  }
+
+  /** True when the workspace dir is missing, empty, or an unfinished clone/restore of ours. */
+  isFresh(): boolean {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.dir);
+    } catch {
+      return true;
+    }
+    if (entries.length === 0) return true;
+    if (this.loadMeta()) return false;
+    return (
+      (entries.length === 1 && entries[0] === ".git") ||
+      (this.hasGitDir() && readSmallFile(join(this.gitDir, IN_PROGRESS)) !== undefined)
+    );
+  }
+
+  /**
+   * Rebuilds the workspace from a checkpoint bundle into the empty workspace
+   * dir: `branch` at manifest.head_commit (its commits back), the working tree
+   * equal to manifest.checkpoint_commit's tree (added/changed files written,
+   * files it lacks absent, modes and symlinks as git recorded them), and the
+   * index = HEAD (untracked files untracked, changes unstaged). The agent does
+   * not run yet, so git works on the workspace's own (fresh) git dir here, as
+   * for a clone.
+   */
+  async restore(opts: {
+    bundle: string;
+    manifest: CheckpointManifestData;
+    branch: string;
+    repo: ResolvedRepo;
+  }): Promise<WorkspaceMeta> {
+    const { manifest, branch } = opts;
+    mkdirSync(this.dir, { recursive: true });
+    this.meta = null;
+    this.clearUnfinished();
+    const damaged = (why: string, extra: Record<string, unknown> = {}) =>
+      new AlpineError(
+        "checkpoint_checksum_mismatch",
+        `workspace.bundle of ${manifest.checkpoint_id} ${why}`,
+        {
+          artifact: "workspace.bundle",
+          checkpoint_id: manifest.checkpoint_id,
+          ...extra,
+        },
+      );
+    await this.git.ok(["init", "--quiet", "--", this.dir], { cwd: dirname(this.dir) });
+    writeFileSync(join(this.gitDir, IN_PROGRESS), "");
+    const env = { env: { GIT_DIR: this.gitDir, GIT_WORK_TREE: this.dir }, cwd: this.dir };
+    const fetch = await this.git.run(
+      [
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--",
+        opts.bundle,
+        "+refs/*:refs/alpine/restore/*",
+      ],
+      { ...env, timeoutMs: LONG_MS },
+    );
+    if (fetch.code !== 0)
+      throw damaged(`cannot be read: ${firstLine(fetch.stderr)}`, { stderr: fetch.stderr.slice(0, 2000) });
+    const rev = async (expr: string) => {
+      const r = await this.git.run(["rev-parse", "--verify", "--quiet", "--end-of-options", expr], env);
+      return r.code === 0 ? r.stdout.trim() : null;
+    };
+    if ((await rev(`${manifest.head_commit}^{commit}`)) !== manifest.head_commit) {
+      throw damaged(`lacks head_commit ${manifest.head_commit}`);
+    }
+    if ((await rev(`${manifest.checkpoint_commit}^{tree}`)) !== manifest.tree_hash) {
+      throw damaged(`lacks checkpoint_commit ${manifest.checkpoint_commit} with tree ${manifest.tree_hash}`);
+    }
+    // The working tree = the checkpoint's tree (checkout into an empty dir: nothing else exists).
+    await this.git.ok(["read-tree", manifest.checkpoint_commit], env);
+    await this.git.ok(["checkout-index", "--all", "--force", "--quiet"], { ...env, timeoutMs: LONG_MS });
+    // HEAD = branch at head_commit; the index = HEAD (with fresh stat data), so changes show as unstaged/untracked.
+    await this.git.ok(["symbolic-ref", "HEAD", `refs/heads/${branch}`], env);
+    await this.git.ok(["update-ref", `refs/heads/${branch}`, manifest.head_commit], env);
+    await this.git.ok(["read-tree", manifest.head_commit], env);
+    await this.git.run(["update-index", "-q", "--refresh"], { ...env, timeoutMs: LONG_MS });
+    const temp = await this.git.ok(["for-each-ref", "--format=%(refname)", "refs/alpine/restore/"], env);
+    const deletes = temp
+      .split("\n")
+      .filter(Boolean)
+      .map((r) => `delete ${r}\n`)
+      .join("");
+    if (deletes) await this.git.ok(["update-ref", "--stdin"], { ...env, input: deletes });
+    await this.git.ok(["remote", "add", "origin", opts.repo.url], env);
+    const meta: WorkspaceMeta = {
+      repo: opts.repo.display,
+      ref: null,
+      branch,
+      base_commit: manifest.base_commit,
+      created_at: new Date().toISOString(),
+      restored_from: manifest.checkpoint_id,
+    };
+    writeFileSync(join(this.gitDir, META), JSON.stringify(meta, null, 2) + "\n");
+    rmSync(join(this.gitDir, IN_PROGRESS), { force: true });
+    this.meta = meta;
+    this.log.info("workspace restored", {
+      checkpoint_id: manifest.checkpoint_id,
+      branch,
+      head: manifest.head_commit,
+      base_commit: manifest.base_commit,
+    });
+    return meta;
+  }
+
+  /** Empties a workspace this sandboxd was restoring into (after a failed restore). */
+  clearRestore(): void {
+    this.meta = null;
+    try {
+      for (const entry of readdirSync(this.dir))
+        rmSync(join(this.dir, entry), { recursive: true, force: true });
+    } catch {
+      // nothing there
+    }
+  }
+
+  /**
+   * Commits the whole working tree (tracked + untracked, not ignored) on top
+   * of HEAD with the given message and author (= committer), built in the
+   * private dir with the workspace's object store, then moves the workspace's
+   * branch (compare-and-swap against the HEAD it started from) and replaces
+   * its index with one matching the commit. When the tree already equals
+   * HEAD's, HEAD is the result; when HEAD also is the base, nothing_to_export.
+   */
+  async commitAll(opts: {
+    privateDir: string;
+    message: string;
+    author: { name: string; email: string };
+  }): Promise<CommittedWork> {
+    const meta = this.loadMeta();
+    if (!meta) throw new AlpineError("sandbox_not_running", "the workspace is not initialised yet");
+    const { ref, head } = await this.currentRef();
+    if (!head) throw new AlpineError("internal_error", "the workspace's HEAD is not a commit", {});
+    const env = this.privateRepo(opts.privateDir, "workspace");
+    const tree = await this.stageAll(env, head);
+    const headTree = (await this.git.ok(["rev-parse", "--verify", `${head}^{tree}`], env)).trim();
+    if (tree === headTree) {
+      if (head === meta.base_commit) {
+        throw new AlpineError("nothing_to_export", "the sandbox has no changes and no commits to export", {
+          base_commit: meta.base_commit,
+        });
+      }
+      return { commit: head, tree, head, created: false, env };
+    }
+    const commit = (
+      await this.git.ok(["commit-tree", tree, "-p", head, "-F", "-"], {
+        ...env,
+        input: opts.message.endsWith("\n") ? opts.message : `${opts.message}\n`,
+        env: { ...env.env, ...identityEnv(opts.author) },
+      })
+    ).trim();
+    await this.advance(ref, commit, head);
+    await this.replaceIndex(join(opts.privateDir, "index"));
+    this.log.info("work committed", { commit, head, ref: ref ?? "HEAD (detached)" });
+    return { commit, tree, head, created: true, env };
+  }
+
+  /** Moves ref (or a detached HEAD) from `old` to `next`; fails if someone moved it meanwhile. */
+  private async advance(ref: string | null, next: string, old: string): Promise<void> {
+    // The ref's parent dirs must be real dirs: git would follow a symlink the agent put there.
+    const parts = (ref ?? "HEAD").split("/");
+    let p = this.gitDir;
+    for (const part of parts.slice(0, -1)) {
+      p = join(p, part);
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (st && !st.isDirectory()) {
+        throw new AlpineError("internal_error", `the workspace's ${safeShow(p)} is not a directory`, {});
+      }
+    }
+    const args = ["-c", "core.logAllRefUpdates=false", "update-ref", "-m", "alpine export"];
+    if (!ref) args.push("--no-deref");
+    args.push(ref ?? "HEAD", next, old);
+    const res = await this.git.run(args, this.repoOpts());
+    if (res.code !== 0) {
+      throw new AlpineError(
+        "operation_in_progress",
+        `the sandbox branch moved while exporting (the agent committed?); try again: ${firstLine(res.stderr)}`,
+        { stderr: res.stderr.slice(0, 2000) },
+      );
+    }
+  }
+
+  /** Installs `index` as the workspace's index with git's lock protocol (skipped, with a warning, while locked). */
+  private async replaceIndex(index: string): Promise<void> {
+    const lock = join(this.gitDir, "index.lock");
+    for (let attempt = 0; attempt < 10; attempt++) {
+      let fd: number;
+      try {
+        fd = openSync(lock, "wx", 0o644);
+      } catch {
+        await sleep(100);
+        continue;
+      }
+      try {
+        writeSync(fd, readFileSync(index));
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(lock, join(this.gitDir, "index"));
+      return;
+    }
+    this.log.warn("the workspace's index stayed locked; it still describes the previous HEAD", {});
+  }
+
+  /** `git diff --numstat base commit`: files (binary ones included) and line counts. */
+  async numstat(
+    env: GitEnv,
+    base: string,
+    commit: string,
+  ): Promise<{ files: number; insertions: number; deletions: number }> {
+    const out = await this.git.ok(
+      ["diff", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", base, commit, "--"],
+      env,
+    );
+    let insertions = 0;
+    let deletions = 0;
+    const counts = parseNumstat(out);
+    for (const c of counts.values()) {
+      insertions += c.insertions;
+      deletions += c.deletions;
+    }
+    return { files: counts.size, insertions, deletions };
+  }
+
+  /**
+   * Pushes `commit` to refs/heads/<branch> of the sandbox's repo (the URL it
+   * was created from, not whatever the workspace's config now says), from the
+   * private git dir, with credentials through the broker.
+   */
+  async push(opts: {
+    env: GitEnv;
+    commit: string;
+    branch: string;
+    credentials: GitCredentials | undefined;
+  }): Promise<{ remote: string }> {
+    const meta = this.loadMeta();
+    if (!meta) throw new AlpineError("sandbox_not_running", "the workspace is not initialised yet");
+    const repo = resolveRepo(meta.repo);
+    const res = await this.git.run(
+      [
+        "-c",
+        "http.lowSpeedLimit=1000",
+        "-c",
+        "http.lowSpeedTime=60",
+        "push",
+        "--porcelain",
+        "--no-verify",
+        "--",
+        repo.url,
+        `${opts.commit}:refs/heads/${opts.branch}`,
+      ],
+      {
+        ...opts.env,
+        timeoutMs: LONG_MS,
+        credentials:
+          opts.credentials && repo.target
+            ? { credentials: opts.credentials, target: repo.target }
+            : undefined,
+      },
+    );
+    if (res.code !== 0) {
+      const text = `${res.stdout}\n${res.stderr}`.trim();
+      const rejected = res.stdout.split("\n").some((l) => l.startsWith("!"));
+      const why =
+        res.stdout
+          .split("\n")
+          .find((l) => l.startsWith("!"))
+          ?.split("\t")
+          .slice(2)
+          .join(" ") || firstLine(res.stderr);
+      throw new AlpineError(
+        rejected ? "push_rejected" : "repo_unreachable",
+        `pushing ${opts.branch} to ${repo.display} failed: ${why || "git push failed"}`,
+        { branch: opts.branch, remote: repo.display, git: text.slice(0, 2000) },
+      );
+    }
+    this.log.info("pushed", { branch: opts.branch, commit: opts.commit, remote: repo.display });
+    return { remote: repo.display };
+  }
 }
 
 /** A regular file's text (not a symlink, FIFO or device; at most 1 MiB), else undefined. */
@@ -482,4 +908,20 @@ export function parseNumstat(
     }
   }
   return map;
+}
+
+/** Author and committer for a commit sandboxd makes (control characters and <> removed). */
+function identityEnv(who: { name: string; email: string }, date?: string): Record<string, string> {
+  const clean = (v: string) => v.replace(/[\u0000-\u001f\u007f<>]/g, "").trim();
+  const env: Record<string, string> = {
+    GIT_AUTHOR_NAME: clean(who.name),
+    GIT_AUTHOR_EMAIL: clean(who.email),
+    GIT_COMMITTER_NAME: clean(who.name),
+    GIT_COMMITTER_EMAIL: clean(who.email),
+  };
+  if (date) {
+    env.GIT_AUTHOR_DATE = date;
+    env.GIT_COMMITTER_DATE = date;
+  }
+  return env;
 }

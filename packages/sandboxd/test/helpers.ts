@@ -133,7 +133,14 @@ export async function startSandboxd(
   const child = spawn(process.execPath, [entry], {
     cwd: root,
     stdio: ["pipe", "pipe", "pipe"],
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dirs.home, LANG: "C.UTF-8" },
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: dirs.home,
+      LANG: "C.UTF-8",
+      // Passed through to OpenCode: skips its background plugin install from the npm registry
+      // (which otherwise makes it ignore SIGTERM for a while).
+      npm_config_registry: "http://127.0.0.1:9/",
+    },
   });
   child.stdin!.end(JSON.stringify(config));
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));

@@ -295,7 +295,9 @@ describe("sandbox under bubblewrap", () => {
     expect(Date.parse(expires_at) - Date.now()).toBeLessThanOrEqual(60_000);
     const first = await fetch(`${sbx.baseUrl}/auth/${code}`, { redirect: "manual" });
     expect(first.status).toBe(302);
-    expect(first.headers.get("location")).toBe("/");
+    // Straight to OpenCode's page of this workspace's task session.
+    const dir = Buffer.from(sbx.dirs.workspace).toString("base64url");
+    expect(first.headers.get("location")).toBe(`/${dir}/session/${firstSession}`);
     const setCookie = first.headers.get("set-cookie")!;
     expect(setCookie).toMatch(/^alpine_session_[A-Za-z0-9_-]+=[A-Za-z0-9_-]{40,};/);
     expect(setCookie).toContain("HttpOnly");
