@@ -1,4 +1,5 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, runCli } from "../helpers/cli.ts";
 import { type E2EEnv, filesContaining, filesUnder, makeEnv, SECRETS, waitFor } from "./env.ts";
 import { treeDigest } from "./tree.ts";
+
+const execFileAsync = promisify(execFile);
 
 /** Issue 4 on the real stack: checkpoints, safe teardown, resume, export. */
 let e: E2EEnv;
@@ -109,7 +112,7 @@ describe("durability", () => {
       const head = readFileSync(obj).subarray(0, 20).toString("latin1");
       if (head.startsWith("# v2 git bundle") || head.startsWith("# v3 git bundle")) {
         execFileSync("git", ["clone", "--quiet", "--mirror", obj, join(dir, "repo")]);
-        execFileSync("git", ["-C", join(dir, "repo"), "fsck", "--quiet"]);
+        execFileSync("git", ["-C", join(dir, "repo"), "fsck", "--no-progress"], { stdio: "pipe" });
         // Unpack every object so the search sees contents, not compressed bytes.
         const all = execFileSync(
           "git",
@@ -225,12 +228,13 @@ describe("durability", () => {
       GIT_CONFIG_KEY_0: "http.extraHeader",
       GIT_CONFIG_VALUE_0: `Authorization: Basic ${auth}`,
     };
-    const run = (...args: string[]) => execFileSync("git", args, { cwd: other, env, stdio: "pipe" });
-    run("init", "-q", "-b", "taken");
+    // Async: the git server runs in this process, so a synchronous git would deadlock against it.
+    const run = (...args: string[]) => execFileAsync("git", args, { cwd: other, env });
+    await run("init", "-q", "-b", "taken");
     writeFileSync(join(other, "x.txt"), "someone else\n");
-    run("add", ".");
-    run("-c", "user.name=Bob", "-c", "user.email=b@x", "commit", "-qm", "unrelated");
-    run("push", "-q", e.repoUrl, "taken:refs/heads/taken");
+    await run("add", ".");
+    await run("-c", "user.name=Bob", "-c", "user.email=b@x", "commit", "-qm", "unrelated");
+    await run("push", "-q", e.repoUrl, "taken:refs/heads/taken");
     const r = await alpine("export", "durable", "--branch", "taken", "--json");
     expect(r.code, r.stdout).toBe(1);
     expect(r.json().reason_code).toBe("push_rejected");
