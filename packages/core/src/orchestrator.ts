@@ -640,10 +640,13 @@ export class Orchestrator {
   async reconcile(record: SandboxRecord, probe: Probe): Promise<SandboxRecord> {
     if (probe.state !== "ok" || !probe.status) return record;
     const status = probe.status;
-    const sameTask = record.task !== null && status.task !== null && status.task.session_id === record.task.session_id;
+    const sameTask =
+      record.task !== null && status.task !== null && status.task.session_id === record.task.session_id;
     const agentIdle = status.agent.state !== "busy" && status.agent.state !== "retry";
-    const finished = record.state === "running" && sameTask && status.task?.state === "completed" && agentIdle;
-    const agentChanged = status.agent.state !== record.agent || status.agent.last_activity !== record.last_activity;
+    const finished =
+      record.state === "running" && sameTask && status.task?.state === "completed" && agentIdle;
+    const agentChanged =
+      status.agent.state !== record.agent || status.agent.last_activity !== record.last_activity;
     if (!finished && !agentChanged) return record;
     try {
       return await this.withLease(record, "reconcile", async (op) => {
@@ -665,12 +668,16 @@ export class Orchestrator {
   }
 
   /** Waits until the current task finishes; the sandbox is then completed (or task_failed is thrown). */
-  async waitForTask(name: string, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<SandboxRecord> {
+  async waitForTask(
+    name: string,
+    opts: { pollMs?: number; timeoutMs?: number } = {},
+  ): Promise<SandboxRecord> {
     const deadline = this.deps.clock.now() + (opts.timeoutMs ?? 24 * 3600_000);
     for (;;) {
       let record = await this.get(name);
       const probe = await this.probe(record);
-      if (probe.state === "unavailable") throw probe.error ?? new AlpineError("sandbox_unavailable", "unavailable");
+      if (probe.state === "unavailable")
+        throw probe.error ?? new AlpineError("sandbox_unavailable", "unavailable");
       record = await this.reconcile(record, probe);
       const task = probe.status?.task;
       if (task && record.task && task.session_id === record.task.session_id && task.state === "failed") {
