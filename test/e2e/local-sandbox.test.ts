@@ -202,7 +202,7 @@ describe("a local sandbox, end to end", () => {
       const page = await browser.newPage();
       const resp = await page.goto(link);
       expect(resp?.status()).toBeLessThan(400);
-      // A real element of OpenCode's app, not just a 200 (see docs/opencode.md).
+      // A real element of OpenCode's app: the login lands on the agent's session, with its prompt box.
       await page.waitForSelector(UI_READY_SELECTOR, { timeout: 30_000 });
       mkdirSync(join(process.cwd(), "test-results"), { recursive: true });
       const shot = join(process.cwd(), "test-results", "opencode-ui.png");
@@ -273,4 +273,4 @@ describe("a local sandbox, end to end", () => {
 });
 
 // Filled in from docs/opencode.md: the element OpenCode's web app renders once it has loaded.
-const UI_READY_SELECTOR = '[data-component="home-session-search"]';
+const UI_READY_SELECTOR = '[data-component="prompt-input"]';
