@@ -5,6 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { createServer } from "node:net";
 import { delimiter, dirname, join } from "node:path";
 import { AlpineError } from "../../core/src/errors.ts";
+import { PASS_THROUGH_ENV } from "../../core/src/sandbox-env.ts";
 import { bwrapArgs } from "./bwrap.ts";
 import { type Logger, lineSplitter } from "./log.ts";
 import { descendants, isAlive, signal, sleep } from "./proc.ts";
@@ -23,18 +24,6 @@ export interface OpencodeOptions {
   /** How long to wait for the `listening` line (default 30 s). */
   startTimeoutMs?: number;
 }
-
-/** Taken over from sandboxd's own environment when set: the npm registry and proxies (a proxy URL with a password would be visible to the agent). */
-export const PASS_THROUGH_ENV = [
-  "npm_config_registry",
-  "NPM_CONFIG_REGISTRY",
-  "HTTP_PROXY",
-  "HTTPS_PROXY",
-  "NO_PROXY",
-  "http_proxy",
-  "https_proxy",
-  "no_proxy",
-] as const;
 
 /** Headless defaults: never ask, never block on a question. */
 const DEFAULT_PERMISSION = { "*": "allow", question: "deny" };

@@ -11,6 +11,7 @@ import {
   type RuntimeHandle,
   type RuntimeSpec,
 } from "@alpine/core";
+import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import type { Context } from "../context.ts";
 import { thisHost } from "../context.ts";
 import { sandboxDir } from "../paths.ts";
@@ -27,24 +28,13 @@ interface LocalHandle {
 
 const START_TIMEOUT_MS = 20_000;
 
-/** Network settings the agent needs to reach its model and packages; nothing else of the user's env. */
-const PASSED_THROUGH = [
-  "npm_config_registry",
-  "HTTP_PROXY",
-  "HTTPS_PROXY",
-  "NO_PROXY",
-  "http_proxy",
-  "https_proxy",
-  "no_proxy",
-];
-
 function sandboxdEnv(home: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     LANG: process.env.LANG ?? "C.UTF-8",
     HOME: home,
   };
-  for (const key of PASSED_THROUGH) if (process.env[key]) env[key] = process.env[key];
+  for (const key of PASS_THROUGH_ENV) if (process.env[key]) env[key] = process.env[key];
   return env;
 }
 

@@ -1,0 +1,16 @@
+/**
+ * The only variables of the user's environment that reach a sandbox's agent
+ * (the npm registry and proxies it may need to reach its model): the local
+ * provider hands them to sandboxd, sandboxd to OpenCode. A proxy URL holding a
+ * password would be visible to the agent.
+ */
+export const PASS_THROUGH_ENV = [
+  "npm_config_registry",
+  "NPM_CONFIG_REGISTRY",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+] as const;
