@@ -3,6 +3,7 @@
 //
 //   launch-to-ready: `alpine launch` until OpenCode answers and the agent is idle,
 //                    against `git clone` + `opencode serve` until healthy
+//   memory:          sandboxd's RSS beside OpenCode's, for one idle sandbox
 //   cli latency:     `alpine list --json` / `status --json` with 1, 100, 1000 records, against `node -e 0`
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -173,6 +174,54 @@ const tiny = makeRepo("tiny", 5);
 results.push(await benchLaunch("tiny repo", tiny));
 if (!process.env.BENCH_QUICK) results.push(await benchLaunch("5k files", makeRepo("5k", 5000)));
 
+// Memory of one idle sandbox: sandboxd's own RSS apart from OpenCode's (Linux /proc).
+function rssMiB(pid) {
+  try {
+    const status = require("node:fs").readFileSync(`/proc/${pid}/status`, "utf8");
+    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+function descendants(pid) {
+  const out = spawnSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" }).stdout.trim().split("\n");
+  const rows = out
+    .map((l) => l.trim().split(/\s+/, 3))
+    .map(([p, pp, args]) => ({ pid: Number(p), ppid: Number(pp), args }));
+  const found = [];
+  const walk = (p) => {
+    for (const r of rows.filter((x) => x.ppid === p)) {
+      found.push(r);
+      walk(r.pid);
+    }
+  };
+  walk(pid);
+  return found;
+}
+{
+  alpine(["launch", "bench-memory", "--repo", tiny, "--json"]);
+  await new Promise((r) => setTimeout(r, 3000));
+  const Database = require("better-sqlite3");
+  const db = new Database(join(env.ALPINE_HOME, "state.db"), { readonly: true });
+  const record = JSON.parse(
+    db.prepare("SELECT record FROM sandboxes WHERE name = 'bench-memory'").get().record,
+  );
+  db.close();
+  const sandboxdPid = record.runtime.handle.pid;
+  const opencodeRss = descendants(sandboxdPid)
+    .filter((r) => r.args.includes("opencode"))
+    .reduce((sum, r) => sum + rssMiB(r.pid), 0);
+  results.push({
+    name: "memory per idle sandbox (MiB)",
+    alpine_ms: { median: rssMiB(sandboxdPid) },
+    floor_ms: { median: opencodeRss },
+    ratio: rssMiB(sandboxdPid) / Math.max(1, opencodeRss),
+    unit: "MiB",
+    note: "alpine column: sandboxd RSS; floor column: OpenCode RSS",
+  });
+  alpine(["teardown", "bench-memory", "--force", "--json"]);
+}
+
 const nodeFloor = timeCommand(process.execPath, ["-e", "0"]);
 for (const count of [1, 100, 1000]) {
   seedRecords(count);
@@ -217,8 +266,8 @@ for (const r of results) {
   console.log(
     [
       r.name.padEnd(34),
-      `${r.alpine_ms.median.toFixed(0)} ms`.padStart(16),
-      `${r.floor_ms.median.toFixed(0)} ms`.padStart(15),
+      `${r.alpine_ms.median.toFixed(0)} ${r.unit ?? "ms"}`.padStart(16),
+      `${r.floor_ms.median.toFixed(0)} ${r.unit ?? "ms"}`.padStart(15),
       r.ratio.toFixed(2).padStart(7),
     ].join(" "),
   );
