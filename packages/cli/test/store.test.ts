@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { AlpineError, acquireLease, type Lease, type SandboxRecord } from "@alpine/core";
+import { AlpineError, acquireLease, type Lease, newSandboxRecord, type SandboxRecord } from "@alpine/core";
 import Database from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { bundleHelper } from "../../../test/helpers/bundle.ts";
@@ -41,27 +41,18 @@ function startWorker(db: string, name: string, holdMs: number, startAt = 0) {
 }
 
 function record(name: string): SandboxRecord {
-  const at = new Date().toISOString();
-  return {
-    id: `sbx-${name}`,
-    name,
-    provider: "local",
-    repo: "/tmp/repo",
-    ref: null,
-    branch: `alpine/${name}`,
-    image_profile: "default",
-    state: "new",
-    created_at: at,
-    updated_at: at,
-    last_activity: null,
-    agent: "unknown",
-    runtime: null,
-    task: null,
-    checkpoint: null,
-    export: null,
-    error: null,
-    version: 1,
-  };
+  return newSandboxRecord(
+    {
+      id: `sbx-${name}`,
+      name,
+      provider: "local",
+      repo: "/tmp/repo",
+      ref: null,
+      branch: `alpine/${name}`,
+      image_profile: "default",
+    },
+    new Date().toISOString(),
+  );
 }
 
 describe("SQLite state store", () => {

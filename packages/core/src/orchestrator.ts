@@ -17,6 +17,7 @@ import type {
   StateStore,
 } from "./ports.ts";
 import { silentProgress } from "./ports.ts";
+import { newSandboxRecord } from "./records.ts";
 import { validateBranchName } from "./refs.ts";
 import type {
   AgentState,
@@ -416,26 +417,18 @@ export class Orchestrator {
         );
       }
       const at = this.now();
-      const created: SandboxRecord = {
-        id: this.deps.ids.sandboxId(),
-        name,
-        provider: input.provider ?? config.sandbox.provider,
-        repo: input.repo,
-        ref: input.ref ?? null,
-        branch: `${config.github.branch_prefix}/${name}`,
-        image_profile: profile,
-        state: "new",
-        created_at: at,
-        updated_at: at,
-        last_activity: null,
-        agent: "unknown",
-        runtime: null,
-        task: null,
-        checkpoint: null,
-        export: null,
-        error: null,
-        version: 1,
-      };
+      const created = newSandboxRecord(
+        {
+          id: this.deps.ids.sandboxId(),
+          name,
+          provider: input.provider ?? config.sandbox.provider,
+          repo: input.repo,
+          ref: input.ref ?? null,
+          branch: `${config.github.branch_prefix}/${name}`,
+          image_profile: profile,
+        },
+        at,
+      );
       const note: StoredEvent = {
         sandbox_id: created.id,
         name,

@@ -10,3 +10,24 @@ export function normaliseRecord(
 ): SandboxRecord {
   return { checkpoint: null, export: null, task: null, error: null, runtime: null, ...raw } as SandboxRecord;
 }
+
+/** A record in state `new`, before anything has run: the one place its initial shape is written. */
+export function newSandboxRecord(
+  fields: Pick<SandboxRecord, "id" | "name" | "provider" | "repo" | "ref" | "branch" | "image_profile">,
+  at: string,
+): SandboxRecord {
+  return {
+    ...fields,
+    state: "new",
+    created_at: at,
+    updated_at: at,
+    last_activity: null,
+    agent: "unknown",
+    runtime: null,
+    task: null,
+    checkpoint: null,
+    export: null,
+    error: null,
+    version: 1,
+  };
+}
