@@ -18,6 +18,18 @@ const sandboxSection = z.strictObject({
   auto_teardown: z.boolean().default(true),
   completed_retention_minutes: z.number().int().min(0).default(60),
   control_plane_url: z.url().optional(),
+  /** Pre-started sandboxd+OpenCode runtimes that a launch adopts (local provider). */
+  warm_pool: z.number().int().min(0).max(16).default(0),
+});
+
+const dockerSection = z.strictObject({
+  /** `bridge` publishes sandboxd on 127.0.0.1; `host` shares the host's network (tests, offline hosts). */
+  network: z.enum(["bridge", "host"]).default("bridge"),
+  cpus: z.number().positive().optional(),
+  memory: z
+    .string()
+    .regex(/^\d+(\.\d+)?[kmg]?$/i, "a size such as 512m or 4g")
+    .optional(),
 });
 
 const durabilitySection = z.strictObject({
@@ -48,6 +60,7 @@ const opencodeSection = z.strictObject({
 export const ConfigSchema = z.strictObject({
   repo: repoSection.prefault({}),
   sandbox: sandboxSection.prefault({}),
+  docker: dockerSection.prefault({}),
   durability: durabilitySection.prefault({}),
   github: githubSection.prefault({}),
   opencode: opencodeSection.prefault({}),
