@@ -26,6 +26,11 @@ export const REASONS = {
     retryable: false,
     hint: "add it to sandbox.image_profiles or pick a known one",
   },
+  image_not_found: {
+    exit: 2,
+    retryable: false,
+    hint: "build it with `alpine image build --profile <profile>`",
+  },
   provider_unavailable: {
     exit: 2,
     retryable: true,

@@ -57,6 +57,12 @@ export const SandboxdConfigSchema = z.object({
    * tmp_dir). Default `<dirname(workspace_dir)>/checkpoints`.
    */
   checkpoint_dir: absPath.optional(),
+  /**
+   * The launching host's network settings for the agent (only PASS_THROUGH_ENV
+   * names are used). They travel with the config, so a container needs no
+   * `docker run -e` (its config is stored on the Docker host's disk).
+   */
+  env: z.record(z.string(), z.string()).optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;

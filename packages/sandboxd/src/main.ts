@@ -6,6 +6,7 @@
 import { fileURLToPath } from "node:url";
 import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
 import { validateName } from "../../core/src/names.ts";
+import { PASS_THROUGH_ENV } from "../../core/src/sandbox-env.ts";
 import { type SandboxdConfig, SandboxdConfigSchema } from "../../core/src/sandboxd-api.ts";
 import { Auth } from "./auth.ts";
 import { checkpointDirOf } from "./checkpoint.ts";
@@ -76,7 +77,14 @@ async function main(): Promise<void> {
   log.addSecret(config.token);
   for (const s of secretStrings(config.opencode.auth, true)) log.addSecret(s);
   for (const s of secretStrings(config.opencode.config, false)) log.addSecret(s);
+  // A proxy URL may carry a password.
+  for (const v of Object.values(config.env ?? {})) if (v.includes("@")) log.addSecret(v);
 
+  // Only the names the host may hand on (proxies, npm registry); OpenCode's env is built from ours.
+  for (const name of PASS_THROUGH_ENV) {
+    const value = config.env?.[name];
+    if (value) process.env[name] = value;
+  }
   const helper = fileURLToPath(new URL("./git-credential.js", import.meta.url));
   const sandbox = new Sandbox(config, log, `!${shellQuote(process.execPath)} ${shellQuote(helper)}`);
   const auth = new Auth(config.token, config.sandbox_id);

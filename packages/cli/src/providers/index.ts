@@ -27,8 +27,10 @@ export async function createProvider(kind: ProviderKind, ctx: Context): Promise<
       const { LocalProvider } = await import("./local.ts");
       return new LocalProvider(ctx);
     }
-    case "docker":
-      return unavailable(kind, "the docker provider is not built yet");
+    case "docker": {
+      const { DockerProvider } = await import("./docker.ts");
+      return new DockerProvider(ctx);
+    }
     case "cloudflare":
       return unavailable(kind, "the cloudflare control plane is not built yet");
   }

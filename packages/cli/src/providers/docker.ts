@@ -1,0 +1,294 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  AlpineError,
+  type Provider,
+  type ProviderCapabilities,
+  type RuntimeEndpoint,
+  type RuntimeHandle,
+  type RuntimeSpec,
+} from "@alpine/core";
+import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
+import type { Context } from "../context.ts";
+import { sandboxDir } from "../paths.ts";
+import { docker, dockerObjectExists, firstLine } from "./docker-cli.ts";
+import { awaitListeningLine } from "./sandboxd-start.ts";
+
+/** Where the image keeps everything of a sandbox; the named volume is mounted here. */
+const SANDBOX_ROOT = "/sandbox";
+/** sandboxd's port inside the container when it has its own network. */
+const CONTAINER_PORT = 7000;
+/** The image pulls nothing at start, but a cold Docker host can take a while to create the first container. */
+const START_TIMEOUT_MS = 60_000;
+
+interface DockerHandle {
+  /** Container and volume are both named after the sandbox id: `alpine-<id>`. */
+  container: string;
+  volume: string;
+  image: string;
+  network: "bridge" | "host";
+  /** Host dir with the sandbox token (mode 0600), as for the local provider. */
+  dir: string;
+  url?: string;
+  port?: number;
+}
+
+function asDocker(handle: RuntimeHandle): DockerHandle {
+  if (
+    typeof handle.container !== "string" ||
+    typeof handle.volume !== "string" ||
+    typeof handle.dir !== "string"
+  )
+    throw new AlpineError("internal_error", "docker runtime handle is incomplete");
+  return handle as unknown as DockerHandle;
+}
+
+const resourceName = (sandboxId: string) => `alpine-${sandboxId}`;
+
+/**
+ * One container per sandbox from the image profile's image, running sandboxd
+ * as a non-root user. The workspace, OpenCode's data, checkpoints and logs live
+ * in a named volume, so a stopped, killed or even removed container loses
+ * nothing: the next start mounts the same volume. sandboxd's port is published
+ * on 127.0.0.1 only (or, with docker.network: host, sandboxd binds 127.0.0.1
+ * in the host's network). Config and secrets reach sandboxd on its stdin
+ * through `docker start --attach`, never through `-e`, argv or the container's
+ * stored config.
+ */
+export class DockerProvider implements Provider {
+  readonly kind = "docker" as const;
+
+  constructor(private readonly ctx: Context) {}
+
+  async capabilities(): Promise<ProviderCapabilities> {
+    await docker(["version", "--format", "{{.Server.Version}}"]);
+    return { kind: "docker", isolation: "container", persistent_workspace: true };
+  }
+
+  async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
+    const name = resourceName(spec.sandbox_id);
+    const network = this.ctx.config.docker.network;
+    const dir = sandboxDir(this.ctx.home, spec.sandbox_id);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tokenFile = join(dir, "token");
+    if (!existsSync(tokenFile)) {
+      const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+      writeFileSync(tokenFile, token, { mode: 0o600 });
+    }
+    if (!(await dockerObjectExists("image", spec.image))) {
+      throw new AlpineError(
+        "image_not_found",
+        `the sandbox image '${spec.image}' is not on the Docker host`,
+        {
+          image: spec.image,
+        },
+      );
+    }
+    const labels = ["--label", `alpine.sandbox_id=${spec.sandbox_id}`, "--label", `alpine.name=${spec.name}`];
+    if (!(await dockerObjectExists("volume", name))) {
+      await docker(["volume", "create", ...labels, name]);
+    }
+    const handle: DockerHandle = { container: name, volume: name, image: spec.image, network, dir };
+    if (!(await dockerObjectExists("container", name))) await this.createContainer(handle, labels);
+    return { ...handle };
+  }
+
+  private async createContainer(h: DockerHandle, labels: string[]): Promise<void> {
+    const { cpus, memory } = this.ctx.config.docker;
+    const args = [
+      "create",
+      // stdin stays open until sandboxd has read its config, then closes (one attach).
+      "--interactive",
+      "--name",
+      h.container,
+      ...labels,
+      // A small init reaps OpenCode's children; sandboxd handles SIGTERM itself.
+      "--init",
+      "--volume",
+      `${h.volume}:${SANDBOX_ROOT}`,
+      "--security-opt",
+      "no-new-privileges",
+      "--cap-drop",
+      "ALL",
+    ];
+    if (h.network === "host") args.push("--network", "host");
+    else args.push("--publish", `127.0.0.1::${CONTAINER_PORT}`);
+    if (cpus !== undefined) args.push("--cpus", String(cpus));
+    if (memory !== undefined) args.push("--memory", memory);
+    args.push(h.image);
+    await docker(args);
+  }
+
+  async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
+    const h = asDocker(handle);
+    // Removed behind alpine's back: the volume (and so the work) is still there.
+    if (!(await dockerObjectExists("container", h.container))) {
+      await this.createContainer(h, [
+        "--label",
+        `alpine.sandbox_id=${spec.sandbox_id}`,
+        "--label",
+        `alpine.name=${spec.name}`,
+      ]);
+    }
+    if (await this.isRunning(h)) await this.stop(handle);
+    const token = readFileSync(join(h.dir, "token"), "utf8");
+    const env: Record<string, string> = {};
+    for (const key of PASS_THROUGH_ENV) {
+      const value = process.env[key];
+      if (value) env[key] = value;
+    }
+    const config = {
+      sandbox_id: spec.sandbox_id,
+      name: spec.name,
+      token,
+      // With its own network the container is the boundary and the token guards the port;
+      // in the host's network sandboxd must stay on loopback.
+      host: h.network === "host" ? "127.0.0.1" : "0.0.0.0",
+      port: h.network === "host" ? 0 : CONTAINER_PORT,
+      workspace_dir: `${SANDBOX_ROOT}/workspace`,
+      home_dir: `${SANDBOX_ROOT}/home`,
+      tmp_dir: `${SANDBOX_ROOT}/tmp`,
+      log_file: `${SANDBOX_ROOT}/logs/sandboxd.log`,
+      checkpoint_dir: `${SANDBOX_ROOT}/checkpoints`,
+      isolation: "none",
+      opencode_bin: "/opt/alpine/bin/opencode",
+      opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config, auth: spec.auth },
+      branch_prefix: spec.config.github.branch_prefix,
+      env,
+    };
+    // `docker start --attach --interactive` hands our stdin to sandboxd; once it has printed
+    // its first line we drop the attachment (the container runs on; signals are not proxied).
+    const attach = spawn("docker", ["start", "--attach", "--interactive", "--sig-proxy=false", h.container], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    attach.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((resolve) => attach.once("exit", (code) => resolve(code)));
+    attach.once("error", () => {});
+    attach.stdin.end(JSON.stringify(config));
+    let listening: { port: number; pid: number };
+    try {
+      listening = await awaitListeningLine(attach.stdout, {
+        timeoutMs: START_TIMEOUT_MS,
+        where: `container ${h.container} (alpine logs ${spec.name})`,
+        onTimeout: () => attach.kill("SIGKILL"),
+        exited,
+      });
+    } catch (err) {
+      attach.kill("SIGKILL");
+      if (stderr.trim() && err instanceof AlpineError && !err.details.docker)
+        err.details.docker = firstLine(stderr);
+      throw err;
+    }
+    attach.stdout.destroy();
+    attach.kill("SIGKILL");
+    const url =
+      h.network === "host" ? `http://127.0.0.1:${listening.port}` : await this.publishedUrl(h.container);
+    return { ...h, url, port: Number(new URL(url).port) } satisfies DockerHandle;
+  }
+
+  /** The 127.0.0.1 host port Docker picked for sandboxd's port. */
+  private async publishedUrl(container: string): Promise<string> {
+    const r = await docker(["port", container, `${CONTAINER_PORT}/tcp`]);
+    const line = r.stdout.split("\n").find((l) => l.startsWith("127.0.0.1:"));
+    if (!line)
+      throw new AlpineError("agent_start_failed", `docker published no 127.0.0.1 port for ${container}`);
+    return `http://${line.trim()}`;
+  }
+
+  private async isRunning(h: DockerHandle): Promise<boolean> {
+    const r = await docker(["container", "inspect", "--format", "{{.State.Running}}", h.container], {
+      reject: false,
+    });
+    return r.exitCode === 0 && r.stdout.trim() === "true";
+  }
+
+  async endpoint(handle: RuntimeHandle): Promise<RuntimeEndpoint | null> {
+    const h = asDocker(handle);
+    if (!h.url) return null;
+    const tokenFile = join(h.dir, "token");
+    if (!existsSync(tokenFile)) return null;
+    let running: boolean;
+    try {
+      running = await this.isRunning(h);
+    } catch {
+      return null; // daemon unreachable: the sandbox is unavailable, not an error of this command
+    }
+    if (!running) return null;
+    return { url: h.url, token: readFileSync(tokenFile, "utf8") };
+  }
+
+  async stop(handle: RuntimeHandle): Promise<void> {
+    const h = asDocker(handle);
+    // sandboxd stops OpenCode on SIGTERM; Docker kills whatever is left after the grace period.
+    await docker(["stop", "--time", "10", h.container], { reject: false });
+  }
+
+  async hasWorkspace(handle: RuntimeHandle): Promise<boolean> {
+    const h = asDocker(handle);
+    if (!(await dockerObjectExists("volume", h.volume))) return false;
+    // Look inside the volume with the sandbox image itself: works for remote Docker hosts too.
+    const r = await docker(
+      [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volume",
+        `${h.volume}:${SANDBOX_ROOT}:ro`,
+        "--entrypoint",
+        "test",
+        h.image,
+        "-e",
+        `${SANDBOX_ROOT}/workspace/.git`,
+      ],
+      { reject: false },
+    );
+    return r.exitCode === 0;
+  }
+
+  async destroy(handle: RuntimeHandle): Promise<void> {
+    const h = asDocker(handle);
+    await docker(["rm", "--force", "--volumes", h.container], { reject: false });
+    const v = await docker(["volume", "rm", "--force", h.volume], { reject: false });
+    if (v.exitCode !== 0 && (await dockerObjectExists("volume", h.volume))) {
+      throw new AlpineError(
+        "provider_unavailable",
+        `could not remove volume ${h.volume}: ${firstLine(v.stderr)}`,
+        {
+          provider: "docker",
+        },
+      );
+    }
+    rmSync(h.dir, { recursive: true, force: true });
+  }
+
+  async logs(handle: RuntimeHandle, opts: { tail?: number } = {}): Promise<string[]> {
+    const h = asDocker(handle);
+    const tail = String(opts.tail ?? 200);
+    const file = `${SANDBOX_ROOT}/logs/sandboxd.log`;
+    const r = (await this.isRunning(h).catch(() => false))
+      ? await docker(["exec", h.container, "tail", "-n", tail, file], { reject: false })
+      : await docker(
+          [
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--volume",
+            `${h.volume}:${SANDBOX_ROOT}:ro`,
+            "--entrypoint",
+            "tail",
+            h.image,
+            "-n",
+            tail,
+            file,
+          ],
+          { reject: false },
+        );
+    return r.exitCode === 0 ? r.stdout.split("\n").filter(Boolean) : [];
+  }
+}
