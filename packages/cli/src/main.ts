@@ -6,6 +6,7 @@ import * as diff from "./commands/diff.ts";
 import * as doctor from "./commands/doctor.ts";
 import * as exportCmd from "./commands/export.ts";
 import * as gc from "./commands/gc.ts";
+import * as image from "./commands/image.ts";
 import * as launch from "./commands/launch.ts";
 import * as list from "./commands/list.ts";
 import * as logs from "./commands/logs.ts";
@@ -32,6 +33,7 @@ const COMMANDS = [
   auth,
   config,
   doctor,
+  image,
 ];
 
 export function buildProgram(): Command {

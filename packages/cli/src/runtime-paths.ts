@@ -23,3 +23,8 @@ export function opencodeBinary(): string | null {
     return null;
   }
 }
+
+/** The sandbox image's sources (image/Dockerfile), beside the packages in this checkout. */
+export function imageDir(): string {
+  return join(dirname(require.resolve("@alpine/sandboxd/package.json")), "..", "..", "image");
+}

@@ -263,6 +263,15 @@ export const GcOutputSchema = z.object({
   dry_run: z.boolean(),
 });
 
+export const ImageBuildOutputSchema = z.object({
+  profile: z.string(),
+  image: z.string(),
+  image_id: z.string(),
+  base_image: z.string(),
+  ca_certificates: z.number().int(),
+  duration_ms: z.number().int(),
+});
+
 export const AuthSyncOutputSchema = z.object({
   providers: z.array(z.string()),
   missing: z.array(z.string()),
@@ -310,4 +319,5 @@ export const OUTPUT_SCHEMAS = {
   "config-show": ConfigShowOutputSchema,
   doctor: DoctorOutputSchema,
   logs: LogsOutputSchema,
+  "image-build": ImageBuildOutputSchema,
 } as const;
