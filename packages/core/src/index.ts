@@ -1,4 +1,5 @@
 export * from "./config.ts";
+export * from "./control-plane-api.ts";
 export * from "./errors.ts";
 export * from "./leases.ts";
 export * from "./lifecycle.ts";
@@ -11,3 +12,4 @@ export * from "./refs.ts";
 export * as sandboxdApi from "./sandboxd-api.ts";
 export { SandboxdClient } from "./sandboxd-api.ts";
 export * from "./schemas.ts";
+export * from "./views.ts";

@@ -1,0 +1,187 @@
+import { AlpineError, RemoteAuthSchema, RemoteGcSchema, validateName } from "@alpine/core";
+import { Hono } from "hono";
+import { getCookie } from "hono/cookie";
+import { safeEqual } from "./crypto.ts";
+import type { Env } from "./env.ts";
+import { errorResponse } from "./http.ts";
+import { htmlPage } from "./sandbox-object.ts";
+
+/** The browser's routing cookie: which sandbox the UI at this origin's root belongs to. */
+export const UI_COOKIE = "alpine_ui";
+
+const OPS_POST = new Set(["launch", "task", "checkpoint", "export", "teardown", "login"]);
+const OPS_GET = new Set(["diff", "logs"]);
+
+function sandboxStub(env: Env, name: string) {
+  return env.SANDBOX.getByName(validateName(name));
+}
+
+/** Forwards a request to a sandbox's Durable Object as operation `op`. */
+async function toSandbox(
+  env: Env,
+  request: Request,
+  name: string,
+  op: string,
+  search = "",
+): Promise<Response> {
+  const origin = new URL(request.url).origin;
+  const headers = new Headers(request.headers);
+  headers.delete("authorization");
+  headers.set("x-alpine-name", name);
+  headers.set("x-alpine-origin", origin);
+  const init: RequestInit & { duplex?: "half" } = {
+    method: request.method,
+    headers,
+    body: request.method === "GET" || request.method === "HEAD" ? undefined : request.body,
+    redirect: "manual",
+  };
+  if (init.body) init.duplex = "half";
+  return sandboxStub(env, name).fetch(new Request(`https://sandbox-object/${op}${search}`, init));
+}
+
+function withoutCookie(request: Request, cookie: string): Request {
+  const headers = new Headers(request.headers);
+  const kept = (headers.get("cookie") ?? "")
+    .split(";")
+    .map((c) => c.trim())
+    .filter((c) => c && !c.startsWith(`${cookie}=`));
+  if (kept.length) headers.set("cookie", kept.join("; "));
+  else headers.delete("cookie");
+  return new Request(request, { headers });
+}
+
+function uiCookie(request: Request, name: string): string {
+  const secure = new URL(request.url).protocol === "https:" ? "; Secure" : "";
+  return `${UI_COOKIE}=${name}; HttpOnly; SameSite=Strict; Path=/${secure}`;
+}
+
+export function createApp() {
+  const app = new Hono<{ Bindings: Env }>();
+
+  app.onError((err) => errorResponse(err));
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+
+  // Every /v1 route: `Authorization: Bearer <ALPINE_CONTROL_PLANE_TOKEN>`, compared in constant time.
+  app.use("/v1/*", async (c, next) => {
+    const expected = c.env.ALPINE_CONTROL_PLANE_TOKEN;
+    if (!expected || expected.length < 16) {
+      throw new AlpineError(
+        "control_plane_error",
+        "the control plane has no ALPINE_CONTROL_PLANE_TOKEN secret (at least 16 characters)",
+      );
+    }
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
+    const ok = await safeEqual(m?.[1] ?? "", expected);
+    if (!ok || !m) throw new AlpineError("unauthorized", "missing or wrong control-plane token", {});
+    await next();
+  });
+
+  app.get("/v1/sandboxes", async (c) => c.json(await c.env.REGISTRY.getByName("registry").list()));
+
+  app.put("/v1/auth", async (c) => {
+    const parsed = RemoteAuthSchema.safeParse(await c.req.json().catch(() => null));
+    if (!parsed.success) throw new AlpineError("usage_invalid", "body must be {entries: {provider: entry}}");
+    const held = await c.env.REGISTRY.getByName("registry").putAuth(parsed.data.entries);
+    return c.json({ providers: Object.keys(parsed.data.entries).sort(), held });
+  });
+
+  app.post("/v1/gc", async (c) => {
+    const text = await c.req.text();
+    const parsed = RemoteGcSchema.safeParse(text.trim() ? JSON.parse(text) : {});
+    if (!parsed.success) throw new AlpineError("usage_invalid", "body must be {dry_run?, config?}");
+    const tornDown: string[] = [];
+    const kept: { name: string; reason: string }[] = [];
+    for (const name of await c.env.REGISTRY.getByName("registry").names()) {
+      const res = await toSandbox(
+        c.env,
+        new Request(c.req.url, {
+          method: "POST",
+          headers: c.req.raw.headers,
+          body: JSON.stringify(parsed.data),
+        }),
+        name,
+        "gc",
+      );
+      const out = (await res.json()) as { torn_down?: string[]; kept?: { name: string; reason: string }[] };
+      if (!res.ok) {
+        kept.push({ name, reason: String((out as { reason_code?: string }).reason_code ?? res.status) });
+        continue;
+      }
+      tornDown.push(...(out.torn_down ?? []));
+      kept.push(...(out.kept ?? []));
+    }
+    return c.json({ torn_down: tornDown, kept });
+  });
+
+  app.get("/v1/sandboxes/:name", (c) => toSandbox(c.env, c.req.raw, c.req.param("name"), "status"));
+
+  app.on(["GET", "POST"], "/v1/sandboxes/:name/:op", (c) => {
+    const op = c.req.param("op");
+    const method = c.req.method;
+    if ((method === "POST" && OPS_POST.has(op)) || (method === "GET" && OPS_GET.has(op))) {
+      return toSandbox(c.env, c.req.raw, c.req.param("name"), op, new URL(c.req.url).search);
+    }
+    throw Object.assign(
+      new AlpineError("usage_invalid", `no such endpoint: ${method} /v1/sandboxes/:name/${op}`),
+      {
+        httpStatus: 404,
+      },
+    );
+  });
+
+  app.all("/v1/*", (c) => {
+    throw Object.assign(new AlpineError("usage_invalid", `no such endpoint: ${c.req.method} ${c.req.path}`), {
+      httpStatus: 404,
+    });
+  });
+
+  // ---- the web UI ----
+  // OpenCode's app only works at an origin's root (assets from /assets/…, API at location.origin).
+  // /s/<name>/?code=<one-time code> trades the code (through sandboxd) for sandboxd's session cookie
+  // plus our routing cookie naming the sandbox, and redirects to the root, where every request is
+  // routed to that sandbox by the cookie. sandboxd checks its own cookie on every request.
+  app.get("/s/:name/", async (c) => {
+    const name = validateName(c.req.param("name"));
+    const code = c.req.query("code");
+    if (!code) {
+      if (getCookie(c, UI_COOKIE) === name) return c.redirect("/", 302);
+      return htmlPage(
+        401,
+        "Not signed in",
+        `Run \`alpine open ${name}\` for a one-time login link to this sandbox.`,
+      );
+    }
+    const res = await toSandbox(
+      c.env,
+      withoutCookie(c.req.raw, UI_COOKIE),
+      name,
+      `ui/auth/${encodeURIComponent(code)}`,
+    );
+    if (res.status !== 302) return res;
+    const headers = new Headers(res.headers);
+    headers.append("set-cookie", uiCookie(c.req.raw, name));
+    return new Response(null, { status: 302, headers });
+  });
+  app.get("/s/:name", (c) => c.redirect(`/s/${c.req.param("name")}/${new URL(c.req.url).search}`, 301));
+
+  app.all("*", async (c) => {
+    const path = c.req.path;
+    // sandboxd's own API and internal routes are never reachable through the UI proxy.
+    if (path.startsWith("/internal/") || path.startsWith("/auth/") || path === "/v1") {
+      return htmlPage(404, "Not found", "No such page.");
+    }
+    const name = getCookie(c, UI_COOKIE);
+    if (!name) {
+      return htmlPage(
+        401,
+        "Not signed in",
+        "This is the alpine control plane. Run `alpine open <name>` for a one-time login link to a sandbox's web UI.",
+      );
+    }
+    const url = new URL(c.req.url);
+    return toSandbox(c.env, withoutCookie(c.req.raw, UI_COOKIE), name, `ui${path}`, url.search);
+  });
+
+  return app;
+}

@@ -1,0 +1,28 @@
+/**
+ * The Worker's bindings (wrangler.jsonc). Secrets are marked; they never leave
+ * the control plane except the model credentials handed to a container at start.
+ */
+export interface Env {
+  /** Bearer token of every /v1 route (secret). Also the root of the keys derived in crypto.ts. */
+  ALPINE_CONTROL_PLANE_TOKEN: string;
+  SANDBOX: DurableObjectNamespace<import("./sandbox-object.ts").SandboxObject>;
+  REGISTRY: DurableObjectNamespace<import("./registry.ts").RegistryObject>;
+  CHECKPOINTS: R2Bucket;
+  /** JSON map image profile → container Durable Object binding name, e.g. {"default":"SANDBOX_CONTAINER"}. */
+  CONTAINER_PROFILES?: string;
+  /** Container bindings named in CONTAINER_PROFILES (absent in `alpine cloud dev`). */
+  [binding: string]: unknown;
+  /** R2 key prefix of checkpoints (durability.checkpoint_prefix). */
+  CHECKPOINT_PREFIX?: string;
+  /**
+   * `alpine cloud dev` only: the Node container host that starts sandboxd
+   * processes on 127.0.0.1 in place of Containers (workerd cannot spawn processes).
+   */
+  ALPINE_CONTAINER_HOST_URL?: string;
+  /** Its bearer token (secret). */
+  ALPINE_CONTAINER_HOST_TOKEN?: string;
+  /** Seconds a container keeps running after its Durable Object went idle (default 600). */
+  CONTAINER_INACTIVITY_SECONDS?: string;
+  /** Seconds between alarm runs while a sandbox is live (default 60). */
+  ALARM_INTERVAL_SECONDS?: string;
+}

@@ -1,0 +1,163 @@
+import {
+  AlpineError,
+  type ProviderCapabilities,
+  type RuntimeEndpoint,
+  type RuntimeHandle,
+  type RuntimeSpec,
+} from "@alpine/core";
+import type { SandboxContainer } from "../container-object.ts";
+import { SANDBOXD_PORT } from "../container-object.ts";
+import { randomId, sandboxToken } from "../crypto.ts";
+import type { Env } from "../env.ts";
+import type { ControlPlaneProvider } from "./types.ts";
+
+interface ContainerHandle {
+  binding: string;
+  sandbox_id: string;
+  /** Changes with every runtime, so a token of an old runtime does not open a new one. */
+  nonce: string;
+}
+
+const INTERNAL_HOST = ".container.alpine.internal";
+
+function asHandle(handle: RuntimeHandle): ContainerHandle {
+  if (
+    typeof handle.binding !== "string" ||
+    typeof handle.sandbox_id !== "string" ||
+    typeof handle.nonce !== "string"
+  ) {
+    throw new AlpineError("internal_error", "container runtime handle is incomplete");
+  }
+  return handle as unknown as ContainerHandle;
+}
+
+/**
+ * Production: each runtime is a Cloudflare Container, owned by a
+ * SandboxContainer Durable Object named after the sandbox id, in the binding
+ * of the sandbox's image profile. Its disk does not outlive it, so a new
+ * runtime always restores the latest checkpoint (or clones).
+ */
+export class ContainerProvider implements ControlPlaneProvider {
+  readonly kind = "cloudflare" as const;
+  /** Hostnames handed out by endpoint() → the container they stand for. */
+  private readonly routes = new Map<string, { binding: string; sandbox_id: string }>();
+
+  constructor(
+    private readonly env: Env,
+    /** image profile → binding name */
+    private readonly profiles: Record<string, string>,
+    private readonly profileOf: (sandboxId: string) => string,
+    private readonly inactivityMs: number,
+  ) {}
+
+  private namespace(binding: string): DurableObjectNamespace<SandboxContainer> {
+    const ns = this.env[binding] as DurableObjectNamespace<SandboxContainer> | undefined;
+    if (!ns || typeof (ns as { getByName?: unknown }).getByName !== "function") {
+      throw new AlpineError("provider_unavailable", `container binding ${binding} is not configured`, {
+        binding,
+      });
+    }
+    return ns;
+  }
+
+  private stub(h: ContainerHandle) {
+    return this.namespace(h.binding).getByName(h.sandbox_id);
+  }
+
+  async capabilities(): Promise<ProviderCapabilities> {
+    return { kind: "cloudflare", isolation: "container", persistent_workspace: false };
+  }
+
+  async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
+    const profile = this.profileOf(spec.sandbox_id);
+    const binding = this.profiles[profile];
+    if (!binding) {
+      throw new AlpineError("image_profile_unknown", `image profile '${profile}' has no container here`, {
+        image_profile: profile,
+        known: Object.keys(this.profiles),
+      });
+    }
+    this.namespace(binding);
+    return { binding, sandbox_id: spec.sandbox_id, nonce: randomId() } satisfies ContainerHandle;
+  }
+
+  async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
+    const h = asHandle(handle);
+    const token = await sandboxToken(this.env.ALPINE_CONTROL_PLANE_TOKEN, h.sandbox_id, h.nonce);
+    const config = {
+      sandbox_id: spec.sandbox_id,
+      name: spec.name,
+      token,
+      host: "0.0.0.0",
+      port: SANDBOXD_PORT,
+      workspace_dir: "/sandbox/workspace",
+      home_dir: "/sandbox/home",
+      tmp_dir: "/sandbox/tmp",
+      log_file: "/sandbox/logs/sandboxd.log",
+      checkpoint_dir: "/sandbox/checkpoints",
+      // The container is the isolation boundary; there is no bubblewrap in the image.
+      isolation: "none",
+      opencode_bin: "/opt/alpine/bin/opencode",
+      opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config, auth: spec.auth },
+      branch_prefix: spec.config.github.branch_prefix,
+    };
+    try {
+      await this.stub(h).startSandbox(JSON.stringify(config), this.inactivityMs);
+    } catch (err) {
+      throw new AlpineError("agent_start_failed", `the container did not start: ${(err as Error).message}`, {
+        binding: h.binding,
+      });
+    }
+    return { ...h };
+  }
+
+  async endpoint(handle: RuntimeHandle): Promise<RuntimeEndpoint | null> {
+    const h = asHandle(handle);
+    if (!(await this.stub(h).isRunning())) return null;
+    // The URL only names the runtime for fetchFor (which sends it through the container's port).
+    const label = `rt${this.routes.size + 1}`;
+    const existing = [...this.routes.entries()].find(
+      ([, r]) => r.sandbox_id === h.sandbox_id && r.binding === h.binding,
+    );
+    const host = existing?.[0] ?? `${label}${INTERNAL_HOST}`;
+    this.routes.set(host, { binding: h.binding, sandbox_id: h.sandbox_id });
+    return {
+      url: `http://${host}:${SANDBOXD_PORT}`,
+      token: await sandboxToken(this.env.ALPINE_CONTROL_PLANE_TOKEN, h.sandbox_id, h.nonce),
+    };
+  }
+
+  async stop(handle: RuntimeHandle): Promise<void> {
+    await this.stub(asHandle(handle)).stopSandbox();
+  }
+
+  async hasWorkspace(): Promise<boolean> {
+    // A container's disk is gone once it stops: a new runtime restores or clones.
+    return false;
+  }
+
+  async destroy(handle: RuntimeHandle): Promise<void> {
+    await this.stop(handle);
+  }
+
+  async logs(): Promise<string[]> {
+    // sandboxd logs to a file inside the container; read them with `wrangler tail` / the dashboard.
+    return [];
+  }
+
+  /** Keeps a busy sandbox's container alive (called by the SandboxObject's alarm). */
+  async renew(handle: RuntimeHandle): Promise<boolean> {
+    return this.stub(asHandle(handle)).renew(this.inactivityMs);
+  }
+
+  fetchFor(url: string): typeof fetch {
+    const route = this.routes.get(new URL(url).hostname);
+    if (!route) {
+      return async () => {
+        throw new AlpineError("sandbox_unavailable", `no container runtime is known for ${url}`);
+      };
+    }
+    const stub = this.namespace(route.binding).getByName(route.sandbox_id);
+    return async (input, init) => stub.fetch(new Request(input as RequestInfo, init));
+  }
+}

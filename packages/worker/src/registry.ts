@@ -1,0 +1,77 @@
+import { DurableObject } from "cloudflare:workers";
+import type { ListItemView } from "@alpine/core";
+import { openJson, sealJson } from "./crypto.ts";
+import type { Env } from "./env.ts";
+
+/**
+ * One Durable Object (named "registry") that backs `alpine list` and keeps
+ * the model credentials of `alpine auth sync`, sealed with a key derived from
+ * the control-plane secret. Each SandboxObject reports its summary here after
+ * every write; the SandboxObject stays the source of truth for its sandbox.
+ */
+export class RegistryObject extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec(
+      `CREATE TABLE IF NOT EXISTS sandboxes (name TEXT PRIMARY KEY, item TEXT NOT NULL, updated_at TEXT NOT NULL);
+       CREATE TABLE IF NOT EXISTS secrets (key TEXT PRIMARY KEY, sealed TEXT NOT NULL);`,
+    );
+  }
+
+  async upsert(item: ListItemView, updatedAt: string): Promise<void> {
+    // Reports may arrive out of order; the newer write wins.
+    this.ctx.storage.sql.exec(
+      `INSERT INTO sandboxes (name, item, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET item = excluded.item, updated_at = excluded.updated_at
+       WHERE excluded.updated_at >= sandboxes.updated_at`,
+      item.name,
+      JSON.stringify(item),
+      updatedAt,
+    );
+  }
+
+  async remove(name: string): Promise<void> {
+    this.ctx.storage.sql.exec("DELETE FROM sandboxes WHERE name = ?", name);
+  }
+
+  async list(): Promise<ListItemView[]> {
+    return this.ctx.storage.sql
+      .exec<{ item: string }>("SELECT item FROM sandboxes ORDER BY name")
+      .toArray()
+      .map((r) => JSON.parse(r.item) as ListItemView);
+  }
+
+  async names(): Promise<string[]> {
+    return this.ctx.storage.sql
+      .exec<{ name: string }>("SELECT name FROM sandboxes ORDER BY name")
+      .toArray()
+      .map((r) => r.name);
+  }
+
+  /** Merges OpenCode auth.json entries (per provider id, whole) into the sealed store; returns the ids held. */
+  async putAuth(entries: Record<string, unknown>): Promise<string[]> {
+    const merged = { ...(await this.getAuth()), ...entries };
+    const sealed = await sealJson(this.env.ALPINE_CONTROL_PLANE_TOKEN, "model-auth", merged);
+    this.ctx.storage.sql.exec(
+      "INSERT INTO secrets (key, sealed) VALUES ('model-auth', ?) ON CONFLICT(key) DO UPDATE SET sealed = excluded.sealed",
+      sealed,
+    );
+    return Object.keys(merged).sort();
+  }
+
+  async getAuth(): Promise<Record<string, unknown>> {
+    const row = this.ctx.storage.sql
+      .exec<{ sealed: string }>("SELECT sealed FROM secrets WHERE key = 'model-auth'")
+      .toArray()[0];
+    if (!row) return {};
+    return openJson<Record<string, unknown>>(this.env.ALPINE_CONTROL_PLANE_TOKEN, "model-auth", row.sealed);
+  }
+
+  /** What is stored for a test or an operator: whether a sealed value exists and its raw text (never decrypted). */
+  async rawSecret(key: string): Promise<string | null> {
+    const row = this.ctx.storage.sql
+      .exec<{ sealed: string }>("SELECT sealed FROM secrets WHERE key = ?", key)
+      .toArray()[0];
+    return row?.sealed ?? null;
+  }
+}

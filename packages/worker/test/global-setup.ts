@@ -1,0 +1,57 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_CONFIG } from "@alpine/core";
+import type { TestProject } from "vitest/node";
+import { startGitServer } from "../../../test/e2e/fixtures/git-server.ts";
+import { startStubModel, stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
+import { startContainerHost } from "../../cli/src/cloud/container-host.ts";
+import type { Context } from "../../cli/src/context.ts";
+import { LocalProvider } from "../../cli/src/providers/local.ts";
+
+export const SECRETS = {
+  controlPlane: "cp-TESTTOKEN-0123456789abcdefghij",
+  gitPassword: "ghp_WORKERGITTOKEN0123456789",
+  modelKey: "sk-WORKERMODELKEY0123456789",
+};
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    controlPlaneToken: string;
+    hostUrl: string;
+    hostToken: string;
+    repoUrl: string;
+    gitUser: string;
+    gitPassword: string;
+    modelKey: string;
+    opencodeConfig: Record<string, unknown>;
+    model: string;
+  }
+}
+
+/** What a Container would be, on this machine: real sandboxd + OpenCode processes behind the container host. */
+export default async function setup(project: TestProject) {
+  const root = mkdtempSync(join(tmpdir(), "alpine-worker-test-"));
+  const git = await startGitServer({ username: "alice", password: SECRETS.gitPassword });
+  const repoUrl = await git.createRepo("app", { "README.md": "# app\n", "src/main.txt": "hello\n" });
+  const model = await startStubModel({ apiKey: SECRETS.modelKey });
+  const stub = stubOpencodeConfig(model.baseURL);
+  const ctx = { home: join(root, "alpine-home"), config: DEFAULT_CONFIG } as unknown as Context;
+  // OpenCode installs a plugin from the npm registry at start; keep all traffic on 127.0.0.1.
+  process.env.npm_config_registry = "http://127.0.0.1:9/";
+  const host = await startContainerHost({ provider: new LocalProvider(ctx) });
+  project.provide("controlPlaneToken", SECRETS.controlPlane);
+  project.provide("hostUrl", host.url);
+  project.provide("hostToken", host.token);
+  project.provide("repoUrl", repoUrl);
+  project.provide("gitUser", "alice");
+  project.provide("gitPassword", SECRETS.gitPassword);
+  project.provide("modelKey", SECRETS.modelKey);
+  project.provide("opencodeConfig", stub.config as Record<string, unknown>);
+  project.provide("model", stub.model);
+  return async () => {
+    await host.close();
+    await Promise.allSettled([git.close(), model.close()]);
+    rmSync(root, { recursive: true, force: true });
+  };
+}

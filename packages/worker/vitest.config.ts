@@ -1,0 +1,34 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+/**
+ * The Worker's and Durable Objects' tests run inside workerd (real SQLite DO
+ * storage, real local R2). The global setup (Node) starts what a Container
+ * would run: a container host with real sandboxd + OpenCode processes on
+ * 127.0.0.1, a git smart-HTTP server and the stub model.
+ */
+export default defineConfig({
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      main: "./src/index.ts",
+      wrangler: { configPath: "./wrangler.jsonc" },
+      miniflare: {
+        bindings: {
+          ALPINE_CONTROL_PLANE_TOKEN: inject("controlPlaneToken"),
+          ALPINE_CONTAINER_HOST_URL: inject("hostUrl"),
+          ALPINE_CONTAINER_HOST_TOKEN: inject("hostToken"),
+          ALARM_INTERVAL_SECONDS: "1",
+          CONTAINER_INACTIVITY_SECONDS: "3600",
+        },
+      },
+    })),
+  ],
+  test: {
+    name: "worker",
+    root: import.meta.dirname,
+    include: ["test/**/*.test.ts"],
+    globalSetup: ["./test/global-setup.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
