@@ -27,6 +27,8 @@ await Promise.all([
     ...common,
     entryPoints: { alpine: "packages/cli/src/main.ts" },
     outdir: "packages/cli/dist",
+    // The reliability tests' fault hook exists only in their own bundle (test/reliability/fault-cli.ts).
+    define: { __ALPINE_FAULTS__: "false" },
     splitting: true,
     chunkNames: "chunks/[name]-[hash]",
   }),

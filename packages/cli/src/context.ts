@@ -43,6 +43,12 @@ export const thisHost: HostIdentity = {
   },
 };
 
+/**
+ * true only in the CLI's test bundle (esbuild define, test/reliability/fault-cli.ts); the
+ * production build defines it false, so the fault hook below is compiled out of dist/alpine.js.
+ */
+declare const __ALPINE_FAULTS__: boolean | undefined;
+
 /** What every command can use; each piece is built on first use so fast commands stay fast. */
 export interface Context {
   globals: Globals;
@@ -115,6 +121,10 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
         for (const kind of ["local", "docker", "cloudflare"] as const)
           resolved.set(kind, await ctx.provider(kind));
         const s = await ctx.store();
+        const faults =
+          typeof __ALPINE_FAULTS__ !== "undefined" && __ALPINE_FAULTS__
+            ? (await import("./faults.ts")).faultPointsFromEnv()
+            : undefined;
         orchestrator = new Orchestrator({
           store: s,
           clock: nodeClock,
@@ -134,6 +144,7 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
           pullRequests: new GithubPullRequests(config),
           gitAuthor: hostGitAuthor,
           requiresAuth: (repo) => credentials.requiresAuth(repo, config),
+          faults,
         });
       }
       return orchestrator;

@@ -1,5 +1,6 @@
 import type { AlpineConfig } from "./config.ts";
 import { AlpineError, type ErrorJson, toAlpineError } from "./errors.ts";
+import type { FaultPoints, FaultStep } from "./faults.ts";
 import { acquireLease, type HeldLease, type OperationType, staleReason } from "./leases.ts";
 import { type SandboxState, transition } from "./lifecycle.ts";
 import { validateName } from "./names.ts";
@@ -155,6 +156,8 @@ export interface OrchestratorDeps {
   gitAuthor(): Promise<{ name: string; email: string }>;
   /** Whether pushes to this remote must carry credentials (github.require_auth for GitHub hosts). */
   requiresAuth(repo: string): boolean;
+  /** Test builds only: told of every named step, so a test can kill the process there. */
+  faults?: FaultPoints;
 }
 
 export interface ExportInput {
@@ -201,6 +204,8 @@ export interface Probe {
 }
 
 const LIVE_STATES: readonly SandboxState[] = ["running", "completed", "saving"];
+/** States that exist only while the operation that entered them holds the sandbox's lease. */
+const TRANSITIONAL_STATES: readonly SandboxState[] = ["provisioning", "saving", "tearing_down"];
 
 /**
  * The one place where lifecycle rules, leases and safety live. The CLI and the
@@ -211,6 +216,11 @@ export class Orchestrator {
 
   private now(): string {
     return new Date(this.deps.clock.now()).toISOString();
+  }
+
+  /** Announces a named step (see faults.ts); a no-op unless a test build wired fault points. */
+  private async at(step: FaultStep): Promise<void> {
+    if (this.deps.faults) await this.deps.faults.reached(step);
   }
 
   // ---------- reading ----------
@@ -298,9 +308,121 @@ export class Orchestrator {
   ): Promise<T> {
     const lease = await acquireLease(this.deps, record, type, operationId);
     try {
+      await this.settleInterrupted(record.name, operationId);
       return await fn({ id: operationId, lease });
     } finally {
       await lease.release();
+    }
+  }
+
+  /**
+   * Called holding the lease. A sandbox still in provisioning, saving or tearing_down was left
+   * there by an operation whose process died (those states exist only while their operation
+   * holds the lease, and we hold it now). Settles it, so every operation and `status` start
+   * from the truth (docs/reliability.md):
+   * - provisioning → error; whatever runtime the dead launch started is stopped;
+   * - saving → back to the state it was saved from; checkpoints the dead operation stored but
+   *   never recorded as verified are deleted, so the previous verified one stays the one;
+   * - tearing_down stays: the decision to destroy was taken with the safety checks passed (or
+   *   --force), so `teardown` finishes it; its runtime is stopped meanwhile.
+   */
+  private async settleInterrupted(name: string, operationId: string): Promise<void> {
+    const record = await this.deps.store.get(name);
+    if (!record || !TRANSITIONAL_STATES.includes(record.state)) return;
+    if (record.state === "provisioning") {
+      await this.stopRuntime(record);
+      await this.move(record, "error", operationId, "the launch was interrupted (its process died)", {
+        error: new AlpineError(
+          "sandbox_unavailable",
+          `the launch of '${name}' was interrupted; run \`alpine launch ${name}\` to start it again`,
+          { interrupted: "launch" },
+        ).toJSON(),
+      });
+      return;
+    }
+    if (record.state === "saving") {
+      let from: SandboxState | null = null;
+      for (const e of await this.deps.store.events(name)) {
+        if (e.kind === "transition" && e.to === "saving") from = e.from;
+      }
+      await this.discardUnverifiedCheckpoints(record);
+      const back = from === "running" || from === "completed" ? from : "error";
+      await this.move(
+        record,
+        back,
+        operationId,
+        "the checkpoint was interrupted (its process died); the previous verified checkpoint stays",
+        back === "error"
+          ? {
+              error: new AlpineError(
+                "sandbox_unavailable",
+                `a checkpoint of '${name}' was interrupted`,
+              ).toJSON(),
+            }
+          : {},
+      );
+      return;
+    }
+    // tearing_down
+    await this.stopRuntime(record);
+    if (record.error?.details?.interrupted !== "teardown") {
+      await this.update(record, {
+        error: new AlpineError(
+          "sandbox_unavailable",
+          `the teardown of '${name}' was interrupted; run \`alpine teardown ${name}\` to finish it, or \`alpine launch ${name}\` to bring it back`,
+          { interrupted: "teardown" },
+        ).toJSON(),
+      });
+      await this.deps.store.appendEvents([
+        {
+          sandbox_id: record.id,
+          name,
+          at: this.now(),
+          kind: "note",
+          from: null,
+          to: null,
+          operation_id: operationId,
+          reason: "the teardown was interrupted (its process died); its runtime was stopped",
+        },
+      ]);
+    }
+  }
+
+  /** Stops a record's runtime, if it has one (best effort: the provider's stop is idempotent). */
+  private async stopRuntime(record: SandboxRecord): Promise<void> {
+    if (!record.runtime) return;
+    await this.deps
+      .provider(record.provider)
+      .stop(record.runtime.handle)
+      .catch(() => {});
+  }
+
+  /** Deletes stored checkpoints newer than the recorded verified one (an interrupted checkpoint's), then prunes. */
+  private async discardUnverifiedCheckpoints(record: SandboxRecord): Promise<void> {
+    const store = this.deps.checkpoints;
+    const verified = record.checkpoint?.verified ? record.checkpoint : null;
+    for (const id of await store.list(record.id)) {
+      if (id === verified?.id) continue;
+      const manifest = await store.getManifest(record.id, id).catch(() => null);
+      if (!verified || !manifest || manifest.created_at > verified.created_at) {
+        await store.delete(record.id, id);
+      }
+    }
+    await store.prune?.(record.id);
+  }
+
+  /**
+   * Settles a sandbox left in provisioning, saving or tearing_down by a command that died (see
+   * settleInterrupted), unless a live operation holds it. `status` calls this so it reports the
+   * truth; every mutating operation does it anyway once it holds the lease.
+   */
+  async settle(record: SandboxRecord): Promise<SandboxRecord> {
+    if (!TRANSITIONAL_STATES.includes(record.state) || (await this.activeLease(record.name))) return record;
+    try {
+      return await this.withLease(record, "reconcile", () => this.get(record.name));
+    } catch (err) {
+      if (err instanceof AlpineError && err.reason === "operation_in_progress") return record;
+      throw err;
     }
   }
 
@@ -451,9 +573,11 @@ export class Orchestrator {
 
     const base = record;
     return this.withLease(base, "launch", async (op) => {
+      await this.at("launch.lease_acquired");
       let current = await this.get(name);
       let reused = false;
-      const resumed = current.state === "destroyed" || current.state === "error";
+      const resumed =
+        current.state === "destroyed" || current.state === "error" || current.state === "tearing_down";
 
       if (current.state === "running" || current.state === "completed") {
         const probe = await this.probe(current);
@@ -464,19 +588,16 @@ export class Orchestrator {
             error: (probe.error ?? new AlpineError("sandbox_unavailable", "runtime not ready")).toJSON(),
           });
         }
-      } else if (
-        current.state === "provisioning" ||
-        current.state === "saving" ||
-        current.state === "tearing_down"
-      ) {
-        // Only reachable when the command that held the lease died mid-way (we hold the lease now).
-        current = await this.move(current, "error", op.id, `previous ${current.state} was interrupted`);
+      } else if (current.state === "tearing_down") {
+        // A teardown that died mid-way (settleInterrupted stopped its runtime): launching brings it back.
+        current = await this.move(current, "error", op.id, "launched again after an interrupted teardown");
       }
 
       if (!reused) {
         current = await this.provision(current, op.id, progress);
       }
 
+      await this.at("launch.running");
       let taskAccepted = false;
       let sessionId: string | null = current.task?.session_id ?? null;
       if (input.task) {
@@ -514,24 +635,33 @@ export class Orchestrator {
     const manifest = checkpoint ? await this.verifiedManifest(record, checkpoint.id) : null;
     progress.step("provisioning");
     let current = await this.move(record, "provisioning", operationId, "launch", { error: null });
+    await this.at("launch.provisioning");
     const spec = this.spec(current, await this.deps.authEntries());
     let handle: RuntimeHandle | null = current.runtime?.handle ?? null;
     try {
       if (handle) await provider.stop(handle).catch(() => {});
       handle = await provider.create(spec);
+      await this.at("launch.runtime_created");
       const restore = manifest !== null && !(await provider.hasWorkspace(handle));
       current = await this.update(current, { runtime: { handle, web_url: null } });
       handle = await provider.start(handle, spec);
+      await this.at("launch.runtime_started");
       const endpoint = await provider.endpoint(handle);
       if (!endpoint) throw new AlpineError("agent_start_failed", "the sandbox runtime did not start");
       current = await this.update(current, { runtime: { handle, web_url: endpoint.url } });
       const client = this.deps.connect(endpoint);
+      // Phases arrive on sandboxd's stream; a fault point here stops this process mid-stream.
       const onPhase = (phase: string) => {
-        if (phase === "starting_agent") progress.step("starting agent");
+        if (phase === "cloning") void this.at("launch.cloning");
+        if (phase === "starting_agent") {
+          progress.step("starting agent");
+          void this.at("launch.agent_starting");
+        }
       };
       let status: SandboxdStatusView;
       if (restore && manifest) {
         progress.step(`restoring checkpoint ${manifest.checkpoint_id}`);
+        await this.at("launch.restoring");
         for (const artifact of manifest.artifacts) {
           const body = await this.deps.checkpoints.getArtifact(
             record.id,
@@ -725,6 +855,7 @@ export class Orchestrator {
   ): Promise<{ record: SandboxRecord; manifest: CheckpointManifest }> {
     const record = await this.get(name);
     return this.withLease(record, "checkpoint", async (op) => {
+      await this.at("checkpoint.lease_acquired");
       const current = await this.get(name);
       if (current.state !== "running" && current.state !== "completed") {
         throw new AlpineError(
@@ -754,6 +885,7 @@ export class Orchestrator {
     const back = record.state;
     const client = await this.connect(record);
     let current = await this.move(record, "saving", operationId, "checkpoint");
+    await this.at("checkpoint.saving");
     const checkpointId = `ckpt_${this.deps.ids.operationId().replace(/^op_/, "")}`;
     const created_at = this.now();
     const store = this.deps.checkpoints;
@@ -763,6 +895,7 @@ export class Orchestrator {
       if (manifest.checkpoint_id !== checkpointId || manifest.sandbox_id !== record.id) {
         throw new AlpineError("checkpoint_failed", "sandboxd returned a manifest for another checkpoint", {});
       }
+      await this.at("checkpoint.written");
       progress.step("copying checkpoint");
       let bytes = 0;
       for (const artifact of manifest.artifacts) {
@@ -780,10 +913,13 @@ export class Orchestrator {
           );
         }
         bytes += stored.bytes;
+        await this.at("checkpoint.artifact_stored");
       }
       await store.putManifest(manifest);
+      await this.at("checkpoint.manifest_stored");
       progress.step("verifying checkpoint");
       await store.verify(manifest);
+      await this.at("checkpoint.verified");
       await client.deleteCheckpoint(checkpointId).catch(() => {});
       const checkpoint: CheckpointRecord = {
         id: checkpointId,
@@ -833,6 +969,7 @@ export class Orchestrator {
   ): Promise<{ record: SandboxRecord; destroyed: boolean; checkpoint_id: string | null }> {
     const record = await this.get(name);
     return this.withLease(record, "teardown", async (op) => {
+      await this.at("teardown.lease_acquired");
       let current = await this.get(name);
       if (current.state === "destroyed") {
         return { record: current, destroyed: false, checkpoint_id: current.checkpoint?.id ?? null };
@@ -867,6 +1004,7 @@ export class Orchestrator {
             const saved = await this.saveCheckpoint(current, op.id, "tearing_down", progress);
             current = saved.record;
             checkpointId = saved.manifest.checkpoint_id;
+            await this.at("teardown.checkpointed");
           } catch (err) {
             const error = toAlpineError(err);
             throw new AlpineError(
@@ -889,6 +1027,7 @@ export class Orchestrator {
           opts.force ? "teardown --force" : "teardown",
         );
       }
+      await this.at("teardown.tearing_down");
       try {
         if (current.runtime) {
           const provider = this.deps.provider(current.provider);
@@ -899,7 +1038,9 @@ export class Orchestrator {
               .shutdown()
               .catch(() => {});
           await provider.stop(current.runtime.handle);
+          await this.at("teardown.runtime_stopped");
           await provider.destroy(current.runtime.handle);
+          await this.at("teardown.runtime_destroyed");
         }
       } catch (err) {
         const error = toAlpineError(err);
@@ -911,6 +1052,7 @@ export class Orchestrator {
       current = await this.move(current, "destroyed", op.id, "runtime removed", {
         runtime: null,
         agent: "unknown",
+        error: null,
       });
       return {
         record: current,
@@ -927,7 +1069,9 @@ export class Orchestrator {
    */
   async export(name: string, input: ExportInput, progress: Progress = silentProgress): Promise<ExportResult> {
     const record = await this.get(name);
-    if (record.state === "saving" || record.state === "tearing_down") {
+    // Only while the operation that is saving or tearing it down lives: a dead one's state is
+    // settled once this export holds the lease.
+    if ((record.state === "saving" || record.state === "tearing_down") && (await this.activeLease(name))) {
       throw new AlpineError(
         "export_retryable_state",
         `sandbox '${name}' is ${record.state}; retry when it settles`,
@@ -939,6 +1083,7 @@ export class Orchestrator {
     const branch = validateBranchName(input.branch ?? record.branch);
     const push = !input.patch;
     const result = await this.withLease(record, "export", async (op) => {
+      await this.at("export.lease_acquired");
       let current = await this.get(name);
       if (current.state === "saving" || current.state === "tearing_down") {
         throw new AlpineError(
@@ -1007,6 +1152,7 @@ export class Orchestrator {
           credentials,
         });
       }
+      await this.at("export.pushed");
       let prUrl: string | null = null;
       const exportedAt = this.now();
       const exportRecord: ExportRecord = {
@@ -1020,6 +1166,7 @@ export class Orchestrator {
         exported_at: exportedAt,
       };
       current = await this.update(current, { export: exportRecord });
+      await this.at("export.recorded");
       if (input.pr && work.pushed) {
         progress.step("opening the pull request");
         try {

@@ -136,4 +136,11 @@ export interface CheckpointStore {
   /** Checkpoint ids of a sandbox, oldest first. */
   list(sandboxId: string): Promise<string[]>;
   delete(sandboxId: string, checkpointId: string): Promise<void>;
+  /**
+   * Removes what an interrupted write left behind for a sandbox: partial artifacts, artifacts
+   * no checkpoint refers to, checkpoint entries without a manifest. Called holding the
+   * sandbox's lease, so no write of that sandbox runs meanwhile. Optional: a store whose
+   * writes are atomic has nothing to prune.
+   */
+  prune?(sandboxId: string): Promise<void>;
 }

@@ -3,7 +3,8 @@ import { bold, dim, printJson, relativeTime } from "../output.ts";
 
 export async function statusCommand(ctx: Context, name: string): Promise<void> {
   const orchestrator = await ctx.orchestrator();
-  let record = await orchestrator.get(name);
+  // A command that died mid-way left a state that is no longer true: settle it before reporting.
+  let record = await orchestrator.settle(await orchestrator.get(name));
   const probe = await orchestrator.probe(record);
   record = await orchestrator.reconcile(record, probe);
   const lease = await orchestrator.activeLease(name);

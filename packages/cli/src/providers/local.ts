@@ -1,5 +1,13 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -36,6 +44,41 @@ function sandboxdEnv(home: string): NodeJS.ProcessEnv {
   };
   for (const key of PASS_THROUGH_ENV) if (process.env[key]) env[key] = process.env[key];
   return env;
+}
+
+const PID_FILE = "sandboxd.pid";
+
+/**
+ * The sandboxd processes of a sandbox dir: the handle's pid and the one in its pid file (written
+ * at spawn, before the handle is stored: a launcher killed in between leaves only the file).
+ * A pid counts only while /proc says it is a sandboxd working in that dir, so a reused pid
+ * is never signalled.
+ */
+function sandboxdPids(h: LocalHandle): number[] {
+  const pids = new Set<number>();
+  if (h.pid) pids.add(h.pid);
+  try {
+    const fromFile = Number(readFileSync(join(h.dir, PID_FILE), "utf8").trim());
+    if (Number.isInteger(fromFile) && fromFile > 0) pids.add(fromFile);
+  } catch {
+    // no pid file: never started, or started by an older alpine
+  }
+  const dirs = new Set([h.dir]);
+  try {
+    dirs.add(realpathSync(h.dir));
+  } catch {
+    // the dir is gone (destroyed); /proc shows its old path
+  }
+  return [...pids].filter((pid) => {
+    if (!thisHost.isProcessAlive(pid)) return false;
+    try {
+      const cwd = readlinkSync(`/proc/${pid}/cwd`).replace(/ \(deleted\)$/, "");
+      return dirs.has(cwd) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("sandboxd");
+    } catch {
+      // No /proc (not Linux): trust the handle's pid only, as before.
+      return pid === h.pid;
+    }
+  });
 }
 
 function asLocal(handle: RuntimeHandle): LocalHandle {
@@ -102,6 +145,8 @@ export class LocalProvider implements Provider {
       process.stderr.write(`warning: ${m}\n`),
     );
     const token = readFileSync(join(h.dir, "token"), "utf8");
+    // A sandboxd of this dir nobody recorded (its launcher died) must not run beside the new one.
+    await this.stop({ dir: h.dir });
     const config = {
       sandbox_id: spec.sandbox_id,
       name: spec.name,
@@ -125,6 +170,7 @@ export class LocalProvider implements Provider {
       // sandboxd builds OpenCode's environment itself; it gets only the basics from ours (no tokens).
       env: sandboxdEnv(join(h.dir, "home")),
     });
+    if (child.pid) writeFileSync(join(h.dir, PID_FILE), String(child.pid), { mode: 0o600 });
     // Secrets travel over stdin, never argv, env or disk.
     child.stdin.end(JSON.stringify(config));
     const listening = await new Promise<{ port: number; pid: number }>((resolve, reject) => {
@@ -186,25 +232,25 @@ export class LocalProvider implements Provider {
   }
 
   async stop(handle: RuntimeHandle): Promise<void> {
-    const h = asLocal(handle);
-    if (!h.pid || !thisHost.isProcessAlive(h.pid)) return;
-    const signalGroup = (signal: NodeJS.Signals) => {
+    const pids = sandboxdPids(asLocal(handle));
+    if (pids.length === 0) return;
+    const signalGroup = (pid: number, signal: NodeJS.Signals) => {
       try {
         // sandboxd leads its own process group (detached), so this reaches OpenCode too.
-        process.kill(-h.pid!, signal);
+        process.kill(-pid, signal);
       } catch {
         try {
-          process.kill(h.pid!, signal);
+          process.kill(pid, signal);
         } catch {
           // already gone
         }
       }
     };
-    signalGroup("SIGTERM");
+    for (const pid of pids) signalGroup(pid, "SIGTERM");
+    const alive = () => pids.filter((pid) => thisHost.isProcessAlive(pid));
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && thisHost.isProcessAlive(h.pid))
-      await new Promise((r) => setTimeout(r, 50));
-    if (thisHost.isProcessAlive(h.pid)) signalGroup("SIGKILL");
+    while (Date.now() < deadline && alive().length > 0) await new Promise((r) => setTimeout(r, 50));
+    for (const pid of alive()) signalGroup(pid, "SIGKILL");
   }
 
   async hasWorkspace(handle: RuntimeHandle): Promise<boolean> {

@@ -145,7 +145,8 @@ export class LocalCheckpointStore implements CheckpointStore {
       const actual = hash.digest("hex");
       if (actual !== artifact.sha256) throw fail(`has sha256 ${actual}, expected ${artifact.sha256}`);
       if (artifact.name.endsWith(".bundle")) {
-        const scratch = mkdtempSync(join(this.root, ".verify-"));
+        // Beside the sandbox's own checkpoints, so prune() can clear one a killed process left.
+        const scratch = mkdtempSync(join(this.sandboxDir(manifest.sandbox_id), ".verify-"));
         try {
           await execa("git", ["init", "--quiet", "--bare", scratch]);
           const r = await execa("git", ["-C", scratch, "bundle", "verify", "--quiet", path], {
@@ -177,6 +178,27 @@ export class LocalCheckpointStore implements CheckpointStore {
   async delete(sandboxId: string, checkpointId: string): Promise<void> {
     const dir = this.sandboxDir(sandboxId);
     rmSync(join(dir, checkId("checkpoint_id", checkpointId)), { recursive: true, force: true });
+    await this.collectGarbage(sandboxId);
+  }
+
+  /**
+   * What a killed writer left (the caller holds the sandbox's lease, so nothing writes now):
+   * checkpoint dirs without a manifest, verify scratch dirs, partial and unreferenced objects.
+   */
+  async prune(sandboxId: string): Promise<void> {
+    const dir = this.sandboxDir(sandboxId);
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir)) {
+      if (entry === "objects") continue;
+      if (entry.startsWith(".") || !existsSync(join(dir, entry, "manifest.json"))) {
+        rmSync(join(dir, entry), { recursive: true, force: true });
+      }
+    }
+    await this.collectGarbage(sandboxId);
+  }
+
+  private async collectGarbage(sandboxId: string): Promise<void> {
+    const dir = this.sandboxDir(sandboxId);
     const keep = new Set<string>();
     for (const id of await this.list(sandboxId)) {
       for (const a of (await this.getManifest(sandboxId, id))?.artifacts ?? []) keep.add(a.sha256);

@@ -1,0 +1,237 @@
+// Shared pieces of the reliability suite: the CLI's fault-hook test bundle, runners for the
+// production and the test CLI, a recorder of rows for docs/reliability.md, and process checks.
+import { type ChildProcess, spawn } from "node:child_process";
+import {
+  appendFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createConnection } from "node:net";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { CLI, type CliResult, ROOT } from "../helpers/cli.ts";
+
+export { CLI, ROOT };
+
+let faultCli: Promise<string> | undefined;
+
+/**
+ * The CLI bundled like scripts/build.mjs, but with `__ALPINE_FAULTS__ = true`, so it honours
+ * ALPINE_FAULT_AT / ALPINE_FAULT_ACTION (packages/cli/src/faults.ts). It lives under
+ * node_modules/.cache, one per test process, and is never what `npm ci` builds.
+ */
+export function buildFaultCli(): Promise<string> {
+  faultCli ??= (async () => {
+    const outdir = join(ROOT, "node_modules", ".cache", "alpine-test", `cli-faults-${process.pid}`);
+    rmSync(outdir, { recursive: true, force: true });
+    await build({
+      entryPoints: { alpine: join(ROOT, "packages/cli/src/main.ts") },
+      outdir,
+      bundle: true,
+      splitting: true,
+      chunkNames: "chunks/[name]-[hash]",
+      platform: "node",
+      target: "node20",
+      format: "esm",
+      logLevel: "warning",
+      external: ["better-sqlite3", "opencode-ai", "playwright-core"],
+      define: { __ALPINE_FAULTS__: "true" },
+      banner: {
+        js: "import { createRequire as __alpineCreateRequire } from 'node:module'; const require = __alpineCreateRequire(import.meta.url);",
+      },
+    });
+    process.once("exit", () => rmSync(outdir, { recursive: true, force: true }));
+    return join(outdir, "alpine.js");
+  })();
+  return faultCli;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** The CLI entry to run: the production bin (default) or the fault bundle. */
+  bin?: string;
+  timeoutMs?: number;
+}
+
+function childEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: "1", ...env };
+}
+
+function result(code: number, stdout: string, stderr: string): CliResult {
+  return {
+    code,
+    stdout,
+    stderr,
+    json: () => {
+      try {
+        return JSON.parse(stdout);
+      } catch {
+        throw new Error(`not JSON (exit ${code}): ${stdout}\nstderr: ${stderr}`);
+      }
+    },
+  };
+}
+
+/** Runs the CLI to its end. */
+export function run(args: string[], opts: RunOptions = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [opts.bin ?? CLI, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: childEnv(opts.env),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`alpine ${args.join(" ")} timed out\n${stderr}`));
+    }, opts.timeoutMs ?? 120_000);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve(result(code ?? (signal ? 128 : -1), stdout, stderr));
+    });
+  });
+}
+
+export interface Interrupted {
+  /** The step the process reached (from its marker line). */
+  step: string;
+  /** When the SIGKILL was sent (ms since the epoch). */
+  killedAt: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the fault bundle with ALPINE_FAULT_AT=step (pause), waits until the process reports
+ * that it reached the step, and SIGKILLs it from outside. Fails if it ends without reaching it.
+ */
+export async function killAt(step: string, args: string[], opts: RunOptions = {}): Promise<Interrupted> {
+  const bin = opts.bin ?? (await buildFaultCli());
+  const child: ChildProcess = spawn(process.execPath, [bin, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: childEnv({ ...opts.env, ALPINE_FAULT_AT: step, ALPINE_FAULT_ACTION: "pause" }),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    child.once("exit", (_code, signal) => resolve(signal)),
+  );
+  const reached = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), opts.timeoutMs ?? 90_000);
+    child.stderr!.on("data", (d) => {
+      stderr += d;
+      if (stderr.includes(`ALPINE_FAULT_REACHED ${step} `)) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(stderr.includes(`ALPINE_FAULT_REACHED ${step} `));
+    });
+  });
+  const killedAt = Date.now();
+  child.kill("SIGKILL");
+  const signal = await exited;
+  if (!reached) {
+    throw new Error(`alpine ${args.join(" ")} never reached ${step}\nstdout: ${stdout}\nstderr: ${stderr}`);
+  }
+  return { step, killedAt, signal, stdout, stderr };
+}
+
+// ---------------------------------------------------------------------------
+// Rows for docs/reliability.md (scripts/gen-reliability.mjs reads them).
+
+export const RESULTS_DIR = join(ROOT, "test-results", "reliability");
+
+export type Row =
+  | {
+      kind: "fault";
+      fault: string;
+      what_happened: string;
+      lost: string;
+      recovery_ms: number | null;
+      recovery: string;
+    }
+  | { kind: "input"; surface: string; input: string; reason_code: string; outcome: string }
+  | { kind: "auth"; target: string; credential: string; outcome: string }
+  | { kind: "race"; round: string; processes: number; outcomes: string; events: string }
+  | { kind: "secret"; scanned: string; items: number; hits: number };
+
+/** Collects one test file's rows in test-results/reliability/<suite>.jsonl (replaced on each run). */
+export function recorder(suite: string) {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${suite}.jsonl`);
+  writeFileSync(file, "");
+  return (row: Row) => {
+    appendFileSync(file, `${JSON.stringify({ suite, at: new Date().toISOString(), ...row })}\n`);
+  };
+}
+
+/** Shows a hostile value in the doc: control characters escaped, long values shortened. */
+export function show(value: string, max = 60): string {
+  const escaped = value.replace(
+    /[\u0000-\u001f\u007f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+  return escaped.length > max ? `${escaped.slice(0, max - 12)}… (${value.length} chars)` : escaped;
+}
+
+// ---------------------------------------------------------------------------
+// Processes and ports.
+
+export interface Proc {
+  pid: number;
+  cmd: string;
+  cwd: string;
+}
+
+/** Every process whose working directory or command line is under `dir` (e.g. an ALPINE_HOME). */
+export function processesUnder(dir: string): Proc[] {
+  const out: Proc[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    let cmd = "";
+    let cwd = "";
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      continue; // gone, or a kernel thread
+    }
+    if (!cmd) continue;
+    if (cwd.startsWith(dir) || cmd.includes(dir)) out.push({ pid, cmd, cwd });
+  }
+  return out;
+}
+
+/** sandboxd processes (one per live local sandbox) under an ALPINE_HOME. */
+export function sandboxdsUnder(alpineHome: string): Proc[] {
+  return processesUnder(alpineHome).filter((p) => p.cmd.includes("sandboxd.js"));
+}
+
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: "127.0.0.1", port });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
