@@ -158,8 +158,8 @@ export class DockerProvider implements Provider {
       env,
     };
     // `docker start --attach --interactive` hands our stdin to sandboxd; once it has printed
-    // its first line we drop the attachment (the container runs on; signals are not proxied).
-    const attach = spawn("docker", ["start", "--attach", "--interactive", "--sig-proxy=false", h.container], {
+    // its first line we drop the attachment with SIGKILL, which docker cannot forward: the container runs on.
+    const attach = spawn("docker", ["start", "--attach", "--interactive", h.container], {
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stderr = "";
@@ -179,8 +179,10 @@ export class DockerProvider implements Provider {
       });
     } catch (err) {
       attach.kill("SIGKILL");
-      if (stderr.trim() && err instanceof AlpineError && !err.details.docker)
-        err.details.docker = firstLine(stderr);
+      // Docker's own complaint (exit 125: the container could not start) says more than our exit code.
+      const said = firstLine(stderr);
+      if (said && err instanceof AlpineError)
+        throw new AlpineError(err.reason, `${err.message}: ${said}`, { ...err.details, docker: said });
       throw err;
     }
     attach.stdout.destroy();

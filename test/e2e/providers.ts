@@ -1,0 +1,190 @@
+import { execFile, execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+import { inject } from "vitest";
+import { processesMatching } from "./env.ts";
+import { treeDigest } from "./tree.ts";
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * What an end-to-end suite needs to know about the provider it runs against:
+ * how to select it in alpine.yaml, how to reach a sandbox's files from the
+ * test (a directory for local; `docker exec`/`docker cp` into the container
+ * or its volume for docker), and whether its runtime is really gone.
+ * The suites themselves are written once and run against each provider.
+ */
+export interface ProviderUnderTest {
+  kind: "local" | "docker";
+  /** Why the suite cannot run here (it is then skipped), or null. */
+  skipReason: string | null;
+  /** alpine.yaml lines selecting the provider. */
+  yaml: string[];
+  /** Extra environment for alpine processes. */
+  env: Record<string, string>;
+  workspace(alpineHome: string, sandboxId: string): SandboxFiles;
+  /** A copy (or the directory itself, for local) of everything the sandbox keeps: workspace, home, logs. */
+  snapshot(alpineHome: string, sandboxId: string): Promise<{ dir: string; done(): void }>;
+  /** What of the sandbox's runtime is still there (processes, containers, volumes, dirs); [] when none. */
+  leftovers(alpineHome: string, sandboxId: string): Promise<string[]>;
+}
+
+export interface SandboxFiles {
+  write(rel: string, content: string | Buffer, mode?: number): Promise<void>;
+  git(...args: string[]): Promise<string>;
+  /** treeDigest of the workspace (untracked files included, .git excluded). */
+  digest(): Promise<ReturnType<typeof treeDigest>>;
+}
+
+const AGENT_GIT_ENV = {
+  GIT_AUTHOR_NAME: "Agent",
+  GIT_AUTHOR_EMAIL: "a@x",
+  GIT_COMMITTER_NAME: "Agent",
+  GIT_COMMITTER_EMAIL: "a@x",
+};
+
+const local: ProviderUnderTest = {
+  kind: "local",
+  skipReason: null,
+  yaml: [],
+  env: {},
+  workspace(alpineHome, id) {
+    const ws = join(alpineHome, "sandboxes", id, "workspace");
+    return {
+      async write(rel, content, mode) {
+        mkdirSync(dirname(join(ws, rel)), { recursive: true });
+        writeFileSync(join(ws, rel), content);
+        if (mode !== undefined) chmodSync(join(ws, rel), mode);
+      },
+      async git(...args) {
+        const r = await execFileAsync("git", args, { cwd: ws, env: { ...process.env, ...AGENT_GIT_ENV } });
+        return r.stdout.trim();
+      },
+      async digest() {
+        return treeDigest(ws);
+      },
+    };
+  },
+  async snapshot(alpineHome, id) {
+    return { dir: join(alpineHome, "sandboxes", id), done() {} };
+  },
+  async leftovers(alpineHome, id) {
+    const dir = join(alpineHome, "sandboxes", id);
+    return [...processesMatching(id), ...(existsSync(dir) ? [dir] : [])];
+  },
+};
+
+function dockerProvider(): ProviderUnderTest {
+  const env = inject("docker");
+  const dockerEnv = { ...process.env, ...(env.host ? { DOCKER_HOST: env.host } : {}) };
+  const dockerCmd = async (args: string[], input?: string | Buffer) => {
+    const child = execFile("docker", args, {
+      env: dockerEnv,
+      maxBuffer: 256 * 1024 * 1024,
+      encoding: "buffer",
+    });
+    if (input !== undefined) child.stdin?.end(input);
+    else child.stdin?.end();
+    return await new Promise<string>((resolve, reject) => {
+      let out = Buffer.alloc(0);
+      let err = "";
+      child.stdout?.on("data", (d: Buffer) => (out = Buffer.concat([out, d])));
+      child.stderr?.on("data", (d) => (err += d));
+      child.once("exit", (code) =>
+        code === 0
+          ? resolve(out.toString("utf8").trim())
+          : reject(new Error(`docker ${args.join(" ")}: ${err}`)),
+      );
+    });
+  };
+  const container = (id: string) => `alpine-${id}`;
+  /** Copies a path of the container (running or not) to a fresh host dir. */
+  const copyOut = (id: string, path: string) => {
+    const dir = mkdtempSync(join(tmpdir(), "alpine-docker-copy-"));
+    execFileSync("sh", ["-c", `docker cp "$1:$2" - | tar -x -C "$3"`, "sh", container(id), path, dir], {
+      env: dockerEnv,
+      stdio: "pipe",
+    });
+    return dir;
+  };
+  return {
+    kind: "docker",
+    skipReason: env.skipReason,
+    yaml: [
+      "sandbox:",
+      "  provider: docker",
+      `  image_profiles: {default: "${env.image}"}`,
+      // Tests reach the git server and the stub model on the host's 127.0.0.1.
+      "docker:",
+      "  network: host",
+    ],
+    env: env.host ? { DOCKER_HOST: env.host } : {},
+    workspace(_alpineHome, id) {
+      const exec = (args: string[], input?: string | Buffer) =>
+        dockerCmd(
+          [
+            "exec",
+            ...(input !== undefined ? ["-i"] : []),
+            "-w",
+            "/sandbox/workspace",
+            container(id),
+            ...args,
+          ],
+          input,
+        );
+      return {
+        async write(rel, content, mode) {
+          await exec(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", rel], content);
+          if (mode !== undefined) await exec(["chmod", mode.toString(8), rel]);
+        },
+        async git(...args) {
+          const identity = Object.entries(AGENT_GIT_ENV).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
+          return dockerCmd(["exec", ...identity, "-w", "/sandbox/workspace", container(id), "git", ...args]);
+        },
+        async digest() {
+          const dir = copyOut(id, "/sandbox/workspace");
+          try {
+            return treeDigest(join(dir, "workspace"));
+          } finally {
+            rmSync(dir, { recursive: true, force: true });
+          }
+        },
+      };
+    },
+    async snapshot(_alpineHome, id) {
+      const dir = copyOut(id, "/sandbox");
+      return { dir: join(dir, "sandbox"), done: () => rmSync(dir, { recursive: true, force: true }) };
+    },
+    async leftovers(alpineHome, id) {
+      const out: string[] = [];
+      const names = await dockerCmd([
+        "ps",
+        "-a",
+        "--filter",
+        `label=alpine.sandbox_id=${id}`,
+        "--format",
+        "{{.Names}}",
+      ]);
+      if (names) out.push(...names.split("\n").map((n) => `container ${n}`));
+      const vols = await dockerCmd([
+        "volume",
+        "ls",
+        "--filter",
+        `label=alpine.sandbox_id=${id}`,
+        "--format",
+        "{{.Name}}",
+      ]);
+      if (vols) out.push(...vols.split("\n").map((n) => `volume ${n}`));
+      const dir = join(alpineHome, "sandboxes", id);
+      if (existsSync(dir)) out.push(dir);
+      return out;
+    },
+  };
+}
+
+/** The provider a suite file runs against. */
+export function providerUnderTest(kind: "local" | "docker"): ProviderUnderTest {
+  return kind === "local" ? local : dockerProvider();
+}
