@@ -1,0 +1,3 @@
+import { durabilitySuite } from "./suites/durability.ts";
+
+durabilitySuite("local");

@@ -1,0 +1,278 @@
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, runCli } from "../../helpers/cli.ts";
+import { type E2EEnv, filesContaining, filesUnder, makeEnv, SECRETS, waitFor } from "../env.ts";
+import { providerUnderTest } from "../providers.ts";
+import type { treeDigest } from "../tree.ts";
+
+const execFileAsync = promisify(execFile);
+
+/** Checkpoints, safe teardown, resume and export on the real stack, against each provider. */
+export function durabilitySuite(kind: "local" | "docker"): void {
+  const p = providerUnderTest(kind);
+  let e: E2EEnv;
+  let id = "";
+  const alpine = (...args: string[]) => runCli(args, { env: e.env, cwd: e.cwd });
+  /** The sandbox's workspace, wherever the provider keeps it. */
+  const ws = () => p.workspace(e.alpineHome, id);
+
+  /** Session ids OpenCode lists, read through sandboxd's UI proxy with a one-time login. */
+  async function sessions(name: string): Promise<string[]> {
+    const link = (await alpine("open", name, "--print", "--json")).json().web_url as string;
+    const login = await fetch(link, { redirect: "manual" });
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0]!;
+    const res = await fetch(`${new URL(link).origin}/session`, { headers: { cookie } });
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { id: string }[]).map((s) => s.id).sort();
+  }
+
+  beforeAll(async () => {
+    if (p.skipReason) return;
+    e = await makeEnv({ yaml: p.yaml });
+    Object.assign(e.env, p.env);
+  });
+  afterAll(async () => {
+    if (!e) return;
+    for (const n of ["durable", "busy"]) await alpine("teardown", n, "--force", "--json").catch(() => {});
+    await e.close();
+  });
+
+  describe.skipIf(p.skipReason)(`durability of a ${kind} sandbox`, () => {
+    let before: ReturnType<typeof treeDigest>;
+    let sessionsBefore: string[] = [];
+
+    it("launches and the agent writes a file", async () => {
+      const r = await alpine(
+        "launch",
+        "durable",
+        "--repo",
+        e.repoUrl,
+        "--task",
+        "WRITE NOTES.md from the agent",
+        "--json",
+      );
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      id = r.json().id;
+      await waitFor(
+        "completion",
+        async () => (await alpine("status", "durable", "--json")).json().state === "completed",
+        {
+          timeoutMs: 90_000,
+        },
+      );
+    });
+
+    it("a checkpoint is verified and stored content-addressed; status then shows nothing unsaved", async () => {
+      // More work of every kind: a commit on the branch, an untracked executable, nested and binary files.
+      await ws().write("src/main.txt", "hello, changed\n");
+      await ws().git("commit", "-qam", "agent commit");
+      await ws().write("deep/er/run.sh", "#!/bin/sh\necho run\n", 0o755);
+      await ws().write("blob.bin", Buffer.from([0, 1, 2, 255, 254, 0, 10, 13]));
+      const r = await alpine("checkpoint", "durable", "--json");
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const cp = r.json();
+      expect(cp).toMatchObject({ name: "durable", verified: true });
+      expect(cp.checkpoint_id).toMatch(/^ckpt_/);
+      expect(cp.content_hash).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(cp.bytes).toBeGreaterThan(0);
+      const stored = filesUnder(join(e.alpineHome, "checkpoints", id));
+      expect(stored.some((f) => f.endsWith(join(cp.checkpoint_id, "manifest.json")))).toBe(true);
+      expect(stored.filter((f) => /objects\/[0-9a-f]{64}$/.test(f)).length).toBeGreaterThanOrEqual(2);
+      const status = (await alpine("status", "durable", "--json")).json();
+      expect(status.durability).toMatchObject({
+        checkpoint_id: cp.checkpoint_id,
+        verified: true,
+        content_hash: cp.content_hash,
+      });
+      expect(status.teardown.blockers).toEqual([]);
+      // The same content checkpointed again gives the same content hash.
+      const again = (await alpine("checkpoint", "durable", "--json")).json();
+      expect(again.content_hash).toBe(cp.content_hash);
+      expect(again.checkpoint_id).not.toBe(cp.checkpoint_id);
+    });
+
+    it("checkpoints hold no secret (extracted and searched)", async () => {
+      const out = mkdtempSync(join(tmpdir(), "alpine-ckpt-"));
+      const objects = filesUnder(join(e.alpineHome, "checkpoints", id)).filter((f) => /objects\//.test(f));
+      for (const [i, obj] of objects.entries()) {
+        const dir = join(out, String(i));
+        mkdirSync(dir);
+        const head = readFileSync(obj).subarray(0, 20).toString("latin1");
+        if (head.startsWith("# v2 git bundle") || head.startsWith("# v3 git bundle")) {
+          execFileSync("git", ["clone", "--quiet", "--mirror", obj, join(dir, "repo")]);
+          execFileSync("git", ["-C", join(dir, "repo"), "fsck", "--no-progress"], { stdio: "pipe" });
+          // Unpack every object so the search sees contents, not compressed bytes.
+          const all = execFileSync(
+            "git",
+            ["-C", join(dir, "repo"), "cat-file", "--batch-all-objects", "--batch"],
+            {
+              maxBuffer: 64 * 1024 * 1024,
+            },
+          );
+          writeFileSync(join(dir, "objects.txt"), all);
+        } else {
+          execFileSync("tar", ["-xzf", obj, "-C", dir]);
+        }
+      }
+      expect(filesContaining(out, [SECRETS.modelKey, SECRETS.gitToken, SECRETS.forbiddenKey])).toEqual([]);
+      expect(filesUnder(out).some((f) => f.endsWith("auth.json"))).toBe(false);
+      rmSync(out, { recursive: true, force: true });
+    });
+
+    it("status reports unsaved work as a blocker; teardown checkpoints it and destroys the runtime", async () => {
+      await ws().write("late.txt", "written after the checkpoint\n");
+      const status = (await alpine("status", "durable", "--json")).json();
+      expect(status.teardown.blockers).toContain("unsaved_changes");
+      before = await ws().digest();
+      sessionsBefore = await sessions("durable");
+      expect(sessionsBefore.length).toBeGreaterThan(0);
+      const r = await alpine("teardown", "durable", "--json");
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const out = r.json();
+      expect(out).toMatchObject({ name: "durable", state: "destroyed", destroyed: true, forced: false });
+      expect(out.checkpoint_id).toMatch(/^ckpt_/);
+      expect(await p.leftovers(e.alpineHome, id)).toEqual([]);
+      const events = (await alpine("logs", "durable", "--json"))
+        .json()
+        .events.map((x: { to: string | null }) => x.to);
+      expect(events.slice(-3)).toEqual(["saving", "tearing_down", "destroyed"]);
+    });
+
+    it("export from the destroyed sandbox writes a patch from its checkpoint", async () => {
+      const patch = join(e.root, "work.patch");
+      const r = await alpine("export", "durable", "--patch", patch, "--json");
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.json()).toMatchObject({ source: "checkpoint", pushed: false, state: "destroyed" });
+      const text = readFileSync(patch, "utf8");
+      expect(text).toContain("NOTES.md");
+      expect(text).toContain("late.txt");
+      expect(text).toContain("+hello, changed");
+    });
+
+    it("resume restores the workspace byte for byte, the branch and its commits, and the OpenCode sessions", async () => {
+      const r = await alpine("launch", "durable", "--json");
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.json()).toMatchObject({ state: "running", resumed: true, branch: "alpine/durable" });
+      id = r.json().id;
+      const after = await ws().digest();
+      expect(after.files).toEqual(before.files);
+      expect(after.digest).toBe(before.digest);
+      expect(await ws().git("rev-parse", "--abbrev-ref", "HEAD")).toBe("alpine/durable");
+      expect(await ws().git("log", "--format=%s", "-1")).toBe("agent commit");
+      // Untracked files are untracked again, not committed.
+      expect(await ws().git("status", "--porcelain")).toContain("?? late.txt");
+      expect(await sessions("durable")).toEqual(sessionsBefore);
+    });
+
+    it("export pushes a branch whose tree holds the agent's files and whose head is the reported commit; the lease is held meanwhile", async () => {
+      const db = new Database(join(e.alpineHome, "state.db"), { readonly: true });
+      const child = spawn(process.execPath, [CLI, "export", "durable", "--json"], {
+        cwd: e.cwd,
+        env: { PATH: process.env.PATH, NO_COLOR: "1", ...e.env },
+      });
+      let stdout = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      const done = new Promise<number>((resolve) => child.once("exit", (c) => resolve(c ?? -1)));
+      let seen: { type: string; pid: number } | null = null;
+      let concurrent: { code: number; reason: string } | null = null;
+      while (child.exitCode === null) {
+        const row = db.prepare("SELECT lease FROM leases WHERE name = 'durable'").get() as
+          | { lease: string }
+          | undefined;
+        if (row && !seen) {
+          seen = JSON.parse(row.lease);
+          const t = await alpine("teardown", "durable", "--json");
+          concurrent = { code: t.code, reason: t.json().reason_code };
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(await done).toBe(0);
+      db.close();
+      expect(seen).toMatchObject({ type: "export", pid: child.pid });
+      expect(concurrent).toEqual({ code: 2, reason: "operation_in_progress" });
+      const out = JSON.parse(stdout);
+      expect(out).toMatchObject({
+        name: "durable",
+        source: "workspace",
+        pushed: true,
+        branch: "alpine/durable",
+      });
+      expect(await e.git.readRef("app", "refs/heads/alpine/durable")).toBe(out.commit);
+      const files = await e.git.listFiles("app", out.commit);
+      expect(files).toEqual(expect.arrayContaining(["NOTES.md", "late.txt", "deep/er/run.sh", "blob.bin"]));
+      expect(await e.git.readFile("app", out.commit, "src/main.txt")).toBe("hello, changed\n");
+      const status = (await alpine("status", "durable", "--json")).json();
+      expect(status.export).toMatchObject({ branch: "alpine/durable", commit: out.commit });
+      expect(status.teardown.blockers).toEqual([]);
+    });
+
+    it("a rejected push is push_rejected with git's reason", async () => {
+      // Someone else owns branch 'taken' on the remote with unrelated history: a non-fast-forward push.
+      const other = mkdtempSync(join(tmpdir(), "alpine-other-"));
+      const auth = Buffer.from(`alice:${SECRETS.gitToken}`).toString("base64");
+      const env = {
+        ...process.env,
+        GIT_CONFIG_COUNT: "1",
+        GIT_CONFIG_KEY_0: "http.extraHeader",
+        GIT_CONFIG_VALUE_0: `Authorization: Basic ${auth}`,
+      };
+      // Async: the git server runs in this process, so a synchronous git would deadlock against it.
+      const run = (...args: string[]) => execFileAsync("git", args, { cwd: other, env });
+      await run("init", "-q", "-b", "taken");
+      writeFileSync(join(other, "x.txt"), "someone else\n");
+      await run("add", ".");
+      await run("-c", "user.name=Bob", "-c", "user.email=b@x", "commit", "-qm", "unrelated");
+      await run("push", "-q", e.repoUrl, "taken:refs/heads/taken");
+      const r = await alpine("export", "durable", "--branch", "taken", "--json");
+      expect(r.code, r.stdout).toBe(1);
+      expect(r.json().reason_code).toBe("push_rejected");
+      expect(JSON.stringify(r.json().details)).toMatch(/rejected|fast-forward|fetch first/);
+      rmSync(other, { recursive: true, force: true });
+    });
+
+    it("bad branch names are refused before anything runs", async () => {
+      for (const branch of ["refs/heads/x", "a..b", "-x", "x.lock", "a b", "HEAD", "x~1"]) {
+        const r = await alpine("export", "durable", `--branch=${branch}`, "--json");
+        expect(r.json().reason_code, branch).toBe("branch_invalid");
+      }
+    });
+
+    it("teardown of a busy agent needs --force", async () => {
+      const r = await alpine("task", "durable", "SLEEP 8000 WRITE busy.md still working", "--json");
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const t = await alpine("teardown", "durable", "--json");
+      expect(t.code).toBe(1);
+      expect(t.json()).toMatchObject({ reason_code: "teardown_requires_force" });
+      expect((await alpine("status", "durable", "--json")).json().state).toBe("running");
+    });
+
+    it("a checkpoint with one corrupted byte is never restored: checkpoint_checksum_mismatch names the artifact", async () => {
+      const t = await alpine("teardown", "durable", "--force", "--json");
+      expect(t.code, t.stdout + t.stderr).toBe(0);
+      const status = (await alpine("status", "durable", "--json")).json();
+      const cpId = status.durability.checkpoint_id as string;
+      const manifest = JSON.parse(
+        readFileSync(join(e.alpineHome, "checkpoints", id, cpId, "manifest.json"), "utf8"),
+      );
+      const bundle = manifest.artifacts.find((a: { name: string }) => a.name.endsWith(".bundle"));
+      const obj = join(e.alpineHome, "checkpoints", id, "objects", bundle.sha256);
+      const bytes = readFileSync(obj);
+      const at = Math.floor(bytes.length / 2);
+      bytes[at] = (bytes[at] ?? 0) ^ 0xff;
+      writeFileSync(obj, bytes);
+      const r = await alpine("launch", "durable", "--json");
+      expect(r.code).toBe(1);
+      expect(r.json()).toMatchObject({
+        reason_code: "checkpoint_checksum_mismatch",
+        details: { artifact: bundle.name },
+      });
+      expect(r.json().error).toContain(bundle.name);
+      expect(await p.leftovers(e.alpineHome, id)).toEqual([]);
+    });
+  });
+}
