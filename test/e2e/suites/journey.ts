@@ -207,7 +207,7 @@ export function journeySuite(kind: "local" | "docker"): void {
         // A real element of OpenCode's app: the login lands on the agent's session, with its prompt box.
         await page.waitForSelector(UI_READY_SELECTOR, { timeout: 30_000 });
         mkdirSync(join(process.cwd(), "test-results"), { recursive: true });
-        const shot = join(process.cwd(), "test-results", "opencode-ui.png");
+        const shot = join(process.cwd(), "test-results", `opencode-ui-${kind}.png`);
         await page.screenshot({ path: shot });
         expect(statSync(shot).size).toBeGreaterThan(5_000);
         // The browser never sees OpenCode's password: no Basic challenge, and the cookie is HttpOnly/Strict.
