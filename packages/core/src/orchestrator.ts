@@ -201,6 +201,11 @@ export interface Probe {
   at: string | null;
   status: SandboxdStatusView | null;
   error: AlpineError | null;
+  /**
+   * A sandbox in `error` whose provider kept its workspace: it may hold work that nothing can
+   * read until the sandbox runs again, so a teardown without --force must not drop it.
+   */
+  kept_workspace?: boolean;
 }
 
 const LIVE_STATES: readonly SandboxState[] = ["running", "completed", "saving"];
@@ -260,7 +265,14 @@ export class Orchestrator {
   async probe(record: SandboxRecord): Promise<Probe> {
     const at = this.now();
     if (!LIVE_STATES.includes(record.state) || !record.runtime) {
-      return { state: "not_running", at: null, status: null, error: null };
+      const kept =
+        record.state === "error" && record.runtime !== null
+          ? await this.deps
+              .provider(record.provider)
+              .hasWorkspace(record.runtime.handle)
+              .catch(() => false)
+          : false;
+      return { state: "not_running", at: null, status: null, error: null, kept_workspace: kept };
     }
     try {
       const endpoint = await this.endpointOf(record);
@@ -760,7 +772,9 @@ export class Orchestrator {
    * task leaves the sandbox running with the agent in `error`. Skipped (not an
    * error) while another operation holds the lease.
    */
-  async reconcile(record: SandboxRecord, probe: Probe): Promise<SandboxRecord> {
+  async reconcile(given: SandboxRecord, probe: Probe): Promise<SandboxRecord> {
+    // First what a command that died mid-way left behind (a no-op for everything else).
+    const record = await this.settle(given);
     if (probe.state !== "ok" || !probe.status) return record;
     const status = probe.status;
     const sameTask =
@@ -843,7 +857,7 @@ export class Orchestrator {
         blockers.push("agent_busy");
       }
       if (this.hasUnsavedWork(record, status.workspace)) blockers.push("unsaved_changes");
-    } else if (LIVE_STATES.includes(record.state)) {
+    } else if (LIVE_STATES.includes(record.state) || probe.kept_workspace) {
       blockers.push("runtime_unreachable");
     }
     return blockers;

@@ -254,7 +254,9 @@ export class LocalProvider implements Provider {
   }
 
   async hasWorkspace(handle: RuntimeHandle): Promise<boolean> {
-    return existsSync(join(asLocal(handle).dir, "workspace", ".git"));
+    // sandboxd writes .git/alpine.json when a clone or restore has finished: a workspace a
+    // killed sandboxd left half-restored must be restored again, not taken for the real one.
+    return existsSync(join(asLocal(handle).dir, "workspace", ".git", "alpine.json"));
   }
 
   async destroy(handle: RuntimeHandle): Promise<void> {
