@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from "commander";
 import * as auth from "./commands/auth.ts";
 import * as checkpoint from "./commands/checkpoint.ts";
+import * as cloud from "./commands/cloud.ts";
 import * as config from "./commands/config.ts";
 import * as diff from "./commands/diff.ts";
 import * as doctor from "./commands/doctor.ts";
@@ -34,6 +35,7 @@ const COMMANDS = [
   config,
   doctor,
   image,
+  cloud,
 ];
 
 export function buildProgram(): Command {

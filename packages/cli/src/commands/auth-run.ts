@@ -40,10 +40,17 @@ export async function authSync(ctx: Context, providersFlag: string | undefined):
   const merged = { ...(readJsonObject(target) ?? {}), ...entries };
   writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, target);
-  const out = { providers: Object.keys(entries), missing, target };
+  let out = { providers: Object.keys(entries), missing, target };
+  if (ctx.config.sandbox.provider === "cloudflare") {
+    // The control plane keeps them sealed and hands them to a sandbox's container only at its start.
+    const { sandboxService } = await import("../service.ts");
+    const remote = (await sandboxService(ctx)) as import("../providers/cloudflare.ts").RemoteSandboxService;
+    await remote.syncAuth(entries);
+    out = { ...out, target: `${ctx.config.sandbox.control_plane_url} (sealed in the control plane)` };
+  }
   if (ctx.globals.json) return printJson(out);
   process.stdout.write(
-    `synced ${out.providers.length ? out.providers.join(", ") : "no providers"} into ${target}\n`,
+    `synced ${out.providers.length ? out.providers.join(", ") : "no providers"} into ${out.target}\n`,
   );
   if (missing.length) process.stderr.write(`not in ${source}: ${missing.join(", ")}\n`);
 }

@@ -12,21 +12,12 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  alpine checkpoint fix-login");
   command.action(
     action(command, async (ctx, name: string) => {
-      const orchestrator = await ctx.orchestrator();
       const { printJson, stderrProgress } = await import("../output.ts");
-      const { record, manifest } = await orchestrator.checkpoint(name, stderrProgress(ctx.globals));
-      const cp = record.checkpoint!;
-      const out = {
-        name,
-        checkpoint_id: cp.id,
-        verified: cp.verified,
-        content_hash: cp.content_hash,
-        bytes: cp.bytes,
-        created_at: cp.created_at,
-      };
+      const { sandboxService } = await import("../service.ts");
+      const out = await (await sandboxService(ctx)).checkpoint(name, stderrProgress(ctx.globals));
       if (ctx.globals.json) return printJson(out);
       process.stdout.write(
-        `checkpoint ${cp.id} of ${name}: verified, ${manifest.artifacts.length} artifacts, ${(cp.bytes / 1024).toFixed(1)} KiB\n`,
+        `checkpoint ${out.checkpoint_id} of ${name}: ${out.verified ? "verified" : "NOT verified"}, ${(out.bytes / 1024).toFixed(1)} KiB\n`,
       );
     }),
   );

@@ -16,13 +16,11 @@ export function register(program: Command): void {
     );
   command.action(
     action(command, async (ctx, name: string, opts: { stat?: boolean }) => {
-      const orchestrator = await ctx.orchestrator();
-      const client = await orchestrator.connect(await orchestrator.get(name));
+      const { sandboxService } = await import("../service.ts");
       const stat = Boolean(opts.stat);
-      const diff = await client.diff({ stat });
+      const diff = await (await sandboxService(ctx)).diff(name, { stat });
       const { printJson, table } = await import("../output.ts");
-      if (ctx.globals.json)
-        return printJson({ name, files: diff.files, patch: stat ? "" : (diff.patch ?? "") });
+      if (ctx.globals.json) return printJson(diff);
       if (stat) {
         if (diff.files.length === 0) {
           process.stdout.write("no changes\n");

@@ -15,8 +15,8 @@ export async function exportCommand(
       "--patch writes a file and pushes nothing; it cannot open a pull request",
     );
   }
-  const orchestrator = await ctx.orchestrator();
-  const result = await orchestrator.export(
+  const { sandboxService } = await import("../service.ts");
+  const { patch, ...out } = await (await sandboxService(ctx)).export(
     name,
     {
       branch: opts.branch,
@@ -28,32 +28,15 @@ export async function exportCommand(
   );
   if (opts.patch !== undefined) {
     const file = resolve(opts.patch);
-    writeFileSync(file, result.work.patch ?? "");
+    writeFileSync(file, patch ?? "");
   }
-  const w = result.work;
-  const out = {
-    name,
-    state: result.record.state,
-    branch: w.pushed ? w.branch : null,
-    commit: w.commit,
-    source: result.source,
-    pushed: w.pushed,
-    remote: w.remote,
-    pr_url: result.pr_url,
-    files_changed: w.files_changed,
-    insertions: w.insertions,
-    deletions: w.deletions,
-    checkpoint_id: result.checkpoint_id,
-    auto_tore_down: result.auto_tore_down,
-    exported_at: result.exported_at,
-  };
   if (ctx.globals.json) return printJson(out);
-  if (w.pushed) {
+  if (out.pushed) {
     process.stdout.write(
-      `pushed ${w.commit.slice(0, 12)} to ${w.branch} on ${w.remote} (${w.files_changed} files, +${w.insertions} -${w.deletions})\n`,
+      `pushed ${out.commit?.slice(0, 12)} to ${out.branch} on ${out.remote} (${out.files_changed} files, +${out.insertions} -${out.deletions})\n`,
     );
   } else {
-    process.stdout.write(`wrote a patch of ${w.files_changed} files to ${resolve(opts.patch ?? "")}\n`);
+    process.stdout.write(`wrote a patch of ${out.files_changed} files to ${resolve(opts.patch ?? "")}\n`);
   }
-  if (result.pr_url) process.stdout.write(`pull request: ${result.pr_url}\n`);
+  if (out.pr_url) process.stdout.write(`pull request: ${out.pr_url}\n`);
 }

@@ -15,9 +15,9 @@ export function register(program: Command): void {
     );
   command.action(
     action(command, async (ctx, opts: { dryRun?: boolean }) => {
-      const orchestrator = await ctx.orchestrator();
+      const { sandboxService } = await import("../service.ts");
       const dryRun = Boolean(opts.dryRun);
-      const result = await orchestrator.gc({ dryRun });
+      const result = await (await sandboxService(ctx)).gc({ dryRun });
       const { printJson } = await import("../output.ts");
       if (ctx.globals.json) return printJson({ ...result, dry_run: dryRun });
       const verb = dryRun ? "would tear down" : "torn down";

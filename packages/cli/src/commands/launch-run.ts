@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { openSync } from "node:fs";
 import { join } from "node:path";
-import { AlpineError, type LaunchResult, validateName } from "@alpine/core";
+import { AlpineError, type LaunchView, validateName } from "@alpine/core";
 import type { Context } from "../context.ts";
 import { bold, printJson, stderrProgress } from "../output.ts";
 import { resolveRepo } from "../repo.ts";
@@ -20,7 +20,6 @@ export async function launchCommand(ctx: Context, name: string, opts: LaunchOpti
       ref: opts.ref,
     });
   }
-  const orchestrator = await ctx.orchestrator();
   const input = {
     name,
     repo,
@@ -31,42 +30,53 @@ export async function launchCommand(ctx: Context, name: string, opts: LaunchOpti
     force_recreate: opts.forceRecreate,
   };
 
+  const { sandboxService } = await import("../service.ts");
+  const service = await sandboxService(ctx, { provider: opts.provider });
+  const progress = stderrProgress(ctx.globals);
+  if (service.remote) {
+    if (repo?.startsWith("/")) {
+      throw new AlpineError(
+        "repo_resolution_failed",
+        `a cloudflare sandbox clones over the network and cannot read ${repo} on this machine; pass the repository's URL`,
+        { repo },
+      );
+    }
+    // The Durable Object runs the launch; without --wait only its start is awaited.
+    render(ctx, await service.launch(input, progress, { wait: opts.wait }));
+    if (!opts.wait && !ctx.globals.json)
+      process.stderr.write(
+        `${name}: launching in the background; follow it with \`alpine status ${name}\`\n`,
+      );
+    return;
+  }
+
+  if ((opts.provider ?? config.sandbox.provider) === "docker" && repo?.startsWith("/")) {
+    throw new AlpineError(
+      "repo_resolution_failed",
+      `a docker sandbox clones inside its container and cannot read ${repo} on this machine; pass the repository's URL, or use --provider local`,
+      { repo },
+    );
+  }
+
   if (!opts.wait && !process.env.ALPINE_LAUNCH_DETACHED) {
     await launchInBackground(ctx, name);
     return;
   }
 
-  const progress = stderrProgress(ctx.globals);
-  const result = await orchestrator.launch(input, progress);
-  render(ctx, result);
+  render(ctx, await service.launch(input, progress));
 }
 
-function render(ctx: Context, result: LaunchResult): void {
-  const r = result.record;
-  const out = {
-    name: r.name,
-    id: r.id,
-    state: r.state,
-    provider: r.provider,
-    repo: r.repo,
-    ref: r.ref,
-    branch: r.branch,
-    image_profile: r.image_profile,
-    web_url: r.runtime?.web_url ?? null,
-    reused: result.reused,
-    resumed: result.resumed,
-    task_accepted: result.task_accepted,
-    session_id: result.session_id,
-    operation_id: result.operation_id,
-  };
+function render(ctx: Context, out: LaunchView): void {
   if (ctx.globals.json) {
     printJson(out);
     return;
   }
-  const how = result.reused ? "already running" : result.resumed ? "resumed" : "launched";
-  process.stdout.write(`${bold(r.name)} ${how} (${r.state}) on ${r.provider}, branch ${r.branch}\n`);
-  if (result.task_accepted) process.stdout.write(`task accepted (session ${result.session_id})\n`);
-  process.stdout.write(`next: alpine status ${r.name} · alpine open ${r.name} · alpine diff ${r.name}\n`);
+  const how = out.reused ? "already running" : out.resumed ? "resumed" : "launched";
+  process.stdout.write(`${bold(out.name)} ${how} (${out.state}) on ${out.provider}, branch ${out.branch}\n`);
+  if (out.task_accepted) process.stdout.write(`task accepted (session ${out.session_id})\n`);
+  process.stdout.write(
+    `next: alpine status ${out.name} · alpine open ${out.name} · alpine diff ${out.name}\n`,
+  );
 }
 
 /**

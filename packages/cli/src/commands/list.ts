@@ -12,18 +12,22 @@ export function register(program: Command): void {
     action(
       command,
       async (ctx) => {
-        const store = await ctx.store();
-        const items = (await store.list()).map((r) => ({
-          name: r.name,
-          id: r.id,
-          provider: r.provider,
-          repo: r.repo,
-          image_profile: r.image_profile,
-          state: r.state,
-          agent: r.agent,
-          last_activity: r.last_activity,
-          created_at: r.created_at,
-        }));
+        // Local: the store alone (no YAML, zod or providers), so `list` starts fast. Remote: the control plane.
+        const { remoteConfig } = await import("../remote-config.ts");
+        const remote = await remoteConfig(ctx.globals.config);
+        const items = remote
+          ? await (await (await import("../service.ts")).sandboxService(ctx, { config: remote })).list()
+          : (await (await ctx.store()).list()).map((r) => ({
+              name: r.name,
+              id: r.id,
+              provider: r.provider,
+              repo: r.repo,
+              image_profile: r.image_profile,
+              state: r.state,
+              agent: r.agent,
+              last_activity: r.last_activity,
+              created_at: r.created_at,
+            }));
         const { printJson, table, relativeTime } = await import("../output.ts");
         if (ctx.globals.json) return printJson(items);
         if (items.length === 0) {

@@ -1,4 +1,4 @@
-import type { SandboxRecord, StoredEvent } from "@alpine/core";
+import type { StoredEvent } from "@alpine/core";
 import type { Context } from "../context.ts";
 import { dim, printJson } from "../output.ts";
 
@@ -12,15 +12,9 @@ export async function logsCommand(
   name: string,
   opts: { follow: boolean; tail: number },
 ): Promise<void> {
-  const orchestrator = await ctx.orchestrator();
-  let record = await orchestrator.get(name);
-  const runtimeLines = async (r: SandboxRecord): Promise<string[]> =>
-    r.runtime
-      ? (await ctx.provider(r.provider)).logs(r.runtime.handle, { tail: opts.tail }).catch(() => [])
-      : [];
-
-  const events = await orchestrator.events(name);
-  const lines = await runtimeLines(record);
+  const { sandboxService } = await import("../service.ts");
+  const service = await sandboxService(ctx);
+  const { events, lines } = await service.logs(name, { tail: opts.tail });
   if (ctx.globals.json && !opts.follow) return printJson({ name, events, lines });
 
   const emitEvent = (e: StoredEvent) =>
@@ -36,12 +30,12 @@ export async function logsCommand(
   let lastLine = lines.at(-1);
   for (;;) {
     await new Promise((r) => setTimeout(r, 1000));
-    for (const e of await orchestrator.events(name, { afterSeq: lastSeq })) {
+    const next = await service.logs(name, { tail: opts.tail, afterSeq: lastSeq });
+    for (const e of next.events) {
       emitEvent(e);
       lastSeq = e.seq ?? lastSeq;
     }
-    record = await orchestrator.get(name);
-    const now = await runtimeLines(record);
+    const now = next.lines;
     // The provider returns a tail; print what follows the last line we printed.
     const idx = lastLine === undefined ? -1 : now.lastIndexOf(lastLine);
     const fresh = idx >= 0 ? now.slice(idx + 1) : now;

@@ -13,12 +13,8 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  alpine open fix-login\n  alpine open fix-login --print");
   command.action(
     action(command, async (ctx, name: string, opts: { print?: boolean }) => {
-      const orchestrator = await ctx.orchestrator();
-      const record = await orchestrator.get(name);
-      const client = await orchestrator.connect(record);
-      const { code } = await client.login();
-      const base = record.runtime?.web_url?.replace(/\/$/, "") ?? "";
-      const webUrl = `${base}/auth/${code}`;
+      const { sandboxService } = await import("../service.ts");
+      const { web_url: webUrl } = await (await sandboxService(ctx)).login(name);
       let opened = false;
       if (!opts.print && !ctx.globals.json) {
         const { openBrowser } = await import("../browser.ts");

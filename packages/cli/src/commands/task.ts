@@ -15,16 +15,16 @@ export function register(program: Command): void {
     );
   command.action(
     action(command, async (ctx, name: string, words: string[], opts: { wait?: boolean }) => {
-      const orchestrator = await ctx.orchestrator();
       const { printJson, stderrProgress } = await import("../output.ts");
-      const { record: sent, session_id } = await orchestrator.task(name, words.join(" "));
-      let record = sent;
-      if (opts.wait) {
-        stderrProgress(ctx.globals).step("waiting for the agent to finish");
-        record = await orchestrator.waitForTask(name);
-      }
-      if (ctx.globals.json) return printJson({ name, session_id, state: record.state });
-      process.stdout.write(`task sent to ${name} (session ${session_id}); sandbox is ${record.state}\n`);
+      const { sandboxService } = await import("../service.ts");
+      const out = await (await sandboxService(ctx)).task(
+        name,
+        words.join(" "),
+        { wait: Boolean(opts.wait) },
+        stderrProgress(ctx.globals),
+      );
+      if (ctx.globals.json) return printJson(out);
+      process.stdout.write(`task sent to ${name} (session ${out.session_id}); sandbox is ${out.state}\n`);
     }),
   );
 }

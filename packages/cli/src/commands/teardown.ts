@@ -13,20 +13,17 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  alpine teardown fix-login\n  alpine teardown fix-login --force");
   command.action(
     action(command, async (ctx, name: string, opts: { force?: boolean }) => {
-      const orchestrator = await ctx.orchestrator();
       const { printJson, stderrProgress } = await import("../output.ts");
+      const { sandboxService } = await import("../service.ts");
       const forced = Boolean(opts.force);
-      const result = await orchestrator.teardown(name, { force: forced }, stderrProgress(ctx.globals));
-      const out = {
+      const out = await (await sandboxService(ctx)).teardown(
         name,
-        state: result.record.state,
-        checkpoint_id: result.checkpoint_id,
-        destroyed: result.destroyed,
-        forced,
-      };
+        { force: forced },
+        stderrProgress(ctx.globals),
+      );
       if (ctx.globals.json) return printJson(out);
       process.stdout.write(
-        result.destroyed
+        out.destroyed
           ? `${name} torn down (${out.state})\n`
           : `${name} was already ${out.state}; nothing to do\n`,
       );

@@ -1,0 +1,462 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { AlpineError } from "@alpine/core";
+import type { Context } from "../context.ts";
+import { printJson, stderrProgress } from "../output.ts";
+import { imageDir, sandboxdEntry } from "../runtime-paths.ts";
+
+const require = createRequire(import.meta.url);
+
+/** packages/worker, where wrangler.jsonc and the Worker's sources are. */
+export function workerDir(): string {
+  return dirname(require.resolve("@alpine/worker/package.json"));
+}
+
+function wranglerBin(): string {
+  try {
+    return join(dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");
+  } catch {
+    throw new AlpineError(
+      "provider_unavailable",
+      "wrangler is not installed (npm dependency of @alpine/worker)",
+    );
+  }
+}
+
+function controlPlaneToken(): string {
+  const token = process.env.ALPINE_CONTROL_PLANE_TOKEN ?? "";
+  if (token.length < 16) {
+    throw new AlpineError(
+      "config_invalid",
+      "ALPINE_CONTROL_PLANE_TOKEN must be set in the environment (at least 16 characters), e.g. `export ALPINE_CONTROL_PLANE_TOKEN=$(openssl rand -hex 24)`",
+      { key: "ALPINE_CONTROL_PLANE_TOKEN", allowed: "a random string of at least 16 characters" },
+    );
+  }
+  return token;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      s.close(() => resolvePort(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+}
+
+/**
+ * The environment of a wrangler child: only what it needs. Secrets reach the
+ * Worker as bindings through CLOUDFLARE_INCLUDE_PROCESS_ENV (never argv, never a file).
+ */
+function wranglerEnv(base: string, extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: process.env.HOME ?? base,
+    LANG: process.env.LANG ?? "C.UTF-8",
+    // wrangler's own config, logs and caches stay under alpine's dir.
+    XDG_CONFIG_HOME: join(base, "wrangler-config"),
+    WRANGLER_LOG_PATH: join(base, "wrangler-logs"),
+    WRANGLER_SEND_METRICS: "false",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    NO_COLOR: "1",
+    ...extra,
+  };
+  for (const key of [
+    "CLOUDFLARE_API_TOKEN",
+    "CLOUDFLARE_ACCOUNT_ID",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+  ]) {
+    if (process.env[key] && extra[key] === undefined) env[key] = process.env[key];
+  }
+  return env;
+}
+
+export async function cloudDevCommand(ctx: Context, opts: { port: number }): Promise<void> {
+  const token = controlPlaneToken();
+  const progress = stderrProgress(ctx.globals);
+  const base = join(ctx.home, "cloud-dev");
+  mkdirSync(base, { recursive: true, mode: 0o700 });
+  // The dev control plane's sandboxes live apart from the local provider's (own sandboxes/ dir).
+  const devCtx = Object.create(ctx, { home: { value: base } }) as Context;
+  const [{ LocalProvider }, { startContainerHost }] = await Promise.all([
+    import("../providers/local.ts"),
+    import("../cloud/container-host.ts"),
+  ]);
+  progress.step("starting the container host (sandboxd processes on 127.0.0.1)");
+  const host = await startContainerHost({ provider: new LocalProvider(devCtx) });
+  const url = `http://127.0.0.1:${opts.port}`;
+  let child: ChildProcess | null = null;
+  const tail: string[] = [];
+  const stop = async () => {
+    if (child?.pid && child.exitCode === null) {
+      try {
+        process.kill(-child.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      const exited = new Promise((r) => child?.once("exit", r));
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (child.exitCode === null) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    }
+    await host.close();
+  };
+  try {
+    progress.step(`starting workerd (wrangler dev) on ${url}`);
+    child = spawn(
+      process.execPath,
+      [
+        wranglerBin(),
+        "dev",
+        "--config",
+        join(workerDir(), "wrangler.jsonc"),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        String(opts.port),
+        "--inspector-port",
+        String(await freePort()),
+        "--enable-containers=false",
+        "--persist-to",
+        join(base, "state"),
+        "--show-interactive-dev-session=false",
+        "--log-level",
+        ctx.globals.verbose ? "info" : "warn",
+      ],
+      {
+        cwd: workerDir(),
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: wranglerEnv(base, {
+          CLOUDFLARE_INCLUDE_PROCESS_ENV: "true",
+          ALPINE_CONTROL_PLANE_TOKEN: token,
+          ALPINE_CONTAINER_HOST_URL: host.url,
+          ALPINE_CONTAINER_HOST_TOKEN: host.token,
+        }),
+      },
+    );
+    const onData = (d: Buffer) => {
+      for (const line of d.toString().split("\n")) {
+        if (!line.trim()) continue;
+        tail.push(line);
+        if (tail.length > 40) tail.shift();
+        if (ctx.globals.verbose) process.stderr.write(`  wrangler: ${line}\n`);
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      if (child.exitCode !== null) {
+        throw new AlpineError("provider_unavailable", `wrangler dev exited with ${child.exitCode}`, {
+          output_tail: tail.slice(-15),
+        });
+      }
+      const ok = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ok) break;
+      if (Date.now() > deadline) {
+        throw new AlpineError("provider_unavailable", `the dev control plane did not answer on ${url}`, {
+          output_tail: tail.slice(-15),
+        });
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const out = { url, container_host: host.url, state_dir: join(base, "state"), pid: process.pid };
+  if (ctx.globals.json) printJson(out);
+  else {
+    process.stdout.write(
+      `alpine control plane (dev) on ${url}\n  Durable Objects and R2: ${out.state_dir}\n  sandboxes: sandboxd processes under ${join(base, "sandboxes")}\n  use it with sandbox.provider: cloudflare, sandbox.control_plane_url: ${url}\nCtrl-C stops it (and its sandboxes' processes).\n`,
+    );
+  }
+  await new Promise<void>((resolveDone) => {
+    let stopping = false;
+    const onSignal = () => {
+      if (stopping) return;
+      stopping = true;
+      void stop().then(() => resolveDone());
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    child?.once("exit", (code) => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`wrangler dev exited with ${code}\n${tail.slice(-10).join("\n")}\n`);
+      process.exitCode = 2;
+      void host.close().then(() => resolveDone());
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// deploy
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** JSONC → JSON: drops comments (outside strings) and trailing commas. */
+export function parseJsonc(text: string): unknown {
+  let out = "";
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      out += c;
+      if (c === "\\") out += text[++i] ?? "";
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+      out += c;
+    } else if (c === "/" && text[i + 1] === "/") {
+      while (i < text.length && text[i] !== "\n") i++;
+      out += "\n";
+    } else if (c === "/" && text[i + 1] === "*") {
+      i += 2;
+      while (i < text.length && !(text[i] === "*" && text[i + 1] === "/")) i++;
+      i++;
+    } else out += c;
+  }
+  return JSON.parse(out.replace(/,(\s*[}\]])/g, "$1"));
+}
+
+interface WranglerConfig {
+  name?: string;
+  main?: string;
+  durable_objects?: { bindings?: { name: string; class_name: string }[] };
+  migrations?: { tag: string; new_sqlite_classes?: string[] }[];
+  containers?: {
+    class_name: string;
+    image: string;
+    image_build_context?: string;
+    instance_type?: unknown;
+    max_instances?: number;
+  }[];
+  r2_buckets?: { binding: string; bucket_name: string }[];
+  vars?: Record<string, string>;
+}
+
+/** Static checks of wrangler.jsonc against what the Worker's code expects. */
+export function checkWranglerConfig(dir: string, config: WranglerConfig): Check[] {
+  const checks: Check[] = [];
+  const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
+  const bindings = new Map((config.durable_objects?.bindings ?? []).map((b) => [b.name, b.class_name]));
+  const sqlite = new Set((config.migrations ?? []).flatMap((m) => m.new_sqlite_classes ?? []));
+  for (const [binding, cls] of [
+    ["SANDBOX", "SandboxObject"],
+    ["REGISTRY", "RegistryObject"],
+  ] as const) {
+    add(
+      `durable object ${binding}`,
+      bindings.get(binding) === cls && sqlite.has(cls),
+      bindings.get(binding) === cls
+        ? sqlite.has(cls)
+          ? `${cls}, SQLite storage`
+          : `${cls} is not in a new_sqlite_classes migration (the StateStore needs SQLite)`
+        : `binding ${binding} → ${cls} is missing`,
+    );
+  }
+  let profiles: Record<string, string> = {};
+  try {
+    profiles = JSON.parse(config.vars?.CONTAINER_PROFILES ?? '{"default":"SANDBOX_CONTAINER"}');
+    add(
+      "CONTAINER_PROFILES",
+      typeof profiles === "object" && "default" in profiles,
+      JSON.stringify(profiles),
+    );
+  } catch {
+    add("CONTAINER_PROFILES", false, "vars.CONTAINER_PROFILES is not JSON");
+  }
+  for (const [profile, binding] of Object.entries(profiles)) {
+    const cls = bindings.get(binding);
+    const container = (config.containers ?? []).find((c) => c.class_name === cls);
+    if (!cls || !container) {
+      add(`profile ${profile}`, false, `binding ${binding} has no Durable Object class with a container`);
+      continue;
+    }
+    const dockerfile = resolve(dir, container.image);
+    const context = resolve(dir, container.image_build_context ?? dirname(container.image));
+    add(
+      `profile ${profile}`,
+      sqlite.has(cls) && existsSync(dockerfile),
+      `${cls}: ${container.instance_type ?? "default instance"} ×${container.max_instances ?? "?"}, image ${dockerfile}${existsSync(dockerfile) ? "" : " (missing)"}, context ${context}`,
+    );
+  }
+  const r2 = (config.r2_buckets ?? []).find((b) => b.binding === "CHECKPOINTS");
+  add("r2 bucket CHECKPOINTS", Boolean(r2), r2 ? r2.bucket_name : "binding CHECKPOINTS is missing");
+  return checks;
+}
+
+/** The sandbox image's build context for wrangler: sandboxd's bundle and (possibly no) extra CAs. */
+function assembleImageContext(target: string): void {
+  const dist = dirname(sandboxdEntry());
+  if (!existsSync(sandboxdEntry())) {
+    throw new AlpineError("provider_unavailable", "sandboxd is not built; run `npm run build`");
+  }
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(join(target, "sandboxd"), { recursive: true });
+  mkdirSync(join(target, "certs"), { recursive: true });
+  for (const f of readdirSync(dist).filter((f) => f.endsWith(".js")))
+    copyFileSync(join(dist, f), join(target, "sandboxd", f));
+  copyFileSync(join(imageDir(), "Dockerfile"), join(target, "Dockerfile"));
+}
+
+async function run(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  opts: { input?: string; cwd?: string } = {},
+): Promise<{ code: number; output: string }> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [wranglerBin(), ...args], {
+      cwd: opts.cwd ?? workerDir(),
+      env,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    child.once("error", reject);
+    child.stdin.end(opts.input ?? "");
+    child.once("exit", (code) => resolveRun({ code: code ?? -1, output }));
+  });
+}
+
+export async function cloudDeployCommand(ctx: Context, opts: { dryRun: boolean }): Promise<void> {
+  const progress = stderrProgress(ctx.globals);
+  const dir = workerDir();
+  const configPath = join(dir, "wrangler.jsonc");
+  const config = parseJsonc(readFileSync(configPath, "utf8")) as WranglerConfig;
+  const checks = checkWranglerConfig(dir, config);
+  const notChecked: string[] = [];
+  const token = process.env.ALPINE_CONTROL_PLANE_TOKEN ?? "";
+  checks.push({
+    name: "ALPINE_CONTROL_PLANE_TOKEN",
+    ok: token.length >= 16,
+    detail: token.length >= 16 ? "set (at least 16 characters)" : "not set, or shorter than 16 characters",
+  });
+  const base = mkdtempSync(join(tmpdir(), "alpine-deploy-"));
+  try {
+    progress.step("assembling the sandbox image's build context");
+    assembleImageContext(join(dir, ".image-context"));
+    checks.push({ name: "image build context", ok: true, detail: join(dir, ".image-context") });
+    progress.step("bundling the Worker (wrangler deploy --dry-run, offline)");
+    const env = wranglerEnv(base, {});
+    const outdir = join(base, "bundle");
+    const dry = await run(["deploy", "--dry-run", "--outdir", outdir, "--config", configPath], env);
+    const bundle = join(outdir, "index.js");
+    const bundled = dry.code === 0 && existsSync(bundle);
+    checks.push({
+      name: "worker bundle",
+      ok: bundled,
+      detail: bundled
+        ? `${(statSync(bundle).size / 1024).toFixed(0)} KiB, bindings checked by wrangler`
+        : dry.output.trim().split("\n").slice(-8).join(" | "),
+    });
+    notChecked.push(
+      "Cloudflare account, API token and workers.dev subdomain (needs the network)",
+      "that the R2 bucket exists (created by a real deploy if missing)",
+      "the container image build (needs Docker; wrangler builds and pushes it on a real deploy)",
+      "Containers availability on your plan (Workers Paid) and instance_type limits",
+    );
+    const failed = checks.filter((c) => !c.ok);
+    if (opts.dryRun || failed.length > 0) {
+      const out = {
+        dry_run: opts.dryRun,
+        ok: failed.length === 0,
+        checks,
+        not_checked: notChecked,
+        deployed: false,
+      };
+      if (ctx.globals.json) printJson(out);
+      else {
+        for (const c of checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}\n`);
+        process.stdout.write(`not checked offline:\n${notChecked.map((n) => `  - ${n}`).join("\n")}\n`);
+      }
+      if (failed.length > 0) {
+        throw new AlpineError(
+          "config_invalid",
+          `the deployment is not ready: ${failed.map((c) => c.name).join(", ")}`,
+          {
+            failed: failed.map((c) => ({ name: c.name, detail: c.detail })),
+          },
+        );
+      }
+      return;
+    }
+    const cloudEnv = wranglerEnv(base, {});
+    delete cloudEnv.CLOUDFLARE_CF_FETCH_ENABLED;
+    if (!process.env.CLOUDFLARE_API_TOKEN) {
+      throw new AlpineError(
+        "config_invalid",
+        "CLOUDFLARE_API_TOKEN is not set; create one with Workers, Durable Objects, R2 and Containers edit rights",
+        { key: "CLOUDFLARE_API_TOKEN" },
+      );
+    }
+    const bucket =
+      config.r2_buckets?.find((b) => b.binding === "CHECKPOINTS")?.bucket_name ?? "alpine-checkpoints";
+    progress.step(`creating R2 bucket ${bucket} (if missing)`);
+    const r2 = await run(["r2", "bucket", "create", bucket], cloudEnv);
+    if (r2.code !== 0 && !/already exists|already own/i.test(r2.output)) {
+      throw new AlpineError("control_plane_error", `wrangler r2 bucket create failed`, {
+        output: r2.output.slice(-2000),
+      });
+    }
+    progress.step("wrangler deploy (builds and pushes the sandbox image)");
+    const deployed = await run(["deploy", "--config", configPath], cloudEnv);
+    if (deployed.code !== 0) {
+      throw new AlpineError("control_plane_error", "wrangler deploy failed", {
+        output: deployed.output.slice(-2000),
+      });
+    }
+    progress.step("setting the ALPINE_CONTROL_PLANE_TOKEN secret");
+    const secret = await run(
+      ["secret", "put", "ALPINE_CONTROL_PLANE_TOKEN", "--config", configPath],
+      cloudEnv,
+      {
+        input: token,
+      },
+    );
+    if (secret.code !== 0) {
+      throw new AlpineError("control_plane_error", "wrangler secret put failed", {
+        output: secret.output.slice(-2000),
+      });
+    }
+    const url = /https:\/\/\S+\.workers\.dev/.exec(deployed.output)?.[0] ?? null;
+    const out = { dry_run: false, ok: true, checks, not_checked: [], deployed: true, url };
+    if (ctx.globals.json) return printJson(out);
+    process.stdout.write(
+      `deployed${url ? ` to ${url}` : ""}\nnext: set sandbox.provider: cloudflare and sandbox.control_plane_url${url ? `: ${url}` : ""}, then \`alpine auth sync\`\n`,
+    );
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}

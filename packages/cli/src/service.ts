@@ -1,0 +1,112 @@
+import type {
+  CheckpointView,
+  ExportView,
+  LaunchView,
+  ListItemView,
+  Progress,
+  StatusView,
+  StoredEvent,
+  TeardownView,
+} from "@alpine/core";
+
+export interface TaskResult {
+  name: string;
+  session_id: string;
+  state: string;
+}
+
+export interface DiffResult {
+  name: string;
+  files: { path: string; status: string; insertions: number; deletions: number }[];
+  patch: string;
+}
+
+export interface LogsResult {
+  name: string;
+  events: StoredEvent[];
+  lines: string[];
+}
+
+export interface LaunchRequest {
+  name: string;
+  repo?: string;
+  ref?: string;
+  image_profile?: string;
+  provider?: "local" | "docker" | "cloudflare";
+  task?: string;
+  force_recreate?: boolean;
+}
+
+/**
+ * The seam between commands and where the orchestrator runs. Commands parse
+ * flags, call one method and render what it returns; every return value is
+ * the command's `--json` output (core's views.ts), so local and remote print
+ * the same JSON.
+ *
+ * - LocalSandboxService (service-local.ts): the orchestrator in this process,
+ *   SQLite state, local checkpoints; providers `local` and `docker`.
+ * - RemoteSandboxService (providers/cloudflare.ts): HTTP to the Cloudflare
+ *   control plane, whose Durable Objects run the same orchestrator.
+ */
+export interface SandboxService {
+  readonly remote: boolean;
+  launch(input: LaunchRequest, progress: Progress, opts?: { wait: boolean }): Promise<LaunchView>;
+  list(): Promise<ListItemView[]>;
+  status(name: string): Promise<StatusView>;
+  task(name: string, prompt: string, opts: { wait: boolean }, progress: Progress): Promise<TaskResult>;
+  diff(name: string, opts: { stat: boolean }): Promise<DiffResult>;
+  /** A one-time login link to the web UI. */
+  login(name: string): Promise<{ web_url: string }>;
+  /** The export's JSON output; `patch` holds the patch text when input.patch was set. */
+  export(
+    name: string,
+    input: { branch?: string; pr?: boolean; patch?: boolean; from_checkpoint?: boolean },
+    progress: Progress,
+  ): Promise<ExportView & { patch?: string }>;
+  checkpoint(name: string, progress: Progress): Promise<CheckpointView>;
+  teardown(name: string, opts: { force: boolean }, progress: Progress): Promise<TeardownView>;
+  logs(name: string, opts: { tail: number; afterSeq?: number }): Promise<LogsResult>;
+  gc(opts: { dryRun: boolean }): Promise<{ torn_down: string[]; kept: { name: string; reason: string }[] }>;
+}
+
+const services = new WeakMap<object, Map<string, SandboxService>>();
+
+/**
+ * The service for a command: remote when the sandbox's provider is
+ * `cloudflare` (sandbox.provider, or `launch --provider cloudflare`), else local.
+ */
+export async function sandboxService(
+  ctx: import("./context.ts").Context,
+  opts: { provider?: "local" | "docker" | "cloudflare"; config?: import("@alpine/core").AlpineConfig } = {},
+): Promise<SandboxService> {
+  const kind = opts.provider ?? (opts.config ?? ctx.config).sandbox.provider;
+  const key = kind === "cloudflare" ? "remote" : "local";
+  let byKind = services.get(ctx);
+  if (!byKind) {
+    byKind = new Map();
+    services.set(ctx, byKind);
+  }
+  const cached = byKind.get(key);
+  if (cached) return cached;
+  let service: SandboxService;
+  if (key === "remote") {
+    const [{ ControlPlaneClient, RemoteSandboxService, controlPlaneFrom }, credentials, { hostGitAuthor }] =
+      await Promise.all([
+        import("./providers/cloudflare.ts"),
+        import("./credentials.ts"),
+        import("./git-host.ts"),
+      ]);
+    const config = opts.config ?? ctx.config;
+    service = new RemoteSandboxService(new ControlPlaneClient(controlPlaneFrom(config)), {
+      config,
+      credentialsFor: (repo) => credentials.hostCredentialsFor(repo, config),
+      githubToken: () => process.env.GITHUB_TOKEN || process.env.GH_TOKEN || null,
+      gitAuthor: hostGitAuthor,
+    });
+  } else {
+    const { LocalSandboxService } = await import("./service-local.ts");
+    service = new LocalSandboxService(ctx);
+  }
+  byKind.set(key, service);
+  return service;
+}
