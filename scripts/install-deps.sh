@@ -4,10 +4,12 @@
 #   ripgrep    OpenCode's search tool (otherwise it tries to download one)
 #   bubblewrap isolation of local sandboxes
 #   chromium   the browser smoke test of the web UI (tests only)
+#   docker.io  the docker provider's tests: a private dockerd (tests only)
+#   debootstrap  an offline Debian base image for those tests (tests only)
 # Already-installed packages are skipped, so it is cheap to re-run.
 set -euo pipefail
 packages=(git ripgrep bubblewrap)
-if [ "${1:-}" = "--with-test-deps" ]; then packages+=(chromium); fi
+if [ "${1:-}" = "--with-test-deps" ]; then packages+=(chromium docker.io debootstrap); fi
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
@@ -58,6 +59,15 @@ describe.skipIf(p.skipReason)("a docker sandbox's container", () => {
     expect(await dockerCmd("ps", "-a", "--filter", "label=alpine.name=nobox", "--format", "{{.Names}}")).toBe(
       "",
     );
+  });
+
+  it("a repository path on this machine is refused: the container could not read it", async () => {
+    const local = join(e.root, "local-repo");
+    await execFileAsync("git", ["init", "-q", local]);
+    const r = await alpine("launch", "pathbox", "--repo", local, "--json");
+    expect(r.code).toBe(1);
+    expect(r.json()).toMatchObject({ reason_code: "repo_resolution_failed" });
+    expect(r.json().error).toContain("--provider local");
   });
 
   it("launches with the labels and resource limits of the config", async () => {

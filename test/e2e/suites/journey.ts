@@ -205,7 +205,8 @@ export function journeySuite(kind: "local" | "docker"): void {
         const resp = await page.goto(link);
         expect(resp?.status()).toBeLessThan(400);
         // A real element of OpenCode's app: the login lands on the agent's session, with its prompt box.
-        await page.waitForSelector(UI_READY_SELECTOR, { timeout: 30_000 });
+        // Generous: on a loaded 2-core machine the app can take a while to load its bundle.
+        await page.waitForSelector(UI_READY_SELECTOR, { timeout: 60_000 });
         mkdirSync(join(process.cwd(), "test-results"), { recursive: true });
         const shot = join(process.cwd(), "test-results", `opencode-ui-${kind}.png`);
         await page.screenshot({ path: shot });
