@@ -66,6 +66,9 @@ export class SqliteStateStore implements StateStore {
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       this.db = new Database(path, { timeout: 5000 });
+      // Before anything that writes (switching to WAL rewrites the header): a newer alpine's
+      // database is refused untouched.
+      this.refuseNewer();
       this.db.pragma("journal_mode = WAL");
       this.db.pragma("synchronous = NORMAL");
       this.db.pragma("foreign_keys = ON");
@@ -75,15 +78,20 @@ export class SqliteStateStore implements StateStore {
     }
   }
 
-  private migrate(): void {
+  private refuseNewer(): void {
     const current = this.db.pragma("user_version", { simple: true }) as number;
     if (current > MIGRATIONS.length) {
+      this.db.close();
       throw new AlpineError(
         "state_store_error",
         `state database ${this.path} has schema version ${current}, newer than this alpine (${MIGRATIONS.length}); upgrade alpine`,
         { path: this.path, schema_version: current },
       );
     }
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma("user_version", { simple: true }) as number;
     if (current === MIGRATIONS.length) return;
     this.db
       .transaction(() => {
