@@ -19,7 +19,11 @@ async function versionOf(cmd: string, args: string[], detail: string): Promise<C
       const version = `${r.stdout || r.stderr}`.trim().split("\n")[0] ?? "";
       return { name: cmd, ok: true, version, detail };
     }
-    return { name: cmd, ok: false, version: null, detail: `${cmd} exited with ${r.exitCode}` };
+    // reject:false reports a missing binary as a failed result, not a throw.
+    if (r.exitCode === undefined)
+      return { name: cmd, ok: false, version: null, detail: `${cmd} not found on PATH` };
+    const said = `${r.stderr}`.trim().split("\n")[0]?.slice(0, 200);
+    return { name: cmd, ok: false, version: null, detail: said || `${cmd} exited with ${r.exitCode}` };
   } catch {
     return { name: cmd, ok: false, version: null, detail: `${cmd} not found on PATH` };
   }
@@ -62,6 +66,7 @@ export async function doctorCommand(ctx: Context): Promise<void> {
       detail: `sandbox.isolation=${config.sandbox.isolation}`,
     },
     docker,
+    await sandboxImageCheck(docker.ok, config.sandbox.image_profiles[config.sandbox.image_profile]),
     wrangler,
     {
       name: "auth",
@@ -81,4 +86,19 @@ export async function doctorCommand(ctx: Context): Promise<void> {
     )}\n`,
   );
   process.stdout.write(`alpine home: ${ctx.home}\n`);
+}
+
+/** Whether the image of the default profile is on the Docker host (the docker provider needs it). */
+async function sandboxImageCheck(dockerOk: boolean, image: string | undefined) {
+  const name = "docker image";
+  if (!image) return { name, ok: false, version: null, detail: "no image for sandbox.image_profile" };
+  if (!dockerOk) return { name, ok: false, version: null, detail: `${image}: no Docker daemon to look in` };
+  const { dockerObjectExists } = await import("../providers/docker-cli.ts");
+  const present = await dockerObjectExists("image", image).catch(() => false);
+  return {
+    name,
+    ok: present,
+    version: null,
+    detail: present ? image : `${image} is not built; run \`alpine image build\``,
+  };
 }
