@@ -2,13 +2,24 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
-    // A Docker daemon and the sandbox image for the docker-provider tests (skipped without Docker, except in CI).
-    globalSetup: ["test/setup/docker.ts"],
     // End-to-end tests run real OpenCode processes (~320 MB each) on a 2-core machine.
     maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ["default"],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "node",
+          include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
+          // The control plane's tests run inside workerd: their own project below.
+          exclude: ["packages/worker/**", "**/node_modules/**"],
+          // A Docker daemon and the sandbox image for the docker-provider tests (skipped without Docker, except in CI).
+          globalSetup: ["test/setup/docker.ts"],
+        },
+      },
+      "packages/worker/vitest.config.ts",
+    ],
   },
 });

@@ -1,10 +1,12 @@
-import { execFile, execFileSync } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { inject } from "vitest";
-import { processesMatching } from "./env.ts";
+import { CLI, runCli } from "../helpers/cli.ts";
+import { type E2EEnv, processesMatching, waitFor } from "./env.ts";
 import { treeDigest } from "./tree.ts";
 
 const execFileAsync = promisify(execFile);
@@ -17,7 +19,7 @@ const execFileAsync = promisify(execFile);
  * The suites themselves are written once and run against each provider.
  */
 export interface ProviderUnderTest {
-  kind: "local" | "docker";
+  kind: "local" | "docker" | "cloudflare";
   /** Why the suite cannot run here (it is then skipped), or null. */
   skipReason: string | null;
   /** alpine.yaml lines selecting the provider. */
@@ -29,7 +31,25 @@ export interface ProviderUnderTest {
   snapshot(alpineHome: string, sandboxId: string): Promise<{ dir: string; done(): void }>;
   /** What of the sandbox's runtime is still there (processes, containers, volumes, dirs); [] when none. */
   leftovers(alpineHome: string, sandboxId: string): Promise<string[]>;
+  /** `launch`'s web_url: sandboxd's own address, or the control plane's page of the sandbox. */
+  webUrl: RegExp;
+  /** Whether web_url's port belongs to the sandbox (and so closes with its teardown). */
+  ownPort: boolean;
+  /** `open`'s one-time link. */
+  loginLink: RegExp;
+  /** Where a browser without the link lands (answered 401 with `alpine open <name>`). */
+  anonymousUrl(link: string, name: string): string;
+  /** Brings up what the provider needs once the environment exists (cloudflare: `alpine cloud dev`). */
+  start?(e: E2EEnv): Promise<void>;
+  stop?(): Promise<void>;
 }
+
+const SANDBOXD_ADDRESS = {
+  webUrl: /^http:\/\/127\.0\.0\.1:\d+$/,
+  ownPort: true,
+  loginLink: /^http:\/\/127\.0\.0\.1:\d+\/auth\/\S+$/,
+  anonymousUrl: (link: string) => `${new URL(link).origin}/`,
+};
 
 export interface SandboxFiles {
   write(rel: string, content: string | Buffer, mode?: number): Promise<void>;
@@ -50,6 +70,7 @@ const local: ProviderUnderTest = {
   skipReason: null,
   yaml: [],
   env: {},
+  ...SANDBOXD_ADDRESS,
   workspace(alpineHome, id) {
     const ws = join(alpineHome, "sandboxes", id, "workspace");
     return {
@@ -111,6 +132,7 @@ function dockerProvider(): ProviderUnderTest {
   };
   return {
     kind: "docker",
+    ...SANDBOXD_ADDRESS,
     skipReason: env.skipReason,
     yaml: [
       "sandbox:",
@@ -184,7 +206,82 @@ function dockerProvider(): ProviderUnderTest {
   };
 }
 
+/**
+ * cloudflare: the control plane in workerd (`alpine cloud dev`: Worker, Durable
+ * Objects with SQLite, local R2), whose container stand-in runs each sandbox
+ * as sandboxd processes under $ALPINE_HOME/cloud-dev/sandboxes/<id>.
+ */
+function cloudflareProvider(): ProviderUnderTest {
+  let dev: ChildProcess | null = null;
+  const dirOf = (alpineHome: string, id: string) => join(alpineHome, "cloud-dev", "sandboxes", id);
+  const files = local.workspace;
+  return {
+    kind: "cloudflare",
+    skipReason: null,
+    yaml: ["sandbox:", "  provider: cloudflare"],
+    env: { ALPINE_CONTROL_PLANE_TOKEN: CONTROL_PLANE_TOKEN },
+    webUrl: /^http:\/\/127\.0\.0\.1:\d+\/s\/[a-z0-9-]+\/$/,
+    ownPort: false,
+    loginLink: /^http:\/\/127\.0\.0\.1:\d+\/s\/[a-z0-9-]+\/\?code=\S+$/,
+    anonymousUrl: (link, name) => `${new URL(link).origin}/s/${name}/`,
+    workspace: (alpineHome, id) => files(join(alpineHome, "cloud-dev"), id),
+    async snapshot(alpineHome, id) {
+      return { dir: dirOf(alpineHome, id), done() {} };
+    },
+    async leftovers(alpineHome, id) {
+      const dir = dirOf(alpineHome, id);
+      return [...processesMatching(id), ...(existsSync(dir) ? [dir] : [])];
+    },
+    async start(e) {
+      const port = await freePort();
+      e.env.ALPINE_SANDBOX_CONTROL_PLANE_URL = `http://127.0.0.1:${port}`;
+      e.env.ALPINE_CONTROL_PLANE_TOKEN = CONTROL_PLANE_TOKEN;
+      dev = spawn(process.execPath, [CLI, "cloud", "dev", "--port", String(port), "--json"], {
+        cwd: e.cwd,
+        env: { PATH: process.env.PATH, NO_COLOR: "1", ...e.env },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      dev.stdout?.on("data", (d) => (out += d));
+      dev.stderr?.on("data", (d) => (err += d));
+      await waitFor(
+        "alpine cloud dev",
+        async () => {
+          if (dev?.exitCode !== null) throw new Error(`alpine cloud dev exited: ${err}`);
+          return out.includes('"url"');
+        },
+        { timeoutMs: 120_000 },
+      );
+      // Model credentials reach the control plane as `alpine auth sync` sends them (sealed there).
+      const sync = await runCli(["auth", "sync", "--json"], { env: e.env, cwd: e.cwd });
+      if (sync.code !== 0) throw new Error(`auth sync failed: ${sync.stdout}${sync.stderr}`);
+    },
+    async stop() {
+      if (!dev || dev.exitCode !== null) return;
+      const exited = new Promise((r) => dev?.once("exit", r));
+      dev.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      if (dev.exitCode === null) dev.kill("SIGKILL");
+    },
+  };
+}
+
+/** The control plane's token in the cloudflare e2e runs (a recognisable test value, scanned for leaks too). */
+export const CONTROL_PLANE_TOKEN = "cp-E2ECONTROLPLANE0123456789abcdef";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      s.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+}
+
 /** The provider a suite file runs against. */
-export function providerUnderTest(kind: "local" | "docker"): ProviderUnderTest {
-  return kind === "local" ? local : dockerProvider();
+export function providerUnderTest(kind: "local" | "docker" | "cloudflare"): ProviderUnderTest {
+  return kind === "local" ? local : kind === "docker" ? dockerProvider() : cloudflareProvider();
 }

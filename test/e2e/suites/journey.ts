@@ -6,7 +6,7 @@ import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, runCli } from "../../helpers/cli.ts";
 import { type E2EEnv, filesContaining, makeEnv, processArgs, SECRETS, waitFor } from "../env.ts";
-import { providerUnderTest } from "../providers.ts";
+import { CONTROL_PLANE_TOKEN, providerUnderTest } from "../providers.ts";
 
 /**
  * The whole journey on the real stack, written once and run against each
@@ -14,7 +14,7 @@ import { providerUnderTest } from "../providers.ts";
  * docker), real git over authenticated smart HTTP, the stub model; then the
  * browser.
  */
-export function journeySuite(kind: "local" | "docker"): void {
+export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
   const p = providerUnderTest(kind);
   let e: E2EEnv;
   let sandboxId = "";
@@ -33,11 +33,13 @@ export function journeySuite(kind: "local" | "docker"): void {
     if (p.skipReason) return;
     e = await makeEnv({ yaml: p.yaml });
     Object.assign(e.env, p.env);
+    await p.start?.(e);
   });
 
   afterAll(async () => {
     if (!e) return;
     await runCli(["teardown", "fix-login", "--force", "--json"], { env: e.env, cwd: e.cwd }).catch(() => {});
+    await p.stop?.();
     await e.close();
   });
 
@@ -75,9 +77,9 @@ export function journeySuite(kind: "local" | "docker"): void {
         task_accepted: true,
       });
       expect(out.session_id).toMatch(/^ses/);
-      expect(out.web_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(out.web_url).toMatch(p.webUrl);
       sandboxId = out.id;
-      sandboxdPort = Number(new URL(out.web_url).port);
+      if (p.ownPort) sandboxdPort = Number(new URL(out.web_url).port);
       // The git server saw authenticated requests only once credentials were offered.
       expect(e.git.requests.some((q) => q.authorized)).toBe(true);
     });
@@ -181,11 +183,10 @@ export function journeySuite(kind: "local" | "docker"): void {
       expect(r.code).toBe(0);
       const link = r.json().web_url as string;
       expect(r.json().opened).toBe(false);
-      expect(link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/auth\/\S+$/);
-      const base = new URL(link).origin;
+      expect(link).toMatch(p.loginLink);
 
       // Without the link the UI answers 401 with a page that says what to do.
-      const anon = await fetch(`${base}/`);
+      const anon = await fetch(p.anonymousUrl(link, "fix-login"));
       expect(anon.status).toBe(401);
       expect(await anon.text()).toContain("alpine open fix-login");
 
@@ -227,6 +228,7 @@ export function journeySuite(kind: "local" | "docker"): void {
 
     it("no secret leaks into alpine's home, state, logs, JSON output or process arguments; forbidden auth never reaches the sandbox", async () => {
       const secrets = [SECRETS.gitToken, SECRETS.modelKey, SECRETS.forbiddenKey];
+      if (kind === "cloudflare") secrets.push(CONTROL_PLANE_TOKEN);
       const sandbox = await p.snapshot(e.alpineHome, sandboxId);
       try {
         const sandboxAuth = join(sandbox.dir, "home", ".local", "share", "opencode", "auth.json");
@@ -260,7 +262,7 @@ export function journeySuite(kind: "local" | "docker"): void {
         forced: true,
       });
       expect(await p.leftovers(e.alpineHome, sandboxId)).toEqual([]);
-      expect(await portOpen(sandboxdPort)).toBe(false);
+      if (p.ownPort) expect(await portOpen(sandboxdPort)).toBe(false);
       const after = (await alpine("status", "fix-login", "--json")).json();
       expect(after.state).toBe("destroyed");
     });

@@ -32,21 +32,24 @@ export async function authSync(ctx: Context, providersFlag: string | undefined):
     });
   }
   const { entries, missing } = pickProviders(parsed, providers);
-  const target = credentialsPath(ctx.home);
-  mkdirSync(ctx.home, { recursive: true, mode: 0o700 });
-  // Write-then-rename with 0600 from creation, so the secret is never readable by others, even briefly.
-  const tmp = `${target}.${process.pid}.tmp`;
-  // Merge: syncing one provider keeps the others synced before.
-  const merged = { ...(readJsonObject(target) ?? {}), ...entries };
-  writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, target);
-  let out = { providers: Object.keys(entries), missing, target };
+  let out: { providers: string[]; missing: string[]; target: string };
   if (ctx.config.sandbox.provider === "cloudflare") {
-    // The control plane keeps them sealed and hands them to a sandbox's container only at its start.
+    // The control plane keeps them sealed and hands them to a sandbox's container only at its start;
+    // nothing is written on this machine.
     const { sandboxService } = await import("../service.ts");
     const remote = (await sandboxService(ctx)) as import("../providers/cloudflare.ts").RemoteSandboxService;
     await remote.syncAuth(entries);
-    out = { ...out, target: `${ctx.config.sandbox.control_plane_url} (sealed in the control plane)` };
+    out = { providers: Object.keys(entries), missing, target: `${ctx.config.sandbox.control_plane_url}` };
+  } else {
+    const target = credentialsPath(ctx.home);
+    mkdirSync(ctx.home, { recursive: true, mode: 0o700 });
+    // Write-then-rename with 0600 from creation, so the secret is never readable by others, even briefly.
+    const tmp = `${target}.${process.pid}.tmp`;
+    // Merge: syncing one provider keeps the others synced before.
+    const merged = { ...(readJsonObject(target) ?? {}), ...entries };
+    writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, target);
+    out = { providers: Object.keys(entries), missing, target };
   }
   if (ctx.globals.json) return printJson(out);
   process.stdout.write(

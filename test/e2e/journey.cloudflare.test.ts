@@ -1,0 +1,3 @@
+import { journeySuite } from "./suites/journey.ts";
+
+journeySuite("cloudflare");
