@@ -32,11 +32,14 @@ export function resolveRepo(input: string, cwd = process.cwd()): string {
     if (url.username || url.password) {
       throw fail("credentials in the URL are not allowed; alpine takes them from git's credential helpers");
     }
+    // git would pass a host like "-oProxyCommand=…" to ssh as an option.
+    if (url.hostname.startsWith("-")) throw fail("its host starts with '-'");
     if (url.protocol === "file:") return localRepo(decodeURIComponent(url.pathname), fail);
     if (/[\s;|&$`<>]/.test(input)) throw fail("it contains shell metacharacters");
     return url.toString().replace(/\/$/, "");
   }
-  // scp-like ssh syntax: user@host:path
+  // scp-like ssh syntax: user@host:path. A host starting with '-' would reach ssh as an option.
+  if (/^[A-Za-z0-9._-]+@-/.test(input)) throw fail("its host starts with '-'");
   if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/]/.test(input) && !input.includes("\\")) {
     if (/[\s;|&$`<>]/.test(input)) throw fail("it contains shell metacharacters");
     return input;

@@ -19,7 +19,7 @@ import type {
 } from "./ports.ts";
 import { silentProgress } from "./ports.ts";
 import { newSandboxRecord } from "./records.ts";
-import { validateBranchName } from "./refs.ts";
+import { validateBranchName, validateRef } from "./refs.ts";
 import type {
   AgentState,
   CheckpointRecord,
@@ -497,6 +497,7 @@ export class Orchestrator {
   async launch(input: LaunchInput, progress: Progress = silentProgress): Promise<LaunchResult> {
     const { config } = this.deps;
     const name = validateName(input.name);
+    if (input.ref !== undefined) validateRef(input.ref);
     const profile = input.image_profile ?? config.sandbox.image_profile;
     if (!config.sandbox.image_profiles[profile]) {
       throw new AlpineError("image_profile_unknown", `image profile '${profile}' is not configured`, {
@@ -551,6 +552,8 @@ export class Orchestrator {
         );
       }
       const at = this.now();
+      // github.branch_prefix may make a name git refuses: say so before anything is created.
+      validateBranchName(`${config.github.branch_prefix}/${name}`);
       const created = newSandboxRecord(
         {
           id: this.deps.ids.sandboxId(),
@@ -1280,6 +1283,16 @@ export class Orchestrator {
         tornDown.push(record.name);
       } catch (err) {
         kept.push({ name: record.name, reason: toAlpineError(err).reason });
+      }
+    }
+    if (!opts.dryRun) {
+      // Runtimes a provider keeps outside any sandbox (warm pools) are tidied here too.
+      for (const kind of ["local", "docker", "cloudflare"] as const) {
+        try {
+          await this.deps.provider(kind).collect?.();
+        } catch {
+          // a provider that is not available here has nothing to collect
+        }
       }
     }
     return { torn_down: tornDown, kept };

@@ -28,3 +28,18 @@ export function validateBranchName(branch: string): string {
   }
   return branch;
 }
+
+/**
+ * `--ref`: any revision git can resolve (branch, tag, commit, `refs/…`), but never an option,
+ * whitespace or a control character, and not absurdly long — checked before anything runs.
+ */
+export function validateRef(ref: string): string {
+  const shown = ref.slice(0, 100).replace(/[\u0000-\u001f\u007f]/g, "?");
+  const fail = (why: string) =>
+    new AlpineError("ref_not_found", `'${shown}' is not a usable ref: ${why}`, { ref: shown });
+  if (ref.length === 0) throw fail("it is empty");
+  if (ref.length > 255) throw fail("it is longer than 255 characters");
+  if (ref.startsWith("-")) throw fail("it starts with '-' (git would read it as an option)");
+  if (/[\u0000-\u0020\u007f]/.test(ref)) throw fail("it contains a space or a control character");
+  return ref;
+}

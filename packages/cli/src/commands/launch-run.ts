@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { openSync } from "node:fs";
 import { join } from "node:path";
-import { AlpineError, type LaunchView, validateName } from "@alpine/core";
+import { AlpineError, type LaunchView, validateName, validateRef } from "@alpine/core";
 import type { Context } from "../context.ts";
 import { bold, printJson, stderrProgress } from "../output.ts";
 import { resolveRepo } from "../repo.ts";
@@ -12,14 +12,7 @@ export async function launchCommand(ctx: Context, name: string, opts: LaunchOpti
   const config = ctx.config;
   const repoInput = opts.repo ?? config.repo.default;
   const repo = repoInput !== undefined ? resolveRepo(repoInput) : undefined;
-  if (
-    opts.ref !== undefined &&
-    (opts.ref.startsWith("-") || opts.ref.length === 0 || opts.ref.length > 255)
-  ) {
-    throw new AlpineError("ref_not_found", `'${opts.ref.slice(0, 100)}' is not a usable ref`, {
-      ref: opts.ref,
-    });
-  }
+  if (opts.ref !== undefined) validateRef(opts.ref);
   const input = {
     name,
     repo,
@@ -30,17 +23,27 @@ export async function launchCommand(ctx: Context, name: string, opts: LaunchOpti
     force_recreate: opts.forceRecreate,
   };
 
+  // Input first, before anything connects: a path on this machine is out of a remote sandbox's reach.
+  const provider = opts.provider ?? config.sandbox.provider;
+  if (provider === "cloudflare" && repo?.startsWith("/")) {
+    throw new AlpineError(
+      "repo_resolution_failed",
+      `a cloudflare sandbox clones over the network and cannot read ${repo} on this machine; pass the repository's URL`,
+      { repo },
+    );
+  }
+  if (provider === "docker" && repo?.startsWith("/")) {
+    throw new AlpineError(
+      "repo_resolution_failed",
+      `a docker sandbox clones inside its container and cannot read ${repo} on this machine; pass the repository's URL, or use --provider local`,
+      { repo },
+    );
+  }
+
   const { sandboxService } = await import("../service.ts");
   const service = await sandboxService(ctx, { provider: opts.provider });
   const progress = stderrProgress(ctx.globals);
   if (service.remote) {
-    if (repo?.startsWith("/")) {
-      throw new AlpineError(
-        "repo_resolution_failed",
-        `a cloudflare sandbox clones over the network and cannot read ${repo} on this machine; pass the repository's URL`,
-        { repo },
-      );
-    }
     // The Durable Object runs the launch; without --wait only its start is awaited.
     render(ctx, await service.launch(input, progress, { wait: opts.wait }));
     if (!opts.wait && !ctx.globals.json)
@@ -48,14 +51,6 @@ export async function launchCommand(ctx: Context, name: string, opts: LaunchOpti
         `${name}: launching in the background; follow it with \`alpine status ${name}\`\n`,
       );
     return;
-  }
-
-  if ((opts.provider ?? config.sandbox.provider) === "docker" && repo?.startsWith("/")) {
-    throw new AlpineError(
-      "repo_resolution_failed",
-      `a docker sandbox clones inside its container and cannot read ${repo} on this machine; pass the repository's URL, or use --provider local`,
-      { repo },
-    );
   }
 
   if (!opts.wait && !process.env.ALPINE_LAUNCH_DETACHED) {
