@@ -86,6 +86,12 @@ export interface Provider {
   destroy(handle: RuntimeHandle): Promise<void>;
   /** The runtime's own log lines (sandboxd and OpenCode), newest last. */
   logs(handle: RuntimeHandle, opts?: { tail?: number }): Promise<string[]>;
+  /**
+   * Housekeeping for `gc` of what the provider runs on its own, outside any
+   * sandbox (the local warm pool): removes dead, stale and excess runtimes and
+   * starts the missing ones. Optional.
+   */
+  collect?(): Promise<{ removed: string[]; started: string[] }>;
 }
 
 /** Progress of slow steps, for humans (stderr on a TTY). */
