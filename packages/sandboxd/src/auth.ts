@@ -1,6 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 const LOGIN_TTL_MS = 60_000;
+/** A UI login lasts a working day; after it `alpine open` mints a new link. */
+export const UI_SESSION_TTL_MS = 12 * 3600_000;
 const MAX_UI_SESSIONS = 200;
 
 function digest(s: string): Buffer {
@@ -85,9 +87,17 @@ export class Auth {
     return session;
   }
 
-  checkCookie(cookieHeader: string | undefined): boolean {
+  checkCookie(cookieHeader: string | undefined, now = Date.now()): boolean {
     const value = parseCookies(cookieHeader).get(this.cookieName);
-    return value !== undefined && this.sessions.has(hashKey(value));
+    if (value === undefined) return false;
+    const key = hashKey(value);
+    const since = this.sessions.get(key);
+    if (since === undefined) return false;
+    if (now - since >= UI_SESSION_TTL_MS) {
+      this.sessions.delete(key);
+      return false;
+    }
+    return true;
   }
 
   setCookie(session: string): string {
