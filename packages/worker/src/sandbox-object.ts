@@ -409,7 +409,8 @@ export class SandboxObject extends DurableObject<Env> {
   private async status(name: string, webUrl: (r: SandboxRecord) => string | null) {
     const config = await this.config();
     const o = this.orchestrator(config);
-    let record = await o.get(name);
+    // An operation that died with its object instance left a state that is no longer true: settle it first.
+    let record = await o.settle(await o.get(name));
     const probe = await o.probe(record);
     record = await o.reconcile(record, probe);
     const lease = await o.activeLease(name);
@@ -466,10 +467,11 @@ export class SandboxObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const name = this.name;
     if (!name) return;
-    let record = await this.store.get(name);
-    if (!record || !LIVE.has(record.state)) return;
     const config = await this.config();
     const o = this.orchestrator(config);
+    const stored = await this.store.get(name);
+    let record = stored ? await o.settle(stored) : null;
+    if (!record || !LIVE.has(record.state)) return;
     const now = Date.now();
     const lastActive = Math.max(this.lastActive, Date.parse(record.last_activity ?? record.updated_at) || 0);
     const idleFor = now - lastActive;

@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { api, cliConfig, gitCredentials, waitFor } from "./helpers.ts";
 
@@ -79,5 +80,36 @@ describe("a sandbox's lifecycle, enforced by the core orchestrator in its Durabl
       "tearing_down",
       "destroyed",
     ]);
+  });
+
+  it("a checkpoint corrupted in R2 is never restored: checkpoint_checksum_mismatch names the artifact; intact, it resumes", async () => {
+    const status = (await api("GET", `/v1/sandboxes/${NAME}`)).body;
+    const cp = status.durability.checkpoint_id as string;
+    const key = `sandboxes/${status.id}/${cp}/artifacts/workspace.bundle`;
+    const original = new Uint8Array(await (await env.CHECKPOINTS.get(key))!.arrayBuffer());
+    expect(new TextDecoder().decode(original.slice(0, 15))).toBe("# v2 git bundle");
+    const damaged = original.slice();
+    const at = Math.floor(damaged.length / 2);
+    damaged[at] = (damaged[at] ?? 0) ^ 0xff;
+    await env.CHECKPOINTS.put(key, damaged);
+    const refused = await api("POST", `/v1/sandboxes/${NAME}/launch`, {
+      config: cliConfig(),
+      credentials: gitCredentials(),
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({
+      reason_code: "checkpoint_checksum_mismatch",
+      details: { artifact: "workspace.bundle", checkpoint_id: cp },
+    });
+    expect((await api("GET", `/v1/sandboxes/${NAME}`)).body.state).toBe("destroyed");
+    await env.CHECKPOINTS.put(key, original);
+    const resumed = await api("POST", `/v1/sandboxes/${NAME}/launch`, {
+      config: cliConfig(),
+      credentials: gitCredentials(),
+    });
+    expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
+    expect(resumed.body).toMatchObject({ state: "running", resumed: true });
+    const diff = await api("GET", `/v1/sandboxes/${NAME}/diff`);
+    expect(diff.body.patch).toContain("+written in a container");
   });
 });
