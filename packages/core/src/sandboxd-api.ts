@@ -63,6 +63,22 @@ export const SandboxdConfigSchema = z.object({
    * `docker run -e` (its config is stored on the Docker host's disk).
    */
   env: z.record(z.string(), z.string()).optional(),
+  /**
+   * A directory where sandboxd keeps one bare object cache per repository
+   * (shared by the sandboxes of one host, guarded by a lock file), so a
+   * second clone of the same repo does not download it again. Optional: a
+   * provider without host storage (a container) leaves it out and sandboxd
+   * clones plainly.
+   */
+  repo_cache_dir: absPath.optional(),
+  /**
+   * Started ahead of any launch (warm pool): OpenCode starts at once on the
+   * empty workspace, without model credentials; `POST /v1/adopt` gives the
+   * sandbox its identity and credentials before `POST /v1/init`. Not adopted
+   * within `idle_exit_ms`, sandboxd stops by itself (a pool never leaks
+   * processes).
+   */
+  warm: z.object({ idle_exit_ms: z.number().int().min(1000) }).optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;
@@ -111,6 +127,15 @@ export const InitRequestSchema = z.object({
   credentials: GitCredentialsSchema.optional(),
 });
 export type InitRequest = z.infer<typeof InitRequestSchema>;
+
+/** POST /v1/adopt: a warm (pre-started) sandboxd becomes this sandbox. */
+export const AdoptRequestSchema = z.object({
+  sandbox_id: z.string().min(1),
+  name: z.string().min(1),
+  /** OpenCode auth.json entries, whole, keyed by provider id (written 0600, read by OpenCode on use). */
+  auth: z.record(z.string(), z.unknown()).optional(),
+});
+export type AdoptRequest = z.infer<typeof AdoptRequestSchema>;
 
 export const FileStatusSchema = z.enum(["added", "modified", "deleted", "renamed"]);
 
@@ -371,6 +396,11 @@ export class SandboxdClient {
 
   async shutdown(): Promise<void> {
     await this.json("POST", "/v1/shutdown", {}, ShutdownResponseSchema);
+  }
+
+  /** POST /v1/adopt: gives a warm sandboxd its identity and model credentials (once). */
+  adopt(body: AdoptRequest): Promise<SandboxdStatus> {
+    return this.json("POST", "/v1/adopt", body, StatusResponseSchema);
   }
 
   /**

@@ -137,6 +137,13 @@ async function main(): Promise<void> {
     workspace_dir: config.workspace_dir,
   });
   process.stdout.write(JSON.stringify({ event: "listening", port, pid: process.pid }) + "\n");
+  if (config.warm) {
+    // A warm-pool runtime: OpenCode boots now; one nobody adopts goes away by itself.
+    sandbox.warmStart();
+    setTimeout(() => {
+      if (!sandbox.adopted) void shutdown("warm sandboxd was not adopted in time");
+    }, config.warm.idle_exit_ms).unref();
+  }
 }
 
 void main();

@@ -97,6 +97,10 @@ export class OpencodeSupervisor extends EventEmitter {
   private inner: { child: ChildProcess; pid: number } | null = null;
   /** Set once the first start succeeded: from then on exits are restarted. */
   private supervising = false;
+  /** The first start in flight: a second caller (init after a warm start) waits for the same one. */
+  private starting: Promise<void> | null = null;
+  /** Extra host paths visible read-only inside bubblewrap (a repo's object cache). */
+  private readonly readOnly: string[] = [];
 
   constructor(private readonly opts: OpencodeOptions) {
     super();
@@ -135,7 +139,16 @@ export class OpencodeSupervisor extends EventEmitter {
     const o = this.opts;
     for (const d of [o.home, o.tmp, ...Object.values(this.xdg())])
       mkdirSync(d, { recursive: true, mode: 0o700 });
-    const authFile = join(o.home, ".local", "share", "opencode", "auth.json");
+    this.writeAuth(o.auth ?? {});
+  }
+
+  /**
+   * Merges entries into OpenCode's auth.json (0600). OpenCode reads it when a
+   * provider is first used, not at start (checked in docs/opencode.md), so a
+   * warm OpenCode gets its credentials only when a launch adopts it.
+   */
+  writeAuth(auth: Record<string, unknown>): void {
+    const authFile = join(this.opts.home, ".local", "share", "opencode", "auth.json");
     mkdirSync(dirname(authFile), { recursive: true, mode: 0o700 });
     let existing: Record<string, unknown> = {};
     try {
@@ -143,8 +156,24 @@ export class OpencodeSupervisor extends EventEmitter {
     } catch {
       // none yet
     }
-    writeFileSync(authFile, JSON.stringify({ ...existing, ...(o.auth ?? {}) }, null, 2), { mode: 0o600 });
+    writeFileSync(authFile, JSON.stringify({ ...existing, ...auth }, null, 2), { mode: 0o600 });
     chmodSync(authFile, 0o600);
+  }
+
+  /**
+   * Makes a host path readable inside bubblewrap even under a mask (the
+   * repo's object cache the workspace borrows objects from). Only before the
+   * first start: the mounts of a running OpenCode cannot change.
+   */
+  keepReadOnly(path: string): boolean {
+    if (this.started) return false;
+    this.readOnly.push(path);
+    return true;
+  }
+
+  /** Whether OpenCode was started (or is starting): its bubblewrap mounts are fixed from then on. */
+  get started(): boolean {
+    return this.starting !== null || this.supervising;
   }
 
   private xdg(): Record<string, string> {
@@ -197,7 +226,13 @@ export class OpencodeSupervisor extends EventEmitter {
     const o = this.opts;
     const serve = ["serve", "--hostname", "127.0.0.1", "--port", String(port)];
     if (o.isolation === "bubblewrap") {
-      const layout = { workspace: o.workspace, home: o.home, tmp: o.tmp, mask: o.mask, keep: [o.bin] };
+      const layout = {
+        workspace: o.workspace,
+        home: o.home,
+        tmp: o.tmp,
+        mask: o.mask,
+        keep: [o.bin, ...this.readOnly],
+      };
       return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", o.bin, ...serve] };
     }
     // Outside bubblewrap nothing kills OpenCode if sandboxd dies; setpriv's parent-death signal does.
@@ -206,9 +241,22 @@ export class OpencodeSupervisor extends EventEmitter {
     return { cmd: o.bin, args: serve };
   }
 
-  /** First start: resolves when OpenCode listens; throws agent_start_failed. Afterwards it is supervised. */
-  async start(): Promise<void> {
-    if (this.supervising) return;
+  /**
+   * First start: resolves when OpenCode listens (its `listening` line, no
+   * polling); throws agent_start_failed. Afterwards it is supervised. Callers
+   * during a start share it (a warm sandbox starts OpenCode before init).
+   */
+  start(): Promise<void> {
+    if (this.supervising) return Promise.resolve();
+    if (!this.starting) {
+      this.starting = this.firstStart().finally(() => {
+        this.starting = null;
+      });
+    }
+    return this.starting;
+  }
+
+  private async firstStart(): Promise<void> {
     this.stopping = false;
     // Two more tries: the free port we picked may have been taken before OpenCode bound it.
     for (let attempt = 1; ; attempt++) {

@@ -3,7 +3,9 @@ import type { IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AlpineError, type ErrorJson, toAlpineError } from "../../core/src/errors.ts";
+import { validateName } from "../../core/src/names.ts";
 import type {
+  AdoptRequest,
   CheckpointArtifactName,
   CheckpointManifestData,
   CheckpointRequest,
@@ -25,6 +27,7 @@ import type { Logger } from "./log.ts";
 import { OpencodeSupervisor } from "./opencode.ts";
 import { packOpencodeData, unpackOpencodeData } from "./opencode-data.ts";
 import { killRunning } from "./proc.ts";
+import { type CacheUse, RepoCache } from "./repo-cache.ts";
 import { Workspace, type WorkspaceStatus } from "./workspace.ts";
 
 export interface RestorePlan {
@@ -54,6 +57,13 @@ export class Sandbox {
   readonly opencode: OpencodeSupervisor;
   readonly agent: AgentTracker;
   readonly checkpoints: CheckpointDir;
+  /** The host's shared per-repo object caches, when the provider offers them. */
+  readonly repoCache: RepoCache | null;
+  /** Who this sandbox is: from the config, or from the launch that adopted a warm sandboxd. */
+  sandboxId: string;
+  name: string;
+  /** A warm sandboxd was taken by a launch (POST /v1/adopt). */
+  adopted = false;
   private readonly shadowDir: string;
   private listenPort = 0;
   /** The one checkpoint/export/restore (or restore upload) running now. */
@@ -89,6 +99,44 @@ export class Sandbox {
     });
     this.agent = new AgentTracker(this.opencode, config.opencode.model, log);
     this.checkpoints = new CheckpointDir(checkpointDirOf(config));
+    this.repoCache = config.repo_cache_dir ? new RepoCache(config.repo_cache_dir, this.git, log) : null;
+    this.sandboxId = config.sandbox_id;
+    this.name = config.name;
+  }
+
+  /**
+   * Warm pool: OpenCode starts now, on the still empty workspace. Nothing asks
+   * it about the workspace until init has checked it out (health probes are
+   * global; the event stream waits for agent.enable()), so it then opens the
+   * cloned repo as if it had started there (checked in docs/opencode.md).
+   */
+  warmStart(): void {
+    this.opencode.prepare();
+    this.opencode.start().catch((err: unknown) => {
+      this.log.warn("warm opencode did not start; init will try again", {
+        error: String((err as Error).message ?? err),
+      });
+    });
+  }
+
+  /** POST /v1/adopt: a warm sandboxd becomes the launching sandbox (once). */
+  async adopt(req: AdoptRequest): Promise<SandboxdStatus> {
+    if (!this.config.warm) {
+      throw new AlpineError("usage_invalid", "this sandboxd was not started warm; there is nothing to adopt");
+    }
+    if (this.adopted) {
+      throw new AlpineError("sandbox_identity_conflict", "this warm sandboxd was already adopted", {
+        sandbox_id: this.sandboxId,
+      });
+    }
+    validateName(req.name);
+    for (const secret of allStrings(req.auth)) this.log.addSecret(secret);
+    this.opencode.writeAuth(req.auth ?? {});
+    this.sandboxId = req.sandbox_id;
+    this.name = req.name;
+    this.adopted = true;
+    this.log.info("adopted", { sandbox_id: req.sandbox_id, name: req.name });
+    return this.status();
   }
 
   setListenPort(port: number): void {
@@ -104,9 +152,7 @@ export class Sandbox {
   /** Validates an init request before anything runs; returns what to do. */
   async plan(req: InitRequest): Promise<InitPlan | "ready"> {
     const repo = resolveRepo(req.repo);
-    const branch = await this.git.checkBranch(
-      req.branch ?? `${this.config.branch_prefix}/${this.config.name}`,
-    );
+    const branch = await this.git.checkBranch(req.branch ?? `${this.config.branch_prefix}/${this.name}`);
     if (req.ref !== undefined) checkRef(req.ref);
     if (req.credentials && /[\n\0]/.test(req.credentials.username + req.credentials.password)) {
       throw new AlpineError("usage_invalid", "credentials must not contain newlines or NUL characters");
@@ -115,6 +161,9 @@ export class Sandbox {
       throw new AlpineError("operation_in_progress", `the sandbox is ${this.phase.replace("_", " ")}`, {
         phase: this.phase,
       });
+    }
+    if (this.config.warm && !this.adopted) {
+      throw new AlpineError("usage_invalid", "a warm sandboxd must be adopted (POST /v1/adopt) before init");
     }
     if (this.operation === "upload" || this.operation === "restore") {
       throw new AlpineError("operation_in_progress", "a restore is being prepared", {
@@ -147,18 +196,27 @@ export class Sandbox {
     this.error = null;
     try {
       setPhase("cloning");
+      const reused = this.workspace.loadMeta();
+      const cache = reused ? null : this.useRepoCache(plan);
       this.opencode.prepare();
       // OpenCode boots (≈1-2 s) while git clones: it reads nothing from the workspace until
       // the first request for it, and none is made before the checkout exists (the event
-      // subscription waits for agent.enable(), the UI proxy for phase ready).
+      // subscription waits for agent.enable(), the UI proxy for phase ready). A warm
+      // sandboxd started it already; this joins that start.
       const started = this.opencode.start();
       started.catch(() => {});
-      const reused = this.workspace.loadMeta();
       if (reused) {
         this.log.info("reusing the existing workspace", { base_commit: reused.base_commit });
       } else {
         try {
-          await this.workspace.clone(plan.repo, plan.ref, plan.branch, plan.credentials);
+          const use = cache ? await cache.ready : null;
+          await this.workspace.clone(
+            plan.repo,
+            plan.ref,
+            plan.branch,
+            plan.credentials,
+            use && cache ? { reference: use.dir, dissociate: cache.dissociate } : undefined,
+          );
         } catch (err) {
           await this.opencode.stop();
           await started.catch(() => {});
@@ -182,6 +240,30 @@ export class Sandbox {
     }
   }
 
+  /**
+   * Starts refreshing the repo's object cache (concurrently with OpenCode's
+   * start). Under bubblewrap the agent's git must read the borrowed objects,
+   * so the cache is mounted read-only for OpenCode, which is only possible
+   * before OpenCode starts; a warm sandboxd (already started) copies the
+   * objects in instead (--dissociate). Never fails the launch.
+   */
+  private useRepoCache(plan: InitPlan): { ready: Promise<CacheUse | null>; dissociate: boolean } | null {
+    const cache = this.repoCache;
+    if (!cache) return null;
+    try {
+      const dir = cache.reserve(plan.repo);
+      const visible = this.config.isolation !== "bubblewrap" || this.opencode.keepReadOnly(dir);
+      const ready = cache.refresh(plan.repo, plan.credentials).catch((err: unknown) => {
+        this.log.warn("repo cache unavailable", { error: String((err as Error).message ?? err) });
+        return null;
+      });
+      return { ready, dissociate: !visible };
+    } catch (err) {
+      this.log.warn("repo cache unavailable", { error: String((err as Error).message ?? err) });
+      return null;
+    }
+  }
+
   private async workspaceStatus(): Promise<WorkspaceStatus | null> {
     try {
       return await this.workspace.status();
@@ -195,8 +277,8 @@ export class Sandbox {
     const workspace = ws === undefined ? await this.workspaceStatus() : ws;
     const oc = this.opencode;
     return {
-      sandbox_id: this.config.sandbox_id,
-      name: this.config.name,
+      sandbox_id: this.sandboxId,
+      name: this.name,
       phase: this.phase,
       error: this.error,
       workspace,
@@ -264,7 +346,7 @@ export class Sandbox {
       const manifest: CheckpointManifestData = {
         schema_version: 1,
         checkpoint_id: req.checkpoint_id,
-        sandbox_id: this.config.sandbox_id,
+        sandbox_id: this.sandboxId,
         created_at: req.created_at,
         branch: snap.branch,
         base_commit: meta.base_commit,
@@ -365,6 +447,12 @@ export class Sandbox {
 
   /** Only a fresh sandbox (booting, or failed before it had a workspace) takes a restore. */
   private requireRestorable(): void {
+    if (this.config.warm && !this.adopted) {
+      throw new AlpineError(
+        "usage_invalid",
+        "a warm sandboxd must be adopted (POST /v1/adopt) before a restore",
+      );
+    }
     if (this.phase === "cloning" || this.phase === "starting_agent" || this.phase === "restoring") {
       throw new AlpineError("operation_in_progress", `the sandbox is ${this.phase.replace("_", " ")}`, {
         phase: this.phase,
@@ -473,7 +561,8 @@ export class Sandbox {
     let started: Promise<void> | null = null;
     try {
       setPhase("restoring");
-      // OpenCode's sessions first: it reads its database when it starts.
+      // OpenCode's sessions first: it reads its database when it starts (a warm one is stopped).
+      if (this.opencode.started) await this.opencode.stop();
       const data = plan.files["opencode-data.tar.gz"];
       if (data) await unpackOpencodeData(this.config.home_dir, data);
       this.opencode.prepare();
@@ -539,4 +628,12 @@ export class Sandbox {
     await this.opencode.stop();
     rmSync(this.shadowDir, { recursive: true, force: true });
   }
+}
+
+/** Every string inside a value (auth entries: all of them are secret). */
+function allStrings(value: unknown, out: string[] = []): string[] {
+  if (typeof value === "string") out.push(value);
+  else if (Array.isArray(value)) for (const v of value) allStrings(v, out);
+  else if (value && typeof value === "object") for (const v of Object.values(value)) allStrings(v, out);
+  return out;
 }

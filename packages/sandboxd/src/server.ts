@@ -7,6 +7,7 @@ import type { z } from "zod";
 import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
 import type { ReasonCode } from "../../core/src/reasons.ts";
 import {
+  AdoptRequestSchema,
   CheckpointRequestSchema,
   ExportRequestSchema,
   type InitEvent,
@@ -158,6 +159,8 @@ export function createApi(deps: ApiDeps): Server {
         return sendJson(res, 200, await sandbox.status());
       case "POST /v1/init":
         return init(req, res);
+      case "POST /v1/adopt":
+        return sendJson(res, 200, await sandbox.adopt(await readJson(req, AdoptRequestSchema)));
       case "POST /v1/task": {
         const body = await readJson(req, TaskRequestSchema);
         sandbox.requireReady();
@@ -226,6 +229,7 @@ export function createApi(deps: ApiDeps): Server {
     const known = [
       "/v1/status",
       "/v1/init",
+      "/v1/adopt",
       "/v1/task",
       "/v1/diff",
       "/v1/login",
@@ -320,7 +324,8 @@ export function createApi(deps: ApiDeps): Server {
     ) {
       return sendJson(res, 404, new AlpineError("usage_invalid", "not found").toJSON());
     }
-    const nonce = decodeURIComponent(path.slice("/internal/credential/".length));
+    // A malformed escape is no nonce (not a 500).
+    const nonce = segment(path.slice("/internal/credential/".length));
     const attrs = await readBody(req, 64 * 1024);
     const creds = sandbox.broker.lookup(nonce, attrs);
     if (!creds) {

@@ -151,22 +151,45 @@ export class Workspace {
     ref: string | undefined,
     branch: string,
     credentials: GitCredentials | undefined,
+    cache?: { reference: string; dissociate: boolean },
   ): Promise<WorkspaceMeta> {
     if (ref !== undefined) checkRef(ref);
     mkdirSync(this.dir, { recursive: true });
     this.clearUnfinished();
 
     const creds = credentials ?? repo.urlCredentials;
-    // Give up on a transfer slower than 1 KB/s for a minute rather than hang.
-    const args = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"];
-    args.push("clone", "--no-checkout", "--origin", "origin");
-    if (repo.local) args.push("--no-hardlinks");
-    args.push("--", repo.url, this.dir);
-    const res = await this.git.run(args, {
-      cwd: dirname(this.dir),
-      timeoutMs: 60 * 60_000,
-      credentials: creds && repo.target ? { credentials: creds, target: repo.target } : undefined,
-    });
+    const cloneArgs = (reference: typeof cache) => {
+      // Give up on a transfer slower than 1 KB/s for a minute rather than hang.
+      const args = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"];
+      args.push("clone", "--no-checkout", "--origin", "origin");
+      if (reference) {
+        // Objects the cache has are borrowed (objects/info/alternates), not downloaded again;
+        // --dissociate copies them in when the agent could not read the cache. A local path
+        // goes through git's transport (--no-local) so the reference is honoured.
+        args.push("--reference", reference.reference);
+        if (reference.dissociate) args.push("--dissociate");
+        if (repo.local) args.push("--no-local");
+      } else if (repo.local) {
+        args.push("--no-hardlinks");
+      }
+      args.push("--", repo.url, this.dir);
+      return args;
+    };
+    const runClone = (reference: typeof cache) =>
+      this.git.run(cloneArgs(reference), {
+        cwd: dirname(this.dir),
+        timeoutMs: 60 * 60_000,
+        credentials: creds && repo.target ? { credentials: creds, target: repo.target } : undefined,
+      });
+    let res = await runClone(cache);
+    if (res.code !== 0 && cache) {
+      // A damaged cache must not make the launch fail: clone as if there were none.
+      this.log.warn("clone with the repo cache failed; cloning without it", {
+        error: firstLine(res.stderr),
+      });
+      this.clearUnfinished();
+      res = await runClone(undefined);
+    }
     if (res.code !== 0) {
       this.clearUnfinished();
       const reason = cloneFailureReason(res.stderr);
