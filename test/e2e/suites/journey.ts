@@ -207,8 +207,17 @@ export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
         expect(resp?.status()).toBeLessThan(400);
         // A real element of OpenCode's app: the login lands on the agent's session, with its prompt box.
         // Generous: on a loaded 2-core machine the app can take a while to load its bundle.
-        await page.waitForSelector(UI_READY_SELECTOR, { timeout: 60_000 });
         mkdirSync(join(process.cwd(), "test-results"), { recursive: true });
+        const failed: string[] = [];
+        page.on("requestfailed", (q) => failed.push(`${q.url()} ${q.failure()?.errorText}`));
+        page.on("response", (q) => q.status() >= 400 && failed.push(`${q.url()} ${q.status()}`));
+        await page.waitForSelector(UI_READY_SELECTOR, { timeout: 60_000 }).catch(async (err) => {
+          // What the browser showed instead, for whoever reads the failure.
+          await page.screenshot({
+            path: join(process.cwd(), "test-results", `opencode-ui-${kind}-failed.png`),
+          });
+          throw new Error(`${String(err)}\nat ${page.url()}\nfailed requests:\n${failed.join("\n")}`);
+        });
         const shot = join(process.cwd(), "test-results", `opencode-ui-${kind}.png`);
         await page.screenshot({ path: shot });
         expect(statSync(shot).size).toBeGreaterThan(5_000);
