@@ -307,6 +307,9 @@ describe("docs/json-contract.md", () => {
     error: "## The error object",
     "auth-sync": "### auth sync",
     "config-show": "### config show",
+    "image-build": "### image build",
+    "cloud-dev": "### cloud dev",
+    "cloud-deploy": "### cloud deploy",
   };
 
   it.each(Object.keys(OUTPUT_SCHEMAS))("documents every top-level key of the %s output", (name) => {

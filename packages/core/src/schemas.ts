@@ -272,6 +272,22 @@ export const ImageBuildOutputSchema = z.object({
   duration_ms: z.number().int(),
 });
 
+export const CloudDevOutputSchema = z.object({
+  url: z.string().describe("the control plane, on 127.0.0.1"),
+  container_host: z.string().describe("the container host that runs sandboxd processes in place of Containers"),
+  state_dir: z.string().describe("where workerd keeps Durable Object storage and R2"),
+  pid: z.number().int(),
+});
+
+export const CloudDeployOutputSchema = z.object({
+  dry_run: z.boolean(),
+  ok: z.boolean(),
+  checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
+  not_checked: z.array(z.string()).describe("what could not be checked offline"),
+  deployed: z.boolean(),
+  url: z.string().nullable().describe("the deployed Worker's workers.dev URL"),
+});
+
 export const AuthSyncOutputSchema = z.object({
   providers: z.array(z.string()),
   missing: z.array(z.string()),
@@ -320,4 +336,6 @@ export const OUTPUT_SCHEMAS = {
   doctor: DoctorOutputSchema,
   logs: LogsOutputSchema,
   "image-build": ImageBuildOutputSchema,
+  "cloud-dev": CloudDevOutputSchema,
+  "cloud-deploy": CloudDeployOutputSchema,
 } as const;

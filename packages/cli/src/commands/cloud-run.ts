@@ -8,6 +8,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
@@ -218,6 +219,8 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
 // ---------------------------------------------------------------------------
 // deploy
 
+const stripAnsi = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, "");
+
 interface Check {
   name: string;
   ok: boolean;
@@ -303,6 +306,17 @@ export function checkWranglerConfig(dir: string, config: WranglerConfig): Check[
       add(`profile ${profile}`, false, `binding ${binding} has no Durable Object class with a container`);
       continue;
     }
+    const types = ["lite", "basic", "standard-1", "standard-2", "standard-3", "standard-4"];
+    const it = container.instance_type;
+    const typeOk = it === undefined || (typeof it === "string" ? types.includes(it) : typeof it === "object");
+    if (!typeOk || !(Number.isInteger(container.max_instances) && (container.max_instances ?? 0) > 0)) {
+      add(
+        `profile ${profile}`,
+        false,
+        `${cls}: instance_type must be one of ${types.join(", ")} (or {vcpu, memory_mib, disk_mb}) and max_instances a positive integer`,
+      );
+      continue;
+    }
     const dockerfile = resolve(dir, container.image);
     const context = resolve(dir, container.image_build_context ?? dirname(container.image));
     add(
@@ -371,7 +385,18 @@ export async function cloudDeployCommand(ctx: Context, opts: { dryRun: boolean }
     progress.step("bundling the Worker (wrangler deploy --dry-run, offline)");
     const env = wranglerEnv(base, {});
     const outdir = join(base, "bundle");
-    const dry = await run(["deploy", "--dry-run", "--outdir", outdir, "--config", configPath], env);
+    // wrangler's dry run builds container images with Docker; the image is checked above and built
+    // by the real deploy, so the dry run bundles and checks the Worker from a copy without `containers`.
+    const dryConfig = join(dir, ".wrangler-dry-run.json");
+    const { containers: _containers, ...withoutContainers } = config as WranglerConfig &
+      Record<string, unknown>;
+    writeFileSync(
+      dryConfig,
+      JSON.stringify({ ...withoutContainers, main: resolve(dir, config.main ?? "src/index.ts") }),
+    );
+    const dry = await run(["deploy", "--dry-run", "--outdir", outdir, "--config", dryConfig], env).finally(
+      () => rmSync(dryConfig, { force: true }),
+    );
     const bundle = join(outdir, "index.js");
     const bundled = dry.code === 0 && existsSync(bundle);
     checks.push({
@@ -379,12 +404,12 @@ export async function cloudDeployCommand(ctx: Context, opts: { dryRun: boolean }
       ok: bundled,
       detail: bundled
         ? `${(statSync(bundle).size / 1024).toFixed(0)} KiB, bindings checked by wrangler`
-        : dry.output.trim().split("\n").slice(-8).join(" | "),
+        : stripAnsi(dry.output).trim().split("\n").filter(Boolean).slice(-8).join(" | "),
     });
     notChecked.push(
       "Cloudflare account, API token and workers.dev subdomain (needs the network)",
       "that the R2 bucket exists (created by a real deploy if missing)",
-      "the container image build (needs Docker; wrangler builds and pushes it on a real deploy)",
+      "the container image build (needs Docker: wrangler builds and pushes it on a real deploy; `alpine image build` builds the same Dockerfile locally)",
       "Containers availability on your plan (Workers Paid) and instance_type limits",
     );
     const failed = checks.filter((c) => !c.ok);
@@ -395,21 +420,26 @@ export async function cloudDeployCommand(ctx: Context, opts: { dryRun: boolean }
         checks,
         not_checked: notChecked,
         deployed: false,
+        url: null,
       };
-      if (ctx.globals.json) printJson(out);
-      else {
-        for (const c of checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}\n`);
-        process.stdout.write(`not checked offline:\n${notChecked.map((n) => `  - ${n}`).join("\n")}\n`);
-      }
       if (failed.length > 0) {
+        // One JSON document: the error, with every check in its details.
+        if (!ctx.globals.json) {
+          for (const c of checks) process.stderr.write(`${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}\n`);
+        }
         throw new AlpineError(
           "config_invalid",
           `the deployment is not ready: ${failed.map((c) => c.name).join(", ")}`,
           {
             failed: failed.map((c) => ({ name: c.name, detail: c.detail })),
+            checks,
+            not_checked: notChecked,
           },
         );
       }
+      if (ctx.globals.json) return printJson(out);
+      for (const c of checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}\n`);
+      process.stdout.write(`not checked offline:\n${notChecked.map((n) => `  - ${n}`).join("\n")}\n`);
       return;
     }
     const cloudEnv = wranglerEnv(base, {});
