@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import {
   appendFileSync,
+  lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -17,43 +18,83 @@ import { CLI, type CliResult, ROOT } from "../helpers/cli.ts";
 
 export { CLI, ROOT };
 
-let faultCli: Promise<string> | undefined;
+const CACHE = join(ROOT, "node_modules", ".cache", "alpine-test", `reliability-${process.pid}`);
+const BANNER = {
+  js: "import { createRequire as __alpineCreateRequire } from 'node:module'; const require = __alpineCreateRequire(import.meta.url);",
+};
+let built: Promise<{ prod: string; faults: string }> | undefined;
 
 /**
- * The CLI bundled like scripts/build.mjs, but with `__ALPINE_FAULTS__ = true`, so it honours
- * ALPINE_FAULT_AT / ALPINE_FAULT_ACTION (packages/cli/src/faults.ts). It lives under
- * node_modules/.cache, one per test process, and is never what `npm ci` builds.
+ * Private bundles of the CLI and sandboxd, built from the sources like scripts/build.mjs does,
+ * under node_modules/.cache (one set per test process, removed at exit):
+ *
+ *   node_modules/@alpine/sandboxd/dist/   sandboxd + its git credential helper (found by the CLI's
+ *                                         require.resolve before the workspace package)
+ *   cli-prod/alpine.js                    `__ALPINE_FAULTS__ = false`, as `npm ci` builds it
+ *   cli-faults/alpine.js                  `__ALPINE_FAULTS__ = true`: honours ALPINE_FAULT_AT /
+ *                                         ALPINE_FAULT_ACTION (packages/cli/src/faults.ts)
+ *
+ * Private, so a `npm run build` elsewhere (which empties packages/<name>/dist) cannot pull the
+ * ground from under a running test; opencode-ai and better-sqlite3 resolve from the repo.
  */
-export function buildFaultCli(): Promise<string> {
-  faultCli ??= (async () => {
-    const outdir = join(ROOT, "node_modules", ".cache", "alpine-test", `cli-faults-${process.pid}`);
-    rmSync(outdir, { recursive: true, force: true });
-    await build({
-      entryPoints: { alpine: join(ROOT, "packages/cli/src/main.ts") },
-      outdir,
+export function buildClis(): Promise<{ prod: string; faults: string }> {
+  built ??= (async () => {
+    rmSync(CACHE, { recursive: true, force: true });
+    process.once("exit", () => rmSync(CACHE, { recursive: true, force: true }));
+    const common = {
       bundle: true,
-      splitting: true,
-      chunkNames: "chunks/[name]-[hash]",
-      platform: "node",
+      platform: "node" as const,
       target: "node20",
-      format: "esm",
-      logLevel: "warning",
+      format: "esm" as const,
+      logLevel: "warning" as const,
       external: ["better-sqlite3", "opencode-ai", "playwright-core"],
-      define: { __ALPINE_FAULTS__: "true" },
-      banner: {
-        js: "import { createRequire as __alpineCreateRequire } from 'node:module'; const require = __alpineCreateRequire(import.meta.url);",
-      },
-    });
-    process.once("exit", () => rmSync(outdir, { recursive: true, force: true }));
-    return join(outdir, "alpine.js");
+      banner: BANNER,
+    };
+    const sandboxd = join(CACHE, "node_modules", "@alpine", "sandboxd");
+    mkdirSync(sandboxd, { recursive: true });
+    writeFileSync(
+      join(sandboxd, "package.json"),
+      JSON.stringify({
+        name: "@alpine/sandboxd",
+        type: "module",
+        exports: { "./package.json": "./package.json" },
+      }),
+    );
+    const cli = (define: string, dir: string) =>
+      build({
+        ...common,
+        entryPoints: { alpine: join(ROOT, "packages/cli/src/main.ts") },
+        outdir: join(CACHE, dir),
+        splitting: true,
+        chunkNames: "chunks/[name]-[hash]",
+        define: { __ALPINE_FAULTS__: define },
+      });
+    await Promise.all([
+      build({
+        ...common,
+        entryPoints: {
+          sandboxd: join(ROOT, "packages/sandboxd/src/main.ts"),
+          "git-credential": join(ROOT, "packages/sandboxd/src/git-credential.ts"),
+        },
+        outdir: join(sandboxd, "dist"),
+      }),
+      cli("false", "cli-prod"),
+      cli("true", "cli-faults"),
+    ]);
+    return { prod: join(CACHE, "cli-prod", "alpine.js"), faults: join(CACHE, "cli-faults", "alpine.js") };
   })();
-  return faultCli;
+  return built;
+}
+
+/** The CLI with the fault hook (see buildClis). */
+export async function buildFaultCli(): Promise<string> {
+  return (await buildClis()).faults;
 }
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** The CLI entry to run: the production bin (default) or the fault bundle. */
+  /** The CLI entry to run; default: the private production bundle (see buildClis). */
   bin?: string;
   timeoutMs?: number;
 }
@@ -78,9 +119,10 @@ function result(code: number, stdout: string, stderr: string): CliResult {
 }
 
 /** Runs the CLI to its end. */
-export function run(args: string[], opts: RunOptions = {}): Promise<CliResult> {
+export async function run(args: string[], opts: RunOptions = {}): Promise<CliResult> {
+  const bin = opts.bin ?? (await buildClis()).prod;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [opts.bin ?? CLI, ...args], {
+    const child = spawn(process.execPath, [bin, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: childEnv(opts.env),
       stdio: ["ignore", "pipe", "pipe"],
@@ -186,6 +228,41 @@ export function show(value: string, max = 60): string {
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
   return escaped.length > max ? `${escaped.slice(0, max - 12)}… (${value.length} chars)` : escaped;
+}
+
+// ---------------------------------------------------------------------------
+// Secret scans.
+
+/** Regular files under dir; symlinks are never followed (a link's target is not the dir's content). */
+export function regularFilesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    let entries: string[];
+    try {
+      entries = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const name of entries) {
+      const p = join(d, name);
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (st?.isDirectory()) walk(p);
+      else if (st?.isFile()) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Files under dir (symlinks not followed) whose bytes contain a secret, except those `allow` names. */
+export function secretHits(dir: string, secrets: string[], allow: (path: string) => boolean = () => false) {
+  const hits: { path: string; secret: string }[] = [];
+  for (const path of regularFilesUnder(dir)) {
+    if (allow(path)) continue;
+    const bytes = readFileSync(path);
+    for (const s of secrets) if (bytes.includes(s)) hits.push({ path, secret: s.slice(0, 8) });
+  }
+  return hits;
 }
 
 // ---------------------------------------------------------------------------
