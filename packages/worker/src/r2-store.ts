@@ -201,9 +201,9 @@ export class R2CheckpointStore implements CheckpointStore {
 /**
  * What can be checked of a git bundle without git (workerd runs no
  * processes): its header names the sandbox branch at the manifest's head and
- * the checkpoint ref at its commit. The pack itself is covered by the sha256
- * (sandboxd ran `git bundle verify` before hashing) and checked again by git
- * inside the sandbox before a restore.
+ * the checkpoint ref at its commit. The pack is covered by the sha256 taken
+ * when sandboxd wrote it, and read by git inside the sandbox on a restore
+ * (which checks the head and checkpoint commits against the manifest).
  */
 export function bundleHeaderProblem(head: Uint8Array, manifest: CheckpointManifest): string | null {
   const text = new TextDecoder("latin1").decode(head);
