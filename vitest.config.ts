@@ -16,7 +16,8 @@ export default defineConfig({
           // The control plane's tests run inside workerd: their own project below.
           exclude: ["packages/worker/**", "**/node_modules/**"],
           // A Docker daemon and the sandbox image for the docker-provider tests (skipped without Docker, except in CI).
-          globalSetup: ["test/setup/docker.ts"],
+          // docs/reliability.md is generated from the rows the reliability tests record.
+          globalSetup: ["test/setup/docker.ts", "test/reliability/global-setup.ts"],
         },
       },
       "packages/worker/vitest.config.ts",
