@@ -1,11 +1,11 @@
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
-  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -130,7 +130,8 @@ export function filesUnder(dir: string): string[] {
     }
     for (const name of entries) {
       const p = join(d, name);
-      const st = statSync(p, { throwIfNoEntry: false });
+      // lstat: a symlink (say, one the agent planted towards a host file) is not followed.
+      const st = lstatSync(p, { throwIfNoEntry: false });
       if (!st) continue;
       if (st.isDirectory()) walk(p);
       else if (st.isFile()) out.push(p);
