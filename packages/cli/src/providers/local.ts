@@ -1,11 +1,13 @@
 import { spawn } from "node:child_process";
 import {
   existsSync,
+  lstatSync,
   mkdirSync,
   readFileSync,
   readlinkSync,
   realpathSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { homedir } from "node:os";
@@ -25,6 +27,7 @@ import { thisHost } from "../context.ts";
 import { sandboxDir } from "../paths.ts";
 import { opencodeBinary, sandboxdEntry } from "../runtime-paths.ts";
 import { resolveIsolation } from "./isolation.ts";
+import type { PoolEntry } from "./pool.ts";
 
 interface LocalHandle {
   dir: string;
@@ -32,6 +35,8 @@ interface LocalHandle {
   port?: number;
   url?: string;
   isolation?: "bubblewrap" | "none";
+  /** Set by create() when the sandbox took a warm runtime from the pool; start() adopts it. */
+  warm?: string;
 }
 
 const START_TIMEOUT_MS = 20_000;
@@ -120,7 +125,17 @@ export class LocalProvider implements Provider {
   }
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
-    const dir = sandboxDir(this.ctx.home, spec.sandbox_id);
+    const home = this.ctx.home;
+    const pool = await import("./pool.ts");
+    if (spec.config.sandbox.warm_pool > 0 && !pathExists(sandboxDir(home, spec.sandbox_id))) {
+      // A new sandbox: take a warm runtime if the pool has one started the way this launch would.
+      const entry = pool.claim(home, spec.sandbox_id, await this.warmFingerprint(spec), (e) =>
+        this.killWarm(e),
+      );
+      if (entry) return { dir: entry.dir, warm: entry.id } satisfies LocalHandle;
+    }
+    // A sandbox that once adopted a warm runtime lives on at that runtime's path.
+    const dir = pool.resolveSandboxDir(home, spec.sandbox_id);
     for (const sub of ["workspace", "home", "tmp", "logs"])
       mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
     const tokenFile = join(dir, "token");
@@ -133,13 +148,16 @@ export class LocalProvider implements Provider {
 
   async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
     const h = asLocal(handle);
-    const opencode = opencodeBinary();
-    if (!opencode) {
-      throw new AlpineError(
-        "provider_unavailable",
-        "OpenCode is not installed (npm dependency opencode-ai)",
-        {},
-      );
+    // Whatever this launch does, the pool is topped up once it is over (not before: a warm
+    // OpenCode booting now would slow this launch down on a small machine).
+    if (spec.config.sandbox.warm_pool > 0) this.refillAtExit(spec);
+    if (h.warm) {
+      const adopted = await this.adoptWarm(h, spec).catch((err: unknown) => {
+        // Never worse than a cold start: drop the warm runtime and start one here.
+        process.stderr.write(`warning: could not adopt a warm runtime (${String(err)}); starting one\n`);
+        return null;
+      });
+      if (adopted) return adopted;
     }
     const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, (m) =>
       process.stderr.write(`warning: ${m}\n`),
@@ -148,20 +166,8 @@ export class LocalProvider implements Provider {
     // A sandboxd of this dir nobody recorded (its launcher died) must not run beside the new one.
     await this.stop({ dir: h.dir });
     const config = {
-      sandbox_id: spec.sandbox_id,
-      name: spec.name,
-      token,
-      host: "127.0.0.1",
-      port: 0,
-      workspace_dir: join(h.dir, "workspace"),
-      home_dir: join(h.dir, "home"),
-      tmp_dir: join(h.dir, "tmp"),
-      log_file: join(h.dir, "logs", "sandboxd.log"),
-      isolation,
-      mask_paths: credentialDirs(this.ctx.home),
-      opencode_bin: opencode,
+      ...this.sandboxdConfig(h.dir, spec, isolation, token),
       opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config, auth: spec.auth },
-      branch_prefix: spec.config.github.branch_prefix,
     };
     const child = spawn(process.execPath, [sandboxdEntry()], {
       cwd: h.dir,
@@ -223,6 +229,177 @@ export class LocalProvider implements Provider {
     return { dir: h.dir, pid: listening.pid, port: listening.port, url, isolation } satisfies LocalHandle;
   }
 
+  /**
+   * sandboxd's config for a runtime in `dir` (secrets included: it only ever
+   * travels over sandboxd's stdin). The repo cache is the host's, shared by
+   * every local sandbox.
+   */
+  private sandboxdConfig(
+    dir: string,
+    spec: Pick<RuntimeSpec, "sandbox_id" | "name" | "config">,
+    isolation: "bubblewrap" | "none",
+    token: string,
+  ) {
+    const opencode = opencodeBinary();
+    if (!opencode) {
+      throw new AlpineError(
+        "provider_unavailable",
+        "OpenCode is not installed (npm dependency opencode-ai)",
+        {},
+      );
+    }
+    return {
+      sandbox_id: spec.sandbox_id,
+      name: spec.name,
+      token,
+      host: "127.0.0.1",
+      port: 0,
+      workspace_dir: join(dir, "workspace"),
+      home_dir: join(dir, "home"),
+      tmp_dir: join(dir, "tmp"),
+      log_file: join(dir, "logs", "sandboxd.log"),
+      isolation,
+      mask_paths: credentialDirs(this.ctx.home),
+      opencode_bin: opencode,
+      opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config },
+      branch_prefix: spec.config.github.branch_prefix,
+      repo_cache_dir: join(this.ctx.home, "cache", "repos"),
+    };
+  }
+
+  /**
+   * What a warm runtime must have been started with to be adopted by this
+   * launch: a hash of its sandboxd config without identity and token, plus
+   * the sandboxd build and the environment it hands on.
+   */
+  private async warmFingerprint(spec: RuntimeSpec): Promise<string> {
+    const { fingerprintOf } = await import("./pool.ts");
+    const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, () => {});
+    const { sandbox_id, name, token, workspace_dir, home_dir, tmp_dir, log_file, ...rest } =
+      this.sandboxdConfig("/", spec, isolation, "");
+    const entry = sandboxdEntry();
+    let build = "";
+    try {
+      const st = statSync(entry);
+      build = `${st.size}:${st.mtimeMs}`;
+    } catch {
+      // not built: nothing will match
+    }
+    return fingerprintOf({ rest, entry, build, env: sandboxdEnv("/") });
+  }
+
+  /** Gives a claimed warm runtime its identity and credentials; null when it cannot be adopted. */
+  private async adoptWarm(h: LocalHandle, spec: RuntimeSpec): Promise<RuntimeHandle | null> {
+    const { listeningOf } = await import("./pool.ts");
+    const { SandboxdClient } = await import("@alpine/core");
+    // Claimed right after its refill, it may still be coming up: it listens within a moment.
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    const spawned = Number(readFileSync(join(h.dir, PID_FILE), "utf8"));
+    let listening = listeningOf(h.dir);
+    while (!listening && Date.now() < deadline && thisHost.isProcessAlive(spawned)) {
+      await new Promise((r) => setTimeout(r, 25));
+      listening = listeningOf(h.dir);
+    }
+    if (!listening || !thisHost.isProcessAlive(listening.pid)) {
+      await this.stop({ dir: h.dir });
+      return null;
+    }
+    const token = readFileSync(join(h.dir, "token"), "utf8");
+    const url = `http://127.0.0.1:${listening.port}`;
+    const client = new SandboxdClient({ baseUrl: url, token, timeoutMs: 10_000 });
+    try {
+      await client.adopt({ sandbox_id: spec.sandbox_id, name: spec.name, auth: spec.auth });
+    } catch (err) {
+      await this.stop({ dir: h.dir, pid: listening.pid });
+      throw err;
+    }
+    const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, () => {});
+    return { dir: h.dir, pid: listening.pid, port: listening.port, url, isolation } satisfies LocalHandle;
+  }
+
+  private killWarm(entry: PoolEntry): void {
+    for (const pid of sandboxdPids({ dir: entry.dir, pid: entry.pid })) {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
+
+  private refillScheduled = false;
+
+  /** Tops the pool up when this process is done (after the launch printed its result). */
+  private refillAtExit(spec: RuntimeSpec): void {
+    if (this.refillScheduled) return;
+    this.refillScheduled = true;
+    process.once("beforeExit", () => {
+      void this.maintainPool(spec).catch(() => {});
+    });
+  }
+
+  /**
+   * Keeps the warm pool at sandbox.warm_pool runtimes of the current
+   * fingerprint: removes dead, stale (other fingerprint), expired, excess and
+   * orphaned ones, then starts the missing ones. Returns what it did. Run
+   * after launches and by `alpine gc`; one process at a time (pool/.lock).
+   */
+  async maintainPool(spec?: Pick<RuntimeSpec, "config">): Promise<{ removed: string[]; started: string[] }> {
+    const pool = await import("./pool.ts");
+    const home = this.ctx.home;
+    const config = spec?.config ?? this.ctx.config;
+    const release = pool.tryPoolLock(home);
+    if (!release) return { removed: [], started: [] };
+    const removed: string[] = [];
+    const started: string[] = [];
+    try {
+      const want = config.sandbox.warm_pool;
+      const probe = { sandbox_id: "warm", name: "warm", config, auth: {}, image: "" } as RuntimeSpec;
+      const fingerprint = want > 0 ? await this.warmFingerprint(probe) : "";
+      const drop = (e: PoolEntry) => {
+        this.killWarm(e);
+        pool.removeRuntime(home, e);
+        removed.push(e.id);
+      };
+      for (const e of pool.orphanClaims(home)) drop(e);
+      let kept = 0;
+      for (const e of pool.listPool(home)) {
+        const expired = Date.now() - Date.parse(e.created_at) > pool.WARM_IDLE_EXIT_MS - 60_000;
+        if (e.fingerprint !== fingerprint || !pool.entryAlive(e) || expired || kept >= want) drop(e);
+        else kept++;
+      }
+      if (kept >= want) return { removed, started };
+      const isolation = await resolveIsolation(config, home, () => {});
+      for (let i = kept; i < want; i++) {
+        const id = pool.newPoolId();
+        const dir = sandboxDir(home, id);
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+        writeFileSync(join(dir, "token"), token, { mode: 0o600 });
+        const entry = await pool.spawnWarm({
+          home,
+          id,
+          entry: sandboxdEntry(),
+          config: {
+            ...this.sandboxdConfig(dir, { sandbox_id: id, name: id, config }, isolation, token),
+            warm: { idle_exit_ms: pool.WARM_IDLE_EXIT_MS },
+          },
+          env: sandboxdEnv(join(dir, "home")),
+          fingerprint,
+        });
+        started.push(entry.id);
+      }
+      return { removed, started };
+    } finally {
+      release();
+    }
+  }
+
+  /** gc: the warm pool back to sandbox.warm_pool runtimes (none left when it is 0). */
+  collect(): Promise<{ removed: string[]; started: string[] }> {
+    return this.maintainPool();
+  }
+
   async endpoint(handle: RuntimeHandle): Promise<RuntimeEndpoint | null> {
     const h = asLocal(handle);
     if (!h.pid || !h.url || !thisHost.isProcessAlive(h.pid)) return null;
@@ -270,5 +447,15 @@ export class LocalProvider implements Provider {
     if (!existsSync(file)) return [];
     const lines = readFileSync(file, "utf8").split("\n").filter(Boolean);
     return lines.slice(-(opts.tail ?? 200));
+  }
+}
+
+/** Whether a path exists, a dangling symlink included (a sandbox that once adopted a runtime). */
+function pathExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
