@@ -28,6 +28,9 @@ export default defineConfig({
     root: import.meta.dirname,
     include: ["test/**/*.test.ts"],
     globalSetup: ["./test/global-setup.ts"],
+    // Each file starts real sandboxd + OpenCode processes (~0.5 GB each): one file at a time on 2 cores.
+    maxWorkers: 1,
+    fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

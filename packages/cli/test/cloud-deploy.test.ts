@@ -5,9 +5,10 @@ import { describe, expect, it } from "vitest";
 import { ROOT, runCli } from "../../../test/helpers/cli.ts";
 import { checkWranglerConfig, parseJsonc } from "../src/commands/cloud-run.ts";
 
+type WranglerConfig = Parameters<typeof checkWranglerConfig>[1];
+
 const WORKER = join(ROOT, "packages", "worker");
-const config = () =>
-  parseJsonc(readFileSync(join(WORKER, "wrangler.jsonc"), "utf8")) as Record<string, unknown>;
+const config = () => parseJsonc(readFileSync(join(WORKER, "wrangler.jsonc"), "utf8")) as WranglerConfig;
 
 describe("alpine cloud deploy --dry-run (offline)", () => {
   it("checks wrangler.jsonc, assembles the image context and bundles the Worker without the network", async () => {
@@ -55,7 +56,7 @@ describe("alpine cloud deploy --dry-run (offline)", () => {
     );
     const noR2 = { ...good, r2_buckets: [] };
     expect(checkWranglerConfig(WORKER, noR2).find((c) => c.name === "r2 bucket CHECKPOINTS")?.ok).toBe(false);
-    const containers = (good.containers as Record<string, unknown>[]).map((c) => ({
+    const containers = good.containers!.map((c) => ({
       ...c,
       instance_type: "huge",
     }));

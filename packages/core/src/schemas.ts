@@ -274,7 +274,9 @@ export const ImageBuildOutputSchema = z.object({
 
 export const CloudDevOutputSchema = z.object({
   url: z.string().describe("the control plane, on 127.0.0.1"),
-  container_host: z.string().describe("the container host that runs sandboxd processes in place of Containers"),
+  container_host: z
+    .string()
+    .describe("the container host that runs sandboxd processes in place of Containers"),
   state_dir: z.string().describe("where workerd keeps Durable Object storage and R2"),
   pid: z.number().int(),
 });
