@@ -1,0 +1,133 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { ControlPlaneClient } from "../src/providers/cloudflare.ts";
+
+type Handler = (req: IncomingMessage, res: ServerResponse, hit: number) => void;
+const servers: Server[] = [];
+
+async function serve(handler: Handler): Promise<{ url: string; hits: () => number; auth: string[] }> {
+  let hits = 0;
+  const auth: string[] = [];
+  const server = createServer((req, res) => {
+    hits += 1;
+    auth.push(req.headers.authorization ?? "");
+    handler(req, res, hits);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits: () => hits, auth };
+}
+
+afterEach(async () => {
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+});
+
+const error = (reason: string, exit: 1 | 2, retryable: boolean) =>
+  JSON.stringify({
+    error: `e ${reason}`,
+    exit_code: exit,
+    reason_code: reason,
+    retryable,
+    details: { x: 1 },
+  });
+
+describe("the cloudflare provider's HTTP client", () => {
+  it("cannot connect: control_plane_unreachable (exit 2, retryable) after retrying", async () => {
+    const s = await serve(() => {});
+    const url = s.url;
+    servers.pop()!.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const client = new ControlPlaneClient({ url, token: "t".repeat(20), attempts: 2 });
+    await expect(client.json("POST", "/v1/sandboxes/x/launch", {})).rejects.toMatchObject({
+      reason: "control_plane_unreachable",
+      exitCode: 2,
+      retryable: true,
+      details: { connected: false },
+    });
+  });
+
+  it("retries a retryable failure of a GET with backoff, then succeeds; the token goes in the header only", async () => {
+    const s = await serve((_req, res, hit) => {
+      if (hit < 3) {
+        res.writeHead(503, { "content-type": "application/json" }).end(error("sandbox_unavailable", 2, true));
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end("[]");
+    });
+    const client = new ControlPlaneClient({ url: s.url, token: "secret-token-0123456789" });
+    expect(await client.json("GET", "/v1/sandboxes")).toEqual([]);
+    expect(s.hits()).toBe(3);
+    expect(s.auth.every((a) => a === "Bearer secret-token-0123456789")).toBe(true);
+  });
+
+  it("does not retry operation_in_progress or a non-retryable error; both come through unchanged", async () => {
+    const busy = await serve((_req, res) =>
+      res.writeHead(409, { "content-type": "application/json" }).end(error("operation_in_progress", 2, true)),
+    );
+    const c1 = new ControlPlaneClient({ url: busy.url, token: "t".repeat(20) });
+    await expect(c1.json("POST", "/v1/sandboxes/x/teardown", {})).rejects.toMatchObject({
+      reason: "operation_in_progress",
+      details: { x: 1 },
+    });
+    expect(busy.hits()).toBe(1);
+    const missing = await serve((_req, res) =>
+      res.writeHead(404, { "content-type": "application/json" }).end(error("sandbox_not_found", 1, false)),
+    );
+    const c2 = new ControlPlaneClient({ url: missing.url, token: "t".repeat(20) });
+    await expect(c2.json("GET", "/v1/sandboxes/x")).rejects.toMatchObject({
+      reason: "sandbox_not_found",
+      message: "e sandbox_not_found",
+    });
+    expect(missing.hits()).toBe(1);
+  });
+
+  it("an answer that is not the error shape is control_plane_error", async () => {
+    const s = await serve((_req, res) => res.writeHead(500).end("upstream exploded"));
+    const client = new ControlPlaneClient({ url: s.url, token: "t".repeat(20), attempts: 1 });
+    await expect(client.json("POST", "/v1/gc", {})).rejects.toMatchObject({
+      reason: "control_plane_error",
+      details: { status: 500 },
+    });
+  });
+
+  it("a streamed operation reports progress and returns its result; its error keeps its reason", async () => {
+    const s = await serve((req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      res.write(`${JSON.stringify({ type: "progress", step: "cloning" })}\n`);
+      res.write(`${JSON.stringify({ type: "heartbeat" })}\n`);
+      if (req.url?.includes("fail")) {
+        res.end(
+          `${JSON.stringify({ type: "result", ok: false, error: JSON.parse(error("teardown_blocked", 1, false)) })}\n`,
+        );
+      } else res.end(`${JSON.stringify({ type: "result", ok: true, value: { name: "x" } })}\n`);
+    });
+    const client = new ControlPlaneClient({ url: s.url, token: "t".repeat(20) });
+    const steps: string[] = [];
+    const value = await client.stream(
+      "/v1/sandboxes/x/launch",
+      {},
+      { step: (x) => steps.push(x), warn() {} },
+    );
+    expect(value).toEqual({ name: "x" });
+    expect(steps).toEqual(["cloning"]);
+    await expect(client.stream("/v1/sandboxes/fail/teardown", {})).rejects.toMatchObject({
+      reason: "teardown_blocked",
+    });
+  });
+
+  it("a stream that goes silent is control_plane_unreachable, saying the operation may still run", async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      res.write(`${JSON.stringify({ type: "progress", step: "cloning" })}\n`);
+    });
+    const client = new ControlPlaneClient({ url: s.url, token: "t".repeat(20), idleTimeoutMs: 300 });
+    await expect(client.stream("/v1/sandboxes/x/launch", {})).rejects.toMatchObject({
+      reason: "control_plane_unreachable",
+      message: expect.stringContaining("may still be running"),
+    });
+  });
+});
