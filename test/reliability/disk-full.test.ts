@@ -81,7 +81,6 @@ describe.skipIf(!root)("disk full during a checkpoint", () => {
   it("the store fills up: checkpoint_failed, nothing half-written, the previous checkpoint still restores, teardown refuses", async () => {
     // 2 MiB of random bytes: git cannot compress them below the store's size.
     writeFileSync(join(workspace(), "big.bin"), randomBytes(2 * 1024 * 1024));
-    const failedAt = Date.now();
     const r = await alpine("checkpoint", name, "--json");
     expect(r.code, r.stdout).toBe(2);
     expect(r.json()).toMatchObject({ reason_code: "checkpoint_failed", retryable: true });
@@ -105,9 +104,12 @@ describe.skipIf(!root)("disk full during a checkpoint", () => {
     expect(processesUnder(sandboxDir()).length).toBeGreaterThan(0);
     expect(existsSync(join(workspace(), "big.bin"))).toBe(true);
 
+    // Recovery: from the moment there is room again to a verified checkpoint.
+    const roomAt = Date.now();
     resize(join(e.alpineHome, "checkpoints"), "16m");
     const again = await alpine("checkpoint", name, "--json");
     expect(again.code, again.stdout + again.stderr).toBe(0);
+    const recoveredMs = Date.now() - roomAt;
     verified = { id: again.json().checkpoint_id, created_at: again.json().created_at };
     expect(checkpointFiles(e.alpineHome, id, verified.id).get("big.bin")?.length).toBeGreaterThan(0);
     expect(storeProblems(e.alpineHome, id, verified)).toEqual([]);
@@ -117,7 +119,7 @@ describe.skipIf(!root)("disk full during a checkpoint", () => {
       what_happened:
         "checkpoint_failed (exit 2, retryable), nothing half-written; previous checkpoint still verified and exported; teardown refused (teardown_blocked); with room again the retry was verified",
       lost: "nothing",
-      recovery_ms: Date.now() - failedAt,
+      recovery_ms: recoveredMs,
       recovery: "free space, alpine checkpoint",
     });
   });
@@ -126,7 +128,6 @@ describe.skipIf(!root)("disk full during a checkpoint", () => {
     writeFileSync(join(workspace(), "more.bin"), randomBytes(2 * 1024 * 1024));
     const staging = join(sandboxDir(), "checkpoints");
     mountTmpfs(staging, "1m");
-    const failedAt = Date.now();
     const r = await alpine("checkpoint", name, "--json");
     expect(r.code, r.stdout).toBe(2);
     expect(r.json()).toMatchObject({ reason_code: "checkpoint_failed", retryable: true });
@@ -136,9 +137,11 @@ describe.skipIf(!root)("disk full during a checkpoint", () => {
     expect(s.durability).toMatchObject({ checkpoint_id: verified.id, verified: true });
     expect(storeProblems(e.alpineHome, id, verified)).toEqual([]);
 
+    const roomAt = Date.now();
     resize(staging, "32m");
     const again = await alpine("checkpoint", name, "--json");
     expect(again.code, again.stdout + again.stderr).toBe(0);
+    const recoveredMs = Date.now() - roomAt;
     verified = { id: again.json().checkpoint_id, created_at: again.json().created_at };
     expect(checkpointFiles(e.alpineHome, id, verified.id).has("more.bin")).toBe(true);
     unmount(staging);
@@ -148,7 +151,7 @@ describe.skipIf(!root)("disk full during a checkpoint", () => {
       what_happened:
         "checkpoint_failed (exit 2, retryable); sandboxd removed its partial files; previous checkpoint still the verified one; with room again the retry was verified",
       lost: "nothing",
-      recovery_ms: Date.now() - failedAt,
+      recovery_ms: recoveredMs,
       recovery: "free space, alpine checkpoint",
     });
   });

@@ -192,6 +192,7 @@ describe("the CLI killed at each step of checkpoint, export and teardown", () =>
     it(`export killed at ${step}: a retry pushes every file and records the export`, async () => {
       const file = `${step}.txt`;
       write(file, `exported after a kill at ${step}\n`);
+      const previous = (await status(name)).export?.commit ?? null;
       const kill = await killAt(step, ["export", name, "--json"], { env: e.env, cwd: e.cwd });
 
       const after = await status(name);
@@ -209,7 +210,7 @@ describe("the CLI killed at each step of checkpoint, export and teardown", () =>
       record({
         kind: "fault",
         fault: `CLI SIGKILLed at ${step}`,
-        what_happened: `next status: ${after.state}, export ${after.export ? "recorded" : "not recorded"}; \`export\` again: pushed the same work`,
+        what_happened: `next status: ${after.state}, ${(after.export?.commit ?? null) === previous ? "the previous export still the recorded one" : "this export recorded"}; \`export\` again: pushed every file and recorded it`,
         lost: "nothing",
         recovery_ms: recoveryMs,
         recovery: "alpine export",
