@@ -203,7 +203,6 @@ export class SandboxObject extends DurableObject<Env> {
       checkpoints,
       (endpoint) => deps.connect(endpoint),
       config,
-      async () => deps.authEntries(),
     );
     return new Orchestrator(deps);
   }
@@ -532,7 +531,6 @@ class RuntimeCheckpointExporter implements CheckpointExporter {
     private readonly store: R2CheckpointStore,
     private readonly connect: (endpoint: { url: string; token: string }) => SandboxdClient,
     private readonly config: AlpineConfig,
-    private readonly auth: () => Promise<Record<string, unknown>>,
   ) {}
 
   async export(
@@ -544,7 +542,8 @@ class RuntimeCheckpointExporter implements CheckpointExporter {
       name: "export",
       image: "export",
       config: this.config,
-      auth: await this.auth(),
+      // An export runs no agent: the short-lived runtime gets no model credentials.
+      auth: {},
     };
     let handle: RuntimeHandle = await this.provider.create(spec);
     try {

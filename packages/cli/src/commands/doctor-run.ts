@@ -29,6 +29,24 @@ async function versionOf(cmd: string, args: string[], detail: string): Promise<C
   }
 }
 
+/** The wrangler `alpine cloud dev`/`deploy` run: the one pinned with packages/worker, else one on PATH. */
+async function wranglerCheck(): Promise<Check> {
+  const detail = "alpine cloud dev / cloud deploy (the Cloudflare control plane)";
+  try {
+    const { createRequire } = await import("node:module");
+    const { dirname, join } = await import("node:path");
+    const bin = join(
+      dirname(createRequire(import.meta.url).resolve("wrangler/package.json")),
+      "bin",
+      "wrangler.js",
+    );
+    const check = await versionOf(process.execPath, [bin, "--version"], detail);
+    return { ...check, name: "wrangler" };
+  } catch {
+    return versionOf("wrangler", ["--version"], detail);
+  }
+}
+
 export async function doctorCommand(ctx: Context): Promise<void> {
   const opencode = opencodeBinary();
   const config = ctx.config;
@@ -37,7 +55,7 @@ export async function doctorCommand(ctx: Context): Promise<void> {
     versionOf("rg", ["--version"], "OpenCode's search tool needs ripgrep"),
     versionOf("bwrap", ["--version"], "isolates local sandboxes"),
     versionOf("docker", ["version", "--format", "{{.Server.Version}}"], "docker provider"),
-    versionOf("wrangler", ["--version"], "cloudflare provider (deploy)"),
+    wranglerCheck(),
     opencode
       ? versionOf(opencode, ["--version"], opencode)
       : Promise.resolve({
