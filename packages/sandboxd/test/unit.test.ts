@@ -190,9 +190,10 @@ describe("auth", () => {
     expect(a.redeem("made-up", t0)).toBeUndefined();
     const cookie = a.setCookie(session!);
     expect(cookie).toBe(`alpine_session_sbx_1=${session}; HttpOnly; SameSite=Strict; Path=/`);
-    expect(a.checkCookie(`other=1; alpine_session_sbx_1=${session}`)).toBe(true);
-    expect(a.checkCookie(`alpine_session_sbx_2=${session}`)).toBe(false);
-    expect(a.checkCookie(`alpine_session_sbx_1=${session}x`)).toBe(false);
+    // Sessions live 12 h from their login (at t0 + 1000 here).
+    expect(a.checkCookie(`other=1; alpine_session_sbx_1=${session}`, t0 + 2000)).toBe(true);
+    expect(a.checkCookie(`alpine_session_sbx_2=${session}`, t0 + 2000)).toBe(false);
+    expect(a.checkCookie(`alpine_session_sbx_1=${session}x`, t0 + 2000)).toBe(false);
     expect(parseCookies("a=1; b = 2").get("b")).toBe("2");
   });
 });
