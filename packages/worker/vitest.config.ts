@@ -17,8 +17,9 @@ export default defineConfig({
           ALPINE_CONTROL_PLANE_TOKEN: inject("controlPlaneToken"),
           ALPINE_CONTAINER_HOST_URL: inject("hostUrl"),
           ALPINE_CONTAINER_HOST_TOKEN: inject("hostToken"),
-          ALARM_INTERVAL_SECONDS: "1",
-          CONTAINER_INACTIVITY_SECONDS: "3600",
+          // Alarms never fire on their own during a test (10 min); tests run them with runDurableObjectAlarm.
+          ALARM_INTERVAL_SECONDS: "600",
+          CONTAINER_INACTIVITY_SECONDS: "86400",
         },
       },
     })),

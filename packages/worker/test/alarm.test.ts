@@ -66,6 +66,14 @@ describe("the SandboxObject's alarm", () => {
     expect((await stateOf(name)).state).toBe("completed");
     // Rescheduled while live.
     expect(await runInDurableObject(stub, (_i, state) => state.storage.getAlarm())).not.toBeNull();
+    // `alpine gc` against the control plane applies the same rule to every sandbox in the registry.
+    const gc = await api("POST", "/v1/gc", {
+      dry_run: true,
+      config: cliConfig({ sandbox: { auto_teardown: false, completed_retention_minutes: 0 } }),
+    });
+    expect(gc.status).toBe(200);
+    expect(gc.body.kept).toContainEqual({ name, reason: "auto_teardown is off" });
+    expect(gc.body.torn_down).not.toContain(name);
     await api("POST", `/v1/sandboxes/${name}/teardown`, { force: true });
   });
 
@@ -104,10 +112,10 @@ describe("the SandboxObject's alarm", () => {
     await launch(name, "WRITE I.md idle work", cliConfig({ sandbox: { completed_retention_minutes: 600 } }));
     await waitFor("completed", async () => (await stateOf(name)).state === "completed");
     const stub = env.SANDBOX.getByName(name);
-    // Pretend nothing touched it for two hours (the test deployment's timeout is one hour).
+    // Pretend nothing touched it for three days (the test deployment's inactivity timeout is one day).
     await runInDurableObject(stub, async (instance, state) => {
       const row = state.storage.sql.exec<{ record: string }>("SELECT record FROM sandboxes").toArray()[0]!;
-      const old = new Date(Date.now() - 2 * 3600_000).toISOString();
+      const old = new Date(Date.now() - 3 * 86_400_000).toISOString();
       const record = { ...JSON.parse(row.record), last_activity: old };
       state.storage.sql.exec("UPDATE sandboxes SET record = ?", JSON.stringify(record));
       (instance as unknown as { lastActive: number }).lastActive = 0;
