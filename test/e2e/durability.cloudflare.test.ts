@@ -167,6 +167,24 @@ describe("durability of a cloudflare sandbox (alpine cloud dev)", () => {
     expect(status.teardown.blockers).toEqual([]);
   });
 
+  it("launch --no-wait returns once the Durable Object has started the launch; status follows it", async () => {
+    expect((await alpine("teardown", "durable", "--json")).code).toBe(0);
+    const r = await alpine("launch", "durable", "--no-wait", "--json");
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = r.json();
+    expect(out).toMatchObject({ name: "durable", web_url: null, reused: false, task_accepted: false });
+    expect(["provisioning", "running"]).toContain(out.state);
+    const running = await waitFor(
+      "the background launch",
+      async () => {
+        const s = (await alpine("status", "durable", "--json")).json();
+        return s.state === "running" ? s : null;
+      },
+      { timeoutMs: 90_000 },
+    );
+    expect(running.workspace.changed_files).toContainEqual({ path: "late.txt", status: "added" });
+  });
+
   it("no secret is stored by the control plane (DO SQLite, R2), printed, or put in process arguments", async () => {
     await alpine("teardown", "durable", "--force", "--json");
     const secrets = [SECRETS.gitToken, SECRETS.modelKey, SECRETS.forbiddenKey, CONTROL_PLANE_TOKEN];
