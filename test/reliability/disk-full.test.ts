@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2EEnv, makeEnv, waitFor } from "../e2e/env.ts";
 import { checkpointFiles, storeProblems } from "./checks.ts";
-import { processesUnder, recorder, run } from "./harness.ts";
+import { killLeftovers, processesUnder, recorder, run } from "./harness.ts";
 
 /**
  * Issue 7, faults 1: the disk fills up during a checkpoint — alpine's checkpoint store, and
@@ -42,6 +42,7 @@ afterAll(async () => {
   if (!root) return;
   for (const m of [...mounts].reverse()) unmount(m);
   await alpine("teardown", "full", "--force", "--json");
+  killLeftovers(e.alpineHome);
   await e.close();
   rmSync(e.root, { recursive: true, force: true });
 });

@@ -300,6 +300,27 @@ export function sandboxdsUnder(alpineHome: string): Proc[] {
   return processesUnder(alpineHome).filter((p) => p.cmd.includes("sandboxd.js"));
 }
 
+/**
+ * Last line of a test's cleanup: SIGKILLs the process group of every sandboxd still running
+ * under alpineHome (their OpenCode goes with them), for when a failed test could not tear its
+ * sandboxes down. Only processes this test's own ALPINE_HOME holds are touched.
+ */
+export function killLeftovers(alpineHome: string): number {
+  const left = sandboxdsUnder(alpineHome);
+  for (const p of left) {
+    try {
+      process.kill(-p.pid, "SIGKILL");
+    } catch {
+      try {
+        process.kill(p.pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return left.length;
+}
+
 export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection({ host: "127.0.0.1", port });

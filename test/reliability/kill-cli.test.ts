@@ -1,9 +1,18 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2EEnv, makeEnv, waitFor } from "../e2e/env.ts";
 import { checkpointFiles, eventsOf, illegalTransitions, leaseOf, storeProblems } from "./checks.ts";
-import { buildFaultCli, killAt, portOpen, processesUnder, recorder, run, sandboxdsUnder } from "./harness.ts";
+import {
+  buildFaultCli,
+  killAt,
+  killLeftovers,
+  portOpen,
+  processesUnder,
+  recorder,
+  run,
+  sandboxdsUnder,
+} from "./harness.ts";
 
 /**
  * Issue 7, faults 1: the CLI is SIGKILLed (from outside, by this test) at every named step of
@@ -22,7 +31,9 @@ beforeAll(async () => {
 afterAll(async () => {
   const list = (await alpine("list", "--json")).json() as { name: string }[];
   for (const s of list) await alpine("teardown", s.name, "--force", "--json");
+  killLeftovers(e.alpineHome);
   await e.close();
+  rmSync(e.root, { recursive: true, force: true });
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: CLI JSON output

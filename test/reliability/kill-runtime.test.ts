@@ -1,10 +1,18 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2EEnv, makeEnv, waitFor } from "../e2e/env.ts";
 import { treeDigest } from "../e2e/tree.ts";
 import { eventsOf, illegalTransitions, leaseOf } from "./checks.ts";
-import { buildFaultCli, killAt, processesUnder, recorder, run, sandboxdsUnder } from "./harness.ts";
+import {
+  buildFaultCli,
+  killAt,
+  killLeftovers,
+  processesUnder,
+  recorder,
+  run,
+  sandboxdsUnder,
+} from "./harness.ts";
 
 /**
  * Issue 7, faults 1 (runtime side): OpenCode killed mid-task, sandboxd killed, a recovering
@@ -23,7 +31,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await alpine("teardown", "rt", "--force", "--json");
+  killLeftovers(e.alpineHome);
   await e.close();
+  rmSync(e.root, { recursive: true, force: true });
 });
 
 const name = "rt";

@@ -1,9 +1,9 @@
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2EEnv, makeEnv, waitFor } from "../e2e/env.ts";
 import { eventsOf, illegalTransitions, leaseOf } from "./checks.ts";
-import { buildClis, processesUnder, recorder, run } from "./harness.ts";
+import { buildClis, killLeftovers, processesUnder, recorder, run } from "./harness.ts";
 
 /**
  * Issue 7, races: ten (then ten more) alpine processes started at once on the same and on
@@ -26,7 +26,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const n of ["race-a", "race-b", "race-c"]) await alpine("teardown", n, "--force", "--json");
+  killLeftovers(e.alpineHome);
   await e.close();
+  rmSync(e.root, { recursive: true, force: true });
 });
 
 async function status(name: string): Promise<Json> {

@@ -15,7 +15,15 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2EEnv, makeEnv, SECRETS, waitFor } from "../e2e/env.ts";
 import { type GithubStub, startGithubStub } from "../e2e/fixtures/github-api.ts";
-import { processesUnder, recorder, regularFilesUnder, run, sandboxdsUnder, secretHits } from "./harness.ts";
+import {
+  killLeftovers,
+  processesUnder,
+  recorder,
+  regularFilesUnder,
+  run,
+  sandboxdsUnder,
+  secretHits,
+} from "./harness.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -83,6 +91,7 @@ beforeAll(async () => {
 afterAll(async () => {
   clearInterval(sampler);
   await run(["teardown", "vault", "--force", "--json"], { env: e.env, cwd: e.cwd });
+  killLeftovers(e.alpineHome);
   await gh.close();
   await e.close();
   rmSync(e.root, { recursive: true, force: true });
