@@ -55,9 +55,7 @@ export function generate() {
   const inputs = of("input");
   const bySurface = new Map();
   for (const r of inputs) {
-    const key = r.surface.startsWith("sandboxd ")
-      ? "sandboxd routes that take a path"
-      : r.surface.replace(/ \(.*\)$/, "");
+    const key = group(r.surface);
     if (!bySurface.has(key)) bySurface.set(key, []);
     bySurface.get(key).push(r);
   }
@@ -136,7 +134,9 @@ ran (no git call — \`git\` on the CLI's PATH is a logging shim —, no marker 
 from the payload, no sandbox directory, no new record) or, for sandboxd, that
 nothing outside its own directories was read, written or deleted.
 `);
-  for (const [surface, list] of bySurface) {
+  const order = [...GROUPS, ...bySurface.keys()];
+  const sections = [...bySurface].sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0]));
+  for (const [surface, list] of sections) {
     out.push(`### ${cell(surface)}\n`);
     out.push(
       table(
@@ -169,6 +169,26 @@ ${table(
       .trimEnd()}\n`,
   );
   return { rows: rows.length, doc: DOC };
+}
+
+const GROUPS = [
+  "Repositories (launch --repo)",
+  "Refs (launch --ref)",
+  "Sandbox names, on every command that takes one",
+  "Branch names",
+  "Configuration",
+  "sandboxd routes that take a path",
+];
+
+/** The section of the input tables a row belongs to. */
+function group(surface) {
+  if (surface.startsWith("sandboxd ")) return "sandboxd routes that take a path";
+  if (surface.endsWith("<name>")) return "Sandbox names, on every command that takes one";
+  if (surface.startsWith("launch --repo")) return "Repositories (launch --repo)";
+  if (surface.startsWith("launch --ref")) return "Refs (launch --ref)";
+  if (surface.includes("branch")) return "Branch names";
+  if (surface.includes("yaml") || surface.includes("ALPINE_")) return "Configuration";
+  return surface;
 }
 
 function median(xs) {
