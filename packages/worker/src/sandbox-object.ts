@@ -434,7 +434,11 @@ export class SandboxObject extends DurableObject<Env> {
     const endpoint = await provider.endpoint(record.runtime.handle).catch(() => null);
     if (!endpoint)
       return htmlPage(503, "Sandbox unavailable", `Sandbox '${name}' does not answer right now.`);
-    const target = new URL(path + url.search, endpoint.url);
+    // Set the path on sandboxd's URL rather than resolving it against it: a path like
+    // `//other.host/x` must stay a path on sandboxd, never become another host.
+    const target = new URL(endpoint.url);
+    target.pathname = path;
+    target.search = url.search;
     const headers = new Headers(request.headers);
     for (const h of [
       "x-alpine-name",

@@ -48,6 +48,12 @@ describe("the web UI through the control plane (origin root, routed by cookie)",
     expect(routeOnly.status).toBe(401);
   });
 
+  it("a path that looks like another host stays a path on sandboxd (no request leaves for that host)", async () => {
+    const res = await call("//example.invalid/x", { headers: { cookie } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/html");
+  });
+
   it("the event stream (SSE) streams through", async () => {
     const res = await call("/global/event", { headers: { cookie, accept: "text/event-stream" } });
     expect(res.status).toBe(200);
