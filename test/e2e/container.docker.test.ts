@@ -59,6 +59,11 @@ describe.skipIf(p.skipReason)("a docker sandbox's container", () => {
     expect(await dockerCmd("ps", "-a", "--filter", "label=alpine.name=nobox", "--format", "{{.Names}}")).toBe(
       "",
     );
+    expect(
+      await dockerCmd("volume", "ls", "--filter", "label=alpine.name=nobox", "--format", "{{.Name}}"),
+    ).toBe("");
+    // Not even a record: the launch was refused before the sandbox existed.
+    expect((await alpine("status", "nobox", "--json")).json().reason_code).toBe("sandbox_not_found");
   });
 
   it("a repository path on this machine is refused: the container could not read it", async () => {

@@ -551,9 +551,15 @@ export class Orchestrator {
           },
         );
       }
-      const at = this.now();
       // github.branch_prefix may make a name git refuses: say so before anything is created.
       validateBranchName(`${config.github.branch_prefix}/${name}`);
+      // What the provider can tell without creating anything (an image that is not built) is said now,
+      // so a launch that cannot work leaves no sandbox behind.
+      const image = config.sandbox.image_profiles[profile] as string;
+      await this.deps
+        .provider(input.provider ?? config.sandbox.provider)
+        .preflight?.({ image, image_profile: profile });
+      const at = this.now();
       const created = newSandboxRecord(
         {
           id: this.deps.ids.sandboxId(),

@@ -72,6 +72,11 @@ export interface ProviderCapabilities {
 export interface Provider {
   readonly kind: ProviderKind;
   capabilities(): Promise<ProviderCapabilities>;
+  /**
+   * Checks what can be checked before a new sandbox is created (its image is
+   * there, the daemon answers) and throws the error a launch would hit. Optional.
+   */
+  preflight?(input: { image: string; image_profile: string }): Promise<void>;
   /** Allocates the runtime's resources; adopting existing ones (same sandbox id) is not an error. */
   create(spec: RuntimeSpec): Promise<RuntimeHandle>;
   /** Starts sandboxd and returns the handle to store, now pointing at a live runtime. */

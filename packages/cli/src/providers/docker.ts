@@ -66,7 +66,20 @@ export class DockerProvider implements Provider {
     return { kind: "docker", isolation: "container", persistent_workspace: true };
   }
 
+  async preflight(input: { image: string; image_profile: string }): Promise<void> {
+    await this.requireImage(input.image, input.image_profile);
+  }
+
+  private async requireImage(image: string, profile?: string): Promise<void> {
+    if (await dockerObjectExists("image", image)) return;
+    throw new AlpineError("image_not_found", `the sandbox image '${image}' is not on the Docker host`, {
+      image,
+      ...(profile ? { image_profile: profile } : {}),
+    });
+  }
+
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
+    await this.requireImage(spec.image);
     const name = resourceName(spec.sandbox_id);
     const network = this.ctx.config.docker.network;
     const dir = sandboxDir(this.ctx.home, spec.sandbox_id);
@@ -75,15 +88,6 @@ export class DockerProvider implements Provider {
     if (!existsSync(tokenFile)) {
       const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
       writeFileSync(tokenFile, token, { mode: 0o600 });
-    }
-    if (!(await dockerObjectExists("image", spec.image))) {
-      throw new AlpineError(
-        "image_not_found",
-        `the sandbox image '${spec.image}' is not on the Docker host`,
-        {
-          image: spec.image,
-        },
-      );
     }
     const labels = ["--label", `alpine.sandbox_id=${spec.sandbox_id}`, "--label", `alpine.name=${spec.name}`];
     if (!(await dockerObjectExists("volume", name))) {
@@ -229,11 +233,12 @@ export class DockerProvider implements Provider {
     await docker(["stop", "--time", "10", h.container], { reject: false });
   }
 
-  async hasWorkspace(handle: RuntimeHandle): Promise<boolean> {
-    const h = asDocker(handle);
-    if (!(await dockerObjectExists("volume", h.volume))) return false;
-    // Look inside the volume with the sandbox image itself: works for remote Docker hosts too.
-    const r = await docker(
+  /**
+   * Runs one command of the sandbox image over the sandbox's volume, read-only and offline, with the
+   * container itself stopped or gone. Works for remote Docker hosts too (no host path involved).
+   */
+  private inVolume(h: DockerHandle, command: string, args: string[]) {
+    return docker(
       [
         "run",
         "--rm",
@@ -242,14 +247,22 @@ export class DockerProvider implements Provider {
         "--volume",
         `${h.volume}:${SANDBOX_ROOT}:ro`,
         "--entrypoint",
-        "test",
+        command,
         h.image,
-        "-e",
-        `${SANDBOX_ROOT}/workspace/.git`,
+        ...args,
       ],
       { reject: false },
     );
-    return r.exitCode === 0;
+  }
+
+  async hasWorkspace(handle: RuntimeHandle): Promise<boolean> {
+    const h = asDocker(handle);
+    if (!(await dockerObjectExists("volume", h.volume))) return false;
+    // sandboxd writes .git/alpine.json once a clone or restore has finished (as for local sandboxes):
+    // a half-restored workspace is restored again, not taken for the real one.
+    return (
+      (await this.inVolume(h, "test", ["-e", `${SANDBOX_ROOT}/workspace/.git/alpine.json`])).exitCode === 0
+    );
   }
 
   async destroy(handle: RuntimeHandle): Promise<void> {
@@ -274,23 +287,7 @@ export class DockerProvider implements Provider {
     const file = `${SANDBOX_ROOT}/logs/sandboxd.log`;
     const r = (await this.isRunning(h).catch(() => false))
       ? await docker(["exec", h.container, "tail", "-n", tail, file], { reject: false })
-      : await docker(
-          [
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--volume",
-            `${h.volume}:${SANDBOX_ROOT}:ro`,
-            "--entrypoint",
-            "tail",
-            h.image,
-            "-n",
-            tail,
-            file,
-          ],
-          { reject: false },
-        );
+      : await this.inVolume(h, "tail", ["-n", tail, file]);
     return r.exitCode === 0 ? r.stdout.split("\n").filter(Boolean) : [];
   }
 }
