@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
+import { recorder } from "../reliability/harness.ts";
 import { type E2EEnv, makeEnv, waitFor } from "./env.ts";
 import { providerUnderTest } from "./providers.ts";
 
@@ -26,6 +27,14 @@ const dockerCmd = async (...args: string[]) =>
   ).stdout.trim();
 const container = () => `alpine-${id}`;
 const status = async () => (await alpine("status", "boxed", "--json")).json();
+/** Rows for docs/reliability.md: the docker provider's faults, beside the local ones. */
+const record = p.skipReason ? () => {} : recorder("docker-container");
+/** Runs a recovering launch and says how long it took. */
+const timedLaunch = async () => {
+  const t0 = Date.now();
+  const r = await alpine("launch", "boxed", "--json", "-v");
+  return { r, ms: Date.now() - t0 };
+};
 
 beforeAll(async () => {
   if (p.skipReason) return;
@@ -142,7 +151,7 @@ describe.skipIf(p.skipReason)("a docker sandbox's container", () => {
     const human = await alpine("status", "boxed");
     expect(human.stdout).toContain("alpine launch boxed");
 
-    const r = await alpine("launch", "boxed", "--json", "-v");
+    const { r, ms } = await timedLaunch();
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.json()).toMatchObject({ id, state: expect.stringMatching(/running|completed/) });
     // From the volume, not the checkpoint: the work written before the kill is there.
@@ -152,15 +161,33 @@ describe.skipIf(p.skipReason)("a docker sandbox's container", () => {
     expect(after.workspace.changed_files).toContainEqual({ path: "first.md", status: "added" });
     const done = await alpine("task", "boxed", "--wait", "--json", "WRITE third.md after the kill");
     expect(done.code, done.stdout + done.stderr).toBe(0);
+    record({
+      kind: "fault",
+      fault: "docker: container killed mid-task (docker kill)",
+      what_happened:
+        "status: unavailable (sandbox_unavailable, says `alpine launch boxed`); `launch`: same container restarted on its volume; the next task ran",
+      lost: "nothing (the interrupted turn's unwritten output only)",
+      recovery_ms: ms,
+      recovery: "alpine launch",
+    });
   });
 
   it("container removed behind alpine's back: launch recreates it on the same volume", async () => {
     await dockerCmd("rm", "--force", container());
     expect((await status()).runtime.probe_state).toBe("unavailable");
-    const r = await alpine("launch", "boxed", "--json");
+    const { r, ms } = await timedLaunch();
     expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).not.toContain("restoring checkpoint");
     const files = (await status()).workspace.changed_files.map((f: { path: string }) => f.path);
     expect(files).toEqual(expect.arrayContaining(["first.md", "third.md"]));
+    record({
+      kind: "fault",
+      fault: "docker: container removed behind alpine's back (docker rm -f)",
+      what_happened: "status: unavailable; `launch`: a new container on the same named volume",
+      lost: "nothing",
+      recovery_ms: ms,
+      recovery: "alpine launch",
+    });
   });
 
   it("container and volume both removed: launch restores the last verified checkpoint", async () => {
@@ -168,12 +195,21 @@ describe.skipIf(p.skipReason)("a docker sandbox's container", () => {
     expect(cp.verified).toBe(true);
     await dockerCmd("rm", "--force", container());
     await dockerCmd("volume", "rm", "--force", `alpine-${id}`);
-    const r = await alpine("launch", "boxed", "--json", "-v");
+    const { r, ms } = await timedLaunch();
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.json()).toMatchObject({ id, state: expect.stringMatching(/running|completed/) });
     expect(r.stderr).toContain(`restoring checkpoint ${cp.checkpoint_id}`);
     const files = (await status()).workspace.changed_files.map((f: { path: string }) => f.path);
     expect(files).toEqual(expect.arrayContaining(["first.md", "third.md"]));
+    record({
+      kind: "fault",
+      fault: "docker: container and its volume removed",
+      what_happened:
+        "status: unavailable; `launch`: new container and volume, last verified checkpoint restored",
+      lost: "nothing checkpointed (work after the last checkpoint would be)",
+      recovery_ms: ms,
+      recovery: "alpine launch (restore)",
+    });
   });
 
   it("teardown removes the container and its volume", async () => {
