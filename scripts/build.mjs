@@ -25,7 +25,8 @@ const common = {
 await Promise.all([
   build({
     ...common,
-    entryPoints: { alpine: "packages/cli/src/main.ts" },
+    // fast: `alpine list` without the command-line parser (see packages/cli/src/fast.ts).
+    entryPoints: { alpine: "packages/cli/src/main.ts", fast: "packages/cli/src/fast.ts" },
     outdir: "packages/cli/dist",
     // The reliability tests' fault hook exists only in their own bundle (test/reliability/fault-cli.ts).
     define: { __ALPINE_FAULTS__: "false" },
