@@ -136,7 +136,8 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
             if (!p) throw new Error(`provider ${kind} was not loaded`);
             return p;
           },
-          connect: (endpoint) => new SandboxdClient({ baseUrl: endpoint.url, token: endpoint.token }),
+          connect: (endpoint, opts) =>
+            new SandboxdClient({ baseUrl: endpoint.url, token: endpoint.token, timeoutMs: opts?.timeoutMs }),
           credentialsFor: (repo) => credentials.hostCredentialsFor(repo, config),
           authEntries: () => credentials.sandboxAuthEntries(home, config),
           checkpoints,

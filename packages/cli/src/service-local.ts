@@ -16,6 +16,9 @@ import {
 import type { Context } from "./context.ts";
 import type { DiffResult, LaunchRequest, LogsResult, SandboxService, TaskResult } from "./service.ts";
 
+/** How long `status` waits for a sandboxd's answer (its workspace status included). */
+const STATUS_PROBE_TIMEOUT_MS = 5000;
+
 /** The orchestrator in this process: SQLite state, local checkpoints, the local and docker providers. */
 export class LocalSandboxService implements SandboxService {
   readonly remote = false;
@@ -38,9 +41,13 @@ export class LocalSandboxService implements SandboxService {
     const orchestrator = await this.orchestrator();
     // A command that died mid-way left a state that is no longer true: settle it before reporting.
     let record = await orchestrator.settle(await orchestrator.get(name));
-    const probe = await orchestrator.probe(record);
+    // The probe and the lease are independent reads; a sandboxd that hangs is reported
+    // unavailable after a short wait instead of holding the command for the client's default.
+    const [probe, lease] = await Promise.all([
+      orchestrator.probe(record, { timeoutMs: STATUS_PROBE_TIMEOUT_MS }),
+      orchestrator.activeLease(name),
+    ]);
     record = await orchestrator.reconcile(record, probe);
-    const lease = await orchestrator.activeLease(name);
     return statusView(orchestrator, record, probe, lease, this.ctx.config);
   }
 

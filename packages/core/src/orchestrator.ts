@@ -144,7 +144,8 @@ export interface OrchestratorDeps {
   host: HostIdentity;
   config: AlpineConfig;
   provider(kind: ProviderKind): Provider;
-  connect(endpoint: RuntimeEndpoint): SandboxdApi;
+  /** A client for a sandboxd; `timeoutMs` bounds each request (status probes use a short one). */
+  connect(endpoint: RuntimeEndpoint, opts?: { timeoutMs?: number }): SandboxdApi;
   /** Host credentials for a remote (git credential fill / GITHUB_TOKEN); null when none. */
   credentialsFor(repo: string): Promise<GitCredentials | null>;
   /** OpenCode auth.json entries for `opencode.auth_providers`. */
@@ -261,8 +262,12 @@ export class Orchestrator {
     return this.deps.provider(record.provider).endpoint(record.runtime.handle);
   }
 
-  /** Asks the sandbox's sandboxd how it is. Never throws. */
-  async probe(record: SandboxRecord): Promise<Probe> {
+  /**
+   * Asks the sandbox's sandboxd how it is. Never throws. `timeoutMs` bounds
+   * the request (`status` uses a short one; decisions such as launch's reuse
+   * keep the client's default, so a slow sandbox is not mistaken for a dead one).
+   */
+  async probe(record: SandboxRecord, opts: { timeoutMs?: number } = {}): Promise<Probe> {
     const at = this.now();
     if (!LIVE_STATES.includes(record.state) || !record.runtime) {
       const kept =
@@ -284,7 +289,7 @@ export class Orchestrator {
           error: new AlpineError("sandbox_unavailable", `sandbox '${record.name}' has no running runtime`),
         };
       }
-      const status = await this.deps.connect(endpoint).status();
+      const status = await this.deps.connect(endpoint, opts).status();
       return { state: "ok", at, status, error: null };
     } catch (err) {
       return { state: "unavailable", at, status: null, error: toAlpineError(err) };

@@ -590,20 +590,20 @@ export class SandboxdClient {
     try {
       return await this.fetchImpl(this.baseUrl + path, init);
     } catch (err) {
-      throw this.unavailable(err);
+      throw this.unavailable(err, timeoutMs);
     }
   }
 
-  private unavailable(err: unknown): AlpineError {
+  private unavailable(err: unknown, timeoutMs?: number): AlpineError {
     const name = err instanceof Error ? err.name : "";
     const timedOut = name === "TimeoutError" || name === "AbortError";
     const message = err instanceof Error ? err.message : String(err);
     return new AlpineError(
       "sandbox_unavailable",
       timedOut
-        ? `sandboxd at ${this.baseUrl} did not answer in time`
+        ? `sandboxd at ${this.baseUrl} did not answer within ${Math.round((timeoutMs ?? 0) / 100) / 10} s`
         : `cannot reach sandboxd at ${this.baseUrl}: ${message}`,
-      { url: this.baseUrl, timeout: timedOut },
+      { url: this.baseUrl, timeout: timedOut, ...(timedOut ? { timeout_ms: timeoutMs ?? null } : {}) },
       { cause: err },
     );
   }
