@@ -669,6 +669,9 @@ export class Orchestrator {
       handle = await provider.create(spec);
       await this.at("launch.runtime_created");
       const restore = manifest !== null && !(await provider.hasWorkspace(handle));
+      // The host's credential helper is a process of its own: asked while sandboxd starts.
+      const credentials = restore ? null : this.deps.credentialsFor(current.repo).then((c) => c ?? undefined);
+      credentials?.catch(() => {});
       current = await this.update(current, { runtime: { handle, web_url: null } });
       handle = await provider.start(handle, spec);
       await this.at("launch.runtime_started");
@@ -698,10 +701,14 @@ export class Orchestrator {
         }
         status = await client.restore({ manifest, repo: current.repo, branch: current.branch }, onPhase);
       } else {
-        const credentials = (await this.deps.credentialsFor(current.repo)) ?? undefined;
         progress.step("cloning");
         status = await client.init(
-          { repo: current.repo, ref: current.ref ?? undefined, branch: current.branch, credentials },
+          {
+            repo: current.repo,
+            ref: current.ref ?? undefined,
+            branch: current.branch,
+            credentials: await credentials!,
+          },
           onPhase,
         );
       }

@@ -224,10 +224,15 @@ export class Sandbox {
         }
       }
       setPhase("starting_agent");
-      // The workspace status is computed while OpenCode finishes booting.
-      const [, ws] = await Promise.all([started, this.workspaceStatus()]);
+      // The workspace status is computed while OpenCode finishes booting and opens the
+      // workspace. A fresh checkout needs no scan of its work tree (seconds on a large repo).
+      const wsReady = reused
+        ? this.workspaceStatus()
+        : this.workspace.checkoutStatus().catch(() => this.workspaceStatus());
+      await started;
       this.agent.enable();
       await this.agent.waitConnected(5000);
+      const ws = await wsReady;
       this.phase = "ready";
       this.log.info("phase", { phase: "ready", ms: Date.now() - t0 });
       emit({ type: "result", ok: true, status: await this.status(ws) });

@@ -288,6 +288,30 @@ export class Workspace {
     return next;
   }
 
+  /**
+   * The status of a checkout nobody has touched yet (right after clone):
+   * HEAD is the base commit and the work tree is its tree, so nothing needs
+   * scanning. Later reads use status().
+   */
+  async checkoutStatus(): Promise<WorkspaceStatus | null> {
+    const meta = this.loadMeta();
+    if (!meta) return null;
+    const tree = await this.git.run(
+      ["rev-parse", "--verify", "--quiet", "--end-of-options", `${meta.base_commit}^{tree}`],
+      this.repoOpts(),
+    );
+    return {
+      repo: meta.repo,
+      branch: meta.branch,
+      base_commit: meta.base_commit,
+      head: meta.base_commit,
+      dirty: false,
+      changed_files: [],
+      ahead: 0,
+      tree_hash: tree.code === 0 ? tree.stdout.trim() : null,
+    };
+  }
+
   async status(): Promise<WorkspaceStatus | null> {
     const meta = this.loadMeta();
     if (!meta) return null;
