@@ -28,7 +28,7 @@ await Promise.all([
     // fast: `alpine list` without the command-line parser (see packages/cli/src/fast.ts).
     entryPoints: { alpine: "packages/cli/src/main.ts", fast: "packages/cli/src/fast.ts" },
     outdir: "packages/cli/dist",
-    // The reliability tests' fault hook exists only in their own bundle (test/reliability/fault-cli.ts).
+    // The reliability tests' fault hook exists only in their own bundle (test/reliability/harness.ts, buildClis).
     define: { __ALPINE_FAULTS__: "false" },
     splitting: true,
     chunkNames: "chunks/[name]-[hash]",

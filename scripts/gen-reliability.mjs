@@ -30,22 +30,29 @@ const table = (head, rows) =>
       ].join("\n");
 
 export function generate() {
-  const files = existsSync(RESULTS)
-    ? readdirSync(RESULTS)
-        .filter((f) => f.endsWith(".jsonl"))
-        .sort()
-    : [];
+  // One file per run (<suite>.<pid>.jsonl); runs may overlap in a shared tree: per suite, the
+  // run that started last is the one shown.
+  const files = existsSync(RESULTS) ? readdirSync(RESULTS).filter((f) => f.endsWith(".jsonl")) : [];
+  const latest = new Map();
+  for (const f of files) {
+    const parsed = readFileSync(join(RESULTS, f), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    if (parsed.length === 0) continue;
+    const suite = parsed[0].suite;
+    const run = parsed[0].run ?? parsed[0].at;
+    if (!latest.has(suite) || latest.get(suite).run < run) latest.set(suite, { run, rows: parsed });
+  }
   const rows = [];
   const suites = [];
-  for (const f of files) {
-    const lines = readFileSync(join(RESULTS, f), "utf8").split("\n").filter(Boolean);
-    const parsed = lines.map((l) => JSON.parse(l));
+  for (const [suite, { rows: parsed }] of [...latest].sort((a, b) => a[0].localeCompare(b[0]))) {
     rows.push(...parsed);
     const last = parsed
       .map((r) => r.at)
       .sort()
       .at(-1);
-    suites.push(`\`${f.replace(/\.jsonl$/, "")}\` (${parsed.length} rows${last ? `, ${last}` : ""})`);
+    suites.push(`\`${suite}\` (${parsed.length} rows, ${last})`);
   }
   const of = (kind) => rows.filter((r) => r.kind === kind);
 

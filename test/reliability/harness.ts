@@ -211,13 +211,34 @@ export type Row =
   | { kind: "race"; round: string; processes: number; outcomes: string; events: string }
   | { kind: "secret"; scanned: string; items: number; hits: number };
 
-/** Collects one test file's rows in test-results/reliability/<suite>.jsonl (replaced on each run). */
+/**
+ * Collects one test file's rows in test-results/reliability/<suite>.<pid>.jsonl. The tree may be
+ * shared by several runs at once, so each run writes its own file; files of runs whose process
+ * is gone are removed, and scripts/gen-reliability.mjs takes each suite's newest run.
+ */
 export function recorder(suite: string) {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `${suite}.jsonl`);
+  for (const f of readdirSync(RESULTS_DIR)) {
+    const m = /^(.+)\.(\d+)\.jsonl$/.exec(f) ?? /^(.+)\.jsonl$/.exec(f);
+    if (!m || m[1] !== suite) continue;
+    const pid = Number(m[2]);
+    let alive = false;
+    try {
+      if (pid) process.kill(pid, 0);
+      alive = pid > 0;
+    } catch {
+      alive = false;
+    }
+    if (!alive || pid === process.pid) rmSync(join(RESULTS_DIR, f), { force: true });
+  }
+  const file = join(RESULTS_DIR, `${suite}.${process.pid}.jsonl`);
   writeFileSync(file, "");
+  const started = new Date().toISOString();
   return (row: Row) => {
-    appendFileSync(file, `${JSON.stringify({ suite, at: new Date().toISOString(), ...row })}\n`);
+    appendFileSync(
+      file,
+      `${JSON.stringify({ suite, run: started, at: new Date().toISOString(), ...row })}\n`,
+    );
   };
 }
 

@@ -44,7 +44,7 @@ export const thisHost: HostIdentity = {
 };
 
 /**
- * true only in the CLI's test bundle (esbuild define, test/reliability/fault-cli.ts); the
+ * true only in the CLI's test bundle (esbuild define, test/reliability/harness.ts, buildClis); the
  * production build defines it false, so the fault hook below is compiled out of dist/alpine.js.
  */
 declare const __ALPINE_FAULTS__: boolean | undefined;

@@ -4,7 +4,7 @@ import { FAULT_STEPS, type FaultPoints, type FaultStep } from "@alpine/core/faul
 
 /**
  * Fault points for reliability tests. Only the test bundle of the CLI
- * (built with `__ALPINE_FAULTS__ = true`, see test/reliability/fault-cli.ts)
+ * (built with `__ALPINE_FAULTS__ = true`, see test/reliability/harness.ts, buildClis)
  * ever calls this; the production build compiles it out.
  *
  *   ALPINE_FAULT_AT=<step>         one of FAULT_STEPS
