@@ -12,7 +12,6 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import {
   AlpineError,
   type Provider,
@@ -28,6 +27,7 @@ import { sandboxDir } from "../paths.ts";
 import { opencodeBinary, sandboxdEntry } from "../runtime-paths.ts";
 import { resolveIsolation } from "./isolation.ts";
 import type { PoolEntry } from "./pool.ts";
+import { awaitListeningLine } from "./sandboxd-start.ts";
 
 interface LocalHandle {
   dir: string;
@@ -179,49 +179,11 @@ export class LocalProvider implements Provider {
     if (child.pid) writeFileSync(join(h.dir, PID_FILE), String(child.pid), { mode: 0o600 });
     // Secrets travel over stdin, never argv, env or disk.
     child.stdin.end(JSON.stringify(config));
-    const listening = await new Promise<{ port: number; pid: number }>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout });
-      const timer = setTimeout(() => {
-        child.kill("SIGKILL");
-        reject(
-          new AlpineError("agent_start_failed", `sandboxd did not start within ${START_TIMEOUT_MS / 1000}s`, {
-            log: config.log_file,
-          }),
-        );
-      }, START_TIMEOUT_MS);
-      lines.once("line", (line) => {
-        clearTimeout(timer);
-        try {
-          const msg = JSON.parse(line) as { event?: string; port?: number; pid?: number; error?: unknown };
-          if (msg.event === "listening" && typeof msg.port === "number") {
-            resolve({ port: msg.port, pid: msg.pid ?? child.pid! });
-            return;
-          }
-          if (msg.event === "error") {
-            reject(AlpineError.fromJSON(msg.error, "agent_start_failed"));
-            return;
-          }
-        } catch {
-          // fall through
-        }
-        reject(
-          new AlpineError("agent_start_failed", `sandboxd printed an unexpected first line`, {
-            log: config.log_file,
-          }),
-        );
-      });
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(
-          new AlpineError(
-            "agent_start_failed",
-            `sandboxd exited with ${code} at start; see ${config.log_file}`,
-            {
-              log: config.log_file,
-            },
-          ),
-        );
-      });
+    const listening = await awaitListeningLine(child.stdout, {
+      timeoutMs: START_TIMEOUT_MS,
+      where: config.log_file,
+      onTimeout: () => child.kill("SIGKILL"),
+      exited: new Promise((resolve) => child.once("exit", resolve)),
     });
     child.stdout.destroy();
     child.unref();
