@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import {
   appendFileSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -41,6 +42,17 @@ export function buildClis(): Promise<{ prod: string; faults: string }> {
   built ??= (async () => {
     rmSync(CACHE, { recursive: true, force: true });
     process.once("exit", () => rmSync(CACHE, { recursive: true, force: true }));
+    // Test workers are not always let to run their exit handlers: clear bundles of dead ones.
+    const parent = join(CACHE, "..");
+    for (const d of existsSync(parent) ? readdirSync(parent) : []) {
+      const pid = Number(/^(?:reliability|cli-faults)-(\d+)$/.exec(d)?.[1]);
+      if (!pid || pid === process.pid) continue;
+      try {
+        process.kill(pid, 0);
+      } catch {
+        rmSync(join(parent, d), { recursive: true, force: true });
+      }
+    }
     const common = {
       bundle: true,
       platform: "node" as const,
