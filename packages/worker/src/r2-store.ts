@@ -187,6 +187,32 @@ export class R2CheckpointStore implements CheckpointStore {
     return found.sort((a, b) => a.at.localeCompare(b.at) || a.id.localeCompare(b.id)).map((x) => x.id);
   }
 
+  /**
+   * Removes what an interrupted checkpoint left in R2 (the object running it was evicted or
+   * restarted mid-upload): artifacts of checkpoints that never got their manifest. Called
+   * holding the sandbox's lease. Unfinished multipart uploads are aborted by R2 itself.
+   */
+  async prune(sandboxId: string): Promise<void> {
+    const prefix = `${this.prefix}/${checkId("sandbox_id", sandboxId)}/`;
+    const keysById = new Map<string, string[]>();
+    const withManifest = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const page = await this.bucket.list({ prefix, cursor });
+      for (const obj of page.objects) {
+        const [id, ...rest] = obj.key.slice(prefix.length).split("/");
+        if (!id) continue;
+        if (rest.join("/") === "manifest.json") withManifest.add(id);
+        keysById.set(id, [...(keysById.get(id) ?? []), obj.key]);
+      }
+      cursor = page.truncated ? page.cursor : undefined;
+    } while (cursor);
+    const orphans = [...keysById.entries()]
+      .filter(([id]) => !withManifest.has(id))
+      .flatMap(([, keys]) => keys);
+    for (let i = 0; i < orphans.length; i += 1000) await this.bucket.delete(orphans.slice(i, i + 1000));
+  }
+
   async delete(sandboxId: string, checkpointId: string): Promise<void> {
     const prefix = `${this.dir(sandboxId, checkpointId)}/`;
     let cursor: string | undefined;

@@ -141,6 +141,20 @@ describe("R2 checkpoint store (local R2 in workerd)", () => {
     expect(left.objects).toEqual([]);
   });
 
+  it("prune removes the artifacts of a checkpoint that never got its manifest, and nothing else", async () => {
+    const kept = await manifestFor(store, "sbx_r2e", "ckpt_done", {
+      "workspace.bundle": bundleBytes("alpine/demo"),
+    });
+    // An upload cut short: artifacts stored, manifest never written.
+    await store.putArtifact("sbx_r2e", "ckpt_cut", "workspace.bundle", streamOf(bundleBytes("alpine/demo")));
+    await store.putArtifact("sbx_r2e", "ckpt_cut", "opencode-data.tar.gz", streamOf(randomBytes(100)));
+    expect((await env.CHECKPOINTS.list({ prefix: "sandboxes/sbx_r2e/ckpt_cut/" })).objects).toHaveLength(2);
+    await store.prune("sbx_r2e");
+    expect((await env.CHECKPOINTS.list({ prefix: "sandboxes/sbx_r2e/ckpt_cut/" })).objects).toEqual([]);
+    expect(await store.list("sbx_r2e")).toEqual(["ckpt_done"]);
+    await store.verify(kept);
+  });
+
   it("refuses ids that would escape their prefix", async () => {
     await expect(store.getManifest("../x", "ckpt_1")).rejects.toMatchObject({ reason: "checkpoint_missing" });
     await expect(store.getArtifact("sbx_1", "ckpt_1", "../../etc")).rejects.toMatchObject({
