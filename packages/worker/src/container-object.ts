@@ -34,14 +34,17 @@ export class SandboxContainer extends DurableObject<Env> {
     return this.container.getTcpPort(SANDBOXD_PORT);
   }
 
-  /** Starts the container (if it is not running) and waits until sandboxd answers /healthz. */
+  /**
+   * Starts a fresh container and waits until sandboxd answers /healthz. A container still
+   * running here belongs to a runtime that was never recorded (its launch died after starting
+   * it): its sandboxd has another token, so it is stopped first rather than adopted.
+   */
   async startSandbox(config: string, inactivityMs: number): Promise<void> {
     const c = this.container;
-    if (!c.running) {
-      c.start({ entrypoint: ENTRYPOINT, env: { ALPINE_SANDBOXD_CONFIG: config }, enableInternet: true });
-      // Watch for the exit so a crashed container does not look alive; the error is logged by the runtime.
-      this.ctx.waitUntil(c.monitor().catch(() => {}));
-    }
+    if (c.running) await this.stopSandbox();
+    c.start({ entrypoint: ENTRYPOINT, env: { ALPINE_SANDBOXD_CONFIG: config }, enableInternet: true });
+    // Watch for the exit so a crashed container does not look alive; the error is logged by the runtime.
+    this.ctx.waitUntil(c.monitor().catch(() => {}));
     await c.setInactivityTimeout(inactivityMs);
     const deadline = Date.now() + 120_000;
     let last = "";
