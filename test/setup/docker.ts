@@ -1,5 +1,13 @@
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
@@ -71,7 +79,7 @@ function debianMirror(): string {
   return "http://deb.debian.org/debian";
 }
 
-async function startPrivateDaemon(): Promise<() => Promise<void>> {
+async function startPrivateDaemon(): Promise<void> {
   mkdirSync(PRIVATE_ROOT, { recursive: true });
   const log = join(PRIVATE_ROOT, "dockerd.log");
   const child = spawn(
@@ -91,22 +99,6 @@ async function startPrivateDaemon(): Promise<() => Promise<void>> {
       );
     await new Promise((r) => setTimeout(r, 300));
   }
-  return async () => {
-    try {
-      process.kill(child.pid!, "SIGTERM");
-    } catch {
-      return;
-    }
-    const until = Date.now() + 20_000;
-    while (Date.now() < until) {
-      try {
-        process.kill(child.pid!, 0);
-      } catch {
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
 }
 
 function ensureBaseImage(host: string): void {
@@ -179,21 +171,55 @@ export default async function setup(project: TestProject) {
   if (!which("docker")) return unavailable("the docker CLI is not installed");
 
   let host: string | null = null;
-  let stop: (() => Promise<void>) | null = null;
   if (process.env.DOCKER_HOST && dockerAnswers(process.env.DOCKER_HOST)) host = process.env.DOCKER_HOST;
   else if (dockerAnswers(PRIVATE_SOCKET))
-    host = PRIVATE_SOCKET; // left by an earlier run: reuse it
+    host = PRIVATE_SOCKET; // left by an earlier or a concurrent run: share it
   else if (!process.env.DOCKER_HOST && dockerAnswers(undefined)) host = "unix:///var/run/docker.sock";
   else if (process.getuid?.() === 0 && which("dockerd")) {
-    stop = await startPrivateDaemon();
+    await startPrivateDaemon();
     host = PRIVATE_SOCKET;
   } else {
     return unavailable("no Docker daemon answers and this user cannot start one (needs root and dockerd)");
   }
+  const leave = host === PRIVATE_SOCKET ? joinPrivateDaemon() : async () => {};
   ensureBaseImage(host);
   buildSandboxImage(host);
   project.provide("docker", { host, image: E2E_IMAGE, skipReason: null });
+  return leave;
+}
+
+const USERS = join(PRIVATE_ROOT, "users");
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Several test runs (checkouts) on one machine share the private daemon. Each
+ * registers itself; the last one to leave stops the daemon, so no run pulls it
+ * away from another and none is left running after the last.
+ */
+function joinPrivateDaemon(): () => Promise<void> {
+  mkdirSync(USERS, { recursive: true });
+  const me = join(USERS, String(process.pid));
+  writeFileSync(me, "");
   return async () => {
-    if (stop) await stop();
+    rmSync(me, { force: true });
+    const others = readdirSync(USERS).filter((f) => alive(Number(f)));
+    if (others.length > 0) return;
+    const pidFile = join(PRIVATE_ROOT, "docker.pid");
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
+    // A stale pid file may name a reused pid: only a dockerd is stopped.
+    const comm =
+      pid && existsSync(`/proc/${pid}/comm`) ? readFileSync(`/proc/${pid}/comm`, "utf8").trim() : "";
+    if (comm !== "dockerd") return;
+    process.kill(pid, "SIGTERM");
+    const until = Date.now() + 20_000;
+    while (Date.now() < until && alive(pid)) await new Promise((r) => setTimeout(r, 200));
   };
 }
