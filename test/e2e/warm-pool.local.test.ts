@@ -102,9 +102,10 @@ describe("warm pool (local provider)", () => {
       "the task to complete",
       async () => {
         const s = (await alpine("status", "adopted", "--json")).json();
+        if (s.task?.state === "failed") throw new Error(`the task failed: ${JSON.stringify(s)}`);
         return s.state === "completed" ? s : null;
       },
-      { timeoutMs: 120_000, intervalMs: 1000 },
+      { timeoutMs: 180_000, intervalMs: 1000 },
     );
     expect(done.workspace.changed_files).toEqual([{ path: "NOTES.md", status: "added" }]);
     expect(readFileSync(join(warm.dir, "workspace", "NOTES.md"), "utf8")).toContain(
@@ -117,7 +118,7 @@ describe("warm pool (local provider)", () => {
     expect(keys).not.toContain(`Bearer ${SECRETS.forbiddenKey}`);
     const diff = (await alpine("diff", "adopted", "--json")).json();
     expect(diff.files.map((f: { path: string }) => f.path)).toEqual(["NOTES.md"]);
-  });
+  }, 300_000);
 
   it("the pool is refilled with another runtime after the adoption", async () => {
     const next = await warmReady();

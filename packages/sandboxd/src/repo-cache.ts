@@ -5,11 +5,11 @@ import {
   linkSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
-  statSync,
+  rmSync,
   unlinkSync,
-  utimesSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
@@ -20,8 +20,6 @@ import { firstLine, type GitRunner, type ResolvedRepo } from "./git.ts";
 import type { Logger } from "./log.ts";
 import { isAlive, sleep } from "./proc.ts";
 
-/** A cache fetched this recently is used as it is: the clone itself fetches what is newer. */
-const FRESH_MS = 5 * 60_000;
 /** A lock older than this is stale even if its pid looks alive (the pid was reused). */
 const STALE_LOCK_MS = 2 * 3600_000;
 /** How long a launch waits for another one's fetch before cloning without the cache. */
@@ -29,7 +27,7 @@ const LOCK_WAIT_MS = 60 * 60_000;
 const STAMP = "alpine-fetched";
 
 export interface CacheUse {
-  /** The bare repository to pass to `git clone --reference`. */
+  /** The bare repository the workspace is cloned from. */
   dir: string;
   /** Whether this launch fetched into it (false: it was fresh). */
   fetched: boolean;
@@ -42,9 +40,10 @@ export interface CacheUse {
  * - Writes (create, fetch) happen under `<key>.lock`, an O_EXCL file naming
  *   its holder; concurrent launches of one repo wait for one fetch instead of
  *   each downloading it.
- * - Reads (`clone --reference`) take no lock: nothing ever deletes objects
- *   from a cache (sandboxd runs git with gc.auto=0, and `fetch --prune` only
- *   drops refs), so a workspace borrowing objects from it can rely on them.
+ * - Reads (a workspace's `clone --shared` from it) take no lock: nothing ever
+ *   deletes objects from a cache (sandboxd runs git with gc.auto=0, and
+ *   `fetch --prune` only drops refs), so a workspace borrowing objects from it
+ *   (objects/info/alternates) can rely on them.
  * - It never holds credentials: fetches get them per command from sandboxd's
  *   credential broker, the URL has none, and no remote is configured.
  */
@@ -74,11 +73,18 @@ export class RepoCache {
   }
 
   /**
-   * Brings the repo's cache up to date (or leaves it when fetched in the last
-   * few minutes) and returns it, or null when it cannot be used this time
-   * (the clone then runs without it; never an error of its own).
+   * Brings the repo's cache up to date with the remote and returns it, or
+   * null when it cannot be used this time (the clone then goes to the remote
+   * itself; never an error of its own). The workspace is then cloned from the
+   * cache locally, so the cache must be as new as the remote was when the
+   * launch asked (`since`): a fetch that another launch started after that
+   * moment is as good as our own, so concurrent launches share one.
    */
-  async refresh(repo: ResolvedRepo, credentials: GitCredentials | undefined): Promise<CacheUse | null> {
+  async refresh(
+    repo: ResolvedRepo,
+    credentials: GitCredentials | undefined,
+    since: number,
+  ): Promise<CacheUse | null> {
     const dir = this.reserve(repo);
     const t0 = Date.now();
     const release = await acquireLock(`${dir}.lock`, LOCK_WAIT_MS, this.log);
@@ -87,52 +93,55 @@ export class RepoCache {
       return null;
     }
     try {
-      if (!isBareRepo(dir)) {
-        const init = await this.git.run(["init", "--bare", "--quiet", "--", dir], {
-          isolatedConfig: "/nonexistent",
-        });
-        if (init.code !== 0) {
-          this.log.warn("cannot create the repo cache", { cache: dir, stderr: init.stderr.slice(0, 500) });
-          return null;
-        }
-        writeFileSync(join(dir, "alpine-repo"), `${repo.display}\n`);
-      }
       const stamp = join(dir, STAMP);
-      if (existsSync(stamp) && Date.now() - statSync(stamp).mtimeMs < FRESH_MS) {
+      const fresh = isBareRepo(dir) && readStamp(stamp) >= since;
+      if (fresh) {
         this.log.info("repo cache is fresh", { cache: dir, ms: Date.now() - t0 });
         return { dir, fetched: false };
       }
       const creds = credentials ?? repo.urlCredentials;
-      const res = await this.git.run(
-        [
-          "-c",
-          "http.lowSpeedLimit=1000",
-          "-c",
-          "http.lowSpeedTime=60",
-          "fetch",
-          "--quiet",
-          "--prune",
-          "--no-write-fetch-head",
-          "--",
-          repo.url,
-          "+refs/heads/*:refs/heads/*",
-          "+refs/tags/*:refs/tags/*",
-        ],
-        {
-          env: { GIT_DIR: dir },
-          isolatedConfig: "/nonexistent",
-          timeoutMs: 60 * 60_000,
-          credentials: creds && repo.target ? { credentials: creds, target: repo.target } : undefined,
-        },
-      );
-      if (res.code !== 0) {
-        // The clone will say what is wrong with the remote; a cache from earlier still helps it.
-        this.log.warn("repo cache fetch failed", { cache: dir, error: firstLine(res.stderr) });
-        return hasObjects(dir) ? { dir, fetched: false } : null;
+      const network = {
+        isolatedConfig: "/nonexistent",
+        timeoutMs: 60 * 60_000,
+        credentials: creds && repo.target ? { credentials: creds, target: repo.target } : undefined,
+      };
+      // Give up on a transfer slower than 1 KB/s for a minute rather than hang.
+      const slow = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"];
+      const started = Date.now();
+      let res: Awaited<ReturnType<GitRunner["run"]>>;
+      if (isBareRepo(dir)) {
+        res = await this.git.run(
+          [
+            ...slow,
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--no-write-fetch-head",
+            "--",
+            repo.url,
+            "+refs/heads/*:refs/heads/*",
+            "+refs/tags/*:refs/tags/*",
+          ],
+          { ...network, env: { GIT_DIR: dir } },
+        );
+      } else {
+        // A first clone (its HEAD names the remote's default branch). Whatever an earlier,
+        // killed attempt left in the dir goes first; nothing borrows from a cache that never
+        // finished.
+        emptyDir(dir);
+        const args = [...slow, "clone", "--bare", "--quiet"];
+        // A local repo is copied, never hard-linked: the cache must not share files with it.
+        if (repo.local) args.push("--no-hardlinks");
+        res = await this.git.run([...args, "--", repo.url, dir], network);
+        if (res.code === 0) writeFileSync(join(dir, "alpine-repo"), `${repo.display}\n`);
+        else emptyDir(dir);
       }
-      const now = new Date();
-      if (existsSync(stamp)) utimesSync(stamp, now, now);
-      else writeFileSync(stamp, "");
+      if (res.code !== 0) {
+        // The clone from the remote will say what is wrong with it.
+        this.log.warn("repo cache fetch failed", { cache: dir, error: firstLine(res.stderr) });
+        return null;
+      }
+      writeFileSync(stamp, String(started));
       this.log.info("repo cache fetched", { cache: dir, ms: Date.now() - t0 });
       return { dir, fetched: true };
     } finally {
@@ -141,12 +150,23 @@ export class RepoCache {
   }
 }
 
-function isBareRepo(dir: string): boolean {
-  return existsSync(join(dir, "HEAD")) && existsSync(join(dir, "objects")) && existsSync(join(dir, "refs"));
+/** When the last successful fetch into a cache started (epoch ms; 0 when unknown). */
+function readStamp(file: string): number {
+  try {
+    const at = Number(readFileSync(file, "utf8").trim());
+    return Number.isFinite(at) ? at : 0;
+  } catch {
+    return 0;
+  }
 }
 
-function hasObjects(dir: string): boolean {
-  return isBareRepo(dir) && existsSync(join(dir, "objects", "pack"));
+/** Removes what is inside a dir, keeping the dir (bubblewrap may have it mounted). */
+function emptyDir(dir: string): void {
+  for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
+}
+
+function isBareRepo(dir: string): boolean {
+  return existsSync(join(dir, "HEAD")) && existsSync(join(dir, "objects")) && existsSync(join(dir, "refs"));
 }
 
 interface LockOwner {

@@ -215,7 +215,7 @@ export class Sandbox {
             plan.ref,
             plan.branch,
             plan.credentials,
-            use && cache ? { reference: use.dir, dissociate: cache.dissociate } : undefined,
+            use && cache ? { dir: use.dir, dissociate: cache.dissociate } : undefined,
           );
         } catch (err) {
           await this.opencode.stop();
@@ -247,10 +247,10 @@ export class Sandbox {
 
   /**
    * Starts refreshing the repo's object cache (concurrently with OpenCode's
-   * start). Under bubblewrap the agent's git must read the borrowed objects,
-   * so the cache is mounted read-only for OpenCode, which is only possible
-   * before OpenCode starts; a warm sandboxd (already started) copies the
-   * objects in instead (--dissociate). Never fails the launch.
+   * start); the workspace is then cloned from it. Under bubblewrap the agent's
+   * git must read the borrowed objects, so the cache is mounted read-only for
+   * OpenCode, which is only possible before OpenCode starts; a warm sandboxd
+   * (already started) copies the objects in instead. Never fails the launch.
    */
   private useRepoCache(plan: InitPlan): { ready: Promise<CacheUse | null>; dissociate: boolean } | null {
     const cache = this.repoCache;
@@ -258,7 +258,7 @@ export class Sandbox {
     try {
       const dir = cache.reserve(plan.repo);
       const visible = this.config.isolation !== "bubblewrap" || this.opencode.keepReadOnly(dir);
-      const ready = cache.refresh(plan.repo, plan.credentials).catch((err: unknown) => {
+      const ready = cache.refresh(plan.repo, plan.credentials, Date.now()).catch((err: unknown) => {
         this.log.warn("repo cache unavailable", { error: String((err as Error).message ?? err) });
         return null;
       });

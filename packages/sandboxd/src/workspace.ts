@@ -151,45 +151,60 @@ export class Workspace {
     ref: string | undefined,
     branch: string,
     credentials: GitCredentials | undefined,
-    cache?: { reference: string; dissociate: boolean },
+    /** A bare cache of the repo, up to date with the remote (RepoCache.refresh). */
+    cache?: { dir: string; dissociate: boolean },
   ): Promise<WorkspaceMeta> {
     if (ref !== undefined) checkRef(ref);
     mkdirSync(this.dir, { recursive: true });
     this.clearUnfinished();
 
     const creds = credentials ?? repo.urlCredentials;
-    const cloneArgs = (reference: typeof cache) => {
+    const fromRemote = () => {
       // Give up on a transfer slower than 1 KB/s for a minute rather than hang.
       const args = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"];
       args.push("clone", "--no-checkout", "--origin", "origin");
-      if (reference) {
-        // Objects the cache has are borrowed (objects/info/alternates), not downloaded again;
-        // --dissociate copies them in when the agent could not read the cache. A local path
-        // goes through git's transport (--no-local) so the reference is honoured.
-        args.push("--reference", reference.reference);
-        if (reference.dissociate) args.push("--dissociate");
-        if (repo.local) args.push("--no-local");
-      } else if (repo.local) {
-        args.push("--no-hardlinks");
-      }
+      if (repo.local) args.push("--no-hardlinks");
       args.push("--", repo.url, this.dir);
-      return args;
-    };
-    const runClone = (reference: typeof cache) =>
-      this.git.run(cloneArgs(reference), {
+      return this.git.run(args, {
         cwd: dirname(this.dir),
         timeoutMs: 60 * 60_000,
         credentials: creds && repo.target ? { credentials: creds, target: repo.target } : undefined,
       });
-    let res = await runClone(cache);
-    if (res.code !== 0 && cache) {
-      // A damaged cache must not make the launch fail: clone as if there were none.
-      this.log.warn("clone with the repo cache failed; cloning without it", {
-        error: firstLine(res.stderr),
-      });
-      this.clearUnfinished();
-      res = await runClone(undefined);
+    };
+    let res: Awaited<ReturnType<typeof fromRemote>> | null = null;
+    if (cache) {
+      // No network: the cache was just brought up to date. Its objects are borrowed
+      // (objects/info/alternates; the agent reads them through a read-only mount), or copied
+      // when the agent cannot see the cache; never hard-linked (the agent could write them).
+      res = await this.git.run(
+        [
+          "clone",
+          "--no-checkout",
+          "--origin",
+          "origin",
+          cache.dissociate ? "--no-hardlinks" : "--shared",
+          "--",
+          cache.dir,
+          this.dir,
+        ],
+        { cwd: dirname(this.dir), timeoutMs: 60 * 60_000 },
+      );
+      if (res.code === 0) {
+        const url = await this.git.run(["config", "remote.origin.url", repo.url], {
+          env: { GIT_DIR: this.gitDir },
+        });
+        if (url.code !== 0) res = url;
+      }
+      if (res.code !== 0) {
+        // A damaged cache must not make the launch fail: clone as if there were none.
+        this.log.warn("clone from the repo cache failed; cloning from the remote", {
+          error: firstLine(res.stderr),
+        });
+        this.clearUnfinished();
+        res = null;
+      }
     }
+    res ??= await fromRemote();
     if (res.code !== 0) {
       this.clearUnfinished();
       const reason = cloneFailureReason(res.stderr);

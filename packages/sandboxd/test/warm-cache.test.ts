@@ -64,7 +64,9 @@ describe("repo object cache", () => {
     const status = await second.client.init({ repo, branch: "alpine/two" });
     expect(status.phase).toBe("ready");
     expect(alternates(second.dirs.workspace)).toBe(join(cache, "objects"));
-    expect(readLog(second.dirs.log)).toContain("repo cache is fresh");
+    // It brought the cache up to date (the remote may have moved) and cloned from it.
+    expect(readLog(second.dirs.log)).toContain("repo cache fetched");
+    expect(git(second.dirs.workspace, "remote", "get-url", "origin").trim()).toBe(repo);
     // The workspace has (almost) no objects of its own, yet git sees the whole history.
     const own = readdirSync(join(second.dirs.workspace, ".git", "objects", "pack"));
     expect(own.filter((n) => n.endsWith(".pack"))).toEqual([]);
@@ -80,10 +82,29 @@ describe("repo object cache", () => {
     for (const r of results) expect(r.phase).toBe("ready");
     expect(readdirSync(fresh).filter((n) => n.endsWith(".git"))).toHaveLength(1);
     expect(readdirSync(fresh).filter((n) => n.endsWith(".lock"))).toEqual([]);
-    // Exactly one of them fetched; the others found the cache fresh (they waited for the lock).
-    const fetched = sbxs.filter((s) => readLog(s.dirs.log).includes("repo cache fetched"));
-    expect(fetched).toHaveLength(1);
-    for (const s of sbxs) expect(git(s.dirs.workspace, "rev-parse", "HEAD").trim()).toMatch(/^[0-9a-f]{40}$/);
+    // They took turns on the lock; each workspace borrows from the one cache.
+    const head = git(repo, "rev-parse", "main").trim();
+    for (const s of sbxs) {
+      expect(git(s.dirs.workspace, "rev-parse", "HEAD").trim()).toBe(head);
+      expect(alternates(s.dirs.workspace)).toMatch(/\.git\/objects$/);
+    }
+  });
+
+  it("a new commit on the remote reaches the next launch (the cache is refreshed first)", async () => {
+    const dir = tempDir("alpine-repo-cache-");
+    const one = await start({ repo_cache_dir: dir });
+    await one.client.init({ repo, branch: "alpine/before" });
+    // Someone pushes right after.
+    const work = tempDir("alpine-push-");
+    git(work, "clone", "-q", repo, "w");
+    writeFileSync(join(work, "w", "NEW.md"), "new\n");
+    git(join(work, "w"), "add", "NEW.md");
+    git(join(work, "w"), "commit", "-qm", "new");
+    git(join(work, "w"), "push", "-q", "origin", "HEAD:main");
+    const two = await start({ repo_cache_dir: dir });
+    const st = await two.client.init({ repo, branch: "alpine/after" });
+    expect(st.workspace?.base_commit).toBe(git(repo, "rev-parse", "main").trim());
+    expect(readFileSync(join(two.dirs.workspace, "NEW.md"), "utf8")).toBe("new\n");
   });
 
   it("a cache that is not a repository does not stop a clone", async () => {
