@@ -409,6 +409,45 @@ export class OpencodeSupervisor extends EventEmitter {
     }
   }
 
+  /**
+   * Makes OpenCode open its instance for the (still empty) workspace now:
+   * loading config, plugins and tools the first time costs 150-350 ms here,
+   * once per process. A warm sandbox does it while it waits; after the clone
+   * it disposes that instance (disposeInstance) and the next request opens the
+   * cloned repo in a fraction of the time (measured in docs/opencode.md).
+   */
+  async warmInstance(): Promise<boolean> {
+    if (!this.ready) return false;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 30_000);
+    try {
+      const res = await fetch(`${this.baseUrl}/event`, {
+        headers: { authorization: this.authorization, accept: "text/event-stream" },
+        signal: ac.signal,
+      });
+      if (!res.ok || !res.body) return false;
+      // The first event (server.connected) comes once the instance is up.
+      await res.body.getReader().read();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+      ac.abort();
+    }
+  }
+
+  /** Drops OpenCode's instance for the workspace, so the next request opens it afresh (as a git repo). */
+  async disposeInstance(): Promise<void> {
+    const res = await fetch(`${this.baseUrl}/instance/dispose`, {
+      method: "POST",
+      headers: { authorization: this.authorization },
+      signal: AbortSignal.timeout(10_000),
+    });
+    await res.body?.cancel();
+    if (!res.ok) throw new Error(`OpenCode refused to dispose its instance (HTTP ${res.status})`);
+  }
+
   /** SIGTERM to OpenCode, SIGKILL to everything after graceMs. Idempotent. */
   async stop(graceMs = 3000): Promise<void> {
     this.stopping = true;

@@ -64,6 +64,8 @@ export class Sandbox {
   name: string;
   /** A warm sandboxd was taken by a launch (POST /v1/adopt). */
   adopted = false;
+  /** A warm sandboxd's OpenCode opened its instance on the empty workspace (to be disposed at init). */
+  private instanceWarmed: Promise<boolean> = Promise.resolve(false);
   private readonly shadowDir: string;
   private listenPort = 0;
   /** The one checkpoint/export/restore (or restore upload) running now. */
@@ -112,11 +114,15 @@ export class Sandbox {
    */
   warmStart(): void {
     this.opencode.prepare();
-    this.opencode.start().catch((err: unknown) => {
-      this.log.warn("warm opencode did not start; init will try again", {
-        error: String((err as Error).message ?? err),
-      });
-    });
+    this.instanceWarmed = this.opencode.start().then(
+      () => this.opencode.warmInstance(),
+      (err: unknown) => {
+        this.log.warn("warm opencode did not start; init will try again", {
+          error: String((err as Error).message ?? err),
+        });
+        return false;
+      },
+    );
   }
 
   /** POST /v1/adopt: a warm sandboxd becomes the launching sandbox (once). */
@@ -230,6 +236,19 @@ export class Sandbox {
         ? this.workspaceStatus()
         : this.workspace.checkoutStatus().catch(() => this.workspaceStatus());
       await started;
+      if (await this.instanceWarmed) {
+        // The instance a warm OpenCode opened on the empty workspace is not a git project:
+        // drop it, and the event stream opens the cloned repo (fast: OpenCode is warmed up).
+        this.instanceWarmed = Promise.resolve(false);
+        try {
+          await this.opencode.disposeInstance();
+        } catch (err) {
+          // Never leave the agent in a non-git instance: a fresh OpenCode opens the repo.
+          this.log.warn("could not dispose the warm instance; restarting opencode", { error: String(err) });
+          await this.opencode.stop();
+          await this.opencode.start();
+        }
+      }
       this.agent.enable();
       await this.agent.waitConnected(5000);
       const ws = await wsReady;
