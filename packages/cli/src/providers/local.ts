@@ -179,6 +179,9 @@ export class LocalProvider implements Provider {
     if (child.pid) writeFileSync(join(h.dir, PID_FILE), String(child.pid), { mode: 0o600 });
     // Secrets travel over stdin, never argv, env or disk.
     child.stdin.end(JSON.stringify(config));
+    // Node loads its HTTP client on the first fetch (30-40 ms of CPU here): while sandboxd
+    // boots, not when the init request is due. A data: URL touches no network.
+    void fetch("data:,").catch(() => {});
     const listening = await awaitListeningLine(child.stdout, {
       timeoutMs: START_TIMEOUT_MS,
       where: config.log_file,
