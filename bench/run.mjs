@@ -1,14 +1,33 @@
-// `npm run bench`: measures alpine against its floor in the same run and
-// writes bench/results.json. Not part of the test suite (timings vary by machine).
+// `npm run bench`: alpine against its floor, every figure a ratio measured side by side in
+// the same run (absolute times vary from machine to machine and with load). Not part of
+// `npm test`. Prints a table and writes bench/results.json (see docs/performance.md).
 //
-//   launch-to-ready: `alpine launch` until OpenCode answers and the agent is idle,
-//                    against `git clone` + `opencode serve` until healthy
-//   memory:          sandboxd's RSS beside OpenCode's, for one idle sandbox
-//   cli latency:     `alpine list --json` / `status --json` with 1, 100, 1000 records, against `node -e 0`
+//   launch-to-ready   `alpine launch` (command start → OpenCode answers, agent idle, command exits)
+//                     on a cold repo cache, a warm repo cache and with a warm pool, against the
+//                     floor: `git clone` of the same repo + `opencode serve` until healthy;
+//                     repos of three sizes generated here, served over authenticated smart HTTP
+//   parallel          10 launches at once: total time against one launch; zero failures
+//   checkpoint        `alpine checkpoint` / resume of a workspace with 200 MB of changes, against
+//                     raw `git add`+`commit`+`git bundle create` + `tar` (and clone + untar)
+//   memory            RSS of an idle sandbox: sandboxd's own beside OpenCode's
+//   cli latency       `list --json` / `status --json` with 1, 100, 1000 records, against `node -e 0`
+//
+// BENCH_QUICK=1   a smoke run (tiny repo, 3 runs, 4 parallel, 20 MB), about 2 minutes
+// BENCH_RUNS=N    runs per launch figure (default 5; quick 3)
+// BENCH_LARGE=N   files of the large repo (default 50000)
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -16,70 +35,176 @@ const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cli = join(root, "packages", "cli", "bin", "alpine.js");
 const opencode = join(dirname(require.resolve("opencode-ai/package.json")), "bin", "opencode.exe");
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const QUICK = Boolean(process.env.BENCH_QUICK);
+const RUNS = Number(process.env.BENCH_RUNS ?? (QUICK ? 3 : 5));
+const PARALLEL = QUICK ? 4 : 10;
+const CHANGES_MB = QUICK ? 20 : 200;
+const LARGE = Number(process.env.BENCH_LARGE ?? 50_000);
 const work = mkdtempSync(join(tmpdir(), "alpine-bench-"));
-const env = {
-  ...process.env,
-  ALPINE_HOME: join(work, "home"),
-  NO_COLOR: "1",
-  // OpenCode would install a plugin from the registry at every start; keep the measurement local.
-  npm_config_registry: "http://127.0.0.1:9/",
-};
+const benchStart = Date.now();
+const load = [loadavg()[0]];
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const p95 = (xs) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.95) - 1)];
-const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
+const now = () => performance.now();
+const say = (msg) => process.stderr.write(`[${((Date.now() - benchStart) / 1000).toFixed(0)}s] ${msg}\n`);
 
+// ---------------------------------------------------------------------------
+// A user's machine: HOME with a git credential store for the git server, alpine's home.
+
+const USER = "bench";
+const PASSWORD = `bench-${randomBytes(8).toString("hex")}`;
+const home = join(work, "home");
+mkdirSync(home, { recursive: true });
+const alpineHome = join(work, "alpine-home");
+const env = {
+  PATH: process.env.PATH,
+  LANG: process.env.LANG ?? "C.UTF-8",
+  HOME: home,
+  ALPINE_HOME: alpineHome,
+  XDG_CONFIG_HOME: join(home, ".config"),
+  XDG_DATA_HOME: join(home, ".local", "share"),
+  XDG_STATE_HOME: join(home, ".local", "state"),
+  GIT_CONFIG_NOSYSTEM: "1",
+  NO_COLOR: "1",
+  // OpenCode would install a plugin from the registry at every start; keep everything local.
+  npm_config_registry: "http://127.0.0.1:9/",
+};
+
+// The git smart-HTTP server of the tests, bundled from TypeScript for plain node and run in a
+// process of its own: this script waits in synchronous child processes that talk to it.
+const { build } = await import("esbuild");
+const cacheDir = join(root, "node_modules", ".cache", "alpine-bench");
+const fixture = join(cacheDir, "git-server.mjs");
+await build({
+  entryPoints: [join(root, "test", "e2e", "fixtures", "git-server.ts")],
+  outfile: fixture,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  logLevel: "error",
+});
+const runner = join(cacheDir, "git-server-run.mjs");
+writeFileSync(
+  runner,
+  `import { startGitServer } from ${JSON.stringify(fixture)};
+const s = await startGitServer({ username: process.env.U, password: process.env.P, root: process.env.R });
+process.stdout.write(JSON.stringify({ port: s.port }) + "\\n");
+process.stdin.resume();
+process.stdin.on("end", () => s.close().then(() => process.exit(0)));
+`,
+);
+const served = join(work, "served");
+mkdirSync(served, { recursive: true });
+const serverProc = spawn(process.execPath, [runner], {
+  env: { ...process.env, U: USER, P: PASSWORD, R: served },
+  stdio: ["pipe", "pipe", "inherit"],
+});
+const server = await new Promise((resolve, reject) => {
+  serverProc.stdout.once("data", (d) => {
+    const { port } = JSON.parse(String(d));
+    resolve({
+      port,
+      root: served,
+      url: (name) => `http://127.0.0.1:${port}/${name}.git`,
+      close: () =>
+        new Promise((r) => {
+          serverProc.once("exit", r);
+          serverProc.stdin.end();
+        }),
+    });
+  });
+  serverProc.once("exit", (code) => reject(new Error(`the git server exited with ${code}`)));
+});
+writeFileSync(
+  join(home, ".gitconfig"),
+  "[credential]\n\thelper = store\n[user]\n\tname = B\n\temail = b@x\n",
+);
+writeFileSync(join(home, ".git-credentials"), `http://${USER}:${PASSWORD}@127.0.0.1:${server.port}\n`, {
+  mode: 0o600,
+});
+
+/** A repo of `files` files (≈1 KB each, 50 per dir) pushed into the git server; returns its URL. */
 function makeRepo(name, files) {
   const dir = join(work, `${name}-src`);
   mkdirSync(dir, { recursive: true });
-  const git = (...args) => execFileSync("git", args, { cwd: dir, stdio: "pipe" });
+  const git = (...args) =>
+    execFileSync("git", args, { cwd: dir, stdio: "pipe", env: { ...env, GIT_INDEX_FILE: undefined } });
   git("init", "-q", "-b", "main");
   for (let i = 0; i < files; i++) {
-    const sub = join(dir, `d${i % 50}`);
-    mkdirSync(sub, { recursive: true });
-    writeFileSync(join(sub, `f${i}.txt`), `file ${i}\n`.repeat(20));
+    const sub = join(dir, `d${Math.floor(i / 50)}`);
+    if (i % 50 === 0) mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, `f${i}.txt`), `file ${i} ${randomBytes(12).toString("hex")}\n`.repeat(20));
   }
   writeFileSync(join(dir, "README.md"), `# ${name}\n`);
   git("add", "-A");
   git("-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qm", "init");
-  const bare = join(work, `${name}.git`);
-  execFileSync("git", ["clone", "-q", "--bare", dir, bare]);
-  return bare;
+  execFileSync("git", ["clone", "-q", "--bare", dir, join(server.root, `${name}.git`)], { env });
+  rmSync(dir, { recursive: true, force: true });
+  return server.url(name);
 }
 
-function alpine(args) {
-  const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: "utf8" });
+function alpine(args, extraEnv = {}) {
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    env: { ...env, ...extraEnv },
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (r.status !== 0) throw new Error(`alpine ${args.join(" ")} failed: ${r.stdout}${r.stderr}`);
   return r.stdout;
 }
 
-async function floorOnce(repo, i) {
-  const dir = join(work, `floor-${i}`);
-  const home = join(dir, "home");
-  mkdirSync(home, { recursive: true });
-  const start = process.hrtime.bigint();
-  execFileSync("git", ["clone", "-q", repo, join(dir, "ws")]);
+function alpineAsync(args, extraEnv = {}) {
+  return new Promise((resolve) => {
+    const start = now();
+    const child = spawn(process.execPath, [cli, ...args], {
+      env: { ...env, ...extraEnv },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    child.on("exit", (code) => resolve({ code, out, ms: now() - start }));
+  });
+}
+
+const teardown = (name) => alpine(["teardown", name, "--force", "--json"]);
+
+// ---------------------------------------------------------------------------
+// The floor: a plain clone plus OpenCode until it answers, nothing else.
+
+const ocEnv = (h) => ({
+  ...env,
+  HOME: h,
+  XDG_DATA_HOME: join(h, "d"),
+  XDG_CONFIG_HOME: join(h, "c"),
+  XDG_STATE_HOME: join(h, "s"),
+  XDG_CACHE_HOME: join(h, "k"),
+  OPENCODE_SERVER_PASSWORD: "bench",
+  OPENCODE_DISABLE_AUTOUPDATE: "1",
+  OPENCODE_DISABLE_MODELS_FETCH: "1",
+  OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+});
+
+async function floorOnce(url, tag) {
+  const dir = join(work, `floor-${tag}`);
+  const h = join(dir, "home");
+  mkdirSync(h, { recursive: true });
+  const start = now();
+  // The host's credential store answers git, as it answers alpine.
+  execFileSync("git", ["clone", "-q", url, join(dir, "ws")], { env });
+  const cloned = now();
   const port = 20000 + Math.floor(Math.random() * 20000);
   const child = spawn(opencode, ["serve", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: join(dir, "ws"),
-    env: {
-      ...env,
-      HOME: home,
-      XDG_DATA_HOME: join(home, "d"),
-      XDG_CONFIG_HOME: join(home, "c"),
-      XDG_STATE_HOME: join(home, "s"),
-      XDG_CACHE_HOME: join(home, "k"),
-      OPENCODE_SERVER_PASSWORD: "bench",
-      OPENCODE_DISABLE_AUTOUPDATE: "1",
-      OPENCODE_DISABLE_MODELS_FETCH: "1",
-      OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
-    },
+    env: ocEnv(h),
     stdio: ["ignore", "pipe", "ignore"],
   });
   await new Promise((resolve) =>
     child.stdout.on("data", (d) => String(d).includes("listening") && resolve()),
   );
+  const listening = now();
   const auth = `Basic ${Buffer.from("opencode:bench").toString("base64")}`;
   for (;;) {
     try {
@@ -90,185 +215,455 @@ async function floorOnce(repo, i) {
       if (r.ok) break;
     } catch {}
   }
-  const t = ms(start);
+  const end = now();
+  // Not part of the floor: the first request about the project (OpenCode opens its instance
+  // for the directory), which anything that reports the agent's state has to make.
+  const ac = new AbortController();
+  const ev = await fetch(`http://127.0.0.1:${port}/event`, {
+    headers: { authorization: auth },
+    signal: ac.signal,
+  });
+  await ev.body.getReader().read();
+  const instance = now() - end;
+  ac.abort();
   child.kill("SIGKILL");
   rmSync(dir, { recursive: true, force: true });
-  return t;
-}
-
-function launchOnce(repo, name) {
-  const start = process.hrtime.bigint();
-  const out = JSON.parse(alpine(["launch", name, "--repo", repo, "--json"]));
-  const t = ms(start);
-  if (out.state !== "running") throw new Error(`unexpected state ${out.state}`);
-  alpine(["teardown", name, "--force", "--json"]);
-  return t;
-}
-
-async function benchLaunch(label, repo) {
-  const launches = [];
-  const floors = [];
-  for (let i = 0; i < RUNS; i++) {
-    // Interleaved, so both see the same machine load.
-    floors.push(await floorOnce(repo, `${label}-${i}`));
-    launches.push(launchOnce(repo, `bench-${label.replace(/[^a-z0-9]+/g, "-")}-${i}`));
-  }
   return {
-    name: `launch-to-ready (${label})`,
-    alpine_ms: { median: median(launches), p95: p95(launches), runs: launches },
-    floor_ms: { median: median(floors), p95: p95(floors), runs: floors },
-    ratio: median(launches) / median(floors),
+    ms: end - start,
+    clone: cloned - start,
+    opencode: listening - cloned,
+    health: end - listening,
+    instance_after_floor: instance,
   };
 }
 
-function timeCommand(cmd, args, n = 15) {
-  const times = [];
-  for (let i = 0; i < n; i++) {
-    const start = process.hrtime.bigint();
-    spawnSync(cmd, args, { env, stdio: "ignore" });
-    times.push(ms(start));
-  }
-  return median(times);
+// ---------------------------------------------------------------------------
+// One launch, with its phases read from sandboxd's log.
+
+function sandboxDirOf(id) {
+  return join(alpineHome, "sandboxes", id);
 }
 
-function seedRecords(count) {
-  const Database = require("better-sqlite3");
-  alpine(["list", "--json"]); // creates the schema
-  const db = new Database(join(env.ALPINE_HOME, "state.db"));
-  db.prepare("DELETE FROM sandboxes WHERE name LIKE 'seed-%'").run();
-  const insert = db.prepare(
-    "INSERT INTO sandboxes (name, id, version, state, record) VALUES (?, ?, 1, 'destroyed', ?)",
-  );
-  const at = new Date().toISOString();
-  db.transaction(() => {
-    for (let i = 0; i < count; i++) {
-      const name = `seed-${String(i).padStart(4, "0")}`;
-      const rec = {
-        id: `sbx_seed${i}`,
-        name,
-        provider: "local",
-        repo: "/tmp/x",
-        ref: null,
-        branch: `alpine/${name}`,
-        image_profile: "default",
-        state: "destroyed",
-        created_at: at,
-        updated_at: at,
-        last_activity: null,
-        agent: "unknown",
-        runtime: null,
-        task: null,
-        checkpoint: null,
-        export: null,
-        error: null,
-        version: 1,
-      };
-      insert.run(name, rec.id, JSON.stringify(rec));
-    }
-  })();
-  db.close();
+function phasesOf(id, startedAt, exitedAt) {
+  let lines = [];
+  try {
+    lines = readFileSync(join(sandboxDirOf(id), "logs", "sandboxd.log"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+  } catch {
+    return null;
+  }
+  const at = (pred) => {
+    const l = lines.findLast ? lines.findLast(pred) : lines.filter(pred).at(-1);
+    return l ? Date.parse(l.ts) - startedAt : null;
+  };
+  return {
+    sandboxd_listening: at((l) => l.msg === "listening"),
+    adopted: at((l) => l.msg === "adopted"),
+    opencode_spawned: at((l) => l.msg === "starting opencode"),
+    cache_ready: at((l) => l.msg === "repo cache is fresh" || l.msg === "repo cache fetched"),
+    checked_out: at((l) => l.msg === "workspace checked out"),
+    opencode_listening: at((l) => l.msg === "opencode listening"),
+    ready: at((l) => l.msg === "phase" && l.phase === "ready"),
+    exited: exitedAt - startedAt,
+  };
 }
+
+let launchSeq = 0;
+async function launchOnce(url, extraEnv = {}) {
+  const name = `bench-${++launchSeq}`;
+  const startedAt = Date.now();
+  const r = await alpineAsync(["launch", name, "--repo", url, "--json"], extraEnv);
+  const exitedAt = Date.now();
+  if (r.code !== 0) throw new Error(`launch failed: ${r.out}`);
+  const out = JSON.parse(r.out.slice(r.out.indexOf("{")));
+  if (out.state !== "running") throw new Error(`unexpected state ${out.state}`);
+  const phases = phasesOf(out.id, startedAt, exitedAt);
+  teardown(name);
+  return { ms: r.ms, phases };
+}
+
+const POOL = { ALPINE_SANDBOX_WARM_POOL: "1" };
+
+/** Waits until the pool has a runtime whose OpenCode answers (what a warm pool is for). */
+async function poolReady() {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    try {
+      for (const n of readdirSync(join(alpineHome, "pool")).filter((x) => x.endsWith(".json"))) {
+        const entry = JSON.parse(readFileSync(join(alpineHome, "pool", n), "utf8"));
+        const line = readFileSync(join(entry.dir, "sandboxd.out"), "utf8").split("\n")[0];
+        if (!line) continue;
+        const { port } = JSON.parse(line);
+        const token = readFileSync(join(entry.dir, "token"), "utf8");
+        const s = await (
+          await fetch(`http://127.0.0.1:${port}/v1/status`, { headers: { authorization: `Bearer ${token}` } })
+        ).json();
+        if (s.opencode.ready) return;
+      }
+    } catch {}
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error("the warm pool did not fill within 120 s");
+}
+
+const summary = (xs) => ({ median: median(xs), p95: p95(xs), runs: xs.map((x) => Math.round(x)) });
+const medianPhases = (ps) => {
+  const keys = Object.keys(ps[0] ?? {});
+  return Object.fromEntries(
+    keys.map((k) => {
+      const vals = ps.map((p) => p?.[k]).filter((v) => typeof v === "number");
+      return [k, vals.length ? Math.round(median(vals)) : null];
+    }),
+  );
+};
+
+async function benchLaunch(label, url, { pool = true } = {}) {
+  const floors = [];
+  const cold = [];
+  const warm = [];
+  const pooled = [];
+  say(`launch-to-ready: ${label}`);
+  // gc with the pool on starts it (later pooled launches refill it when they are done).
+  if (pool) {
+    alpine(["gc", "--json"], POOL);
+    await poolReady();
+  }
+  for (let i = 0; i < RUNS; i++) {
+    // Interleaved, so every variant sees the same machine load.
+    floors.push(await floorOnce(url, `${label}-${i}`));
+    rmSync(join(alpineHome, "cache"), { recursive: true, force: true });
+    cold.push(await launchOnce(url));
+    warm.push(await launchOnce(url));
+    if (pool) {
+      pooled.push(await launchOnce(url, POOL));
+      // The refill's OpenCode boots now: wait for it, so it does not load the next measurements.
+      await poolReady();
+    }
+  }
+  const floor = summary(floors.map((f) => f.ms));
+  const row = (variant, runs, goal) => ({
+    name: `launch ${label}, ${variant}`,
+    alpine_ms: summary(runs.map((r) => r.ms)),
+    floor_ms: floor,
+    ratio: median(runs.map((r) => r.ms)) / floor.median,
+    goal,
+    profile: medianPhases(runs.map((r) => r.phases)),
+  });
+  const rows = [
+    row("cold repo cache", cold, label === "large" ? null : 1.2),
+    row("warm repo cache", warm, 0.6),
+  ];
+  if (pool) rows.push(row("warm pool", pooled, 0.3));
+  rows[0].floor_profile = medianPhases(floors.map(({ ms, ...parts }) => parts));
+  return rows;
+}
+
+// ---------------------------------------------------------------------------
 
 const results = [];
-const tiny = makeRepo("tiny", 5);
-results.push(await benchLaunch("tiny repo", tiny));
-if (!process.env.BENCH_QUICK) results.push(await benchLaunch("5k files", makeRepo("5k", 5000)));
-
-// Memory of one idle sandbox: sandboxd's own RSS apart from OpenCode's (Linux /proc).
-function rssMiB(pid) {
-  try {
-    const status = require("node:fs").readFileSync(`/proc/${pid}/status`, "utf8");
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
+const repos = {};
+try {
+  say("generating repos");
+  repos.tiny = makeRepo("tiny", 5);
+  // A first launch warms the page cache for OpenCode's binary and sandboxd: not measured.
+  await floorOnce(repos.tiny, "warmup");
+  await launchOnce(repos.tiny);
+  results.push(...(await benchLaunch("tiny", repos.tiny)));
+  if (!QUICK) {
+    repos["5k"] = makeRepo("5k", 5000);
+    results.push(...(await benchLaunch("5k files", repos["5k"])));
+    say(`generating a ${LARGE}-file repo`);
+    repos.large = makeRepo("large", LARGE);
+    results.push(...(await benchLaunch("large", repos.large)));
   }
-}
-function descendants(pid) {
-  const out = spawnSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" }).stdout.trim().split("\n");
-  const rows = out
-    .map((l) => l.trim().split(/\s+/, 3))
-    .map(([p, pp, args]) => ({ pid: Number(p), ppid: Number(pp), args }));
-  const found = [];
-  const walk = (p) => {
-    for (const r of rows.filter((x) => x.ppid === p)) {
-      found.push(r);
-      walk(r.pid);
+  // The pool is not wanted from here on.
+  alpine(["gc", "--json"], { ALPINE_SANDBOX_WARM_POOL: "0" });
+
+  // Parallel launches of one repo (its cache warm, as after any first launch).
+  say(`${PARALLEL} parallel launches`);
+  {
+    const single = [];
+    for (let i = 0; i < 3; i++) single.push((await launchOnce(repos.tiny)).ms);
+    const names = Array.from({ length: PARALLEL }, (_, i) => `par-${i}`);
+    const start = now();
+    const runs = await Promise.all(
+      names.map((n) => alpineAsync(["launch", n, "--repo", repos.tiny, "--json"])),
+    );
+    const total = now() - start;
+    const failures = runs.filter((r) => r.code !== 0 || !r.out.includes('"state": "running"'));
+    for (const n of names) {
+      try {
+        teardown(n);
+      } catch {}
     }
-  };
-  walk(pid);
-  return found;
-}
-{
-  alpine(["launch", "bench-memory", "--repo", tiny, "--json"]);
-  await new Promise((r) => setTimeout(r, 3000));
-  const Database = require("better-sqlite3");
-  const db = new Database(join(env.ALPINE_HOME, "state.db"), { readonly: true });
-  const record = JSON.parse(
-    db.prepare("SELECT record FROM sandboxes WHERE name = 'bench-memory'").get().record,
-  );
-  db.close();
-  const sandboxdPid = record.runtime.handle.pid;
-  const opencodeRss = descendants(sandboxdPid)
-    .filter((r) => r.args.includes("opencode"))
-    .reduce((sum, r) => sum + rssMiB(r.pid), 0);
-  results.push({
-    name: "memory per idle sandbox (MiB)",
-    alpine_ms: { median: rssMiB(sandboxdPid) },
-    floor_ms: { median: opencodeRss },
-    ratio: rssMiB(sandboxdPid) / Math.max(1, opencodeRss),
-    unit: "MiB",
-    note: "alpine column: sandboxd RSS; floor column: OpenCode RSS",
-  });
-  alpine(["teardown", "bench-memory", "--force", "--json"]);
+    results.push({
+      name: `${PARALLEL} parallel launches (total)`,
+      alpine_ms: { median: total, slowest: Math.max(...runs.map((r) => r.ms)), failures: failures.length },
+      floor_ms: { median: median(single), note: "one launch, same run" },
+      ratio: total / median(single),
+      goal: 6,
+      failures: failures.length,
+      errors: failures.map((f) => f.out.slice(0, 300)),
+    });
+  }
+
+  // Checkpoint and resume of a workspace holding CHANGES_MB of new files.
+  say(`checkpoint/resume with ${CHANGES_MB} MB of changes`);
+  {
+    const name = "bench-ckpt";
+    const out = JSON.parse(alpine(["launch", name, "--repo", repos.tiny, "--json"]));
+    const dir = sandboxDirOf(out.id);
+    const ws = join(dir, "workspace");
+    mkdirSync(join(ws, "data"), { recursive: true });
+    for (let i = 0; i < CHANGES_MB; i++)
+      writeFileSync(join(ws, "data", `blob-${i}.bin`), randomBytes(1024 * 1024));
+    // The floor works on a copy of the same data, outside alpine.
+    const copy = join(work, "ckpt-floor");
+    cpSync(ws, join(copy, "ws"), { recursive: true });
+    cpSync(join(dir, "home", ".local", "share", "opencode"), join(copy, "data"), { recursive: true });
+
+    let start = now();
+    alpine(["checkpoint", name, "--json"]);
+    const checkpointMs = now() - start;
+    teardown(name);
+    const resumeStartedAt = Date.now();
+    start = now();
+    const resumed = JSON.parse(alpine(["launch", name, "--json"]));
+    const resumeMs = now() - start;
+    if (!resumed.resumed) throw new Error("the sandbox was not resumed from its checkpoint");
+    // sandboxd's own restore step (unpack, unbundle, checkout, verify), apart from OpenCode's start.
+    const log = readFileSync(join(sandboxDirOf(out.id), "logs", "sandboxd.log"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    const at = (pred) => Date.parse(log.find(pred)?.ts ?? "") - resumeStartedAt;
+    const resumeProfile = {
+      restoring: at((l) => l.msg === "phase" && l.phase === "restoring"),
+      starting_agent: at((l) => l.msg === "phase" && l.phase === "starting_agent"),
+      opencode_listening: at((l) => l.msg === "opencode listening"),
+      ready: at((l) => l.msg === "phase" && l.phase === "ready"),
+    };
+    teardown(name);
+
+    const g = (...args) =>
+      execFileSync("git", args, {
+        cwd: join(copy, "ws"),
+        stdio: "pipe",
+        env: {
+          ...env,
+          GIT_AUTHOR_NAME: "b",
+          GIT_AUTHOR_EMAIL: "b@x",
+          GIT_COMMITTER_NAME: "b",
+          GIT_COMMITTER_EMAIL: "b@x",
+        },
+      });
+    start = now();
+    g("add", "-A");
+    g("commit", "-qm", "checkpoint");
+    g("bundle", "create", join(copy, "ws.bundle"), "--all");
+    execFileSync("tar", ["-czf", join(copy, "data.tgz"), "-C", copy, "data"]);
+    const floorCheckpoint = now() - start;
+    start = now();
+    execFileSync("git", ["clone", "-q", join(copy, "ws.bundle"), join(copy, "restored")], { env });
+    mkdirSync(join(copy, "restored-data"));
+    execFileSync("tar", ["-xzf", join(copy, "data.tgz"), "-C", join(copy, "restored-data")]);
+    const floorResume = now() - start;
+    rmSync(copy, { recursive: true, force: true });
+    results.push({
+      name: `checkpoint, ${CHANGES_MB} MB of changes`,
+      alpine_ms: { median: checkpointMs },
+      floor_ms: { median: floorCheckpoint, note: "git add+commit+bundle create, tar" },
+      ratio: checkpointMs / floorCheckpoint,
+      goal: null,
+    });
+    results.push({
+      name: `resume, ${CHANGES_MB} MB of changes`,
+      alpine_ms: { median: resumeMs },
+      floor_ms: { median: floorResume, note: "git clone of the bundle, untar" },
+      ratio: resumeMs / floorResume,
+      goal: null,
+      profile: resumeProfile,
+    });
+    const restoreStep = resumeProfile.starting_agent - resumeProfile.restoring;
+    results.push({
+      name: "resume, sandboxd's restore step only",
+      alpine_ms: { median: restoreStep },
+      floor_ms: { median: floorResume, note: "git clone of the bundle, untar" },
+      ratio: restoreStep / floorResume,
+      goal: null,
+    });
+  }
+
+  // Memory of one idle sandbox: sandboxd's own RSS apart from OpenCode's (Linux /proc).
+  say("memory");
+  {
+    const rssMiB = (pid) => {
+      try {
+        return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+      } catch {
+        return 0;
+      }
+    };
+    const out = JSON.parse(alpine(["launch", "bench-memory", "--repo", repos.tiny, "--json"]));
+    await new Promise((r) => setTimeout(r, 3000));
+    const pid = Number(readFileSync(join(sandboxDirOf(out.id), "sandboxd.pid"), "utf8"));
+    const ps = spawnSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })
+      .stdout.trim()
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/, 3))
+      .map(([p, pp, args]) => ({ pid: Number(p), ppid: Number(pp), args }));
+    const descendants = (p) => ps.filter((r) => r.ppid === p).flatMap((r) => [r, ...descendants(r.pid)]);
+    const oc = descendants(pid)
+      .filter((r) => r.args.includes("opencode.exe") && !r.args.startsWith("bwrap"))
+      .reduce((sum, r) => sum + rssMiB(r.pid), 0);
+    const own = rssMiB(pid);
+    results.push({
+      name: "memory of an idle sandbox (MiB)",
+      alpine_ms: { median: own },
+      floor_ms: { median: oc },
+      ratio: own / Math.max(1, oc),
+      unit: "MiB",
+      goal: null,
+      note: "alpine column: sandboxd RSS; floor column: OpenCode RSS",
+    });
+    teardown("bench-memory");
+  }
+
+  // CLI latency with seeded records (no sandbox is contacted for destroyed ones).
+  say("cli latency");
+  {
+    // A home of its own: exactly `count` records.
+    const cliEnv = { ...env, ALPINE_HOME: join(work, "cli-home") };
+    const timeCommand = (cmd, args, n = QUICK ? 7 : 15) => {
+      const times = [];
+      for (let i = 0; i < n; i++) {
+        const start = now();
+        spawnSync(cmd, args, { env: cliEnv, stdio: "ignore" });
+        times.push(now() - start);
+      }
+      return median(times);
+    };
+    const seed = (count) => {
+      const Database = require("better-sqlite3");
+      alpine(["list", "--json"], { ALPINE_HOME: cliEnv.ALPINE_HOME }); // creates the schema
+      const db = new Database(join(cliEnv.ALPINE_HOME, "state.db"));
+      db.prepare("DELETE FROM sandboxes WHERE name LIKE 'seed-%'").run();
+      const insert = db.prepare(
+        "INSERT INTO sandboxes (name, id, version, state, record) VALUES (?, ?, 1, 'destroyed', ?)",
+      );
+      const at = new Date().toISOString();
+      db.transaction(() => {
+        for (let i = 0; i < count; i++) {
+          const name = `seed-${String(i).padStart(4, "0")}`;
+          const rec = {
+            id: `sbx_seed${i}`,
+            name,
+            provider: "local",
+            repo: "/tmp/x",
+            ref: null,
+            branch: `alpine/${name}`,
+            image_profile: "default",
+            state: "destroyed",
+            created_at: at,
+            updated_at: at,
+            last_activity: null,
+            agent: "unknown",
+            runtime: null,
+            task: null,
+            checkpoint: null,
+            export: null,
+            error: null,
+            version: 1,
+          };
+          insert.run(name, rec.id, JSON.stringify(rec));
+        }
+      })();
+      db.close();
+    };
+    for (const count of [1, 100, 1000]) {
+      seed(count);
+      const nodeFloor = timeCommand(process.execPath, ["-e", "0"]);
+      const list = timeCommand(process.execPath, [cli, "list", "--json"]);
+      const status = timeCommand(process.execPath, [cli, "status", "seed-0000", "--json"]);
+      results.push({
+        name: `list --json (${count} records)`,
+        alpine_ms: { median: list },
+        floor_ms: { median: nodeFloor },
+        ratio: list / nodeFloor,
+        goal: count === 1000 ? 2 : null,
+      });
+      results.push({
+        name: `status --json (${count} records)`,
+        alpine_ms: { median: status },
+        floor_ms: { median: nodeFloor },
+        ratio: status / nodeFloor,
+        goal: null,
+      });
+    }
+  }
+} finally {
+  // Nothing may outlive the bench: the pool and every sandbox go, then the git server.
+  try {
+    alpine(["gc", "--json"], { ALPINE_SANDBOX_WARM_POOL: "0" });
+    const left = JSON.parse(alpine(["list", "--json"])).filter((s) => s.state !== "destroyed");
+    for (const s of left) teardown(s.name);
+  } catch (err) {
+    process.stderr.write(`cleanup: ${err}\n`);
+  }
+  await server.close();
 }
 
-const nodeFloor = timeCommand(process.execPath, ["-e", "0"]);
-for (const count of [1, 100, 1000]) {
-  seedRecords(count);
-  const list = timeCommand(process.execPath, [cli, "list", "--json"]);
-  const status = timeCommand(process.execPath, [cli, "status", "seed-0000", "--json"]);
-  results.push({
-    name: `list --json (${count} records)`,
-    alpine_ms: { median: list },
-    floor_ms: { median: nodeFloor },
-    ratio: list / nodeFloor,
-  });
-  results.push({
-    name: `status --json (${count} records)`,
-    alpine_ms: { median: status },
-    floor_ms: { median: nodeFloor },
-    ratio: status / nodeFloor,
-  });
-}
-
+load.push(loadavg()[0]);
 const machine = {
   cpus: cpus().length,
   cpu: cpus()[0]?.model,
   memory_gib: Math.round(totalmem() / 2 ** 30),
   node: process.version,
+  load_average_1m: { start: load[0], end: load[1] },
 };
+const met = (r) => (r.goal == null ? "" : r.ratio <= r.goal && !r.failures ? "yes" : "NO");
 writeFileSync(
   join(root, "bench", "results.json"),
-  `${JSON.stringify({ at: new Date().toISOString(), machine, results }, null, 2)}\n`,
+  `${JSON.stringify(
+    {
+      at: new Date().toISOString(),
+      quick: QUICK,
+      runs: RUNS,
+      duration_s: Math.round((Date.now() - benchStart) / 1000),
+      machine,
+      results: results.map((r) => ({ ...r, goal_met: r.goal == null ? null : met(r) === "yes" })),
+    },
+    null,
+    2,
+  )}\n`,
 );
 console.log(
-  `machine: ${machine.cpus} cores, ${machine.memory_gib} GiB, ${machine.cpu}, node ${machine.node}`,
+  `machine: ${machine.cpus} cores, ${machine.memory_gib} GiB, ${machine.cpu}, node ${machine.node}, load ${load[0].toFixed(1)}→${load[1].toFixed(1)}${QUICK ? " (BENCH_QUICK)" : ""}`,
 );
 console.log(
   [
-    "benchmark".padEnd(34),
-    "alpine (median)".padStart(16),
-    "floor (median)".padStart(15),
-    "ratio".padStart(7),
+    "benchmark".padEnd(40),
+    "alpine med".padStart(11),
+    "p95".padStart(8),
+    "floor med".padStart(11),
+    "ratio".padStart(6),
+    "goal".padStart(6),
+    "met".padStart(4),
   ].join(" "),
 );
 for (const r of results) {
+  const u = r.unit ?? "ms";
   console.log(
     [
-      r.name.padEnd(34),
-      `${r.alpine_ms.median.toFixed(0)} ${r.unit ?? "ms"}`.padStart(16),
-      `${r.floor_ms.median.toFixed(0)} ${r.unit ?? "ms"}`.padStart(15),
-      r.ratio.toFixed(2).padStart(7),
+      r.name.padEnd(40),
+      `${r.alpine_ms.median.toFixed(0)} ${u}`.padStart(11),
+      (r.alpine_ms.p95 !== undefined ? `${r.alpine_ms.p95.toFixed(0)}` : "").padStart(8),
+      `${r.floor_ms.median.toFixed(0)} ${u}`.padStart(11),
+      r.ratio.toFixed(2).padStart(6),
+      (r.goal == null ? "" : `≤${r.goal}`).padStart(6),
+      met(r).padStart(4),
     ].join(" "),
   );
 }
