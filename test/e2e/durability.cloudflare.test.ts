@@ -1,8 +1,7 @@
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, runCli } from "../helpers/cli.ts";
+import { runCli } from "../helpers/cli.ts";
 import { type E2EEnv, filesContaining, makeEnv, processArgs, SECRETS, waitFor } from "./env.ts";
 import { CONTROL_PLANE_TOKEN, providerUnderTest } from "./providers.ts";
 import type { treeDigest } from "./tree.ts";
@@ -36,7 +35,11 @@ async function sessions(name: string): Promise<string[]> {
   const cookies = login.headers.getSetCookie().map((c) => c.split(";")[0]!);
   // sandboxd's session cookie and the control plane's routing cookie naming the sandbox.
   expect(cookies.some((c) => c.startsWith("alpine_ui="))).toBe(true);
-  const res = await fetch(`${new URL(link).origin}/session`, { headers: { cookie: cookies.join("; ") } });
+  // A bounded wait, so a sandbox whose OpenCode hangs fails here with a clear message.
+  const res = await fetch(`${new URL(link).origin}/session`, {
+    headers: { cookie: cookies.join("; ") },
+    signal: AbortSignal.timeout(45_000),
+  });
   expect(res.status).toBe(200);
   return ((await res.json()) as { id: string }[]).map((s) => s.id).sort();
 }
@@ -131,23 +134,12 @@ describe("durability of a cloudflare sandbox (alpine cloud dev)", () => {
     expect(await sessions("durable")).toEqual(sessionsBefore);
   });
 
-  it("export pushes to the authenticated git server; a teardown meanwhile is operation_in_progress", async () => {
-    const child = spawn(process.execPath, [CLI, "export", "durable", "--json"], {
-      cwd: e.cwd,
-      env: { PATH: process.env.PATH, NO_COLOR: "1", ...e.env },
-    });
-    let stdout = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    const done = new Promise<number>((resolve) => child.once("exit", (c) => resolve(c ?? -1)));
-    let concurrent: { code: number; reason: string } | null = null;
-    while (child.exitCode === null && !concurrent) {
-      const s = (await alpine("status", "durable", "--json")).json();
-      if (s.operation?.type === "export") {
-        const t = await alpine("teardown", "durable", "--json");
-        concurrent = { code: t.code, reason: t.json().reason_code };
-      }
-    }
-    expect(await done).toBe(0);
+  it("export pushes to the authenticated git server", async () => {
+    // (Leases across concurrent requests are tested deterministically in packages/worker/test/leases.test.ts;
+    // from here the export is often done before a second CLI process could start.)
+    const r = await alpine("export", "durable", "--json");
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const stdout = r.stdout;
     const out = JSON.parse(stdout);
     expect(out).toMatchObject({
       name: "durable",
@@ -160,8 +152,6 @@ describe("durability of a cloudflare sandbox (alpine cloud dev)", () => {
     expect(files).toEqual(expect.arrayContaining(["NOTES.md", "late.txt", "deep/er/run.sh", "blob.bin"]));
     expect(await e.git.readFile("app", out.commit, "src/main.txt")).toBe("hello, changed\n");
     expect(e.git.requests.some((q) => q.authorized)).toBe(true);
-    // The export can finish before a status call sees its lease; when one was seen, the teardown was refused.
-    if (concurrent) expect(concurrent).toEqual({ code: 2, reason: "operation_in_progress" });
     const status = (await alpine("status", "durable", "--json")).json();
     expect(status.export).toMatchObject({ branch: "alpine/durable", commit: out.commit });
     expect(status.teardown.blockers).toEqual([]);
