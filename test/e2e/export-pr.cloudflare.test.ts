@@ -1,0 +1,112 @@
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli.ts";
+import { type E2EEnv, makeEnv, waitFor } from "./env.ts";
+import { type GithubStub, startGithubStub } from "./fixtures/github-api.ts";
+import { providerUnderTest } from "./providers.ts";
+
+/**
+ * Pull requests, require_auth and gc against `alpine cloud dev`: the GitHub
+ * token travels with the one export request and the Durable Object opens the
+ * pull request through the GitHub API stub; gc runs the orchestrator's rule in
+ * every sandbox's object.
+ */
+const GH_TOKEN = "ghs_E2ECFPRTOKEN0123456789abcdef";
+const p = providerUnderTest("cloudflare");
+let e: E2EEnv;
+let gh: GithubStub;
+const outputs: string[] = [];
+const alpine = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+  const r = await runCli(args, { env: { ...e.env, ...env }, cwd: e.cwd });
+  outputs.push(r.stdout, r.stderr);
+  return r;
+};
+const completed = (name: string) =>
+  waitFor(
+    `${name} to complete`,
+    async () => (await alpine(["status", name, "--json"])).json().state === "completed",
+    {
+      timeoutMs: 90_000,
+    },
+  );
+
+beforeAll(async () => {
+  gh = await startGithubStub({ token: GH_TOKEN });
+  e = await makeEnv({
+    gitUser: "x-access-token",
+    gitPassword: GH_TOKEN,
+    repoName: "acme/app",
+    yaml: [...p.yaml, "github:", `  api_url: ${gh.apiUrl}`],
+  });
+  // Only GITHUB_TOKEN carries the git credentials here.
+  rmSync(join(e.home, ".git-credentials"));
+  Object.assign(e.env, p.env);
+  await p.start?.(e);
+});
+
+afterAll(async () => {
+  for (const n of ["pr", "gc-saved", "gc-unsaved"])
+    await alpine(["teardown", n, "--force", "--json"]).catch(() => {});
+  await p.stop?.();
+  await gh.close();
+  await e.close();
+});
+
+describe("export to GitHub and gc through the control plane", () => {
+  it("require_auth: a push to a GitHub host without credentials fails before anything is pushed", async () => {
+    const r = await alpine(
+      ["launch", "pr", "--repo", e.repoUrl, "--task", "WRITE FEATURE.md a feature", "--json"],
+      {
+        GITHUB_TOKEN: GH_TOKEN,
+      },
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    await completed("pr");
+    const pushes = () => e.git.requests.filter((q) => q.path.includes("git-receive-pack")).length;
+    const before = pushes();
+    const x = await alpine(["export", "pr", "--json"], { GITHUB_TOKEN: "", GH_TOKEN: "" });
+    expect(x.code).toBe(1);
+    expect(x.json().reason_code).toBe("github_auth_missing");
+    expect(pushes()).toBe(before);
+  });
+
+  it("export --pr pushes the branch and the Durable Object opens the pull request with the request's token", async () => {
+    const r = await alpine(["export", "pr", "--pr", "--json"], { GITHUB_TOKEN: GH_TOKEN });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = r.json();
+    expect(out).toMatchObject({ pushed: true, branch: "alpine/pr", source: "workspace", files_changed: 1 });
+    expect(out.pr_url).toBe("https://github.example/acme/app/pull/1");
+    expect(gh.pulls).toHaveLength(1);
+    expect(gh.pulls[0]).toMatchObject({
+      owner: "acme",
+      repo: "app",
+      authorization: `Bearer ${GH_TOKEN}`,
+      body: { head: "alpine/pr", base: "main", title: "WRITE FEATURE.md a feature" },
+    });
+    expect(await e.git.readFile("acme/app", out.commit, "FEATURE.md")).toBe("a feature");
+    expect((await alpine(["status", "pr", "--json"])).json().export.pr_url).toBe(out.pr_url);
+  });
+
+  it("gc tears down completed sandboxes whose work is saved and keeps the others with a reason", async () => {
+    for (const n of ["gc-saved", "gc-unsaved"]) {
+      const r = await alpine(["launch", n, "--repo", e.repoUrl, "--task", `WRITE ${n}.md work`, "--json"], {
+        GITHUB_TOKEN: GH_TOKEN,
+      });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      await completed(n);
+    }
+    expect((await alpine(["checkpoint", "gc-saved", "--json"])).code).toBe(0);
+    const env = { ALPINE_SANDBOX_COMPLETED_RETENTION_MINUTES: "0" };
+    const dry = await alpine(["gc", "--dry-run", "--json"], env);
+    expect(dry.json()).toMatchObject({ dry_run: true });
+    expect(dry.json().torn_down).toEqual(expect.arrayContaining(["gc-saved", "pr"]));
+    expect(dry.json().kept).toContainEqual({ name: "gc-unsaved", reason: "unsaved_changes" });
+    const real = await alpine(["gc", "--json"], env);
+    expect(real.json().torn_down).toEqual(expect.arrayContaining(["gc-saved", "pr"]));
+    expect((await alpine(["status", "gc-saved", "--json"])).json().state).toBe("destroyed");
+    expect((await alpine(["status", "gc-unsaved", "--json"])).json().state).toBe("completed");
+    expect((await alpine(["gc", "--json"], env)).json().torn_down).toEqual([]);
+    for (const out of outputs) expect(out).not.toContain(GH_TOKEN);
+  });
+});
