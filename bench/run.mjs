@@ -24,6 +24,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
@@ -33,7 +34,6 @@ import { fileURLToPath } from "node:url";
 
 const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const cli = join(root, "packages", "cli", "bin", "alpine.js");
 const opencode = join(dirname(require.resolve("opencode-ai/package.json")), "bin", "opencode.exe");
 const QUICK = Boolean(process.env.BENCH_QUICK);
 const RUNS = Number(process.env.BENCH_RUNS ?? (QUICK ? 3 : 5));
@@ -41,6 +41,26 @@ const PARALLEL = QUICK ? 4 : 10;
 const CHANGES_MB = QUICK ? 20 : 200;
 const LARGE = Number(process.env.BENCH_LARGE ?? 50_000);
 const work = mkdtempSync(join(tmpdir(), "alpine-bench-"));
+
+// The built CLI and sandboxd, copied aside first: a rebuild in the tree (npm run build wipes
+// dist/) during a 10-minute run must not pull them away. Externals resolve to the real ones.
+function snapshotBuild() {
+  const tree = join(work, "build");
+  for (const [pkg, parts] of [
+    ["cli", ["bin", "dist", "package.json"]],
+    ["sandboxd", ["dist", "package.json"]],
+  ]) {
+    for (const part of parts)
+      cpSync(join(root, "packages", pkg, part), join(tree, "packages", pkg, part), { recursive: true });
+  }
+  const modules = join(tree, "node_modules");
+  mkdirSync(join(modules, "@alpine"), { recursive: true });
+  symlinkSync(join(tree, "packages", "sandboxd"), join(modules, "@alpine", "sandboxd"));
+  for (const dep of ["better-sqlite3", "opencode-ai", "playwright-core"])
+    symlinkSync(join(root, "node_modules", dep), join(modules, dep));
+  return join(tree, "packages", "cli", "bin", "alpine.js");
+}
+const cli = snapshotBuild();
 const benchStart = Date.now();
 const load = [loadavg()[0]];
 
