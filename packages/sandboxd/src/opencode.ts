@@ -28,9 +28,12 @@ export interface OpencodeOptions {
 /** Headless defaults: never ask, never block on a question. */
 const DEFAULT_PERMISSION = { "*": "allow", question: "deny" };
 const LISTENING = /opencode server listening on\s+(\S+)/;
+// Exits are seen at once (onExit); the health probe only catches a hung OpenCode. It must never
+// mistake a loaded machine for a hang: killing a working agent loses its turn. So a probe may take
+// seconds, and only ~6 failed probes in a row (at least ≈12 s, ≈40 s when each times out) count.
 const HEALTH_INTERVAL_MS = 2000;
-const HEALTH_TIMEOUT_MS = 300;
-const UNHEALTHY_AFTER = 5;
+const HEALTH_TIMEOUT_MS = 5000;
+const UNHEALTHY_AFTER = 6;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 /** A run this long resets the backoff. */
@@ -91,6 +94,8 @@ export class OpencodeSupervisor extends EventEmitter {
   private stopping = false;
   private backoffMs = BACKOFF_MIN_MS;
   private healthTimer: NodeJS.Timeout | null = null;
+  /** A probe is in flight: the interval does not stack another on a slow one. */
+  private probing = false;
   private restartTimer: NodeJS.Timeout | null = null;
   private failures = 0;
   /** The sandboxed OpenCode's host pid, once found under bwrap. */
@@ -377,7 +382,8 @@ export class OpencodeSupervisor extends EventEmitter {
   }
 
   private async probe(child: ChildProcess): Promise<void> {
-    if (this.child !== child || !this.ready) return;
+    if (this.child !== child || !this.ready || this.probing) return;
+    this.probing = true;
     try {
       const res = await fetch(`${this.baseUrl}/global/health`, {
         headers: { authorization: this.authorization },
@@ -395,6 +401,8 @@ export class OpencodeSupervisor extends EventEmitter {
         this.failures = 0;
         this.killTree(child, "SIGKILL");
       }
+    } finally {
+      this.probing = false;
     }
   }
 
