@@ -46,6 +46,14 @@ describe("leases in the Durable Object", () => {
   });
 
   it("a lease held by an earlier instance of the object (it was restarted mid-operation) is taken over and logged", async () => {
+    // Whichever request won the race above ran: a teardown leaves the sandbox destroyed, so bring it back.
+    if ((await api("GET", `/v1/sandboxes/${NAME}`)).body.state === "destroyed") {
+      const r = await api("POST", `/v1/sandboxes/${NAME}/launch`, {
+        config: cliConfig(),
+        credentials: gitCredentials(),
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
     await waitFor("settled", async () => {
       const s = (await api("GET", `/v1/sandboxes/${NAME}`)).body;
       return s.state === "completed" || s.state === "running" ? s : null;
