@@ -211,6 +211,9 @@ export class Sandbox {
       // sandboxd started it already; this joins that start.
       const started = this.opencode.start();
       started.catch(() => {});
+      // Before the checkout: the warm instance would watch every file it writes.
+      const warmDropped = this.dropWarmInstance();
+      warmDropped.catch(() => {});
       if (reused) {
         this.log.info("reusing the existing workspace", { base_commit: reused.base_commit });
       } else {
@@ -236,19 +239,7 @@ export class Sandbox {
         ? this.workspaceStatus()
         : this.workspace.checkoutStatus().catch(() => this.workspaceStatus());
       await started;
-      if (await this.instanceWarmed) {
-        // The instance a warm OpenCode opened on the empty workspace is not a git project:
-        // drop it, and the event stream opens the cloned repo (fast: OpenCode is warmed up).
-        this.instanceWarmed = Promise.resolve(false);
-        try {
-          await this.opencode.disposeInstance();
-        } catch (err) {
-          // Never leave the agent in a non-git instance: a fresh OpenCode opens the repo.
-          this.log.warn("could not dispose the warm instance; restarting opencode", { error: String(err) });
-          await this.opencode.stop();
-          await this.opencode.start();
-        }
-      }
+      await warmDropped;
       this.agent.enable();
       await this.agent.waitConnected(5000);
       const ws = await wsReady;
@@ -261,6 +252,25 @@ export class Sandbox {
       this.error = e.toJSON();
       this.log.error("init failed", { error: e.toJSON(), ms: Date.now() - t0 });
       emit({ type: "result", ok: false, error: e.toJSON() });
+    }
+  }
+
+  /**
+   * The instance a warm OpenCode opened on the empty workspace is not a git
+   * project (and its file watcher would see every file the checkout writes):
+   * drop it. The event stream later opens the cloned repo, fast, because the
+   * process is warmed up. If the dispose fails, OpenCode is restarted: the
+   * agent must never work in a non-git instance.
+   */
+  private async dropWarmInstance(): Promise<void> {
+    if (!(await this.instanceWarmed)) return;
+    this.instanceWarmed = Promise.resolve(false);
+    try {
+      await this.opencode.disposeInstance();
+    } catch (err) {
+      this.log.warn("could not dispose the warm instance; restarting opencode", { error: String(err) });
+      await this.opencode.stop();
+      await this.opencode.start();
     }
   }
 
