@@ -14,7 +14,8 @@
 //
 // BENCH_QUICK=1   a smoke run (tiny repo, 3 runs, 4 parallel, 20 MB), about 2 minutes
 // BENCH_RUNS=N    runs per launch figure (default 5; quick 3)
-// BENCH_LARGE=N   files of the large repo (default 50000)
+// BENCH_LARGE_MB=N    history of the large repo in MB (default 300; 60 commits of new binary data)
+// BENCH_LARGE_FILES=N  instead: a large repo of N files in one commit (e.g. 50000)
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -39,7 +40,8 @@ const QUICK = Boolean(process.env.BENCH_QUICK);
 const RUNS = Number(process.env.BENCH_RUNS ?? (QUICK ? 3 : 5));
 const PARALLEL = QUICK ? 4 : 10;
 const CHANGES_MB = QUICK ? 20 : 200;
-const LARGE = Number(process.env.BENCH_LARGE ?? 50_000);
+const LARGE_MB = Number(process.env.BENCH_LARGE_MB ?? 300);
+const LARGE_FILES = Number(process.env.BENCH_LARGE_FILES ?? 0);
 const work = mkdtempSync(join(tmpdir(), "alpine-bench-"));
 
 // The built CLI and sandboxd, copied aside first: a rebuild in the tree (npm run build wipes
@@ -146,7 +148,7 @@ writeFileSync(join(home, ".git-credentials"), `http://${USER}:${PASSWORD}@127.0.
 });
 
 /** A repo of `files` files (≈1 KB each, 50 per dir) pushed into the git server; returns its URL. */
-function makeRepo(name, files) {
+function makeRepo(name, files, historyMb = 0) {
   const dir = join(work, `${name}-src`);
   mkdirSync(dir, { recursive: true });
   const git = (...args) =>
@@ -160,7 +162,17 @@ function makeRepo(name, files) {
   writeFileSync(join(dir, "README.md"), `# ${name}\n`);
   git("add", "-A");
   git("-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qm", "init");
-  execFileSync("git", ["clone", "-q", "--bare", dir, join(server.root, `${name}.git`)], { env });
+  // History: commits that each add `historyMb / 60` MB of incompressible data.
+  const commits = historyMb > 0 ? 60 : 0;
+  for (let c = 0; c < commits; c++) {
+    writeFileSync(join(dir, `blob-${c % 10}.bin`), randomBytes(Math.round((historyMb * 2 ** 20) / commits)));
+    git("add", "-A");
+    git("-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qm", `history ${c}`);
+  }
+  const bare = join(server.root, `${name}.git`);
+  execFileSync("git", ["clone", "-q", "--bare", dir, bare], { env });
+  // Served packed, as any real server does (not thousands of loose objects).
+  execFileSync("git", ["--git-dir", bare, "repack", "-adq"], { env });
   rmSync(dir, { recursive: true, force: true });
   return server.url(name);
 }
@@ -306,6 +318,40 @@ async function launchOnce(url, extraEnv = {}) {
 
 const POOL = { ALPINE_SANDBOX_WARM_POOL: "1" };
 
+/** CPU time (ms) one launch uses, by process: the CLI, sandboxd (with its git), OpenCode. */
+function launchCpu(url) {
+  const name = "bench-cpu";
+  const timed = spawnSync(
+    "/usr/bin/time",
+    ["-f", "%U %S", process.execPath, cli, "launch", name, "--repo", url, "--json"],
+    {
+      env,
+      encoding: "utf8",
+    },
+  );
+  const [u, sy] = timed.stderr.trim().split("\n").at(-1).split(" ").map(Number);
+  const out = JSON.parse(timed.stdout);
+  const ticks = (pid) => {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / 100;
+  };
+  const sandboxd = Number(readFileSync(join(sandboxDirOf(out.id), "sandboxd.pid"), "utf8"));
+  const ps = spawnSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })
+    .stdout.trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/, 3))
+    .map(([p, pp, args]) => ({ pid: Number(p), ppid: Number(pp), args }));
+  const below = (p) => ps.filter((r) => r.ppid === p).flatMap((r) => [r, ...below(r.pid)]);
+  const oc = below(sandboxd).filter((r) => r.args.includes("opencode.exe") && !r.args.startsWith("bwrap"));
+  const result = {
+    cli: Math.round((u + sy) * 1000),
+    sandboxd: Math.round(ticks(sandboxd)),
+    opencode: Math.round(oc.reduce((sum, r) => sum + ticks(r.pid), 0)),
+  };
+  teardown(name);
+  return { ...result, total: result.cli + result.sandboxd + result.opencode };
+}
+
 /** Waits until the pool has a runtime whose OpenCode answers (what a warm pool is for). */
 async function poolReady() {
   const deadline = Date.now() + 120_000;
@@ -372,7 +418,7 @@ async function benchLaunch(label, url, { pool = true } = {}) {
     profile: medianPhases(runs.map((r) => r.phases)),
   });
   const rows = [
-    row("cold repo cache", cold, label === "large" ? null : 1.2),
+    row("cold repo cache", cold, label === "tiny" || label === "5k files" ? 1.2 : null),
     row("warm repo cache", warm, 0.6),
   ];
   if (pool) rows.push(row("warm pool", pooled, 0.3));
@@ -394,9 +440,10 @@ try {
   if (!QUICK) {
     repos["5k"] = makeRepo("5k", 5000);
     results.push(...(await benchLaunch("5k files", repos["5k"])));
-    say(`generating a ${LARGE}-file repo`);
-    repos.large = makeRepo("large", LARGE);
-    results.push(...(await benchLaunch("large", repos.large)));
+    const large = LARGE_FILES ? `${LARGE_FILES} files` : `${LARGE_MB} MB history`;
+    say(`generating a large repo (${large})`);
+    repos.large = LARGE_FILES ? makeRepo("large", LARGE_FILES) : makeRepo("large", 100, LARGE_MB);
+    results.push(...(await benchLaunch(large, repos.large)));
   }
   // The pool is not wanted from here on.
   alpine(["gc", "--json"], { ALPINE_SANDBOX_WARM_POOL: "0" });
@@ -406,6 +453,9 @@ try {
   {
     const single = [];
     for (let i = 0; i < 3; i++) single.push((await launchOnce(repos.tiny)).ms);
+    // What one launch costs in CPU (CLI, sandboxd and its git, OpenCode): on 2 cores, N launches
+    // at once cannot take less than N × that / 2, whatever alpine does.
+    const cpu = launchCpu(repos.tiny);
     const names = Array.from({ length: PARALLEL }, (_, i) => `par-${i}`);
     const start = now();
     const runs = await Promise.all(
@@ -426,6 +476,8 @@ try {
       goal: 6,
       failures: failures.length,
       errors: failures.map((f) => f.out.slice(0, 300)),
+      cpu_per_launch_ms: cpu,
+      cpu_bound_ratio: (PARALLEL * cpu.total) / cpus().length / median(single),
     });
   }
 
