@@ -61,7 +61,8 @@ export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
         "--repo",
         e.repoUrl,
         "--task",
-        "SLEEP 4000 WRITE NOTES.md notes written by the agent",
+        // Long enough that the agent is still busy when status asks, even on a loaded machine.
+        "SLEEP 12000 WRITE NOTES.md notes written by the agent",
         "--json",
       );
       expect(r.code, r.stdout + r.stderr).toBe(0);
