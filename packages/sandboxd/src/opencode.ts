@@ -21,13 +21,19 @@ export interface OpencodeOptions {
   config?: Record<string, unknown>;
   auth?: Record<string, unknown>;
   log: Logger;
-  /** How long to wait for the `listening` line (default 30 s). */
+  /** How long to wait for the `listening` line (default START_TIMEOUT_MS). */
   startTimeoutMs?: number;
 }
 
 /** Headless defaults: never ask, never block on a question. */
 const DEFAULT_PERMISSION = { "*": "allow", question: "deny" };
 const LISTENING = /opencode server listening on\s+(\S+)/;
+/**
+ * OpenCode listens after ≈1.3 s of one core; ten starting at once on a loaded
+ * 2-core machine took more than 30 s here, and killing a slow start only
+ * makes it start again from nothing. A stuck start is rare: wait long.
+ */
+const START_TIMEOUT_MS = 90_000;
 // Exits are seen at once (onExit); the health probe only catches a hung OpenCode. It must never
 // mistake a loaded machine for a hang: killing a working agent loses its turn. So a probe may take
 // seconds, and only ~6 failed probes in a row (at least ≈12 s, ≈40 s when each times out) count.
@@ -297,9 +303,11 @@ export class OpencodeSupervisor extends EventEmitter {
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
-        fail(`OpenCode did not report listening within ${Math.round((o.startTimeoutMs ?? 30_000) / 1000)} s`);
+        fail(
+          `OpenCode did not report listening within ${Math.round((o.startTimeoutMs ?? START_TIMEOUT_MS) / 1000)} s`,
+        );
         this.killTree(child, "SIGKILL");
-      }, o.startTimeoutMs ?? 30_000);
+      }, o.startTimeoutMs ?? START_TIMEOUT_MS);
       const fail = (msg: string) => {
         if (settled) return;
         settled = true;
