@@ -129,9 +129,7 @@ export class LocalProvider implements Provider {
     const pool = await import("./pool.ts");
     if (spec.config.sandbox.warm_pool > 0 && !pathExists(sandboxDir(home, spec.sandbox_id))) {
       // A new sandbox: take a warm runtime if the pool has one started the way this launch would.
-      const entry = pool.claim(home, spec.sandbox_id, await this.warmFingerprint(spec), (e) =>
-        this.killWarm(e),
-      );
+      const entry = pool.claim(home, spec.sandbox_id, await this.warmFingerprint(spec));
       if (entry) return { dir: entry.dir, warm: entry.id } satisfies LocalHandle;
     }
     // A sandbox that once adopted a warm runtime lives on at that runtime's path.
@@ -282,16 +280,6 @@ export class LocalProvider implements Provider {
     return { dir: h.dir, pid: listening.pid, port: listening.port, url, isolation } satisfies LocalHandle;
   }
 
-  private killWarm(entry: PoolEntry): void {
-    for (const pid of sandboxdPids({ dir: entry.dir, pid: entry.pid })) {
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-  }
-
   private refillScheduled = false;
 
   /** Tops the pool up when this process is done (after the launch printed its result). */
@@ -321,17 +309,19 @@ export class LocalProvider implements Provider {
       const want = config.sandbox.warm_pool;
       const probe = { sandbox_id: "warm", name: "warm", config, auth: {}, image: "" } as RuntimeSpec;
       const fingerprint = want > 0 ? await this.warmFingerprint(probe) : "";
-      const drop = (e: PoolEntry) => {
-        this.killWarm(e);
+      // sandboxd stops OpenCode on SIGTERM; whatever is left gets SIGKILL (stop()).
+      const drop = async (e: PoolEntry) => {
+        await this.stop({ dir: e.dir, pid: e.pid });
         pool.removeRuntime(home, e);
         removed.push(e.id);
       };
-      for (const e of pool.orphanClaims(home)) drop(e);
+      for (const e of pool.orphanClaims(home)) await drop(e);
       let kept = 0;
       for (const e of pool.listPool(home)) {
-        const expired = Date.now() - Date.parse(e.created_at) > pool.WARM_IDLE_EXIT_MS - 60_000;
-        if (e.fingerprint !== fingerprint || !pool.entryAlive(e) || expired || kept >= want) drop(e);
-        else kept++;
+        const wanted = e.fingerprint === fingerprint && !pool.expiring(e) && pool.entryAlive(e);
+        if (wanted && kept < want) kept++;
+        // Taken first, so a launch claiming it at this moment cannot get it half-removed.
+        else if (pool.take(home, e)) await drop(e);
       }
       if (kept >= want) return { removed, started };
       const isolation = await resolveIsolation(config, home, () => {});

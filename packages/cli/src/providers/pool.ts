@@ -115,39 +115,37 @@ export function entryAlive(entry: PoolEntry): boolean {
   }
 }
 
+/** Whether a runtime is about to stop by itself (not worth adopting). */
+export function expiring(entry: PoolEntry): boolean {
+  return Date.now() - Date.parse(entry.created_at) > WARM_IDLE_EXIT_MS - 60_000;
+}
+
 /**
- * Takes an unclaimed runtime with this fingerprint for sandbox `sandboxId`
- * and links sandboxes/<sandboxId> to it; returns its dir, or null when the
- * pool has none. Dead entries met on the way are removed.
+ * Takes an unclaimed runtime out of the pool (pool/<id>.json → .claimed).
+ * The rename is atomic: of the launches and pool maintainers that try, exactly
+ * one gets it.
  */
-export function claim(
-  home: string,
-  sandboxId: string,
-  fingerprint: string,
-  kill: (e: PoolEntry) => void,
-): PoolEntry | null {
+export function take(home: string, entry: PoolEntry): boolean {
+  try {
+    renameSync(join(poolDir(home), `${entry.id}.json`), join(poolDir(home), `${entry.id}.claimed`));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Takes an unclaimed, live runtime with this fingerprint for sandbox
+ * `sandboxId` and links sandboxes/<sandboxId> to it; null when the pool has
+ * none. Dead, stale or expiring ones are left to the pool's maintenance.
+ */
+export function claim(home: string, sandboxId: string, fingerprint: string): PoolEntry | null {
   const link = sandboxDir(home, sandboxId);
   for (const entry of listPool(home)) {
-    if (entry.fingerprint !== fingerprint) continue;
+    if (entry.fingerprint !== fingerprint || expiring(entry) || !entryAlive(entry)) continue;
     const file = join(poolDir(home), `${entry.id}.json`);
     const claimed = join(poolDir(home), `${entry.id}.claimed`);
-    const age = Date.now() - Date.parse(entry.created_at);
-    if (!entryAlive(entry) || age > WARM_IDLE_EXIT_MS - 60_000) {
-      // Gone, or about to stop by itself: not worth adopting.
-      try {
-        renameSync(file, claimed);
-      } catch {
-        continue;
-      }
-      kill(entry);
-      removeRuntime(home, entry);
-      continue;
-    }
-    try {
-      renameSync(file, claimed); // exactly one launch wins a runtime
-    } catch {
-      continue;
-    }
+    if (!take(home, entry)) continue;
     try {
       mkdirSync(dirname(link), { recursive: true, mode: 0o700 });
       // Relative, so the alpine home can be moved as a whole.
