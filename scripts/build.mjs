@@ -22,16 +22,30 @@ const common = {
   },
 };
 
+// The CLI bundles better-sqlite3's JavaScript (a dozen CommonJS files, each a lookup and a load at
+// start-up otherwise); its native addon stays in node_modules, found by packages/cli/src/store/
+// sqlite-store.ts (nativeBinding), so the `bindings` package it would load to find it stays out.
+const cli = { ...common, external: ["bindings", "opencode-ai", "playwright-core"] };
+
 await Promise.all([
   build({
-    ...common,
-    // fast: `alpine list` without the command-line parser (see packages/cli/src/fast.ts).
-    entryPoints: { alpine: "packages/cli/src/main.ts", fast: "packages/cli/src/fast.ts" },
+    ...cli,
+    entryPoints: { alpine: "packages/cli/src/main.ts" },
     outdir: "packages/cli/dist",
     // The reliability tests' fault hook exists only in their own bundle (test/reliability/harness.ts, buildClis).
     define: { __ALPINE_FAULTS__: "false" },
     splitting: true,
     chunkNames: "chunks/[name]-[hash]",
+  }),
+  // `alpine list` without the command-line parser (packages/cli/src/fast.ts), run by bin/alpine.js:
+  // one self-contained CommonJS file, so that Node's ESM loader has no chunks to resolve and link.
+  build({
+    ...cli,
+    entryPoints: { fast: "packages/cli/src/fast.ts" },
+    outfile: "packages/cli/dist/fast.cjs",
+    format: "cjs",
+    define: { __ALPINE_FAULTS__: "false", "import.meta.url": "__alpineImportMetaUrl" },
+    banner: { js: "const __alpineImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   }),
   build({
     ...common,

@@ -1,12 +1,18 @@
 /**
  * The fast path of `bin/alpine.js`: `alpine list`/`ls` with at most --json and
- * -v/--verbose, the command scripts and prompts poll. It runs the list command
- * itself (commands/list-run.ts, the same code commander would run) without
- * loading the command-line parser and every command's definition, which are
- * most of the CLI's start-up (docs/performance.md). Anything else, including
- * --help and unknown flags, goes through the full CLI.
+ * -v/--verbose, the command scripts and prompts poll. It lists the local store
+ * itself, with the code the list command uses (commands/list-view.ts), without
+ * loading the command-line parser and every command's definition, which are most
+ * of the CLI's start-up (docs/performance.md). It is built on its own as one
+ * CommonJS file (dist/fast.cjs, scripts/build.mjs) so that Node's ESM loader has
+ * nothing to resolve or link. Anything else, including --help, unknown flags and
+ * a configuration that may point at the Cloudflare control plane, goes through
+ * the full CLI.
  */
-import { runAction } from "./run.ts";
+import { reportError } from "./output.ts";
+import { alpineHome, stateDbPath } from "./paths.ts";
+import { mayBeRemote } from "./remote-hint.ts";
+import type { Globals } from "./run.ts";
 
 const FLAGS = new Set(["--json", "-v", "--verbose"]);
 
@@ -18,12 +24,29 @@ export function plainList(argv: readonly string[]): { json: boolean; verbose: bo
   return { json: rest.includes("--json"), verbose: rest.includes("-v") || rest.includes("--verbose") };
 }
 
+/**
+ * Runs a plain local `alpine list` as the full CLI would (run.ts runAction with
+ * commands/list-run.ts): the same output, errors and exit code. false: not handled.
+ */
 export async function runFast(argv: readonly string[]): Promise<boolean> {
-  const globals = plainList(argv);
-  if (!globals) return false;
-  const { listCommand } = await import("./commands/list-run.ts");
-  await runAction({ ...globals, config: process.env.ALPINE_CONFIG || undefined }, listCommand, {
-    config: false,
-  });
+  const flags = plainList(argv);
+  if (!flags) return false;
+  const globals: Globals = { ...flags, config: process.env.ALPINE_CONFIG || undefined };
+  // The control plane's list needs the configuration and its client: the full CLI's job.
+  if (mayBeRemote(globals.config)) return false;
+  let store: { close(): void } | undefined;
+  try {
+    const [{ SqliteStateStore }, { localListItem, printList }] = await Promise.all([
+      import("./store/sqlite-store.ts"),
+      import("./commands/list-view.ts"),
+    ]);
+    const opened = new SqliteStateStore(stateDbPath(alpineHome()));
+    store = opened;
+    printList((await opened.list()).map(localListItem), globals.json);
+  } catch (err) {
+    process.exitCode = reportError(err, globals);
+  } finally {
+    store?.close();
+  }
   return true;
 }

@@ -1,8 +1,8 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { runCli } from "../../../test/helpers/cli.ts";
+import { ROOT, runCli } from "../../../test/helpers/cli.ts";
 import { plainList } from "../src/fast.ts";
 
 describe("the fast path of `alpine list`", () => {
@@ -34,5 +34,44 @@ describe("the fast path of `alpine list`", () => {
     const bad = await runCli(["list", "--bogus", "--json"], { env });
     expect(bad.code).toBe(1);
     expect(bad.json().reason_code).toBe("usage_invalid");
+  });
+
+  it("gives the same output, errors and exit codes as the full CLI", async () => {
+    // `--json list` is the same command, but not a plain list: it goes through the full CLI.
+    const same = async (env: NodeJS.ProcessEnv, flags: string[]) => {
+      const fast = await runCli(["list", ...flags], { env });
+      const full = await runCli([...flags, "list"], { env });
+      expect(fast, flags.join(" ")).toEqual({ ...full, json: fast.json });
+      return fast;
+    };
+    const home = mkdtempSync(join(tmpdir(), "alpine-fast-"));
+    expect((await same({ ALPINE_HOME: home }, ["--json"])).json()).toEqual([]);
+    await same({ ALPINE_HOME: home }, []);
+    // A state database it cannot use: the same error, exit code 2.
+    const broken = mkdtempSync(join(tmpdir(), "alpine-fast-"));
+    writeFileSync(join(broken, "state.db"), "not a database, ".repeat(20));
+    expect((await same({ ALPINE_HOME: broken }, ["--json"])).json().reason_code).toBe("state_store_error");
+    expect((await same({ ALPINE_HOME: broken }, ["-v"])).code).toBe(2);
+  });
+
+  it("leaves a list that may be the control plane's to the full CLI", async () => {
+    const env = {
+      ALPINE_HOME: mkdtempSync(join(tmpdir(), "alpine-fast-")),
+      ALPINE_SANDBOX_PROVIDER: "cloudflare",
+    };
+    const res = await runCli(["list", "--json"], { env });
+    expect(res.code).toBe(1);
+    expect(res.json()).toMatchObject({ reason_code: "config_invalid" });
+    expect(res.json().error).toContain("control_plane_url");
+  });
+
+  it("is one CommonJS file that needs nothing but Node and better-sqlite3's native addon", () => {
+    const bundle = readFileSync(join(ROOT, "packages/cli/dist/fast.cjs"), "utf8");
+    const required = [...bundle.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]);
+    // bindings: better-sqlite3's own lookup of its addon, only where the addon is not in build/.
+    expect(
+      required.filter((r) => !r.startsWith("node:") && !["fs", "path", "util", "bindings"].includes(r)),
+    ).toEqual([]);
+    expect(bundle).not.toMatch(/\bimport\(/);
   });
 });

@@ -1,10 +1,40 @@
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import type { Lease, SandboxRecord, StateStore, StoredEvent } from "@alpine/core";
 // The narrow import keeps zod and the rest of core out of `alpine list`'s start-up.
 import { AlpineError } from "@alpine/core/errors";
 import { normaliseRecord } from "@alpine/core/records";
+// Bundled into the CLI by scripts/build.mjs (its JavaScript only; the native addon stays in
+// node_modules): loading its dozen CommonJS files one by one, or importing them from ESM (Node
+// then lexes them for named exports), is a good part of `alpine list`'s start-up.
 import Database from "better-sqlite3";
+
+let addonPath: string | undefined;
+
+/**
+ * The path of better-sqlite3's native addon, given to it as `nativeBinding`: its own
+ * lookup (the `bindings` package) would find the calling file's package from a stack
+ * trace, which in a bundle is not better-sqlite3's, and then try a dozen paths. The
+ * first three places that lookup tries are checked here, in its order; anywhere else
+ * (another build layout) the lookup itself runs, from better-sqlite3's directory.
+ */
+function nativeBinding(): string {
+  if (addonPath) return addonPath;
+  const fromHere = createRequire(import.meta.url);
+  const root = dirname(fromHere.resolve("better-sqlite3/package.json"));
+  const build = join(root, "build");
+  addonPath =
+    [build, join(build, "Debug"), join(build, "Release")]
+      .map((dir) => join(dir, "better_sqlite3.node"))
+      .find((file) => existsSync(file)) ??
+    (createRequire(join(root, "package.json"))("bindings")({
+      bindings: "better_sqlite3.node",
+      module_root: root,
+      path: true,
+    }) as string);
+  return addonPath;
+}
 
 /**
  * Schema migrations, applied in order; `PRAGMA user_version` records how many
@@ -65,7 +95,7 @@ export class SqliteStateStore implements StateStore {
   constructor(readonly path: string) {
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      this.db = new Database(path, { timeout: 5000 });
+      this.db = new Database(path, { timeout: 5000, nativeBinding: nativeBinding() });
       // Before anything that writes (switching to WAL rewrites the header): a newer alpine's
       // database is refused untouched.
       this.refuseNewer();

@@ -1,0 +1,44 @@
+import type { ListItemView, SandboxRecord } from "@alpine/core";
+import { printJson, relativeTime, table } from "../output.ts";
+
+/**
+ * A stored record as `alpine list` shows it: the same fields as core's listItemView,
+ * written out here so reading the local store loads neither zod nor the rest of core.
+ */
+export function localListItem(r: SandboxRecord): ListItemView {
+  return {
+    name: r.name,
+    id: r.id,
+    provider: r.provider,
+    repo: r.repo,
+    image_profile: r.image_profile,
+    state: r.state,
+    agent: r.agent,
+    last_activity: r.last_activity,
+    created_at: r.created_at,
+  };
+}
+
+/** `alpine list`'s output: the items as JSON, or a table (a hint when there are none). */
+export function printList(items: readonly ListItemView[], json: boolean): void {
+  if (json) {
+    printJson(items);
+  } else if (items.length === 0) {
+    process.stdout.write("no sandboxes yet; start one with `alpine launch <name> --repo <url-or-path>`\n");
+  } else {
+    process.stdout.write(
+      `${table(
+        ["NAME", "STATE", "AGENT", "PROVIDER", "REPO", "LAST ACTIVITY", "CREATED"],
+        items.map((i) => [
+          i.name,
+          i.state,
+          i.agent,
+          i.provider,
+          i.repo,
+          relativeTime(i.last_activity),
+          relativeTime(i.created_at),
+        ]),
+      )}\n`,
+    );
+  }
+}
