@@ -79,6 +79,15 @@ export const SandboxdConfigSchema = z.object({
    * processes).
    */
   warm: z.object({ idle_exit_ms: z.number().int().min(1000) }).optional(),
+  /**
+   * The repo the launch that starts this sandboxd will `POST /v1/init` with:
+   * sandboxd starts OpenCode at once (its mounts include that repo's object
+   * cache), before it listens, instead of when the init request arrives. Only
+   * for an init of a new or kept workspace, never before a restore (OpenCode
+   * must not open its data dir before the checkpoint's is back). An init for
+   * another repo is refused as usual (the workspace's repo decides).
+   */
+  prestart: z.object({ repo: z.string().min(1) }).optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;
