@@ -62,6 +62,9 @@ export class AgentTracker {
   private waiters: (() => void)[] = [];
   private lastEventAt = 0;
   private enabled = false;
+  private idleByConstruction = false;
+  private everConnected = false;
+  private clientSeen = false;
   private task: TaskInternal | null = null;
   /** A runTask is between its checks and the prompt's answer. */
   private starting = false;
@@ -92,8 +95,25 @@ export class AgentTracker {
     if (this.oc.ready) this.connect();
   }
 
+  /**
+   * A brand-new OpenCode (no stored session, nothing but sandboxd has talked
+   * to it) is idle until the event stream says otherwise: until the stream
+   * first connects, OpenCode goes down, or a client reaches OpenCode through
+   * the UI proxy (it could start a session we would not yet see).
+   */
+  assumeIdleUntilConnected(): void {
+    if (!this.everConnected && !this.clientSeen) this.idleByConstruction = true;
+  }
+
+  /** The UI proxy forwarded a request to OpenCode: sessions may now exist that the stream has not shown. */
+  noteClientRequest(): void {
+    this.clientSeen = true;
+    this.idleByConstruction = false;
+  }
+
   get state(): AgentState {
-    if (!this.oc.ready || !this.connected) return "unknown";
+    if (!this.oc.ready) return "unknown";
+    if (!this.connected) return this.idleByConstruction ? "idle" : "unknown";
     const all = [...this.sessions.values()];
     if (all.some((s) => s.waiting.size > 0)) return "waiting_permission";
     if (all.some((s) => s.status === "busy")) return "busy";
@@ -143,6 +163,7 @@ export class AgentTracker {
   }
 
   private onDown(): void {
+    this.idleByConstruction = false;
     this.generation++;
     this.abort?.abort();
     this.connected = false;
@@ -226,6 +247,8 @@ export class AgentTracker {
     if (ev.type === "server.connected") {
       const first = !this.connected;
       this.connected = true;
+      this.everConnected = true;
+      this.idleByConstruction = false;
       for (const w of this.waiters.splice(0)) w();
       if (first) void this.reconcile(gen);
       return;

@@ -88,6 +88,8 @@ async function main(): Promise<void> {
   const helper = fileURLToPath(new URL("./git-credential.js", import.meta.url));
   const sandbox = new Sandbox(config, log, `!${shellQuote(process.execPath)} ${shellQuote(helper)}`);
   const auth = new Auth(config.token, config.sandbox_id);
+  // OpenCode's ≈1 s boot overlaps the rest of ours and the launcher's init request.
+  if (config.prestart && !config.warm) sandbox.prestart(config.prestart.repo);
 
   let stopping = false;
   const shutdown = async (why: string) => {

@@ -110,6 +110,8 @@ export class OpencodeSupervisor extends EventEmitter {
   private supervising = false;
   /** The first start in flight: a second caller (init after a warm start) waits for the same one. */
   private starting: Promise<void> | null = null;
+  /** The running OpenCode answered a health probe (its first comes right after it listens). */
+  private answered = false;
   /** Extra host paths visible read-only inside bubblewrap (a repo's object cache). */
   private readonly readOnly: string[] = [];
 
@@ -143,6 +145,16 @@ export class OpencodeSupervisor extends EventEmitter {
       }
     }
     return child.pid;
+  }
+
+  /**
+   * Whether OpenCode has stored anything (sessions live in its data dir:
+   * `opencode.db` since 1.x, `storage/` before). Asked before the first start:
+   * an empty data dir means the agent has no session, so nothing can be busy.
+   */
+  hasStoredData(): boolean {
+    const data = join(this.opts.home, ".local", "share", "opencode");
+    return existsSync(join(data, "opencode.db")) || existsSync(join(data, "storage"));
   }
 
   /** Dirs, auth.json; can run while the clone is still going. */
@@ -180,6 +192,25 @@ export class OpencodeSupervisor extends EventEmitter {
     if (this.started) return false;
     this.readOnly.push(path);
     return true;
+  }
+
+  /**
+   * Resolves true once the running OpenCode has answered `GET /global/health`
+   * (which also reports its version), false if it has not within ms.
+   */
+  waitAnswered(ms: number): Promise<boolean> {
+    if (this.ready && this.answered) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.off("answered", done);
+        resolve(false);
+      }, ms);
+      this.once("answered", done);
+    });
   }
 
   /** Whether OpenCode was started (or is starting): its bubblewrap mounts are fixed from then on. */
@@ -338,6 +369,7 @@ export class OpencodeSupervisor extends EventEmitter {
       });
     });
     this.port = port;
+    this.answered = false;
     this.ready = true;
     this.startedAt = new Date();
     this.failures = 0;
@@ -401,6 +433,10 @@ export class OpencodeSupervisor extends EventEmitter {
       if (!res.ok || body.healthy !== true) throw new Error(`HTTP ${res.status}`);
       if (body.version) this.version = body.version;
       this.failures = 0;
+      if (!this.answered && this.child === child) {
+        this.answered = true;
+        this.emit("answered");
+      }
     } catch (err) {
       if (this.child !== child || !this.ready) return;
       this.failures++;

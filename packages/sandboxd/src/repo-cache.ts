@@ -14,7 +14,7 @@ import {
   writeSync,
 } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { GitCredentials } from "./credentials.ts";
 import { firstLine, type GitRunner, type ResolvedRepo } from "./git.ts";
 import type { Logger } from "./log.ts";
@@ -58,6 +58,24 @@ export class RepoCache {
   pathFor(repo: ResolvedRepo): string {
     const key = createHash("sha256").update(repo.display).digest("hex").slice(0, 32);
     return join(this.root, `${key}.git`);
+  }
+
+  /** The caches a workspace's git dir borrows objects from (its objects/info/alternates), if any. */
+  borrowedBy(gitDir: string): string[] {
+    let text = "";
+    try {
+      text = readFileSync(join(gitDir, "objects", "info", "alternates"), "utf8");
+    } catch {
+      return [];
+    }
+    const out: string[] = [];
+    for (const line of text.split("\n")) {
+      const objects = resolve(gitDir, "objects", line.trim());
+      const dir = dirname(objects);
+      if (line.trim() && basename(objects) === "objects" && dirname(dir) === resolve(this.root))
+        out.push(dir);
+    }
+    return out;
   }
 
   /**

@@ -66,6 +66,10 @@ export class Sandbox {
   adopted = false;
   /** A warm sandboxd's OpenCode opened its instance on the empty workspace (to be disposed at init). */
   private instanceWarmed: Promise<boolean> = Promise.resolve(false);
+  /** Repo caches mounted read-only for the agent (see mountRepoObjects). */
+  private readonly visibleCaches = new Set<string>();
+  /** OpenCode's data dir held something when sandboxd started (sessions may exist). */
+  private readonly agentDataAtBoot: boolean;
   private readonly shadowDir: string;
   private listenPort = 0;
   /** The one checkpoint/export/restore (or restore upload) running now. */
@@ -100,6 +104,8 @@ export class Sandbox {
       log,
     });
     this.agent = new AgentTracker(this.opencode, config.opencode.model, log);
+    // Before any OpenCode of this sandboxd ran: was there ever a session?
+    this.agentDataAtBoot = this.opencode.hasStoredData();
     this.checkpoints = new CheckpointDir(checkpointDirOf(config));
     this.repoCache = config.repo_cache_dir ? new RepoCache(config.repo_cache_dir, this.git, log) : null;
     this.sandboxId = config.sandbox_id;
@@ -123,6 +129,43 @@ export class Sandbox {
         return false;
       },
     );
+  }
+
+  /**
+   * The launch that started this sandboxd will init `repo` (config.prestart):
+   * OpenCode starts now, at boot, with the same mounts init would give it,
+   * instead of when the init request arrives. Like a warm start it reads
+   * nothing from the workspace until init has checked it out. A bad repo is
+   * left for init to report.
+   */
+  prestart(repoInput: string): void {
+    try {
+      const repo = resolveRepo(repoInput);
+      this.mountRepoObjects(this.workspace.loadMeta() ? null : repo);
+    } catch (err) {
+      this.log.info("not prestarting opencode", { error: String((err as Error).message ?? err) });
+      return;
+    }
+    this.opencode.prepare();
+    this.opencode.start().catch(() => {
+      // init starts it again and reports what fails
+    });
+  }
+
+  /**
+   * Under bubblewrap the agent's git must read the objects its workspace
+   * borrows from the host's repo cache (which is otherwise hidden with the
+   * rest of $ALPINE_HOME): the cache a new clone will borrow from (`repo`),
+   * or the one a kept workspace already borrows from (its alternates). Only
+   * possible before OpenCode starts; visibleCaches records what is mounted.
+   */
+  private mountRepoObjects(repo: ResolvedRepo | null): void {
+    if (!this.repoCache || this.config.isolation !== "bubblewrap") return;
+    const dirs = repo ? [this.repoCache.reserve(repo)] : this.repoCache.borrowedBy(this.workspace.gitDir);
+    for (const dir of dirs) {
+      if (this.visibleCaches.has(dir)) continue;
+      if (this.opencode.keepReadOnly(dir)) this.visibleCaches.add(dir);
+    }
   }
 
   /** POST /v1/adopt: a warm sandboxd becomes the launching sandbox (once). */
@@ -203,6 +246,7 @@ export class Sandbox {
     try {
       setPhase("cloning");
       const reused = this.workspace.loadMeta();
+      if (reused) this.mountRepoObjects(null);
       const cache = reused ? null : this.useRepoCache(plan);
       this.opencode.prepare();
       // OpenCode boots (≈1-2 s) while git clones: it reads nothing from the workspace until
@@ -240,8 +284,16 @@ export class Sandbox {
         : this.workspace.checkoutStatus().catch(() => this.workspaceStatus());
       await started;
       await warmDropped;
+      // A new workspace with an OpenCode that never stored anything has no session, so its
+      // agent is idle by construction: ready waits for OpenCode to answer its health check,
+      // not for the event stream (OpenCode's instance bootstrap, 100-300 ms), which opens in
+      // the background. Otherwise (a reused workspace, sessions on disk) the agent's state
+      // must come from OpenCode itself.
+      const fresh = !reused && !this.agentDataAtBoot;
+      if (fresh) this.agent.assumeIdleUntilConnected();
       this.agent.enable();
-      await this.agent.waitConnected(5000);
+      if (fresh) await this.opencode.waitAnswered(5000);
+      else await this.agent.waitConnected(5000);
       const ws = await wsReady;
       this.phase = "ready";
       this.log.info("phase", { phase: "ready", ms: Date.now() - t0 });
@@ -286,7 +338,8 @@ export class Sandbox {
     if (!cache) return null;
     try {
       const dir = cache.reserve(plan.repo);
-      const visible = this.config.isolation !== "bubblewrap" || this.opencode.keepReadOnly(dir);
+      this.mountRepoObjects(plan.repo);
+      const visible = this.config.isolation !== "bubblewrap" || this.visibleCaches.has(dir);
       const ready = cache.refresh(plan.repo, plan.credentials, Date.now()).catch((err: unknown) => {
         this.log.warn("repo cache unavailable", { error: String((err as Error).message ?? err) });
         return null;

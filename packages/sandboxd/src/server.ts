@@ -146,10 +146,11 @@ export function createApi(deps: ApiDeps): Server {
   const { sandbox, auth, log } = deps;
 
   // Not before ready: a UI request would make OpenCode open the workspace before the checkout exists.
-  const upstream = (): Upstream | null =>
-    sandbox.phase === "ready" && sandbox.opencode.ready && sandbox.opencode.port
-      ? { port: sandbox.opencode.port, authorization: sandbox.opencode.authorization }
-      : null;
+  const upstream = (): Upstream | null => {
+    if (sandbox.phase !== "ready" || !sandbox.opencode.ready || !sandbox.opencode.port) return null;
+    sandbox.agent.noteClientRequest();
+    return { port: sandbox.opencode.port, authorization: sandbox.opencode.authorization };
+  };
 
   async function v1(req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<void> {
     const method = req.method ?? "GET";

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -232,6 +233,62 @@ describe("warm sandboxd", () => {
     const sbx = await start();
     await expect(sbx.client.adopt({ sandbox_id: "sbx_x", name: "x", auth: {} })).rejects.toMatchObject({
       reason: "usage_invalid",
+    });
+  });
+});
+
+describe("prestarted sandboxd (config.prestart)", () => {
+  const hasBwrap = spawnSync("bwrap", ["--version"]).status === 0;
+
+  /** The bubblewrap arguments OpenCode was last started with (from sandboxd's log). */
+  function opencodeArgs(log: string): string[] {
+    const starts = readLog(log)
+      .split("\n")
+      .filter((l) => l.includes('"starting opencode"'))
+      .map((l) => JSON.parse(l) as { args: string[] });
+    return starts.at(-1)?.args ?? [];
+  }
+  const roBinds = (args: string[]) =>
+    args.flatMap((a, i) => (a === "--ro-bind" && args[i + 1] === args[i + 2] ? [args[i + 1]!] : []));
+
+  it.skipIf(!hasBwrap)(
+    "starts OpenCode at boot with the repo's cache mounted; a kept workspace gets its cache mounted again",
+    async () => {
+      const cacheDir = tempDir("alpine-repo-cache-");
+      const repo = makeBareRepo({ "README.md": "# prestarted\n" });
+      const first = await start({ isolation: "bubblewrap", repo_cache_dir: cacheDir, prestart: { repo } });
+      // OpenCode is starting before anyone asked for an init.
+      const log = readLog(first.dirs.log);
+      expect(log.indexOf('"starting opencode"')).toBeGreaterThan(-1);
+      expect(log.indexOf('"starting opencode"')).toBeLessThan(log.indexOf('"listening"'));
+      const status = await first.client.init({ repo, branch: "alpine/pre" });
+      expect(status.phase).toBe("ready");
+      expect(status.agent.state).toBe("idle");
+      const borrowed = alternates(first.dirs.workspace);
+      expect(borrowed.startsWith(cacheDir)).toBe(true);
+      const cache = borrowed.replace(/\/objects$/, "");
+      expect(roBinds(opencodeArgs(first.dirs.log))).toContain(cache);
+      // One OpenCode: init joined the prestarted one.
+      expect(readLog(first.dirs.log).split('"starting opencode"').length - 1).toBe(1);
+
+      // sandboxd restarts on the kept workspace: the agent must still reach the borrowed objects.
+      await first.client.shutdown();
+      await first.exited;
+      const second = await startSandboxd({ isolation: "bubblewrap", repo_cache_dir: cacheDir }, first.dirs);
+      running.push(second);
+      const again = await second.client.init({ repo, branch: "alpine/pre" });
+      expect(again.phase).toBe("ready");
+      expect(readLog(second.dirs.log)).toContain("reusing the existing workspace");
+      expect(roBinds(opencodeArgs(second.dirs.log))).toContain(cache);
+    },
+    120_000,
+  );
+
+  it("a prestart for a repo it cannot resolve leaves the error to init", async () => {
+    const sbx = await start({ prestart: { repo: "ext::sh -c evil" } });
+    expect(readLog(sbx.dirs.log)).toContain("not prestarting opencode");
+    await expect(sbx.client.init({ repo: "ext::sh -c evil" })).rejects.toMatchObject({
+      reason: "repo_resolution_failed",
     });
   });
 });
