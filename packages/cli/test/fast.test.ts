@@ -67,7 +67,7 @@ describe("the fast path of `alpine list`", () => {
 
   it("is one CommonJS file that needs nothing but Node and better-sqlite3's native addon", () => {
     const bundle = readFileSync(join(ROOT, "packages/cli/dist/fast.cjs"), "utf8");
-    const required = [...bundle.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]);
+    const required = [...bundle.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1] ?? "");
     // bindings: better-sqlite3's own lookup of its addon, only where the addon is not in build/.
     expect(
       required.filter((r) => !r.startsWith("node:") && !["fs", "path", "util", "bindings"].includes(r)),
