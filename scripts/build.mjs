@@ -1,11 +1,33 @@
 // Bundles the CLI and sandboxd with esbuild. Runs from `npm ci` (prepare) and before tests.
 // The CLI is split per command (dynamic imports) so `alpine list` loads only what it needs.
 import { rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { build } from "esbuild";
 
 // Stale chunks from earlier builds would otherwise pile up beside the new ones.
 rmSync("packages/cli/dist", { recursive: true, force: true });
 rmSync("packages/sandboxd/dist", { recursive: true, force: true });
+
+// zod's namespace export (`import { z } from "zod"`) keeps `z.locales`, and so its 40-odd
+// translations of every error message: ≈360 KB of each bundle that loads zod, compiled at every
+// start of sandboxd and of any CLI command that validates (≈10 ms of V8 compile per start, half
+// of sandboxd's). alpine never calls `z.config(z.locales.xx())`, and zod configures English itself
+// (classic/schemas.js imports locales/en.js directly), so here `z.locales` (and `z.core.locales`)
+// offers `en` alone; error messages are unchanged. Only zod's own imports of the index are mapped.
+const zodEnglishOnly = {
+  name: "zod-english-only",
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](core|classic)$/.test(args.resolveDir)
+        ? { path: join(args.resolveDir, "..", "locales", "index.js"), namespace: "zod-english-only" }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "zod-english-only" }, (args) => ({
+      contents: 'export { default as en } from "./en.js";',
+      resolveDir: dirname(args.path),
+    }));
+  },
+};
 
 const common = {
   bundle: true,
@@ -16,6 +38,7 @@ const common = {
   logLevel: "warning",
   // Native and binary-shipping packages stay outside the bundle.
   external: ["better-sqlite3", "opencode-ai", "playwright-core"],
+  plugins: [zodEnglishOnly],
   banner: {
     // Some bundled CommonJS dependencies call require(); give ESM output one.
     js: "import { createRequire as __alpineCreateRequire } from 'node:module'; const require = __alpineCreateRequire(import.meta.url);",
@@ -25,7 +48,10 @@ const common = {
 // The CLI bundles better-sqlite3's JavaScript (a dozen CommonJS files, each a lookup and a load at
 // start-up otherwise); its native addon stays in node_modules, found by packages/cli/src/store/
 // sqlite-store.ts (nativeBinding), so the `bindings` package it would load to find it stays out.
-const cli = { ...common, external: ["bindings", "opencode-ai", "playwright-core"] };
+const cli = {
+  ...common,
+  external: ["bindings", "opencode-ai", "playwright-core"],
+};
 
 await Promise.all([
   build({
