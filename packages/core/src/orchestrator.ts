@@ -673,7 +673,8 @@ export class Orchestrator {
       const credentials = restore ? null : this.deps.credentialsFor(current.repo).then((c) => c ?? undefined);
       credentials?.catch(() => {});
       current = await this.update(current, { runtime: { handle, web_url: null } });
-      handle = await provider.start(handle, spec);
+      // Told what comes next, a provider can start OpenCode with sandboxd (never before a restore).
+      handle = await provider.start(handle, spec, restore ? undefined : { init_repo: current.repo });
       await this.at("launch.runtime_started");
       const endpoint = await provider.endpoint(handle);
       if (!endpoint) throw new AlpineError("agent_start_failed", "the sandbox runtime did not start");

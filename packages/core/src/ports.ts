@@ -62,6 +62,15 @@ export interface RuntimeSpec {
   auth: Record<string, unknown>;
 }
 
+/**
+ * What the launch will do with a runtime once it is started, told to start() so a provider can
+ * begin early: `init_repo` when it will `POST /v1/init` that repo (never before a restore). A
+ * hint only; a provider may ignore it.
+ */
+export interface RuntimeStartIntent {
+  init_repo?: string;
+}
+
 export interface ProviderCapabilities {
   kind: ProviderKind;
   isolation: string;
@@ -80,7 +89,7 @@ export interface Provider {
   /** Allocates the runtime's resources; adopting existing ones (same sandbox id) is not an error. */
   create(spec: RuntimeSpec): Promise<RuntimeHandle>;
   /** Starts sandboxd and returns the handle to store, now pointing at a live runtime. */
-  start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle>;
+  start(handle: RuntimeHandle, spec: RuntimeSpec, intent?: RuntimeStartIntent): Promise<RuntimeHandle>;
   /** How to reach sandboxd, or null when nothing is running there. */
   endpoint(handle: RuntimeHandle): Promise<RuntimeEndpoint | null>;
   /** Stops the runtime, keeping its resources. Idempotent. */

@@ -13,12 +13,14 @@ import {
 import { homedir } from "node:os";
 import { join } from "node:path";
 import {
+  type AlpineConfig,
   AlpineError,
   type Provider,
   type ProviderCapabilities,
   type RuntimeEndpoint,
   type RuntimeHandle,
   type RuntimeSpec,
+  type RuntimeStartIntent,
 } from "@alpine/core";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import type { Context } from "../context.ts";
@@ -144,7 +146,7 @@ export class LocalProvider implements Provider {
     return { dir } satisfies LocalHandle;
   }
 
-  async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
+  async start(handle: RuntimeHandle, spec: RuntimeSpec, intent?: RuntimeStartIntent): Promise<RuntimeHandle> {
     const h = asLocal(handle);
     // Whatever this launch does, the pool is topped up once it is over (not before: a warm
     // OpenCode booting now would slow this launch down on a small machine).
@@ -157,16 +159,9 @@ export class LocalProvider implements Provider {
       });
       if (adopted) return adopted;
     }
-    const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, (m) =>
-      process.stderr.write(`warning: ${m}\n`),
-    );
-    const token = readFileSync(join(h.dir, "token"), "utf8");
-    // A sandboxd of this dir nobody recorded (its launcher died) must not run beside the new one.
-    await this.stop({ dir: h.dir });
-    const config = {
-      ...this.sandboxdConfig(h.dir, spec, isolation, token),
-      opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config, auth: spec.auth },
-    };
+    // sandboxd first: its Node start and module loading (≈100 ms) overlap the isolation probe
+    // and the stale-sandboxd check below. Until its config arrives on stdin it does nothing; a
+    // launcher killed before writing it closes that stdin, and sandboxd exits (invalid config).
     const child = spawn(process.execPath, [sandboxdEntry()], {
       cwd: h.dir,
       detached: true,
@@ -174,7 +169,36 @@ export class LocalProvider implements Provider {
       // sandboxd builds OpenCode's environment itself; it gets only the basics from ours (no tokens).
       env: sandboxdEnv(join(h.dir, "home")),
     });
-    if (child.pid) writeFileSync(join(h.dir, PID_FILE), String(child.pid), { mode: 0o600 });
+    const exited = new Promise<number | null>((resolve) => {
+      child.once("exit", resolve);
+      child.once("error", () => resolve(null));
+    });
+    // A sandboxd that died early makes writing its config fail; `exited` reports it.
+    child.stdin.on("error", () => {});
+    let config: ReturnType<LocalProvider["sandboxdConfig"]> & { opencode: Record<string, unknown> };
+    let isolation: "bubblewrap" | "none";
+    try {
+      const stale = (async () => {
+        const token = readFileSync(join(h.dir, "token"), "utf8");
+        // A sandboxd of this dir nobody recorded (its launcher died) must not run beside the new
+        // one. It is found through the pid file, so the new pid is written only after this.
+        await this.stop({ dir: h.dir });
+        return token;
+      })();
+      const [resolved, token] = await Promise.all([this.isolation(spec.config), stale]);
+      isolation = resolved;
+      config = {
+        ...this.sandboxdConfig(h.dir, spec, isolation, token),
+        opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config, auth: spec.auth },
+        // OpenCode starts at sandboxd's boot when the launch will init (never before a restore).
+        ...(intent?.init_repo ? { prestart: { repo: intent.init_repo } } : {}),
+      };
+      if (!child.pid) throw new AlpineError("agent_start_failed", "cannot start sandboxd", {});
+      writeFileSync(join(h.dir, PID_FILE), String(child.pid), { mode: 0o600 });
+    } catch (err) {
+      child.kill("SIGKILL");
+      throw err;
+    }
     // Secrets travel over stdin, never argv, env or disk.
     child.stdin.end(JSON.stringify(config));
     // Node loads its HTTP client on the first fetch (30-40 ms of CPU here): while sandboxd
@@ -184,12 +208,30 @@ export class LocalProvider implements Provider {
       timeoutMs: START_TIMEOUT_MS,
       where: config.log_file,
       onTimeout: () => child.kill("SIGKILL"),
-      exited: new Promise((resolve) => child.once("exit", resolve)),
+      exited,
     });
     child.stdout.destroy();
     child.unref();
     const url = `http://127.0.0.1:${listening.port}`;
     return { dir: h.dir, pid: listening.pid, port: listening.port, url, isolation } satisfies LocalHandle;
+  }
+
+  private readonly isolations = new Map<string, Promise<"bubblewrap" | "none">>();
+
+  /**
+   * What isolation a sandbox of this config gets: bubblewrap is probed once per process (a
+   * `bwrap … true` run), not again for the fingerprint, the start and the refill.
+   */
+  private isolation(config: AlpineConfig): Promise<"bubblewrap" | "none"> {
+    const wanted = config.sandbox.isolation;
+    let resolved = this.isolations.get(wanted);
+    if (!resolved) {
+      resolved = resolveIsolation(config, this.ctx.home, (m) => process.stderr.write(`warning: ${m}\n`));
+      // A failed probe (bubblewrap required but broken) is asked again next time.
+      resolved.catch(() => this.isolations.delete(wanted));
+      this.isolations.set(wanted, resolved);
+    }
+    return resolved;
   }
 
   /**
@@ -237,7 +279,7 @@ export class LocalProvider implements Provider {
    */
   private async warmFingerprint(spec: RuntimeSpec): Promise<string> {
     const { fingerprintOf } = await import("./pool.ts");
-    const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, () => {});
+    const isolation = await this.isolation(spec.config);
     const { sandbox_id, name, token, workspace_dir, home_dir, tmp_dir, log_file, ...rest } =
       this.sandboxdConfig("/", spec, isolation, "");
     const entry = sandboxdEntry();
@@ -276,7 +318,7 @@ export class LocalProvider implements Provider {
       await this.stop({ dir: h.dir, pid: listening.pid });
       throw err;
     }
-    const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, () => {});
+    const isolation = await this.isolation(spec.config);
     return { dir: h.dir, pid: listening.pid, port: listening.port, url, isolation } satisfies LocalHandle;
   }
 
@@ -324,7 +366,7 @@ export class LocalProvider implements Provider {
         else if (pool.take(home, e)) await drop(e);
       }
       if (kept >= want) return { removed, started };
-      const isolation = await resolveIsolation(config, home, () => {});
+      const isolation = await this.isolation(config);
       for (let i = kept; i < want; i++) {
         const id = pool.newPoolId();
         const dir = sandboxDir(home, id);
