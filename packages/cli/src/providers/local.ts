@@ -131,8 +131,9 @@ export class LocalProvider implements Provider {
     const pool = await import("./pool.ts");
     if (spec.config.sandbox.warm_pool > 0 && !pathExists(sandboxDir(home, spec.sandbox_id))) {
       // A new sandbox: take a warm runtime if the pool has one started the way this launch would.
-      const entry = pool.claim(home, spec.sandbox_id, await this.warmFingerprint(spec));
-      if (entry) return { dir: entry.dir, warm: entry.id } satisfies LocalHandle;
+      const warm = await this.claimWarm(spec);
+      if (warm)
+        return { dir: warm.entry.dir, warm: warm.entry.id, isolation: warm.isolation } satisfies LocalHandle;
     }
     // A sandbox that once adopted a warm runtime lives on at that runtime's path.
     const dir = pool.resolveSandboxDir(home, spec.sandbox_id);
@@ -277,9 +278,8 @@ export class LocalProvider implements Provider {
    * launch: a hash of its sandboxd config without identity and token, plus
    * the sandboxd build and the environment it hands on.
    */
-  private async warmFingerprint(spec: RuntimeSpec): Promise<string> {
+  private async warmFingerprint(spec: RuntimeSpec, isolation: "bubblewrap" | "none"): Promise<string> {
     const { fingerprintOf } = await import("./pool.ts");
-    const isolation = await this.isolation(spec.config);
     const { sandbox_id, name, token, workspace_dir, home_dir, tmp_dir, log_file, ...rest } =
       this.sandboxdConfig("/", spec, isolation, "");
     const entry = sandboxdEntry();
@@ -291,6 +291,31 @@ export class LocalProvider implements Provider {
       // not built: nothing will match
     }
     return fingerprintOf({ rest, entry, build, env: sandboxdEnv("/") });
+  }
+
+  /**
+   * Claims a warm runtime started the way this launch would start one. The bubblewrap probe
+   * runs meanwhile and is not waited for when a runtime isolated with bubblewrap is there: the
+   * probe only chooses between bubblewrap and none, and a runtime already running under
+   * bubblewrap is never less isolated than what it would choose. One without isolation is taken
+   * only once the probe has said that bubblewrap does not work here (or the config says none).
+   */
+  private async claimWarm(
+    spec: RuntimeSpec,
+  ): Promise<{ entry: PoolEntry; isolation: "bubblewrap" | "none" } | null> {
+    const pool = await import("./pool.ts");
+    const home = this.ctx.home;
+    const probed = this.isolation(spec.config);
+    probed.catch(() => {}); // a failure is reported below, or by the start that follows
+    const sandboxed = spec.config.sandbox.isolation !== "none";
+    if (sandboxed) {
+      const entry = pool.claim(home, spec.sandbox_id, await this.warmFingerprint(spec, "bubblewrap"));
+      if (entry) return { entry, isolation: "bubblewrap" };
+    }
+    const isolation = await probed;
+    if (sandboxed && isolation === "bubblewrap") return null; // looked for above
+    const entry = pool.claim(home, spec.sandbox_id, await this.warmFingerprint(spec, isolation));
+    return entry ? { entry, isolation } : null;
   }
 
   /** Gives a claimed warm runtime its identity and credentials; null when it cannot be adopted. */
@@ -318,7 +343,8 @@ export class LocalProvider implements Provider {
       await this.stop({ dir: h.dir, pid: listening.pid });
       throw err;
     }
-    const isolation = await this.isolation(spec.config);
+    // The isolation it was started with (its fingerprint says so), not probed again.
+    const isolation = h.isolation ?? (await this.isolation(spec.config));
     return { dir: h.dir, pid: listening.pid, port: listening.port, url, isolation } satisfies LocalHandle;
   }
 
@@ -350,7 +376,7 @@ export class LocalProvider implements Provider {
     try {
       const want = config.sandbox.warm_pool;
       const probe = { sandbox_id: "warm", name: "warm", config, auth: {}, image: "" } as RuntimeSpec;
-      const fingerprint = want > 0 ? await this.warmFingerprint(probe) : "";
+      const fingerprint = want > 0 ? await this.warmFingerprint(probe, await this.isolation(config)) : "";
       // sandboxd stops OpenCode on SIGTERM; whatever is left gets SIGKILL (stop()).
       const drop = async (e: PoolEntry) => {
         await this.stop({ dir: e.dir, pid: e.pid });
