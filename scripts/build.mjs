@@ -77,7 +77,6 @@ await Promise.all([
     ...common,
     entryPoints: {
       sandboxd: "packages/sandboxd/src/main.ts",
-      "git-credential": "packages/sandboxd/src/git-credential.ts",
     },
     outdir: "packages/sandboxd/dist",
   }),

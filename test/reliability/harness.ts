@@ -86,7 +86,6 @@ export function buildClis(): Promise<{ prod: string; faults: string }> {
         ...common,
         entryPoints: {
           sandboxd: join(ROOT, "packages/sandboxd/src/main.ts"),
-          "git-credential": join(ROOT, "packages/sandboxd/src/git-credential.ts"),
         },
         outdir: join(sandboxd, "dist"),
       }),

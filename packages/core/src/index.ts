@@ -1,6 +1,7 @@
 export * from "./config.ts";
 export * from "./control-plane-api.ts";
 export * from "./errors.ts";
+export * from "./git-credential-pipe.ts";
 export * from "./leases.ts";
 export * from "./lifecycle.ts";
 export * from "./names.ts";

@@ -1,6 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { AlpineError } from "../../core/src/errors.ts";
-import type { CredentialBroker, CredentialTarget, GitCredentials } from "./credentials.ts";
+import { credentialHelperSnippet, credentialPayload } from "../../core/src/git-credential-pipe.ts";
+import type { CredentialTarget, GitCredentials } from "./credentials.ts";
 import type { Hashed } from "./files.ts";
 import type { Logger } from "./log.ts";
 import { type RunResult, run, runToFile } from "./proc.ts";
@@ -105,14 +106,7 @@ export interface GitRunOptions {
  * credentials), `--` before positional arguments at the call sites.
  */
 export class GitRunner {
-  constructor(
-    private readonly log: Logger,
-    private readonly broker: CredentialBroker,
-    /** Shell command git runs as credential helper (`!…`), e.g. `!'/usr/bin/node' '/…/git-credential.js'`. */
-    private readonly helperCommand: string,
-    /** http://127.0.0.1:PORT — where the helper reaches sandboxd. */
-    private readonly loopbackBase: () => string,
-  ) {}
+  constructor(private readonly log: Logger) {}
 
   baseEnv(isolatedHome?: string): Record<string, string> {
     const env: Record<string, string> = {
@@ -185,30 +179,27 @@ export class GitRunner {
       "maintenance.auto=false",
     ];
     const env = { ...this.baseEnv(opts.isolatedConfig), ...opts.env };
-    let grant: { nonce: string; revoke(): void } | undefined;
+    let fd3: string | undefined;
     if (opts.credentials) {
-      grant = this.broker.grant(opts.credentials.credentials, opts.credentials.target);
-      pre.push("-c", `credential.helper=${this.helperCommand}`);
-      env.ALPINE_CREDENTIAL_URL = `${this.loopbackBase()}/internal/credential/${grant.nonce}`;
+      // Over a pipe to this one command (see core/src/git-credential-pipe.ts).
+      fd3 = credentialPayload(opts.credentials.credentials);
+      pre.push("-c", `credential.helper=${credentialHelperSnippet(opts.credentials.target)}`);
     }
     const started = Date.now();
-    try {
-      const res = await runner("git", [...pre, ...args], {
-        cwd: opts.cwd,
-        env,
-        input: opts.input,
-        timeoutMs: opts.timeoutMs ?? 120_000,
-      });
-      this.log.debug("git", {
-        args: args.slice(0, 8),
-        code: res.code,
-        ms: Date.now() - started,
-        ...(res.code !== 0 ? { stderr: res.stderr.slice(0, 2000) } : {}),
-      });
-      return res;
-    } finally {
-      grant?.revoke();
-    }
+    const res = await runner("git", [...pre, ...args], {
+      cwd: opts.cwd,
+      env,
+      input: opts.input,
+      timeoutMs: opts.timeoutMs ?? 120_000,
+      fd3,
+    });
+    this.log.debug("git", {
+      args: args.slice(0, 8),
+      code: res.code,
+      ms: Date.now() - started,
+      ...(res.code !== 0 ? { stderr: res.stderr.slice(0, 2000) } : {}),
+    });
+    return res;
   }
 
   /** Runs git and throws `reason` (with git's stderr in details) on a non-zero exit. */

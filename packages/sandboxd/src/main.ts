@@ -3,7 +3,6 @@
  * included) as one JSON object on stdin, listens, writes exactly one line on
  * stdout ({"event":"listening","port":N,"pid":P}), then logs to log_file only.
  */
-import { fileURLToPath } from "node:url";
 import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
 import { validateName } from "../../core/src/names.ts";
 import { PASS_THROUGH_ENV } from "../../core/src/sandbox-env.ts";
@@ -62,10 +61,6 @@ function secretStrings(value: unknown, all: boolean, out: string[] = []): string
   return out;
 }
 
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 async function main(): Promise<void> {
   let config: SandboxdConfig;
   try {
@@ -85,8 +80,7 @@ async function main(): Promise<void> {
     const value = config.env?.[name];
     if (value) process.env[name] = value;
   }
-  const helper = fileURLToPath(new URL("./git-credential.js", import.meta.url));
-  const sandbox = new Sandbox(config, log, `!${shellQuote(process.execPath)} ${shellQuote(helper)}`);
+  const sandbox = new Sandbox(config, log);
   const auth = new Auth(config.token, config.sandbox_id);
   // OpenCode's ≈1 s boot overlaps the rest of ours and the launcher's init request.
   if (config.prestart && !config.warm) sandbox.prestart(config.prestart.repo);
@@ -129,7 +123,6 @@ async function main(): Promise<void> {
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  sandbox.setListenPort(port);
   log.info("listening", {
     port,
     pid: process.pid,

@@ -9,6 +9,22 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Cap on captured stdout (bytes); the rest is dropped. */
   maxStdout?: number;
+  /** Written to an extra pipe at fd 3, then closed (git credentials: core/git-credential-pipe.ts). */
+  fd3?: string;
+}
+
+/** stdio for spawn, with the fd 3 pipe when there is something to hand over on it. */
+function stdioFor(opts: RunOptions, stdin: "pipe" | "ignore"): ("pipe" | "ignore")[] {
+  return opts.fd3 === undefined ? [stdin, "pipe", "pipe"] : [stdin, "pipe", "pipe", "pipe"];
+}
+
+/** Hands the fd 3 payload over and closes our end (git reads it at most once). */
+function feedFd3(child: ChildProcess, opts: RunOptions): void {
+  if (opts.fd3 === undefined) return;
+  const pipe = child.stdio[3] as NodeJS.WritableStream | null | undefined;
+  if (!pipe) return;
+  pipe.on("error", () => {});
+  pipe.end(opts.fd3);
 }
 
 export interface RunResult {
@@ -31,12 +47,13 @@ export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunR
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ["pipe", "pipe", "pipe"] });
+      child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: stdioFor(opts, "pipe") });
     } catch (err) {
       reject(err);
       return;
     }
     live.add(child);
+    feedFd3(child, opts);
     child.once("close", () => live.delete(child));
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -90,12 +107,13 @@ export function runToFile(
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+      child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: stdioFor(opts, "ignore") });
     } catch (err) {
       reject(err);
       return;
     }
     live.add(child);
+    feedFd3(child, opts);
     let timedOut = false;
     const timer =
       opts.timeoutMs !== undefined

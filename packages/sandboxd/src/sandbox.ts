@@ -21,7 +21,7 @@ import type {
 } from "../../core/src/sandboxd-api.ts";
 import { AgentTracker } from "./agent.ts";
 import { CheckpointDir, checkpointDirOf, isArtifactName } from "./checkpoint.ts";
-import { CredentialBroker, type GitCredentials } from "./credentials.ts";
+import type { GitCredentials } from "./credentials.ts";
 import { checkRef, GitRunner, type ResolvedRepo, resolveRepo, safeShow } from "./git.ts";
 import type { Logger } from "./log.ts";
 import { OpencodeSupervisor } from "./opencode.ts";
@@ -51,7 +51,6 @@ export interface InitPlan {
 export class Sandbox {
   phase: SandboxdPhase = "booting";
   error: ErrorJson | null = null;
-  readonly broker = new CredentialBroker();
   readonly git: GitRunner;
   readonly workspace: Workspace;
   readonly opencode: OpencodeSupervisor;
@@ -71,7 +70,6 @@ export class Sandbox {
   /** OpenCode's data dir held something when sandboxd started (sessions may exist). */
   private readonly agentDataAtBoot: boolean;
   private readonly shadowDir: string;
-  private listenPort = 0;
   /** The one checkpoint/export/restore (or restore upload) running now. */
   private operation: Operation | null = null;
   /** Releases the reservation planRestore took, once the restore ends. */
@@ -80,14 +78,8 @@ export class Sandbox {
   constructor(
     readonly config: SandboxdConfig,
     readonly log: Logger,
-    helperCommand: string,
   ) {
-    this.git = new GitRunner(
-      log,
-      this.broker,
-      helperCommand,
-      () => `http://${this.loopbackHost()}:${this.listenPort}`,
-    );
+    this.git = new GitRunner(log);
     // Private to sandboxd: under bubblewrap the agent's /tmp is another dir.
     this.shadowDir = mkdtempSync(join(tmpdir(), "alpine-sandboxd-"));
     this.workspace = new Workspace(config.workspace_dir, join(this.shadowDir, "shadow.git"), this.git, log);
@@ -186,16 +178,6 @@ export class Sandbox {
     this.adopted = true;
     this.log.info("adopted", { sandbox_id: req.sandbox_id, name: req.name });
     return this.status();
-  }
-
-  setListenPort(port: number): void {
-    this.listenPort = port;
-  }
-
-  private loopbackHost(): string {
-    const h = this.config.host;
-    if (h === "0.0.0.0" || h === "::" || h === "localhost" || h === "") return "127.0.0.1";
-    return h.includes(":") ? `[${h}]` : h;
   }
 
   /** Validates an init request before anything runs; returns what to do. */

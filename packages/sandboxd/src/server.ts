@@ -317,25 +317,6 @@ export function createApi(deps: ApiDeps): Server {
     }
   }
 
-  async function credential(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    // Only git's helper on this machine may ask.
-    if (
-      req.method !== "POST" ||
-      !(isLoopback(req.socket.remoteAddress) || req.socket.remoteAddress === req.socket.localAddress)
-    ) {
-      return sendJson(res, 404, new AlpineError("usage_invalid", "not found").toJSON());
-    }
-    // A malformed escape is no nonce (not a 500).
-    const nonce = segment(path.slice("/internal/credential/".length));
-    const attrs = await readBody(req, 64 * 1024);
-    const creds = sandbox.broker.lookup(nonce, attrs);
-    if (!creds) {
-      log.warn("credential request refused", { known: sandbox.broker.size > 0 });
-      return sendJson(res, 404, new AlpineError("unauthorized", "no credentials for this request").toJSON());
-    }
-    return sendJson(res, 200, { username: creds.username, password: creds.password });
-  }
-
   async function login(res: ServerResponse, path: string): Promise<void> {
     let code = "";
     try {
@@ -374,7 +355,6 @@ export function createApi(deps: ApiDeps): Server {
       if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
         return sendJson(res, 200, { ok: true, phase: sandbox.phase });
       }
-      if (path.startsWith("/internal/credential/")) return await credential(req, res, path);
       if (path === "/v1" || path.startsWith("/v1/")) {
         if (!auth.checkBearer(req.headers.authorization)) {
           req.resume();

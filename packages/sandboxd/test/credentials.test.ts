@@ -7,7 +7,7 @@ import { git, ROOT, type RunningSandboxd, readLog, startSandboxd } from "./helpe
 
 /*
  * Clones from the authenticated git smart-HTTP fixture. The password must
- * reach git only through sandboxd's credential helper: never argv, env, the
+ * reach git only over a pipe to the one git command (core/src/git-credential-pipe.ts): never argv, env, the
  * workspace's git config or remotes, the log, or any file on disk.
  */
 
@@ -53,7 +53,7 @@ async function watchProcesses<T>(
         for (const f of ["cmdline", "environ"]) {
           try {
             const text = readFileSync(`/proc/${pid}/${f}`, "latin1");
-            if (text.includes(PASSWORD) || text.includes("ALPINE_CREDENTIAL_URL"))
+            if (text.includes(PASSWORD) || text.includes("credential.helper=!"))
               seen += `${pid}/${f}: ${text}\n`;
           } catch {
             // gone or not ours
@@ -118,9 +118,9 @@ describe.skipIf(!existsSync(FIXTURE))("init with credentials (git smart-HTTP fix
     expect(result.phase).toBe("ready");
     expect(readFileSync(join(sbx.dirs.workspace, "README.md"), "utf8")).toBe("# private\n");
     expect(samples).toBeGreaterThan(3);
-    // ALPINE_CREDENTIAL_URL shows up in git's own env (a nonce, no secret); the password nowhere.
+    // git's argv names the pipe helper (protocol and host only); the password is nowhere.
     expect(seen).not.toContain(PASSWORD);
-    expect(seen).toContain("ALPINE_CREDENTIAL_URL");
+    expect(seen).toContain("credential.helper=!f()");
 
     const remotes = git(sbx.dirs.workspace, "remote", "-v");
     expect(remotes).toContain(server.url("proj"));
@@ -133,7 +133,6 @@ describe.skipIf(!existsSync(FIXTURE))("init with credentials (git smart-HTTP fix
     // OpenCode never had it.
     const pid = result.opencode.pid!;
     expect(readFileSync(`/proc/${pid}/environ`, "latin1")).not.toContain(PASSWORD);
-    expect(readFileSync(`/proc/${pid}/environ`, "latin1")).not.toContain("ALPINE_CREDENTIAL_URL");
   });
 
   it("credentials in the URL are moved out of it", async () => {

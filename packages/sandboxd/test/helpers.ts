@@ -42,7 +42,6 @@ export function buildSandboxd(): Promise<string> {
       logLevel: "warning",
       entryPoints: {
         sandboxd: join(ROOT, "packages/sandboxd/src/main.ts"),
-        "git-credential": join(ROOT, "packages/sandboxd/src/git-credential.ts"),
       },
       outdir: out,
       banner: {

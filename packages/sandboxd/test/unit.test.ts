@@ -1,12 +1,12 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { AlpineError } from "../../core/src/errors.ts";
+import { credentialHelperSnippet, credentialPayload } from "../../core/src/git-credential-pipe.ts";
 import { Auth, parseCookies, safeEqual } from "../src/auth.ts";
 import { bwrapArgs } from "../src/bwrap.ts";
-import { CredentialBroker } from "../src/credentials.ts";
 import { checkRef, resolveRepo } from "../src/git.ts";
 import { opencodeConfig } from "../src/opencode.ts";
 import { parseNameStatus, parseNumstat } from "../src/workspace.ts";
@@ -198,19 +198,62 @@ describe("auth", () => {
   });
 });
 
-describe("credential broker", () => {
-  it("answers only its own nonce, protocol and host, until revoked", () => {
-    const b = new CredentialBroker();
-    const creds = { username: "u", password: "p" };
-    const g = b.grant(creds, { protocol: "https", host: "example.com" });
-    expect(b.lookup(g.nonce, "protocol=https\nhost=example.com\npath=a.git\n")).toEqual(creds);
-    expect(b.lookup(g.nonce, "protocol=https\nhost=example.com:443\n")).toEqual(creds);
-    expect(b.lookup(g.nonce, "protocol=https\nhost=evil.example\n")).toBeUndefined();
-    expect(b.lookup(g.nonce, "protocol=http\nhost=example.com\n")).toBeUndefined();
-    expect(b.lookup("other", "protocol=https\nhost=example.com\n")).toBeUndefined();
-    g.revoke();
-    expect(b.lookup(g.nonce, "protocol=https\nhost=example.com\n")).toBeUndefined();
-    expect(b.size).toBe(0);
+describe("git credentials over a pipe", () => {
+  /** Runs the helper snippet the way git does (`sh -c`), with git's attributes on stdin and the payload piped to fd 3. */
+  function askWithPipe(
+    target: { protocol: string; host: string },
+    action: string,
+    attributes: string,
+  ): string {
+    const snippet = credentialHelperSnippet(target).slice(1);
+    const payload = credentialPayload({ username: "u", password: "p'w$(x)" });
+    // The payload reaches fd 3 the way sandboxd hands it over: a pipe, never a file or argv.
+    const script = `printf '%s' "$PAYLOAD" | { ${snippet} "$@" 3<&0 <"$ATTRS"; }`;
+    const attrsFile = join(mkdtempSync(join(tmpdir(), "alpine-cred-")), "attrs");
+    writeFileSync(attrsFile, attributes);
+    const r = spawnSync("sh", ["-c", script, "sh", action], {
+      env: { PAYLOAD: payload, ATTRS: attrsFile, PATH: process.env.PATH },
+    });
+    rmSync(dirname(attrsFile), { recursive: true, force: true });
+    return String(r.stdout);
+  }
+
+  const target = { protocol: "https", host: "example.com" };
+  const answer = "username=u\npassword=p'w$(x)\n";
+
+  it("answers get for its own protocol and host only", () => {
+    expect(askWithPipe(target, "get", "protocol=https\nhost=example.com\npath=a.git\n")).toBe(answer);
+    expect(askWithPipe(target, "get", "protocol=https\nhost=example.com:443\n")).toBe(answer);
+    expect(askWithPipe(target, "get", "protocol=https\nhost=evil.example\n")).toBe("");
+    expect(askWithPipe(target, "get", "protocol=http\nhost=example.com\n")).toBe("");
+    expect(askWithPipe(target, "get", "host=example.com\n")).toBe("");
+    expect(askWithPipe(target, "store", "protocol=https\nhost=example.com\n")).toBe("");
+    expect(askWithPipe(target, "erase", "protocol=https\nhost=example.com\n")).toBe("");
+    expect(
+      askWithPipe(
+        { protocol: "http", host: "127.0.0.1:8080" },
+        "get",
+        "protocol=http\nhost=127.0.0.1:8080\n",
+      ),
+    ).toBe(answer);
+    expect(
+      askWithPipe({ protocol: "http", host: "127.0.0.1:8080" }, "get", "protocol=http\nhost=127.0.0.1\n"),
+    ).toBe("");
+  });
+
+  it("matches hosts literally (no glob, no quoting escape) and refuses newlines", () => {
+    expect(
+      askWithPipe({ protocol: "http", host: "[::1]:8080" }, "get", "protocol=http\nhost=[::1]:8080\n"),
+    ).toBe(answer);
+    expect(askWithPipe({ protocol: "http", host: "[::1]:8080" }, "get", "protocol=http\nhost=1:8080\n")).toBe(
+      "",
+    );
+    expect(askWithPipe({ protocol: "https", host: "*" }, "get", "protocol=https\nhost=example.com\n")).toBe(
+      "",
+    );
+    expect(askWithPipe({ protocol: "https", host: "a'b" }, "get", "protocol=https\nhost=a'b\n")).toBe(answer);
+    expect(() => credentialHelperSnippet({ protocol: "https", host: "a\nb" })).toThrow(AlpineError);
+    expect(() => credentialPayload({ username: "u", password: "a\nb" })).toThrow(AlpineError);
   });
 });
 
