@@ -107,6 +107,7 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
           { HostCheckpointExporter },
           { GithubPullRequests },
           { hostGitAuthor },
+          { nodeFetch },
         ] = await Promise.all([
           import("@alpine/core"),
           import("./credentials.ts"),
@@ -114,6 +115,7 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
           import("./checkpoint-exporter.ts"),
           import("./github.ts"),
           import("./git-host.ts"),
+          import("./node-fetch.ts"),
         ]);
         const checkpoints = new LocalCheckpointStore(join(home, "checkpoints"));
         const config = ctx.config;
@@ -137,7 +139,12 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
             return p;
           },
           connect: (endpoint, opts) =>
-            new SandboxdClient({ baseUrl: endpoint.url, token: endpoint.token, timeoutMs: opts?.timeoutMs }),
+            new SandboxdClient({
+              baseUrl: endpoint.url,
+              token: endpoint.token,
+              timeoutMs: opts?.timeoutMs,
+              fetch: nodeFetch,
+            }),
           credentialsFor: (repo) => credentials.hostCredentialsFor(repo, config),
           authEntries: () => credentials.sandboxAuthEntries(home, config),
           checkpoints,

@@ -202,9 +202,6 @@ export class LocalProvider implements Provider {
     }
     // Secrets travel over stdin, never argv, env or disk.
     child.stdin.end(JSON.stringify(config));
-    // Node loads its HTTP client on the first fetch (30-40 ms of CPU here): while sandboxd
-    // boots, not when the init request is due. A data: URL touches no network.
-    void fetch("data:,").catch(() => {});
     const listening = await awaitListeningLine(child.stdout, {
       timeoutMs: START_TIMEOUT_MS,
       where: config.log_file,
@@ -321,7 +318,10 @@ export class LocalProvider implements Provider {
   /** Gives a claimed warm runtime its identity and credentials; null when it cannot be adopted. */
   private async adoptWarm(h: LocalHandle, spec: RuntimeSpec): Promise<RuntimeHandle | null> {
     const { listeningOf } = await import("./pool.ts");
-    const { SandboxdClient } = await import("@alpine/core");
+    const [{ SandboxdClient }, { nodeFetch }] = await Promise.all([
+      import("@alpine/core"),
+      import("../node-fetch.ts"),
+    ]);
     // Claimed right after its refill, it may still be coming up: it listens within a moment.
     const deadline = Date.now() + START_TIMEOUT_MS;
     const spawned = Number(readFileSync(join(h.dir, PID_FILE), "utf8"));
@@ -336,7 +336,7 @@ export class LocalProvider implements Provider {
     }
     const token = readFileSync(join(h.dir, "token"), "utf8");
     const url = `http://127.0.0.1:${listening.port}`;
-    const client = new SandboxdClient({ baseUrl: url, token, timeoutMs: 10_000 });
+    const client = new SandboxdClient({ baseUrl: url, token, timeoutMs: 10_000, fetch: nodeFetch });
     try {
       await client.adopt({ sandbox_id: spec.sandbox_id, name: spec.name, auth: spec.auth });
     } catch (err) {
