@@ -1,23 +1,11 @@
-import type { ListItemView, SandboxRecord } from "@alpine/core";
+import type { ListItemView } from "@alpine/core";
 import { printJson, relativeTime, table } from "../output.ts";
 
 /**
- * A stored record as `alpine list` shows it: the same fields as core's listItemView,
- * written out here so reading the local store loads neither zod nor the rest of core.
+ * A stored record as `alpine list` shows it. Imported from core's views module alone
+ * (type-only imports there), so reading the local store loads neither zod nor the rest of core.
  */
-export function localListItem(r: SandboxRecord): ListItemView {
-  return {
-    name: r.name,
-    id: r.id,
-    provider: r.provider,
-    repo: r.repo,
-    image_profile: r.image_profile,
-    state: r.state,
-    agent: r.agent,
-    last_activity: r.last_activity,
-    created_at: r.created_at,
-  };
-}
+export { listItemView as localListItem } from "@alpine/core/views";
 
 /** `alpine list`'s output: the items as JSON, or a table (a hint when there are none). */
 export function printList(items: readonly ListItemView[], json: boolean): void {
