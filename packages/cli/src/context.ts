@@ -2,12 +2,15 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type {
   AlpineConfig,
+  CheckpointExporter,
+  CheckpointStore,
   Clock,
   HostIdentity,
   Ids,
   Orchestrator,
   Provider,
   ProviderKind,
+  PullRequestOpener,
 } from "@alpine/core";
 import type { LoadedConfig } from "./config-loader.ts";
 import { alpineHome, stateDbPath } from "./paths.ts";
@@ -42,6 +45,48 @@ export const thisHost: HostIdentity = {
     }
   },
 };
+
+/** Every method of Provider but `kind` (all async; the optional ones included). */
+const PROVIDER_METHODS = [
+  "capabilities",
+  "preflight",
+  "create",
+  "start",
+  "endpoint",
+  "stop",
+  "hasWorkspace",
+  "destroy",
+  "logs",
+  "collect",
+] as const;
+
+function once<T>(load: () => Promise<T>): () => Promise<T> {
+  let loaded: Promise<T> | undefined;
+  return () => {
+    loaded ??= load();
+    // A failed load (a module that cannot be read) is tried again next time.
+    loaded.catch(() => {
+      loaded = undefined;
+    });
+    return loaded;
+  };
+}
+
+/**
+ * An object whose async `methods` load the real one on first call and delegate to it; an
+ * optional method the real one lacks resolves to undefined (as `obj.method?.()` would).
+ */
+function lazy<T extends object>(load: () => Promise<T>, methods: readonly string[]): T {
+  const out: Record<string, unknown> = {};
+  for (const name of methods) {
+    out[name] = async (...args: unknown[]) => {
+      const real = (await load()) as Record<string, unknown>;
+      const fn = real[name];
+      return typeof fn === "function" ? fn.apply(real, args) : undefined;
+    };
+  }
+  return out as T;
+}
 
 /**
  * true only in the CLI's test bundle (esbuild define, test/reliability/harness.ts, buildClis); the
@@ -100,29 +145,48 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
     },
     async orchestrator() {
       if (!orchestrator) {
-        const [
-          { Orchestrator, SandboxdClient },
-          credentials,
-          { LocalCheckpointStore },
-          { HostCheckpointExporter },
-          { GithubPullRequests },
-          { hostGitAuthor },
-          { nodeFetch },
-        ] = await Promise.all([
+        // Only what every command needs is loaded here; the rest on first use (a launch
+        // never exports, so it never loads git-host, GitHub or the docker provider).
+        const [{ Orchestrator, SandboxdClient }, credentials, { nodeFetch }, s] = await Promise.all([
           import("@alpine/core"),
           import("./credentials.ts"),
-          import("./store/checkpoint-store.ts"),
-          import("./checkpoint-exporter.ts"),
-          import("./github.ts"),
-          import("./git-host.ts"),
           import("./node-fetch.ts"),
+          ctx.store(),
         ]);
-        const checkpoints = new LocalCheckpointStore(join(home, "checkpoints"));
+        const loadCheckpoints = once(async () => {
+          const { LocalCheckpointStore } = await import("./store/checkpoint-store.ts");
+          return new LocalCheckpointStore(join(home, "checkpoints"));
+        });
+        const checkpoints = lazy<CheckpointStore>(loadCheckpoints, [
+          "putArtifact",
+          "putManifest",
+          "getManifest",
+          "getArtifact",
+          "verify",
+          "list",
+          "delete",
+          "prune",
+        ]);
+        const checkpointExporter = lazy<CheckpointExporter>(
+          once(async () => {
+            const { HostCheckpointExporter } = await import("./checkpoint-exporter.ts");
+            return new HostCheckpointExporter(await loadCheckpoints());
+          }),
+          ["export"],
+        );
         const config = ctx.config;
+        const pullRequests = lazy<PullRequestOpener>(
+          once(async () => new (await import("./github.ts")).GithubPullRequests(config)),
+          ["open"],
+        );
         const resolved = new Map<ProviderKind, Provider>();
-        for (const kind of ["local", "docker", "cloudflare"] as const)
-          resolved.set(kind, await ctx.provider(kind));
-        const s = await ctx.store();
+        for (const kind of ["local", "docker", "cloudflare"] as const) {
+          const methods = lazy<Omit<Provider, "kind">>(
+            once(() => ctx.provider(kind)),
+            PROVIDER_METHODS,
+          );
+          resolved.set(kind, { kind, ...methods });
+        }
         const faults =
           typeof __ALPINE_FAULTS__ !== "undefined" && __ALPINE_FAULTS__
             ? (await import("./faults.ts")).faultPointsFromEnv()
@@ -148,9 +212,9 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
           credentialsFor: (repo) => credentials.hostCredentialsFor(repo, config),
           authEntries: () => credentials.sandboxAuthEntries(home, config),
           checkpoints,
-          checkpointExporter: new HostCheckpointExporter(checkpoints),
-          pullRequests: new GithubPullRequests(config),
-          gitAuthor: hostGitAuthor,
+          checkpointExporter,
+          pullRequests,
+          gitAuthor: async () => (await import("./git-host.ts")).hostGitAuthor(),
           requiresAuth: (repo) => credentials.requiresAuth(repo, config),
           faults,
         });
