@@ -26,7 +26,7 @@ import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import type { Context } from "../context.ts";
 import { thisHost } from "../context.ts";
 import { sandboxDir } from "../paths.ts";
-import { opencodeBinary, sandboxdEntry } from "../runtime-paths.ts";
+import { opencodeBinary as findOpencode, sandboxdEntry as findSandboxd } from "../runtime-paths.ts";
 import { resolveIsolation } from "./isolation.ts";
 import type { PoolEntry } from "./pool.ts";
 import { awaitListeningLine } from "./sandboxd-start.ts";
@@ -42,6 +42,16 @@ interface LocalHandle {
 }
 
 const START_TIMEOUT_MS = 20_000;
+
+// Resolved once per process (a module resolution each, 1-3 ms): a pooled launch needs them for
+// its fingerprint and again for the refill at exit.
+let sandboxdPath: string | undefined;
+let opencodePath: string | null | undefined;
+const sandboxdEntry = (): string => (sandboxdPath ??= findSandboxd());
+const opencodeBinary = (): string | null => {
+  if (opencodePath === undefined) opencodePath = findOpencode();
+  return opencodePath;
+};
 
 function sandboxdEnv(home: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {

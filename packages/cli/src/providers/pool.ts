@@ -38,7 +38,9 @@ import { sandboxDir } from "../paths.ts";
  *
  * Safety: a runtime is claimed by exactly one launch (rename is atomic), is
  * only adopted when its fingerprint (OpenCode binary, sandboxd build,
- * isolation, OpenCode config, …) matches the launch's, exits by itself when
+ * isolation, OpenCode config, …) matches the launch's (one isolated with
+ * bubblewrap is claimed before the launch's bubblewrap probe answers: it is
+ * never less isolated than what the probe would choose), exits by itself when
  * nobody adopts it (sandboxd's `warm.idle_exit_ms`), and `alpine gc`, every
  * refill and every claim remove runtimes that are dead, stale or in excess.
  */
