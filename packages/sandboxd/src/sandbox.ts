@@ -399,7 +399,9 @@ export class Sandbox {
       mkdirSync(out, { mode: 0o700 });
       const meta = this.workspace.loadMeta();
       if (!meta) throw new AlpineError("sandbox_not_running", "the workspace is not initialised yet");
-      const [snap, data] = await Promise.all([
+      // Both run to their end before anything is thrown: one that failed (disk full) must not
+      // leave the other writing into the work dir while `finally` removes it.
+      const [snapped, packed] = await Promise.allSettled([
         this.workspace.snapshot({
           id: req.checkpoint_id,
           createdAt: req.created_at,
@@ -412,6 +414,10 @@ export class Sandbox {
           join(out, "opencode-data.tar.gz"),
         ),
       ]);
+      if (snapped.status === "rejected") throw snapped.reason;
+      if (packed.status === "rejected") throw packed.reason;
+      const snap = snapped.value;
+      const data = packed.value;
       const manifest: CheckpointManifestData = {
         schema_version: 1,
         checkpoint_id: req.checkpoint_id,
