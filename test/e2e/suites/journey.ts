@@ -22,12 +22,13 @@ export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
   const jsonOutputs: string[] = [];
   const argSamples: string[] = [];
 
-  const alpine = async (...args: string[]) => {
-    const r = await runCli(args, { env: e.env, cwd: e.cwd });
+  const alpineWithin = async (timeoutMs: number | undefined, args: string[]) => {
+    const r = await runCli(args, { env: e.env, cwd: e.cwd, timeoutMs });
     jsonOutputs.push(r.stdout, r.stderr);
     argSamples.push(...processArgs());
     return r;
   };
+  const alpine = (...args: string[]) => alpineWithin(undefined, args);
 
   beforeAll(async () => {
     if (p.skipReason) return;
@@ -180,14 +181,16 @@ export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
     });
 
     it("open mints a one-time link: the OpenCode app renders in Chromium, a second use is refused", async () => {
-      const r = await alpine("open", "fix-login", "--print", "--json");
-      expect(r.code).toBe(0);
+      // Each step bounded below the test's timeout, so a hang names its step (seen once in CI,
+      // cloudflare only: the test timed out with no screenshot taken).
+      const r = await alpineWithin(45_000, ["open", "fix-login", "--print", "--json"]);
+      expect(r.code, `alpine open: ${r.stdout}${r.stderr}`).toBe(0);
       const link = r.json().web_url as string;
       expect(r.json().opened).toBe(false);
       expect(link).toMatch(p.loginLink);
 
       // Without the link the UI answers 401 with a page that says what to do.
-      const anon = await fetch(p.anonymousUrl(link, "fix-login"));
+      const anon = await fetch(p.anonymousUrl(link, "fix-login"), { signal: AbortSignal.timeout(20_000) });
       expect(anon.status).toBe(401);
       expect(await anon.text()).toContain("alpine open fix-login");
 
@@ -204,7 +207,7 @@ export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
       });
       try {
         const page = await browser.newPage();
-        const resp = await page.goto(link);
+        const resp = await page.goto(link, { timeout: 30_000 });
         expect(resp?.status()).toBeLessThan(400);
         // A real element of OpenCode's app: the login lands on the agent's session, with its prompt box.
         // Generous: on a loaded 2-core machine the app can take a while to load its bundle.
