@@ -107,6 +107,18 @@ await build({
   target: "node20",
   logLevel: "error",
 });
+// Seeded records take core's own initial shape (records.ts has no dependencies).
+const recordsModule = join(cacheDir, "records.mjs");
+await build({
+  entryPoints: [join(root, "packages", "core", "src", "records.ts")],
+  outfile: recordsModule,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  logLevel: "error",
+});
+const { newSandboxRecord } = await import(recordsModule);
 const runner = join(cacheDir, "git-server-run.mjs");
 writeFileSync(
   runner,
@@ -629,25 +641,10 @@ try {
       db.transaction(() => {
         for (let i = 0; i < count; i++) {
           const name = `seed-${String(i).padStart(4, "0")}`;
+          const fields = { id: `sbx_seed${i}`, name, provider: "local", repo: "/tmp/x", ref: null };
           const rec = {
-            id: `sbx_seed${i}`,
-            name,
-            provider: "local",
-            repo: "/tmp/x",
-            ref: null,
-            branch: `alpine/${name}`,
-            image_profile: "default",
+            ...newSandboxRecord({ ...fields, branch: `alpine/${name}`, image_profile: "default" }, at),
             state: "destroyed",
-            created_at: at,
-            updated_at: at,
-            last_activity: null,
-            agent: "unknown",
-            runtime: null,
-            task: null,
-            checkpoint: null,
-            export: null,
-            error: null,
-            version: 1,
           };
           insert.run(name, rec.id, JSON.stringify(rec));
         }
