@@ -1,7 +1,6 @@
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { isIP } from "node:net";
 import { pipeline } from "node:stream/promises";
 import type { z } from "zod";
 import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
@@ -126,12 +125,6 @@ async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<
     });
   }
   return parsed.data;
-}
-
-export function isLoopback(addr: string | undefined): boolean {
-  if (!addr) return false;
-  const a = addr.replace(/^::ffff:/, "");
-  return a === "::1" || (isIP(a) === 4 && a.startsWith("127."));
 }
 
 export interface ApiDeps {
