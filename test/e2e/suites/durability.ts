@@ -171,6 +171,14 @@ export function durabilitySuite(kind: "local" | "docker"): void {
 
     it("export pushes a branch whose tree holds the agent's files and whose head is the reported commit; the lease is held meanwhile", async () => {
       const db = new Database(join(e.alpineHome, "state.db"), { readonly: true });
+      // The push is held at the git server until the concurrent teardown has answered, so the
+      // export still holds its lease then however fast the rest of it is.
+      let release = () => {};
+      const pushHeld = new Promise<void>((r) => {
+        release = r;
+      });
+      setTimeout(() => release(), 60_000).unref(); // never a hang, whatever happens below
+      e.git.gate = (q) => (q.method === "POST" && q.path.endsWith("/git-receive-pack") ? pushHeld : null);
       const child = spawn(process.execPath, [CLI, "export", "durable", "--json"], {
         cwd: e.cwd,
         env: { PATH: process.env.PATH, NO_COLOR: "1", ...e.env },
@@ -188,9 +196,12 @@ export function durabilitySuite(kind: "local" | "docker"): void {
           seen = JSON.parse(row.lease);
           const t = await alpine("teardown", "durable", "--json");
           concurrent = { code: t.code, reason: t.json().reason_code };
+          release();
         }
         await new Promise((r) => setTimeout(r, 5));
       }
+      release();
+      e.git.gate = null;
       expect(await done).toBe(0);
       db.close();
       expect(seen).toMatchObject({ type: "export", pid: child.pid });
