@@ -1,4 +1,4 @@
-// Bundles the CLI and sandboxd with esbuild. Runs from `npm ci` (prepare) and before tests.
+// Bundles the CLI, sandboxd and the control plane Worker (for `alpine cloud dev`) with esbuild. Runs from `npm ci` (prepare) and before tests.
 // The CLI is split per command (dynamic imports) so `alpine list` loads only what it needs.
 import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -7,6 +7,7 @@ import { build } from "esbuild";
 // Stale chunks from earlier builds would otherwise pile up beside the new ones.
 rmSync("packages/cli/dist", { recursive: true, force: true });
 rmSync("packages/sandboxd/dist", { recursive: true, force: true });
+rmSync("packages/worker/dist", { recursive: true, force: true });
 
 // zod's namespace export (`import { z } from "zod"`) keeps `z.locales`, and so its 40-odd
 // translations of every error message: ≈360 KB of each bundle that loads zod, compiled at every
@@ -37,7 +38,7 @@ const common = {
   sourcemap: "linked",
   logLevel: "warning",
   // Native and binary-shipping packages stay outside the bundle.
-  external: ["better-sqlite3", "opencode-ai", "playwright-core"],
+  external: ["better-sqlite3", "opencode-ai", "playwright-core", "miniflare"],
   plugins: [zodEnglishOnly],
   banner: {
     // Some bundled CommonJS dependencies call require(); give ESM output one.
@@ -50,7 +51,7 @@ const common = {
 // sqlite-store.ts (nativeBinding), so the `bindings` package it would load to find it stays out.
 const cli = {
   ...common,
-  external: ["bindings", "opencode-ai", "playwright-core"],
+  external: ["bindings", "opencode-ai", "playwright-core", "miniflare"],
 };
 
 await Promise.all([
@@ -79,5 +80,22 @@ await Promise.all([
       sandboxd: "packages/sandboxd/src/main.ts",
     },
     outdir: "packages/sandboxd/dist",
+  }),
+  // The control plane Worker as workerd runs it in `alpine cloud dev` (packages/cli/src/cloud/
+  // dev-runtime.ts): one ES module, workerd's package conditions, `cloudflare:*` provided by workerd.
+  // `alpine cloud deploy` bundles with wrangler instead, as Cloudflare expects.
+  build({
+    entryPoints: ["packages/worker/src/index.ts"],
+    outfile: "packages/worker/dist/worker.js",
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["browser", "module", "main"],
+    external: ["cloudflare:*"],
+    sourcemap: "linked",
+    logLevel: "warning",
+    plugins: [zodEnglishOnly],
   }),
 ]);

@@ -9,6 +9,11 @@ export function sandboxdEntry(): string {
   return join(dirname(require.resolve("@alpine/sandboxd/package.json")), "dist", "sandboxd.js");
 }
 
+/** The control plane Worker bundled for `alpine cloud dev` (built by `npm run build`; deploy bundles with wrangler). */
+export function controlPlaneBundle(): string {
+  return join(dirname(require.resolve("@alpine/worker/package.json")), "dist", "worker.js");
+}
+
 /**
  * The OpenCode binary: ALPINE_OPENCODE_BIN, else the project's pinned
  * `opencode-ai` dependency (its postinstall puts the platform binary in bin/).

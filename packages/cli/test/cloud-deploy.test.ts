@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT, runCli } from "../../../test/helpers/cli.ts";
-import { checkWranglerConfig, parseJsonc } from "../src/commands/cloud-run.ts";
+import { parseJsonc } from "../src/cloud/wrangler-config.ts";
+import { checkWranglerConfig } from "../src/commands/cloud-run.ts";
 
 type WranglerConfig = Parameters<typeof checkWranglerConfig>[1];
 

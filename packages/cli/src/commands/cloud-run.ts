@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
@@ -11,10 +11,10 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { AlpineError } from "@alpine/core";
+import { parseJsonc, readWranglerConfig, type WranglerConfig } from "../cloud/wrangler-config.ts";
 import type { Context } from "../context.ts";
 import { printJson, stderrProgress } from "../output.ts";
 import { imageDir, sandboxdEntry } from "../runtime-paths.ts";
@@ -47,17 +47,6 @@ function controlPlaneToken(): string {
     );
   }
   return token;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      s.close(() => resolvePort(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
 }
 
 /**
@@ -96,101 +85,43 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
   mkdirSync(base, { recursive: true, mode: 0o700 });
   // The dev control plane's sandboxes live apart from the local provider's (own sandboxes/ dir).
   const devCtx = Object.create(ctx, { home: { value: base } }) as Context;
-  const [{ LocalProvider }, { startContainerHost }] = await Promise.all([
+  const [{ LocalProvider }, { startContainerHost }, { startDevRuntime }] = await Promise.all([
     import("../providers/local.ts"),
     import("../cloud/container-host.ts"),
+    import("../cloud/dev-runtime.ts"),
   ]);
   progress.step("starting the container host (sandboxd processes on 127.0.0.1)");
   const host = await startContainerHost({ provider: new LocalProvider(devCtx) });
-  const url = `http://127.0.0.1:${opts.port}`;
-  let child: ChildProcess | null = null;
+  const stateDir = join(base, "state");
+  // The last lines of workerd's output, for the error when it fails to start or dies.
   const tail: string[] = [];
-  const stop = async () => {
-    if (child?.pid && child.exitCode === null) {
-      try {
-        process.kill(-child.pid, "SIGTERM");
-      } catch {
-        // already gone
-      }
-      const exited = new Promise((r) => child?.once("exit", r));
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (child.exitCode === null) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-    }
-    await host.close();
+  const log = (line: string) => {
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+    if (ctx.globals.verbose) process.stderr.write(`  workerd: ${line}\n`);
   };
+  let runtime: Awaited<ReturnType<typeof startDevRuntime>>;
   try {
-    progress.step(`starting workerd (wrangler dev) on ${url}`);
-    child = spawn(
-      process.execPath,
-      [
-        wranglerBin(),
-        "dev",
-        "--config",
-        join(workerDir(), "wrangler.jsonc"),
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        String(opts.port),
-        "--inspector-port",
-        String(await freePort()),
-        "--enable-containers=false",
-        "--persist-to",
-        join(base, "state"),
-        "--show-interactive-dev-session=false",
-        "--log-level",
-        ctx.globals.verbose ? "info" : "warn",
-      ],
-      {
-        cwd: workerDir(),
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: wranglerEnv(base, {
-          CLOUDFLARE_INCLUDE_PROCESS_ENV: "true",
-          ALPINE_CONTROL_PLANE_TOKEN: token,
-          ALPINE_CONTAINER_HOST_URL: host.url,
-          ALPINE_CONTAINER_HOST_TOKEN: host.token,
-        }),
+    progress.step(`starting workerd on http://127.0.0.1:${opts.port}`);
+    runtime = await startDevRuntime({
+      port: opts.port,
+      stateDir,
+      config: readWranglerConfig(workerDir()),
+      secrets: {
+        ALPINE_CONTROL_PLANE_TOKEN: token,
+        ALPINE_CONTAINER_HOST_URL: host.url,
+        ALPINE_CONTAINER_HOST_TOKEN: host.token,
       },
-    );
-    const onData = (d: Buffer) => {
-      for (const line of d.toString().split("\n")) {
-        if (!line.trim()) continue;
-        tail.push(line);
-        if (tail.length > 40) tail.shift();
-        if (ctx.globals.verbose) process.stderr.write(`  wrangler: ${line}\n`);
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      if (child.exitCode !== null) {
-        throw new AlpineError("provider_unavailable", `wrangler dev exited with ${child.exitCode}`, {
-          output_tail: tail.slice(-15),
-        });
-      }
-      const ok = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
-        .then((r) => r.ok)
-        .catch(() => false);
-      if (ok) break;
-      if (Date.now() > deadline) {
-        throw new AlpineError("provider_unavailable", `the dev control plane did not answer on ${url}`, {
-          output_tail: tail.slice(-15),
-        });
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
+      log,
+      verbose: ctx.globals.verbose,
+    });
   } catch (err) {
-    await stop();
+    await host.close();
+    if (err instanceof AlpineError) Object.assign(err.details, { output_tail: tail.slice(-15) });
     throw err;
   }
-  const out = { url, container_host: host.url, state_dir: join(base, "state"), pid: process.pid };
+  const url = runtime.url;
+  const out = { url, container_host: host.url, state_dir: stateDir, pid: process.pid };
   if (ctx.globals.json) printJson(out);
   else {
     process.stdout.write(
@@ -202,17 +133,10 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
     const onSignal = () => {
       if (stopping) return;
       stopping = true;
-      void stop().then(() => resolveDone());
+      void Promise.allSettled([runtime.dispose(), host.close()]).then(() => resolveDone());
     };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
-    child?.once("exit", (code) => {
-      if (stopping) return;
-      stopping = true;
-      process.stderr.write(`wrangler dev exited with ${code}\n${tail.slice(-10).join("\n")}\n`);
-      process.exitCode = 2;
-      void host.close().then(() => resolveDone());
-    });
   });
 }
 
@@ -225,47 +149,6 @@ interface Check {
   name: string;
   ok: boolean;
   detail: string;
-}
-
-/** JSONC → JSON: drops comments (outside strings) and trailing commas. */
-export function parseJsonc(text: string): unknown {
-  let out = "";
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (inString) {
-      out += c;
-      if (c === "\\") out += text[++i] ?? "";
-      else if (c === '"') inString = false;
-    } else if (c === '"') {
-      inString = true;
-      out += c;
-    } else if (c === "/" && text[i + 1] === "/") {
-      while (i < text.length && text[i] !== "\n") i++;
-      out += "\n";
-    } else if (c === "/" && text[i + 1] === "*") {
-      i += 2;
-      while (i < text.length && !(text[i] === "*" && text[i + 1] === "/")) i++;
-      i++;
-    } else out += c;
-  }
-  return JSON.parse(out.replace(/,(\s*[}\]])/g, "$1"));
-}
-
-interface WranglerConfig {
-  name?: string;
-  main?: string;
-  durable_objects?: { bindings?: { name: string; class_name: string }[] };
-  migrations?: { tag: string; new_sqlite_classes?: string[] }[];
-  containers?: {
-    class_name: string;
-    image: string;
-    image_build_context?: string;
-    instance_type?: unknown;
-    max_instances?: number;
-  }[];
-  r2_buckets?: { binding: string; bucket_name: string }[];
-  vars?: Record<string, string>;
 }
 
 /** Static checks of wrangler.jsonc against what the Worker's code expects. */

@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .command("dev")
     .summary("run the control plane locally in workerd, with sandboxd processes in place of Containers")
     .description(
-      "Run the control plane on 127.0.0.1 in workerd (wrangler dev, offline, local Durable Objects and R2 under $ALPINE_HOME/cloud-dev). workerd cannot start processes, so a small authenticated container host on 127.0.0.1 runs each sandbox as a sandboxd process (the local provider's code) where production runs a Container. Reads ALPINE_CONTROL_PLANE_TOKEN from the environment. Runs until interrupted.",
+      "Run the control plane on 127.0.0.1 in workerd (the Worker bundle through Miniflare, offline, local Durable Objects and R2 under $ALPINE_HOME/cloud-dev). workerd cannot start processes, so a small authenticated container host on 127.0.0.1 runs each sandbox as a sandboxd process (the local provider's code) where production runs a Container. Reads ALPINE_CONTROL_PLANE_TOKEN from the environment. Runs until interrupted.",
     )
     .option("--port <port>", "port of the control plane on 127.0.0.1", port, 8787)
     .addHelpText(

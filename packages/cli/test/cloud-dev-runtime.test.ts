@@ -1,0 +1,117 @@
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ROOT } from "../../../test/helpers/cli.ts";
+import { miniflareOptions, startDevRuntime } from "../src/cloud/dev-runtime.ts";
+import { readWranglerConfig } from "../src/cloud/wrangler-config.ts";
+
+const TOKEN = "cp-DEVRUNTIMETEST0123456789abcdef";
+const MODEL_KEY = "sk-DEVRUNTIME-MODEL-KEY-0123456789";
+const config = () => readWranglerConfig(join(ROOT, "packages", "worker"));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      s.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+}
+
+/** Command lines of the workerd processes this test process started (Miniflare spawns them). */
+function ownWorkerds(): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const ppid = Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[1]);
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+      if (ppid === process.pid && /\bworkerd\b/.test(cmd)) out.push(cmd);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Files under dir whose bytes contain s. */
+function filesContaining(dir: string, s: string): string[] {
+  const hits: string[] = [];
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const path = join(e.parentPath, e.name);
+    if (readFileSync(path).includes(s)) hits.push(path);
+  }
+  return hits;
+}
+
+describe("alpine cloud dev's workerd runtime (Miniflare)", () => {
+  it("takes wrangler.jsonc's bindings: SQLite Durable Objects, the R2 bucket, vars and the secrets, on 127.0.0.1", () => {
+    const o = miniflareOptions(
+      { port: 8787, stateDir: "/x/state", config: config(), secrets: { ALPINE_CONTROL_PLANE_TOKEN: TOKEN } },
+      "/x/worker.js",
+    ) as Record<string, unknown>;
+    expect(o.host).toBe("127.0.0.1");
+    expect(o.durableObjects).toMatchObject({
+      SANDBOX: { className: "SandboxObject", useSQLite: true },
+      REGISTRY: { className: "RegistryObject", useSQLite: true },
+    });
+    expect(o.r2Buckets).toEqual({ CHECKPOINTS: "alpine-checkpoints" });
+    expect(o.bindings).toMatchObject({ CHECKPOINT_PREFIX: "sandboxes", ALPINE_CONTROL_PLANE_TOKEN: TOKEN });
+    expect(o.defaultPersistRoot).toBe("/x/state/v3");
+  });
+
+  it("serves the Worker with auth, keeps Durable Object state across restarts, never puts the token in argv, and leaves no workerd", async () => {
+    const stateDir = join(mkdtempSync(join(tmpdir(), "alpine-devrt-")), "state");
+    const lines: string[] = [];
+    const start = async () =>
+      startDevRuntime({
+        port: await freePort(),
+        stateDir,
+        config: config(),
+        secrets: { ALPINE_CONTROL_PLANE_TOKEN: TOKEN },
+        log: (l) => lines.push(l),
+        verbose: false,
+      });
+    const putAuth = async (url: string, entries: Record<string, unknown>) => {
+      const r = await fetch(`${url}/v1/auth`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ entries }),
+      });
+      expect(r.status).toBe(200);
+      return ((await r.json()) as { held: string[] }).held;
+    };
+
+    const first = await start();
+    try {
+      expect(new URL(first.url).hostname).toBe("127.0.0.1");
+      expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
+      expect((await fetch(`${first.url}/v1/sandboxes`)).status).toBe(401);
+      expect(await putAuth(first.url, { a: { type: "api", key: MODEL_KEY } })).toEqual(["a"]);
+      const cmds = ownWorkerds();
+      expect(cmds.length).toBeGreaterThan(0);
+      for (const c of cmds) expect(c).not.toContain(TOKEN);
+    } finally {
+      await first.dispose();
+    }
+
+    const second = await start();
+    try {
+      // The registry's sealed store came back from disk, opened with the same token.
+      expect(await putAuth(second.url, { b: { type: "api", key: "k2" } })).toEqual(["a", "b"]);
+    } finally {
+      await second.dispose();
+    }
+    expect(ownWorkerds()).toEqual([]);
+    // The model key is sealed on disk; neither it nor the token is in the state or the log.
+    const sqlite = readdirSync(join(stateDir, "v3", "do"), { recursive: true }).map(String);
+    expect(sqlite.some((f) => f.endsWith(".sqlite"))).toBe(true);
+    expect(filesContaining(stateDir, MODEL_KEY)).toEqual([]);
+    expect(filesContaining(stateDir, TOKEN)).toEqual([]);
+    expect(lines.join("\n")).not.toContain(TOKEN);
+  });
+});
