@@ -386,6 +386,11 @@ export function createApi(deps: ApiDeps): Server {
 
   // Event streams through the proxy live long; only idle keep-alive sockets are reaped.
   server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
+  // Idle keep-alive sockets are closed by the client first: workerd's connection pool (the
+  // control plane in `alpine cloud dev`) drops idle ones after 5 s, Node's default here is also
+  // 5 s, and when both fire together a request goes out on a socket being closed ("network
+  // connection lost").
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   return server;
 }

@@ -107,6 +107,10 @@ export async function startContainerHost(opts: {
   });
   // Starting a sandboxd waits for OpenCode; never cut those requests.
   server.requestTimeout = 0;
+  // workerd's connection pool closes idle sockets after 5 s, as Node's server does by default;
+  // a request sent as both fire is lost. The client (workerd) closes first when ours is longer.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
