@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
 import { type E2EEnv, filesContaining, makeEnv, processArgs, SECRETS, waitFor } from "./env.ts";
 import { CONTROL_PLANE_TOKEN, providerUnderTest } from "./providers.ts";
@@ -48,6 +48,11 @@ beforeAll(async () => {
   e = await makeEnv({ yaml: p.yaml });
   Object.assign(e.env, p.env);
   await p.start?.(e);
+});
+
+// A failed step shows what the control plane was doing meanwhile.
+afterEach((ctx) => {
+  if (ctx.task.result?.state === "fail") console.error(p.diagnostics?.());
 });
 
 afterAll(async () => {

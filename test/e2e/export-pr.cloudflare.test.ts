@@ -1,6 +1,6 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
 import { type E2EEnv, makeEnv, waitFor } from "./env.ts";
 import { type GithubStub, startGithubStub } from "./fixtures/github-api.ts";
@@ -43,6 +43,11 @@ beforeAll(async () => {
   rmSync(join(e.home, ".git-credentials"));
   Object.assign(e.env, p.env);
   await p.start?.(e);
+});
+
+// A failed step shows what the control plane was doing meanwhile.
+afterEach((ctx) => {
+  if (ctx.task.result?.state === "fail") console.error(p.diagnostics?.());
 });
 
 afterAll(async () => {

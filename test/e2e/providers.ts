@@ -42,6 +42,8 @@ export interface ProviderUnderTest {
   /** Brings up what the provider needs once the environment exists (cloudflare: `alpine cloud dev`). */
   start?(e: E2EEnv): Promise<void>;
   stop?(): Promise<void>;
+  /** What the provider's own processes printed lately (cloudflare: `alpine cloud dev --verbose`), for a failed test. */
+  diagnostics?(): string;
 }
 
 const SANDBOXD_ADDRESS = {
@@ -213,6 +215,8 @@ function dockerProvider(): ProviderUnderTest {
  */
 function cloudflareProvider(): ProviderUnderTest {
   let dev: ChildProcess | null = null;
+  // The last lines `alpine --verbose cloud dev` printed: workerd's request log and the Worker's console.
+  const devTail: string[] = [];
   const dirOf = (alpineHome: string, id: string) => join(alpineHome, "cloud-dev", "sandboxes", id);
   const files = local.workspace;
   return {
@@ -236,7 +240,7 @@ function cloudflareProvider(): ProviderUnderTest {
       const port = await freePort();
       e.env.ALPINE_SANDBOX_CONTROL_PLANE_URL = `http://127.0.0.1:${port}`;
       e.env.ALPINE_CONTROL_PLANE_TOKEN = CONTROL_PLANE_TOKEN;
-      dev = spawn(process.execPath, [CLI, "cloud", "dev", "--port", String(port), "--json"], {
+      dev = spawn(process.execPath, [CLI, "--verbose", "cloud", "dev", "--port", String(port), "--json"], {
         cwd: e.cwd,
         env: { PATH: process.env.PATH, NO_COLOR: "1", ...e.env },
         stdio: ["ignore", "pipe", "pipe"],
@@ -244,7 +248,12 @@ function cloudflareProvider(): ProviderUnderTest {
       let out = "";
       let err = "";
       dev.stdout?.on("data", (d) => (out += d));
-      dev.stderr?.on("data", (d) => (err += d));
+      dev.stderr?.on("data", (d) => {
+        if (err.length < 100_000) err += d;
+        for (const line of String(d).split("\n"))
+          if (line.trim()) devTail.push(`${new Date().toISOString()} ${line}`);
+        devTail.splice(0, Math.max(0, devTail.length - 200));
+      });
       await waitFor(
         "alpine cloud dev",
         async () => {
@@ -256,6 +265,9 @@ function cloudflareProvider(): ProviderUnderTest {
       // Model credentials reach the control plane as `alpine auth sync` sends them (sealed there).
       const sync = await runCli(["auth", "sync", "--json"], { env: e.env, cwd: e.cwd });
       if (sync.code !== 0) throw new Error(`auth sync failed: ${sync.stdout}${sync.stderr}`);
+    },
+    diagnostics() {
+      return `alpine cloud dev, last ${devTail.length} lines of stderr:\n${devTail.join("\n")}`;
     },
     async stop() {
       if (!dev || dev.exitCode !== null) return;

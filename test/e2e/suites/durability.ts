@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI, runCli } from "../../helpers/cli.ts";
 import { type E2EEnv, filesContaining, filesUnder, makeEnv, SECRETS, waitFor } from "../env.ts";
 import { providerUnderTest } from "../providers.ts";
@@ -36,6 +36,11 @@ export function durabilitySuite(kind: "local" | "docker"): void {
     e = await makeEnv({ yaml: p.yaml });
     Object.assign(e.env, p.env);
   });
+  // A failed step shows what the provider's own processes were doing meanwhile.
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === "fail" && p.diagnostics) console.error(p.diagnostics());
+  });
+
   afterAll(async () => {
     if (!e) return;
     for (const n of ["durable", "busy"]) await alpine("teardown", n, "--force", "--json").catch(() => {});

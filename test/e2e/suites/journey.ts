@@ -3,7 +3,7 @@ import { mkdirSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI, runCli } from "../../helpers/cli.ts";
 import { type E2EEnv, filesContaining, makeEnv, processArgs, SECRETS, waitFor } from "../env.ts";
 import { CONTROL_PLANE_TOKEN, providerUnderTest } from "../providers.ts";
@@ -35,6 +35,11 @@ export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
     e = await makeEnv({ yaml: p.yaml });
     Object.assign(e.env, p.env);
     await p.start?.(e);
+  });
+
+  // A failed step shows what the provider's own processes were doing meanwhile.
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === "fail" && p.diagnostics) console.error(p.diagnostics());
   });
 
   afterAll(async () => {
