@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { AlpineConfig, GitCredentials } from "@alpine/core";
-import { execa } from "execa";
 import { credentialsPath, opencodeAuthFile } from "./paths.ts";
 
 /** Hosts whose tokens come from GITHUB_TOKEN / GH_TOKEN. */
@@ -41,6 +40,9 @@ export async function hostCredentialsFor(repo: string, config: AlpineConfig): Pr
   if (token && isGithubHost(url.hostname, config)) return { username: "x-access-token", password: token };
   const input = `protocol=${url.protocol.slice(0, -1)}\nhost=${url.host}\npath=${url.pathname.replace(/^\//, "")}\n\n`;
   try {
+    // Loaded here, not at the top: every command's orchestrator loads this module, and only a
+    // clone or a push asks git for credentials (execa is ≈240 KB of JavaScript to compile).
+    const { execa } = await import("execa");
     const result = await execa("git", ["credential", "fill"], {
       input,
       timeout: 10_000,
