@@ -72,6 +72,13 @@ export const SandboxdConfigSchema = z.object({
    */
   repo_cache_dir: absPath.optional(),
   /**
+   * With a repo cache: a repo whose work tree has at least this many files
+   * gets a spare checkout after each launch, which the next launch of the
+   * repo moves into its workspace instead of writing every file (default
+   * 1000; sandboxd/src/spare-checkout.ts).
+   */
+  spare_min_files: z.number().int().nonnegative().optional(),
+  /**
    * Started ahead of any launch (warm pool): OpenCode starts at once on the
    * empty workspace, without model credentials; `POST /v1/adopt` gives the
    * sandbox its identity and credentials before `POST /v1/init`. Not adopted

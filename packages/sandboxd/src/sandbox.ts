@@ -28,6 +28,7 @@ import { OpencodeSupervisor } from "./opencode.ts";
 import { packOpencodeData, unpackOpencodeData } from "./opencode-data.ts";
 import { killRunning } from "./proc.ts";
 import { type CacheUse, RepoCache } from "./repo-cache.ts";
+import { indexEntries, SpareCheckouts } from "./spare-checkout.ts";
 import { Workspace, type WorkspaceStatus } from "./workspace.ts";
 
 export interface RestorePlan {
@@ -58,6 +59,9 @@ export class Sandbox {
   readonly checkpoints: CheckpointDir;
   /** The host's shared per-repo object caches, when the provider offers them. */
   readonly repoCache: RepoCache | null;
+  private readonly spares: SpareCheckouts | null;
+  /** The spare checkout being prepared after this sandbox's launch (tests wait for it). */
+  spareReady: Promise<void> = Promise.resolve();
   /** Who this sandbox is: from the config, or from the launch that adopted a warm sandboxd. */
   sandboxId: string;
   name: string;
@@ -100,6 +104,7 @@ export class Sandbox {
     this.agentDataAtBoot = this.opencode.hasStoredData();
     this.checkpoints = new CheckpointDir(checkpointDirOf(config));
     this.repoCache = config.repo_cache_dir ? new RepoCache(config.repo_cache_dir, this.git, log) : null;
+    this.spares = this.repoCache ? new SpareCheckouts(this.git, log, config.spare_min_files ?? 1000) : null;
     this.sandboxId = config.sandbox_id;
     this.name = config.name;
   }
@@ -240,18 +245,27 @@ export class Sandbox {
       // Before the checkout: the warm instance would watch every file it writes.
       const warmDropped = this.dropWarmInstance();
       warmDropped.catch(() => {});
+      // After ready: the next launch of this repo gets a spare checkout (large work trees only).
+      let prepareSpare = () => {};
       if (reused) {
         this.log.info("reusing the existing workspace", { base_commit: reused.base_commit });
       } else {
         try {
           const use = cache ? await cache.ready : null;
-          await this.workspace.clone(
+          const spares = this.spares ?? undefined;
+          const meta = await this.workspace.clone(
             plan.repo,
             plan.ref,
             plan.branch,
             plan.credentials,
-            use && cache ? { dir: use.dir, dissociate: cache.dissociate } : undefined,
+            use && cache ? { dir: use.dir, dissociate: cache.dissociate, spares } : undefined,
           );
+          if (use && spares) {
+            const files = indexEntries(this.workspace.gitDir);
+            prepareSpare = () => {
+              this.spareReady = spares.prepare(use.dir, meta.base_commit, files);
+            };
+          }
         } catch (err) {
           await this.opencode.stop();
           await started.catch(() => {});
@@ -280,6 +294,7 @@ export class Sandbox {
       this.phase = "ready";
       this.log.info("phase", { phase: "ready", ms: Date.now() - t0 });
       emit({ type: "result", ok: true, status: await this.status(ws) });
+      prepareSpare();
     } catch (err) {
       const e = toAlpineError(err);
       this.phase = "failed";

@@ -28,6 +28,7 @@ import {
 } from "./git.ts";
 import type { Logger } from "./log.ts";
 import { sleep } from "./proc.ts";
+import { IN_PROGRESS, type SpareCheckouts } from "./spare-checkout.ts";
 
 /** Recorded in <workspace>/.git/alpine.json once the checkout exists (no secrets). */
 export interface WorkspaceMeta {
@@ -83,7 +84,6 @@ export interface WorkspaceStatus {
 }
 
 const META = "alpine.json";
-const IN_PROGRESS = "alpine-clone-in-progress";
 
 /**
  * The git workspace. Clone/checkout happen before the agent runs. Everything
@@ -151,8 +151,8 @@ export class Workspace {
     ref: string | undefined,
     branch: string,
     credentials: GitCredentials | undefined,
-    /** A bare cache of the repo, up to date with the remote (RepoCache.refresh). */
-    cache?: { dir: string; dissociate: boolean },
+    /** A bare cache of the repo, up to date with the remote (RepoCache.refresh), and its spares. */
+    cache?: { dir: string; dissociate: boolean; spares?: SpareCheckouts },
   ): Promise<WorkspaceMeta> {
     if (ref !== undefined) checkRef(ref);
     mkdirSync(this.dir, { recursive: true });
@@ -172,7 +172,19 @@ export class Workspace {
       });
     };
     let res: Awaited<ReturnType<typeof fromRemote>> | null = null;
-    if (cache) {
+    if (cache?.spares?.claim(cache.dir, this.dir)) {
+      // A spare checkout of this repo (spare-checkout.ts): its work tree is already written.
+      res = await this.catchUpWithCache(cache.dir, repo);
+      if (res.code === 0) this.log.info("workspace made from the spare checkout", { cache: cache.dir });
+      else {
+        this.log.warn("spare checkout could not catch up with the repo cache; cloning", {
+          error: firstLine(res.stderr),
+        });
+        this.clearUnfinished();
+        res = null;
+      }
+    }
+    if (cache && !res) {
       // No network: the cache was just brought up to date. Its objects are borrowed
       // (objects/info/alternates; the agent reads them through a read-only mount), or copied
       // when the agent cannot see the cache; never hard-linked (the agent could write them).
@@ -259,6 +271,42 @@ export class Workspace {
     this.meta = meta;
     this.log.info("workspace checked out", { repo: repo.display, ref: refName, branch, base_commit: commit });
     return meta;
+  }
+
+  /**
+   * A workspace made from a spare checkout has the refs of the cache as it was
+   * when the spare was made: fetch what the cache has now (objects are copied,
+   * the workspace keeps no tie to the cache), point origin/HEAD and the local
+   * default branch where a fresh clone would, and give origin the repo's URL.
+   */
+  private async catchUpWithCache(cacheDir: string, repo: ResolvedRepo) {
+    const env = { GIT_DIR: this.gitDir };
+    const fetched = await this.git.run(
+      [
+        "fetch",
+        "--quiet",
+        "--prune",
+        "--no-write-fetch-head",
+        "--",
+        cacheDir,
+        "+refs/heads/*:refs/remotes/origin/*",
+        "+refs/tags/*:refs/tags/*",
+      ],
+      { env, timeoutMs: LONG_MS },
+    );
+    if (fetched.code !== 0) return fetched;
+    const head = await this.git.run(["symbolic-ref", "--quiet", "HEAD"], { env: { GIT_DIR: cacheDir } });
+    const name = head.stdout.trim().replace(/^refs\/heads\//, "");
+    if (head.code === 0 && name) {
+      for (const args of [
+        ["symbolic-ref", "refs/remotes/origin/HEAD", `refs/remotes/origin/${name}`],
+        ["update-ref", "--no-deref", `refs/heads/${name}`, `refs/remotes/origin/${name}`],
+      ]) {
+        const r = await this.git.run(args, { env });
+        if (r.code !== 0) return r;
+      }
+    }
+    return this.git.run(["config", "remote.origin.url", repo.url], { env });
   }
 
   /**
