@@ -307,11 +307,30 @@ function phasesOf(id, startedAt, exitedAt) {
     adopted: at((l) => l.msg === "adopted"),
     opencode_spawned: at((l) => l.msg === "starting opencode"),
     cache_ready: at((l) => l.msg === "repo cache is fresh" || l.msg === "repo cache fetched"),
+    from_spare: at((l) => l.msg === "workspace made from the spare checkout"),
     checked_out: at((l) => l.msg === "workspace checked out"),
     opencode_listening: at((l) => l.msg === "opencode listening"),
     ready: at((l) => l.msg === "phase" && l.phase === "ready"),
     exited: exitedAt - startedAt,
   };
+}
+
+/**
+ * A launch of a repo with many files prepares the repo's spare checkout after it is ready
+ * (sandboxd/src/spare-checkout.ts), off the measured path. Its writes must neither overlap
+ * the next measurement nor be cut short by the teardown that follows (which stops it).
+ */
+async function spareSettled(id) {
+  // sandboxd logs (synchronously) that it started one before the launch's answer leaves it.
+  const log = join(sandboxDirOf(id), "logs", "sandboxd.log");
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const text = readFileSync(log, "utf8");
+    if (!text.includes('"preparing a spare checkout"') || /"spare checkout (not )?prepared"/.test(text))
+      return;
+    if (Date.now() > deadline) throw new Error(`the spare checkout of ${id} did not settle within 120 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 let launchSeq = 0;
@@ -324,6 +343,7 @@ async function launchOnce(url, extraEnv = {}) {
   const out = JSON.parse(r.out.slice(r.out.indexOf("{")));
   if (out.state !== "running") throw new Error(`unexpected state ${out.state}`);
   const phases = phasesOf(out.id, startedAt, exitedAt);
+  await spareSettled(out.id);
   teardown(name);
   return { ms: r.ms, phases };
 }
