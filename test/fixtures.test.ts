@@ -5,7 +5,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +16,7 @@ import {
   TEST_GIT_IDENTITY,
 } from "./e2e/fixtures/git-server.ts";
 import { type StubModel, startStubModel, stubOpencodeConfig } from "./e2e/fixtures/stub-model.ts";
+import { freePort } from "./helpers/ports.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const OPENCODE = path.join(REPO_ROOT, "node_modules/opencode-ai/bin/opencode.exe");
@@ -233,17 +233,6 @@ async function readSse(body: ReadableStream<Uint8Array>, onEvent: (e: SseEvent) 
   } catch {
     // aborted
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe("stub model fixture", () => {

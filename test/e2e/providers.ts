@@ -1,11 +1,11 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { inject } from "vitest";
 import { CLI, runCli } from "../helpers/cli.ts";
+import { freePort } from "../helpers/ports.ts";
 import { type E2EEnv, processesMatching, waitFor } from "./env.ts";
 import { treeDigest } from "./tree.ts";
 
@@ -281,17 +281,6 @@ function cloudflareProvider(): ProviderUnderTest {
 
 /** The control plane's token in the cloudflare e2e runs (a recognisable test value, scanned for leaks too). */
 export const CONTROL_PLANE_TOKEN = "cp-E2ECONTROLPLANE0123456789abcdef";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      s.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
-}
 
 /** The provider a suite file runs against. */
 export function providerUnderTest(kind: "local" | "docker" | "cloudflare"): ProviderUnderTest {

@@ -1,26 +1,15 @@
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../../../test/helpers/cli.ts";
+import { freePort } from "../../../test/helpers/ports.ts";
 import { miniflareOptions, startDevRuntime } from "../src/cloud/dev-runtime.ts";
 import { readWranglerConfig } from "../src/cloud/wrangler-config.ts";
 
 const TOKEN = "cp-DEVRUNTIMETEST0123456789abcdef";
 const MODEL_KEY = "sk-DEVRUNTIME-MODEL-KEY-0123456789";
 const config = () => readWranglerConfig(join(ROOT, "packages", "worker"));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      s.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
-}
 
 /** Command lines of the workerd processes this test process started (Miniflare spawns them). */
 function ownWorkerds(): string[] {
