@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { afterAll } from "vitest";
 import {
   SandboxdClient,
   type SandboxdConfigInput,
@@ -95,6 +96,22 @@ export interface RunningSandboxd {
   exited: Promise<number | null>;
   /** Kills sandboxd (and, through it, OpenCode) if still running. */
   kill(): Promise<void>;
+}
+
+/**
+ * For a test file: starts sandboxds with `defaults` (overridable per call, `reuse` as in
+ * startSandboxd) and kills every one of them after the file's tests.
+ */
+export function sandboxdsOfThisFile(defaults: Partial<SandboxdConfigInput> = {}) {
+  const running: RunningSandboxd[] = [];
+  afterAll(async () => {
+    await Promise.all(running.map((s) => s.kill()));
+  });
+  return async (overrides: Partial<SandboxdConfigInput> = {}, reuse?: RunningSandboxd["dirs"]) => {
+    const s = await startSandboxd({ ...defaults, ...overrides }, reuse);
+    running.push(s);
+    return s;
+  };
 }
 
 /** Starts sandboxd on fresh dirs, or on `reuse` (a restart over an existing sandbox). */

@@ -1,15 +1,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  git,
-  makeBareRepo,
-  type RunningSandboxd,
-  readLog,
-  startSandboxd,
-  tempDir,
-  waitFor,
-} from "./helpers.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { git, makeBareRepo, readLog, sandboxdsOfThisFile, tempDir, waitFor } from "./helpers.ts";
 
 /*
  * Spare checkouts (sandboxd/src/spare-checkout.ts) on real git: after a launch
@@ -18,16 +10,8 @@ import {
  * cache. The result must be indistinguishable from a clone.
  */
 
-const running: RunningSandboxd[] = [];
-afterAll(async () => {
-  await Promise.all(running.map((s) => s.kill()));
-});
-
-async function start(cacheDir: string, minFiles = 10): Promise<RunningSandboxd> {
-  const s = await startSandboxd({ isolation: "none", repo_cache_dir: cacheDir, spare_min_files: minFiles });
-  running.push(s);
-  return s;
-}
+const startSandboxd = sandboxdsOfThisFile({ isolation: "none" });
+const start = (cacheDir: string) => startSandboxd({ repo_cache_dir: cacheDir, spare_min_files: 10 });
 
 const spareOf = (cacheDir: string) => readdirSync(cacheDir).filter((n) => n.endsWith(".spare"));
 const waitSpare = (cacheDir: string) => waitFor(async () => spareOf(cacheDir).length === 1, 30_000);

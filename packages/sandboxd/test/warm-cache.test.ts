@@ -8,9 +8,8 @@ import {
   git,
   isAlive,
   makeBareRepo,
-  type RunningSandboxd,
   readLog,
-  startSandboxd,
+  sandboxdsOfThisFile,
   tempDir,
   waitFor,
   waitTask,
@@ -23,16 +22,7 @@ import {
  * a workspace, adopted later, and its agent then works on the cloned repo).
  */
 
-const running: RunningSandboxd[] = [];
-afterAll(async () => {
-  await Promise.all(running.map((s) => s.kill()));
-});
-
-async function start(overrides: Parameters<typeof startSandboxd>[0] = {}): Promise<RunningSandboxd> {
-  const s = await startSandboxd({ isolation: "none", ...overrides });
-  running.push(s);
-  return s;
-}
+const start = sandboxdsOfThisFile({ isolation: "none" });
 
 function alternates(workspace: string): string {
   const file = join(workspace, ".git", "objects", "info", "alternates");
@@ -274,8 +264,7 @@ describe("prestarted sandboxd (config.prestart)", () => {
       // sandboxd restarts on the kept workspace: the agent must still reach the borrowed objects.
       await first.client.shutdown();
       await first.exited;
-      const second = await startSandboxd({ isolation: "bubblewrap", repo_cache_dir: cacheDir }, first.dirs);
-      running.push(second);
+      const second = await start({ isolation: "bubblewrap", repo_cache_dir: cacheDir }, first.dirs);
       const again = await second.client.init({ repo, branch: "alpine/pre" });
       expect(again.phase).toBe("ready");
       expect(readLog(second.dirs.log)).toContain("reusing the existing workspace");
