@@ -172,7 +172,10 @@ export class Workspace {
       });
     };
     let res: Awaited<ReturnType<typeof fromRemote>> | null = null;
-    if (cache?.spares?.claim(cache.dir, this.dir)) {
+    const fromSpare = cache?.spares?.claim(cache.dir, this.dir) ?? false;
+    // A move that failed half-way left a `.git` marked in progress: ours to clear.
+    if (cache?.spares && !fromSpare) this.clearUnfinished();
+    if (fromSpare && cache) {
       // A spare checkout of this repo (spare-checkout.ts): its work tree is already written.
       res = await this.catchUpWithCache(cache.dir, repo);
       if (res.code === 0) this.log.info("workspace made from the spare checkout", { cache: cache.dir });
