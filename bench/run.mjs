@@ -14,7 +14,7 @@
 //
 // BENCH_QUICK=1   a smoke run (tiny repo, 3 runs, 4 parallel, 20 MB), about 2 minutes
 // BENCH_RUNS=N    runs per launch figure (default 5; quick 3)
-// BENCH_LARGE_MB=N    history of the large repo in MB (default 300; 60 commits of new binary data)
+// BENCH_LARGE_MB=N    history of the large repo in MB (default 500, the issue's ~500 MB; 60 commits of new binary data)
 // BENCH_LARGE_FILES=N  instead: a large repo of N files in one commit (e.g. 50000)
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -40,7 +40,7 @@ const QUICK = Boolean(process.env.BENCH_QUICK);
 const RUNS = Number(process.env.BENCH_RUNS ?? (QUICK ? 3 : 5));
 const PARALLEL = QUICK ? 4 : 10;
 const CHANGES_MB = QUICK ? 20 : 200;
-const LARGE_MB = Number(process.env.BENCH_LARGE_MB ?? 300);
+const LARGE_MB = Number(process.env.BENCH_LARGE_MB ?? 500);
 const LARGE_FILES = Number(process.env.BENCH_LARGE_FILES ?? 0);
 const work = mkdtempSync(join(tmpdir(), "alpine-bench-"));
 
