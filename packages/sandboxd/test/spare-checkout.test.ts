@@ -1,7 +1,10 @@
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
-import { git, makeBareRepo, readLog, sandboxdsOfThisFile, tempDir, waitFor } from "./helpers.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type StubModel, startStubModel, stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
+import { git, makeBareRepo, readLog, sandboxdsOfThisFile, tempDir, waitFor, waitTask } from "./helpers.ts";
 
 /*
  * Spare checkouts (sandboxd/src/spare-checkout.ts) on real git: after a launch
@@ -113,5 +116,48 @@ describe("spare checkouts", () => {
     expect(git(ws, "rev-parse", "HEAD").trim()).toBe(git(repo, "rev-parse", "main").trim());
     expect(git(ws, "status", "--porcelain").trim()).toBe("");
     expect(git(ws, "fsck", "--connectivity-only").trim()).toBe("");
+  });
+
+  describe("under bubblewrap, with OpenCode started before the work tree is moved in", () => {
+    const hasBwrap = spawnSync("bwrap", ["--version"]).status === 0;
+    const API_KEY = `sk-stub-${randomBytes(8).toString("hex")}`;
+    let stub: StubModel;
+    beforeAll(async () => {
+      stub = await startStubModel({ apiKey: API_KEY });
+    });
+    afterAll(async () => {
+      await stub?.close();
+    });
+
+    it.skipIf(!hasBwrap)("the agent works in a workspace made from a spare", async () => {
+      const cacheDir = tempDir("alpine-spare-cache-");
+      const { model, config } = stubOpencodeConfig(stub.baseURL);
+      const opts = {
+        isolation: "bubblewrap" as const,
+        repo_cache_dir: cacheDir,
+        spare_min_files: 10,
+        opencode: { model, config, auth: { stub: { type: "api", key: API_KEY } } },
+        // As the local provider launches: OpenCode starts at sandboxd's boot, before the checkout.
+        prestart: { repo },
+      };
+      const first = await startSandboxd(opts);
+      await first.client.init({ repo, branch: "alpine/bw1" });
+      await waitSpare(cacheDir);
+      const second = await startSandboxd(opts);
+      const st = await second.client.init({ repo, branch: "alpine/bw2" });
+      expect(st.phase).toBe("ready");
+      expect(readLog(second.dirs.log)).toContain("workspace made from the spare checkout");
+      await second.client.task({ prompt: "WRITE NOTES.md written beside the spare's files" });
+      const done = await waitTask(second.client, 90_000);
+      expect(done.task?.state).toBe("completed");
+      expect(readFileSync(join(second.dirs.workspace, "NOTES.md"), "utf8")).toContain(
+        "beside the spare's files",
+      );
+      // git in the moved work tree sees exactly the agent's change.
+      expect(done.workspace?.changed_files).toEqual([{ path: "NOTES.md", status: "added" }]);
+      // OpenCode opened the moved repo as a git project (it records its root commit in .git/opencode).
+      const root = git(second.dirs.workspace, "rev-list", "--max-parents=0", "HEAD").trim();
+      expect(readFileSync(join(second.dirs.workspace, ".git", "opencode"), "utf8").trim()).toBe(root);
+    });
   });
 });
