@@ -1,8 +1,9 @@
+import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT } from "../../../test/helpers/cli.ts";
+import { CLI, ROOT } from "../../../test/helpers/cli.ts";
 import { freePort } from "../../../test/helpers/ports.ts";
 import { miniflareOptions, startDevRuntime } from "../src/cloud/dev-runtime.ts";
 import { readWranglerConfig } from "../src/cloud/wrangler-config.ts";
@@ -103,4 +104,65 @@ describe("alpine cloud dev's workerd runtime (Miniflare)", () => {
     expect(filesContaining(stateDir, TOKEN)).toEqual([]);
     expect(lines.join("\n")).not.toContain(TOKEN);
   });
+
+  it("alpine cloud dev ends (exit 2, saying so) when its workerd dies, instead of serving nothing", async () => {
+    const port = await freePort();
+    const dev = spawn(process.execPath, [CLI, "cloud", "dev", "--port", String(port), "--json"], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        ALPINE_HOME: mkdtempSync(join(tmpdir(), "alpine-devcmd-")),
+        ALPINE_CONTROL_PLANE_TOKEN: TOKEN,
+        NO_COLOR: "1",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    dev.stdout.on("data", (d) => (out += d));
+    dev.stderr.on("data", (d) => (err += d));
+    const exited = new Promise<number | null>((r) => dev.once("exit", (code) => r(code)));
+    try {
+      await waitUntil(
+        () => out.includes('"url"'),
+        60_000,
+        () => `cloud dev did not start: ${err}`,
+      );
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      const workerd = childrenOf(dev.pid!).filter((c) => /\bworkerd\b/.test(c.cmd));
+      expect(workerd.length).toBeGreaterThan(0);
+      for (const w of workerd) process.kill(w.pid, "SIGKILL");
+      const code = await Promise.race([
+        exited,
+        new Promise((r) => setTimeout(() => r("still running"), 30_000)),
+      ]);
+      expect(code).toBe(2);
+      expect(err).toContain("workerd stopped");
+    } finally {
+      dev.kill("SIGKILL");
+    }
+  });
 });
+
+/** Direct children of a process (pid and command line). */
+function childrenOf(pid: number): { pid: number; cmd: string }[] {
+  const out: { pid: number; cmd: string }[] = [];
+  for (const p of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+    try {
+      const ppid = Number(readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]?.split(" ")[1]);
+      if (ppid === pid)
+        out.push({ pid: Number(p), cmd: readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ") });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs: number, why: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(why());
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -11,6 +11,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { AlpineError } from "@alpine/core";
@@ -130,13 +131,33 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
   }
   await new Promise<void>((resolveDone) => {
     let stopping = false;
-    const onSignal = () => {
+    const stopAll = () => {
       if (stopping) return;
       stopping = true;
+      clearInterval(watch);
       void Promise.allSettled([runtime.dispose(), host.close()]).then(() => resolveDone());
     };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", stopAll);
+    process.once("SIGTERM", stopAll);
+    // Miniflare does not report a workerd that died; its port then refuses connections. Two
+    // refusals in a row end this command (exit 2) instead of leaving a dead control plane up.
+    // A TCP connect only (no request in workerd's log); a slow or busy workerd is not dead.
+    let refused = 0;
+    const { port } = new URL(url);
+    const watch = setInterval(() => {
+      const socket = connect({ host: "127.0.0.1", port: Number(port) });
+      socket.once("connect", () => {
+        refused = 0;
+        socket.destroy();
+      });
+      socket.once("error", (err: NodeJS.ErrnoException) => {
+        refused = err.code === "ECONNREFUSED" ? refused + 1 : 0;
+        if (refused < 2 || stopping) return;
+        process.stderr.write(`workerd stopped (${url} refuses connections)\n${tail.slice(-10).join("\n")}\n`);
+        process.exitCode = 2;
+        stopAll();
+      });
+    }, 2000);
   });
 }
 
