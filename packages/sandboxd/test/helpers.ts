@@ -6,7 +6,8 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { afterAll } from "vitest";
+import { afterAll, beforeAll } from "vitest";
+import { type StubModel, startStubModel } from "../../../test/e2e/fixtures/stub-model.ts";
 import {
   SandboxdClient,
   type SandboxdConfigInput,
@@ -112,6 +113,21 @@ export function sandboxdsOfThisFile(defaults: Partial<SandboxdConfigInput> = {})
     running.push(s);
     return s;
   };
+}
+
+/**
+ * For a describe block: the stub model server with a random API key, started before its tests and
+ * closed after them. `stub` is set once the block's tests run.
+ */
+export function stubModelOfThisSuite(): { apiKey: string; stub: StubModel } {
+  const out = { apiKey: `sk-stub-${randomBytes(8).toString("hex")}` } as { apiKey: string; stub: StubModel };
+  beforeAll(async () => {
+    out.stub = await startStubModel({ apiKey: out.apiKey });
+  });
+  afterAll(async () => {
+    await out.stub?.close();
+  });
+  return out;
 }
 
 /** Starts sandboxd on fresh dirs, or on `reuse` (a restart over an existing sandbox). */

@@ -1,10 +1,18 @@
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type StubModel, startStubModel, stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
-import { git, makeBareRepo, readLog, sandboxdsOfThisFile, tempDir, waitFor, waitTask } from "./helpers.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
+import {
+  git,
+  makeBareRepo,
+  readLog,
+  sandboxdsOfThisFile,
+  stubModelOfThisSuite,
+  tempDir,
+  waitFor,
+  waitTask,
+} from "./helpers.ts";
 
 /*
  * Spare checkouts (sandboxd/src/spare-checkout.ts) on real git: after a launch
@@ -120,23 +128,16 @@ describe("spare checkouts", () => {
 
   describe("under bubblewrap, with OpenCode started before the work tree is moved in", () => {
     const hasBwrap = spawnSync("bwrap", ["--version"]).status === 0;
-    const API_KEY = `sk-stub-${randomBytes(8).toString("hex")}`;
-    let stub: StubModel;
-    beforeAll(async () => {
-      stub = await startStubModel({ apiKey: API_KEY });
-    });
-    afterAll(async () => {
-      await stub?.close();
-    });
+    const stubModel = stubModelOfThisSuite();
 
     it.skipIf(!hasBwrap)("the agent works in a workspace made from a spare", async () => {
       const cacheDir = tempDir("alpine-spare-cache-");
-      const { model, config } = stubOpencodeConfig(stub.baseURL);
+      const { model, config } = stubOpencodeConfig(stubModel.stub.baseURL);
       const opts = {
         isolation: "bubblewrap" as const,
         repo_cache_dir: cacheDir,
         spare_min_files: 10,
-        opencode: { model, config, auth: { stub: { type: "api", key: API_KEY } } },
+        opencode: { model, config, auth: { stub: { type: "api", key: stubModel.apiKey } } },
         // As the local provider launches: OpenCode starts at sandboxd's boot, before the checkout.
         prestart: { repo },
       };

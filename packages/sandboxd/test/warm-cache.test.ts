@@ -2,14 +2,15 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type StubModel, startStubModel, stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
 import {
   git,
   isAlive,
   makeBareRepo,
   readLog,
   sandboxdsOfThisFile,
+  stubModelOfThisSuite,
   tempDir,
   waitFor,
   waitTask,
@@ -139,18 +140,10 @@ describe("repo object cache", () => {
 });
 
 describe("warm sandboxd", () => {
-  const API_KEY = `sk-stub-${randomBytes(8).toString("hex")}`;
-  let stub: StubModel;
-
-  beforeAll(async () => {
-    stub = await startStubModel({ apiKey: API_KEY });
-  });
-  afterAll(async () => {
-    await stub?.close();
-  });
+  const stubModel = stubModelOfThisSuite();
 
   it("starts OpenCode before any workspace; once adopted and initialised its agent edits the cloned repo", async () => {
-    const { model, config } = stubOpencodeConfig(stub.baseURL);
+    const { model, config } = stubOpencodeConfig(stubModel.stub.baseURL);
     const sbx = await start({
       sandbox_id: "warm-0123456789abcdef",
       name: "warm-0123456789abcdef",
@@ -174,7 +167,7 @@ describe("warm sandboxd", () => {
     const adopted = await sbx.client.adopt({
       sandbox_id: "sbx_adopted0000000000",
       name: "adopted",
-      auth: { stub: { type: "api", key: API_KEY } },
+      auth: { stub: { type: "api", key: stubModel.apiKey } },
     });
     expect(adopted).toMatchObject({ sandbox_id: "sbx_adopted0000000000", name: "adopted" });
     await expect(
@@ -182,8 +175,8 @@ describe("warm sandboxd", () => {
     ).rejects.toMatchObject({ reason: "sandbox_identity_conflict" });
     // The key reached OpenCode's auth.json, never sandboxd's log.
     const authFile = join(sbx.dirs.home, ".local", "share", "opencode", "auth.json");
-    expect(JSON.parse(readFileSync(authFile, "utf8")).stub.key).toBe(API_KEY);
-    expect(readLog(sbx.dirs.log)).not.toContain(API_KEY);
+    expect(JSON.parse(readFileSync(authFile, "utf8")).stub.key).toBe(stubModel.apiKey);
+    expect(readLog(sbx.dirs.log)).not.toContain(stubModel.apiKey);
 
     const repo = makeBareRepo({ "README.md": "# warm\n" });
     const pidBefore = booted.opencode.pid;
@@ -204,7 +197,7 @@ describe("warm sandboxd", () => {
     // OpenCode filed the session under the cloned repo (its root commit) and the workspace path.
     const root = git(sbx.dirs.workspace, "rev-list", "--max-parents=0", "HEAD").trim();
     expect(readFileSync(join(sbx.dirs.workspace, ".git", "opencode"), "utf8").trim()).toBe(root);
-    expect(stub.requests.some((r) => r.authorization === `Bearer ${API_KEY}`)).toBe(true);
+    expect(stubModel.stub.requests.some((r) => r.authorization === `Bearer ${stubModel.apiKey}`)).toBe(true);
   });
 
   it("a warm sandboxd nobody adopts stops by itself, OpenCode with it", async () => {
