@@ -51,8 +51,8 @@ function controlPlaneToken(): string {
 }
 
 /**
- * The environment of a wrangler child: only what it needs. Secrets reach the
- * Worker as bindings through CLOUDFLARE_INCLUDE_PROCESS_ENV (never argv, never a file).
+ * The environment of a wrangler child (`cloud deploy`: bundle, deploy, R2 bucket, secret put):
+ * only what it needs. The control-plane token reaches `wrangler secret put` on its stdin.
  */
 function wranglerEnv(base: string, extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
