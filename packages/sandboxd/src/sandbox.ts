@@ -60,8 +60,6 @@ export class Sandbox {
   /** The host's shared per-repo object caches, when the provider offers them. */
   readonly repoCache: RepoCache | null;
   private readonly spares: SpareCheckouts | null;
-  /** The spare checkout being prepared after this sandbox's launch (tests wait for it). */
-  spareReady: Promise<void> = Promise.resolve();
   /** Who this sandbox is: from the config, or from the launch that adopted a warm sandboxd. */
   sandboxId: string;
   name: string;
@@ -262,9 +260,8 @@ export class Sandbox {
           );
           if (use && spares) {
             const files = indexEntries(this.workspace.gitDir);
-            prepareSpare = () => {
-              this.spareReady = spares.prepare(use.dir, meta.base_commit, files);
-            };
+            // In the background (it never throws); a teardown meanwhile stops its git.
+            prepareSpare = () => void spares.prepare(use.dir, meta.base_commit, files);
           }
         } catch (err) {
           await this.opencode.stop();
