@@ -95,6 +95,8 @@ export class SpareCheckouts {
     if (existsSync(spare)) return;
     const release = tryLock(`${spare}.lock`);
     if (!release) return;
+    // Another sandboxd may have finished one between the look above and the lock.
+    if (existsSync(spare)) return release();
     const tmp = `${spare}.tmp-${process.pid}`;
     const t0 = Date.now();
     this.log.info("preparing a spare checkout", { spare, files });
