@@ -98,20 +98,15 @@ const env = {
 const { build } = await import("esbuild");
 const cacheDir = join(root, "node_modules", ".cache", "alpine-bench");
 const fixture = join(cacheDir, "git-server.mjs");
-await build({
-  entryPoints: [join(root, "test", "e2e", "fixtures", "git-server.ts")],
-  outfile: fixture,
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  logLevel: "error",
-});
 // Seeded records take core's own initial shape (records.ts has no dependencies).
 const recordsModule = join(cacheDir, "records.mjs");
 await build({
-  entryPoints: [join(root, "packages", "core", "src", "records.ts")],
-  outfile: recordsModule,
+  entryPoints: {
+    "git-server": join(root, "test", "e2e", "fixtures", "git-server.ts"),
+    records: join(root, "packages", "core", "src", "records.ts"),
+  },
+  outdir: cacheDir,
+  outExtension: { ".js": ".mjs" },
   bundle: true,
   platform: "node",
   format: "esm",
