@@ -29,9 +29,9 @@ async function versionOf(cmd: string, args: string[], detail: string): Promise<C
   }
 }
 
-/** The wrangler `alpine cloud dev`/`deploy` run: the one pinned with packages/worker, else one on PATH. */
+/** The wrangler `alpine cloud deploy` runs: the one pinned with packages/worker, else one on PATH. */
 async function wranglerCheck(): Promise<Check> {
-  const detail = "alpine cloud dev / cloud deploy (the Cloudflare control plane)";
+  const detail = "alpine cloud deploy (the Cloudflare control plane)";
   try {
     const { createRequire } = await import("node:module");
     const { dirname, join } = await import("node:path");
