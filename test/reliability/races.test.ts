@@ -9,7 +9,7 @@ import { buildClis, killLeftovers, processesUnder, recorder, run } from "./harne
  * Issue 7, races: ten (then ten more) alpine processes started at once on the same and on
  * different sandboxes — launch, task, checkpoint, export, teardown, gc, status. Each must
  * complete or fail with operation_in_progress (an export meeting a save or teardown in
- * progress may say export_retryable_state, as DESIGN §3 specifies); afterwards every
+ * progress may say export_retryable_state, as docs/durability.md specifies); afterwards every
  * sandbox's event log is a legal walk through the lifecycle table, no lease is left, and
  * exactly the live sandboxes have a runtime. Three sandboxes keep it affordable on 2 cores.
  */

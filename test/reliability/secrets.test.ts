@@ -204,7 +204,7 @@ describe("secret hygiene over the whole lifecycle", () => {
     await ok(["export", name, "--patch", patchFile]);
     readGitConfig();
 
-    // Bound where DESIGN says: sandboxd and OpenCode listen on 127.0.0.1 only.
+    // Every server alpine starts binds 127.0.0.1 (docs/architecture.md): sandboxd and OpenCode too.
     const [sbx] = sandboxdsUnder(e.alpineHome);
     const token = readFileSync(join(sandboxDir(), "token"), "utf8");
     const status = (await ok(["status", name])).runtime;
