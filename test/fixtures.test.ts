@@ -341,6 +341,42 @@ describe("stub model fixture", () => {
     expect(stub.requests.at(-1)?.kind).toBe("title");
   });
 
+  it("answers SHELL with a bash tool call, quotes the tool result after it, and reports USAGE's tokens", async () => {
+    const bashTool = {
+      type: "function",
+      function: {
+        name: "bash",
+        parameters: {
+          type: "object",
+          properties: { command: { type: "string" }, description: { type: "string" } },
+        },
+      },
+    };
+    const user = { role: "user", content: "USAGE 700 40 SHELL cat ~/.netrc; id -u" };
+    const first = await post({ model: "stub-model", messages: [system, user], tools: [bashTool] });
+    const j = (await first.json()) as {
+      choices: { message: { tool_calls?: { function: { name: string; arguments: string } }[] } }[];
+      usage: { prompt_tokens: number; completion_tokens: number };
+    };
+    const call = j.choices[0]?.message.tool_calls?.[0];
+    expect(call?.function.name).toBe("bash");
+    expect(JSON.parse(call?.function.arguments ?? "{}")).toMatchObject({ command: "cat ~/.netrc; id -u" });
+    expect(j.usage).toMatchObject({ prompt_tokens: 700, completion_tokens: 40 });
+    expect(stub.requests.at(-1)?.toolResult).toBeUndefined();
+
+    const tool = { role: "tool", tool_call_id: "call_1", content: "No such file\n1000" };
+    const second = await post({ model: "stub-model", messages: [system, user, tool], tools: [bashTool] });
+    const k = (await second.json()) as { choices: { message: { content: string; tool_calls?: unknown } }[] };
+    expect(k.choices[0]?.message.content).toBe("Output: No such file\n1000");
+    expect(k.choices[0]?.message.tool_calls).toBeUndefined();
+    expect(stub.requests.at(-1)?.toolResult).toBe("No such file\n1000");
+
+    // Without a bash tool on offer the stub says so instead of calling one.
+    const none = await post({ model: "stub-model", messages: [system, user], tools: [writeTool] });
+    const n = (await none.json()) as { choices: { message: { content: string } }[] };
+    expect(n.choices[0]?.message.content).toBe("The bash tool is not available.");
+  });
+
   it("fails on FAIL <status>", async () => {
     const res = await post({ messages: [{ role: "user", content: "FAIL 503" }] });
     expect(res.status).toBe(503);
@@ -370,7 +406,7 @@ describe("stub model driven by a real `opencode serve`", () => {
     if (root) await rm(root, { recursive: true, force: true });
   });
 
-  it("runs a WRITE prompt to completion: NOTES.md appears and the stub saw the key", async () => {
+  it("runs a WRITE prompt to completion (NOTES.md appears, the stub saw the key), then a SHELL prompt through the bash tool", async () => {
     const home = path.join(root, "home");
     await mkdir(home, { recursive: true });
     await mkdir(path.join(root, "ws"), { recursive: true });
@@ -484,6 +520,35 @@ describe("stub model driven by a real `opencode serve`", () => {
       const body = agentCalls[0]?.body as { stream: boolean; tools: { function: { name: string } }[] };
       expect(body.stream).toBe(true);
       expect(body.tools.map((t) => t.function.name)).toContain("write");
+
+      // SHELL: the agent runs a command through OpenCode's bash tool; the stub sees its output,
+      // and the token counts USAGE asks for are what OpenCode records for the turn.
+      const idleBefore = events.filter(isIdle).length;
+      const shell = await api("POST", `/session/${session.id}/prompt_async`, {
+        parts: [{ type: "text", text: "USAGE 1200 300 SHELL echo $((6*7)) | tee shell-out.txt" }],
+      });
+      expect(shell.status).toBe(204);
+      while (events.filter(isIdle).length <= idleBefore) {
+        if (Date.now() > deadline)
+          throw new Error(`no second session.idle; events: ${events.map((e) => e.type)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(events.filter((e) => e.type === "session.error")).toEqual([]);
+      expect(await readFile(path.join(ws, "shell-out.txt"), "utf8")).toBe("42\n");
+      const shellCalls = stub.requests.filter((r) => r.kind === "agent").slice(2);
+      expect(shellCalls.length).toBe(2);
+      expect(shellCalls[0]?.toolResult).toBeUndefined();
+      expect(shellCalls[1]?.toolResult).toContain("42");
+      const messages = (await (await api("GET", `/session/${session.id}/message`)).json()) as {
+        info: { role: string; tokens?: { input: number; output: number } };
+        parts: { type: string; text?: string }[];
+      }[];
+      const last = messages.at(-1);
+      expect(last?.info.role).toBe("assistant");
+      expect(last?.info.tokens).toMatchObject({ input: 1200, output: 300 });
+      expect(last?.parts.some((part) => part.type === "text" && part.text?.includes("Output: 42"))).toBe(
+        true,
+      );
     } finally {
       ac.abort();
     }
