@@ -24,7 +24,7 @@ export function globalsOf(command: Command): Globals {
 
 /**
  * Runs a command body with the shared context and renders any failure as the
- * contract says (DESIGN §4), setting the exit code.
+ * contract says (docs/json-contract.md, "The error object"; docs/errors.md), setting the exit code.
  */
 export async function runAction(
   globals: Globals,
