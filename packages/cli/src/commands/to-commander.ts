@@ -47,7 +47,7 @@ function flagValues(flags: FlagSpecs, opts: Record<string, unknown>): Record<str
 function addCommand(parent: Command, def: CommandDef): void {
   const command = parent.command(def.name).summary(def.summary);
   for (const alias of def.aliases) command.alias(alias);
-  if (def.description) command.description(def.description);
+  command.description(def.description ?? def.summary);
   for (const arg of def.args) {
     command.argument(arg.variadic ? `<${arg.name}...>` : `<${arg.name}>`, arg.description);
   }
