@@ -43,12 +43,3 @@ export async function runAction(
     ctx?.close();
   }
 }
-
-/** Wires a commander action to runAction with the command's globals. */
-export function action<A extends unknown[]>(
-  command: Command,
-  body: (ctx: Context, ...args: A) => Promise<void>,
-  opts: { config?: boolean } = {},
-): (...args: unknown[]) => Promise<void> {
-  return (...args: unknown[]) => runAction(globalsOf(command), (ctx) => body(ctx, ...(args as A)), opts);
-}
