@@ -81,6 +81,7 @@ function existing(dir) {
   try {
     return readdirSync(dir).filter((f) => f.endsWith(SUFFIX));
   } catch {
+    // No such directory yet: nothing on disk, so every schema is missing (--check) or new.
     return [];
   }
 }
@@ -99,7 +100,7 @@ async function main(argv) {
       try {
         current = readFileSync(join(dir, file), "utf8");
       } catch {
-        // missing
+        // Unreadable or absent: reported below as missing.
       }
       if (current === null) problems.push(`missing: ${file}`);
       else if (current !== text) problems.push(`out of date: ${file}`);

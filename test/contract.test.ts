@@ -1,12 +1,16 @@
 // The documented contract stays true to the code: generated JSON Schemas are
 // current, every reason code renders the five-key error object and is
 // documented, every CLI command and flag is documented, every config key and
-// every `--json` output key is documented.
+// every `--json` output key is documented. The commands come from the CLI's
+// registry (packages/cli/src/commands/registry.ts), the source the CLI is built from.
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { type FlagSpecs, leafCommands, longFlag } from "../packages/cli/src/commands/define.ts";
+import { GLOBAL_FLAGS, VERSION_FLAG } from "../packages/cli/src/commands/program.ts";
+import { REGISTRY } from "../packages/cli/src/commands/registry.ts";
 import {
   AlpineError,
   CONFIG_KEYS,
@@ -139,97 +143,73 @@ describe("reason codes", () => {
   });
 });
 
-interface CommandSpec {
-  path: string; // "launch", "auth sync"
-  flags: string[]; // long flags, e.g. "--repo"
-  aliases: string[];
-}
+/** Every verb with its full path (`auth sync`), from the registry the CLI is built from. */
+const VERBS = leafCommands(REGISTRY);
 
-/** The commands main.ts registers, read from the command files (main.ts runs the CLI when imported). */
-function commandsFromSource(): CommandSpec[] {
-  const main = read("packages/cli/src/main.ts");
-  const files = new Map(
-    [...main.matchAll(/import \* as (\w+) from "\.\/commands\/([\w-]+)\.ts";/g)].map((m) => [m[1]!, m[2]!]),
-  );
-  const list = /const COMMANDS = \[([^\]]*)\]/.exec(main)?.[1];
-  if (!list) throw new Error("COMMANDS not found in packages/cli/src/main.ts; update test/contract.test.ts");
-  const ids = list
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  const specs: CommandSpec[] = [];
-  for (const id of ids) {
-    const file = files.get(id);
-    if (!file) throw new Error(`no command file imported as ${id} in main.ts`);
-    const source = read(`packages/cli/src/commands/${file}.ts`);
-    // Split at each .command("…"): options and aliases that follow belong to that command.
-    const parts = source.split(/\.command\(\s*"([^"]+)"\s*\)/);
-    const names: string[] = [];
-    const segments: { name: string; body: string }[] = [];
-    for (let i = 1; i < parts.length; i += 2) {
-      names.push(parts[i]!);
-      segments.push({ name: parts[i]!, body: parts[i + 1] ?? "" });
-    }
-    if (segments.length === 0) throw new Error(`${file}.ts registers no command`);
-    const [top, ...subs] = segments;
-    const leaves = subs.length > 0 ? subs.map((s) => ({ ...s, name: `${top!.name} ${s.name}` })) : [top!];
-    for (const leaf of leaves) {
-      const flags = [...leaf.body.matchAll(/(?:\.option|new Option)\(\s*"([^"]+)"/g)].map(
-        (m) => /--[a-z][a-z0-9-]*/.exec(m[1]!)![0],
+/** The long flags of a set of declared flags: `--repo`, `--no-wait`. */
+const longFlags = (flags: FlagSpecs) => Object.entries(flags).map(([key, spec]) => longFlag(key, spec));
+
+describe("the command registry", () => {
+  it("holds every verb once", () => {
+    const paths = VERBS.map((v) => v.path);
+    expect(paths).toEqual(
+      expect.arrayContaining(["launch", "list", "status", "teardown", "auth sync", "config show", "version"]),
+    );
+    expect(new Set(paths).size, "a verb is declared twice").toBe(paths.length);
+  });
+
+  it.each(VERBS.map((v) => [v.path, v.command] as const))(
+    "`alpine %s` has a summary, examples of itself and an output schema that exists",
+    (path, command) => {
+      expect(command.summary.length).toBeGreaterThan(5);
+      expect(command.examples.some((e) => e.startsWith(`alpine ${path}`))).toBe(true);
+      expect(Object.keys(OUTPUT_SCHEMAS)).toContain(command.output);
+      expect(existsSync(join(ROOT, "docs", "schemas", `${command.output}.schema.json`)), command.output).toBe(
+        true,
       );
-      const aliases = [...leaf.body.matchAll(/\.alias\(\s*"([^"]+)"/g)].map((m) => m[1]!);
-      specs.push({ path: leaf.name, flags, aliases });
-    }
-  }
-  return specs;
-}
-
-function globalFlagsFromSource(): string[] {
-  const main = read("packages/cli/src/main.ts");
-  const flags = [...main.matchAll(/(?:\.option|new Option)\(\s*"([^"]+)"/g)].map(
-    (m) => /--[a-z][a-z0-9-]*/.exec(m[1]!)![0],
+    },
   );
-  const version = /\.version\([^,]+,\s*"([^"]+)"/.exec(main)?.[1];
-  if (version) flags.push(/--[a-z][a-z0-9-]*/.exec(version)![0]);
-  return flags;
-}
+
+  it("every output schema but the error object's is some verb's", () => {
+    const used = new Set(VERBS.map((v) => v.command.output));
+    expect(
+      Object.keys(OUTPUT_SCHEMAS).filter((name) => name !== "error" && !used.has(name as never)),
+    ).toEqual([]);
+  });
+});
 
 describe("docs/cli.md", () => {
   const cliMd = read("docs/cli.md");
-  const specs = commandsFromSource();
 
-  it("finds the commands main.ts registers", () => {
-    const paths = specs.map((s) => s.path);
-    expect(paths).toEqual(
-      expect.arrayContaining(["launch", "list", "status", "teardown", "auth sync", "config show"]),
-    );
-  });
-
-  it.each(specs.map((s) => [s.path, s] as const))(
-    "documents `alpine %s` and each of its flags",
-    (path, spec) => {
+  it.each(VERBS.map((v) => [v.path, v.command] as const))(
+    "documents `alpine %s`, each of its flags and aliases, and links its --json schema",
+    (path, command) => {
       const body = section(cliMd, `## alpine ${path}`);
       expect(body, `docs/cli.md needs a '## alpine ${path}' section`).not.toBeNull();
-      for (const flag of spec.flags) expect(body, `alpine ${path} ${flag}`).toContain(`\`${flag}`);
-      for (const alias of spec.aliases) expect(body, `alias ${alias}`).toContain(`alpine ${alias}`);
-      expect(body, `alpine ${path}: link its --json schema`).toMatch(/\]\(schemas\/[\w-]+\.schema\.json\)/);
+      for (const flag of longFlags(command.flags))
+        expect(body, `alpine ${path} ${flag}`).toContain(`\`${flag}`);
+      for (const alias of command.aliases) expect(body, `alias ${alias}`).toContain(`alpine ${alias}`);
+      expect(body, `alpine ${path}: link its --json schema`).toContain(
+        `](schemas/${command.output}.schema.json)`,
+      );
     },
   );
 
   it("documents every global flag", () => {
     const body = section(cliMd, "## Global flags");
     expect(body).not.toBeNull();
-    const flags = globalFlagsFromSource();
-    expect(flags).toEqual(expect.arrayContaining(["--json", "--verbose", "--config"]));
+    const flags = [...longFlags(GLOBAL_FLAGS), /--[a-z]+/.exec(VERSION_FLAG)![0]];
+    expect(flags).toEqual(expect.arrayContaining(["--json", "--verbose", "--config", "--version"]));
     for (const flag of flags) expect(body, flag).toContain(`\`${flag}`);
   });
 
   it("documents no command that does not exist", () => {
     const documented = [...cliMd.matchAll(/^## alpine (.+)$/gm)].map((m) => m[1]!.trim());
-    expect([...documented].sort()).toEqual(specs.map((s) => s.path).sort());
+    expect([...documented].sort()).toEqual(VERBS.map((v) => v.path).sort());
   });
 
-  // Cross-checks the source parsing above against the built CLI (present after `npm test` builds).
+  // Cross-checks the registry against the built CLI (present after `npm test` builds): what
+  // commander was given is what --help shows.
   describe.skipIf(!existsSync(CLI_BUNDLE))("against the built CLI's --help", () => {
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: "1", ALPINE_HOME: tmp() };
     const help = (args: string[]) => {

@@ -54,7 +54,7 @@ export interface LoadedConfig extends ResolvedConfig {
 }
 
 /**
- * DESIGN §6: built-in defaults < $XDG_CONFIG_HOME/alpine/config.yaml <
+ * The layers, lowest first (docs/config.md, "Where configuration comes from"): built-in defaults < $XDG_CONFIG_HOME/alpine/config.yaml <
  * alpine.yaml (cwd) or --config or ALPINE_CONFIG < ALPINE_* variables.
  */
 export function loadConfig(

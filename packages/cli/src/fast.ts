@@ -9,19 +9,42 @@
  * a configuration that may point at the Cloudflare control plane, goes through
  * the full CLI.
  */
+import type { FlagSpecs } from "./commands/define.ts";
+import { flagSyntax } from "./commands/define.ts";
+import { GLOBAL_FLAGS } from "./commands/program.ts";
 import { reportError } from "./output.ts";
 import { alpineHome, stateDbPath } from "./paths.ts";
 import { mayBeRemote } from "./remote-hint.ts";
 import type { Globals } from "./run.ts";
 
-const FLAGS = new Set(["--json", "-v", "--verbose"]);
+/** The spellings of the boolean flags among `flags`: `--json`, `-v`, `--verbose`. */
+function booleanSpellings(flags: FlagSpecs, key: string): string[] {
+  const spec = flags[key];
+  if (spec?.type !== "boolean") return [];
+  return flagSyntax(key, spec).split(", ");
+}
+
+/**
+ * `list` and its aliases, as commands/list.ts declares them (test/fast.test.ts holds the two
+ * together, and bin/alpine.js's check). Not imported from there: a declaration brings its
+ * handler's code into this bundle (esbuild bundles what import() names), and this file must
+ * stay small.
+ */
+export const LIST_NAMES: ReadonlySet<string> = new Set(["list", "ls"]);
+// The flags a plain list may carry: the boolean global flags (commands/program.ts), data only.
+const JSON_FLAGS = booleanSpellings(GLOBAL_FLAGS, "json");
+const VERBOSE_FLAGS = booleanSpellings(GLOBAL_FLAGS, "verbose");
+const FLAGS = new Set([...JSON_FLAGS, ...VERBOSE_FLAGS]);
 
 /** The globals of a plain `list` invocation, or null when the full CLI must parse argv. */
 export function plainList(argv: readonly string[]): { json: boolean; verbose: boolean } | null {
   const [command, ...rest] = argv;
-  if (command !== "list" && command !== "ls") return null;
+  if (command === undefined || !LIST_NAMES.has(command)) return null;
   if (!rest.every((a) => FLAGS.has(a))) return null;
-  return { json: rest.includes("--json"), verbose: rest.includes("-v") || rest.includes("--verbose") };
+  return {
+    json: rest.some((a) => JSON_FLAGS.includes(a)),
+    verbose: rest.some((a) => VERBOSE_FLAGS.includes(a)),
+  };
 }
 
 /**

@@ -22,7 +22,7 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Renders any error in the contract's shape (DESIGN §4) and returns its exit code. */
+/** Renders any error in the contract's shape (docs/json-contract.md, docs/errors.md) and returns its exit code. */
 export function reportError(err: unknown, opts: OutputOptions): number {
   const error: AlpineError = toAlpineError(err);
   if (opts.json) {

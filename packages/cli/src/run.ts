@@ -24,7 +24,7 @@ export function globalsOf(command: Command): Globals {
 
 /**
  * Runs a command body with the shared context and renders any failure as the
- * contract says (DESIGN §4), setting the exit code.
+ * contract says (docs/json-contract.md, "The error object"; docs/errors.md), setting the exit code.
  */
 export async function runAction(
   globals: Globals,
@@ -42,13 +42,4 @@ export async function runAction(
   } finally {
     ctx?.close();
   }
-}
-
-/** Wires a commander action to runAction with the command's globals. */
-export function action<A extends unknown[]>(
-  command: Command,
-  body: (ctx: Context, ...args: A) => Promise<void>,
-  opts: { config?: boolean } = {},
-): (...args: unknown[]) => Promise<void> {
-  return (...args: unknown[]) => runAction(globalsOf(command), (ctx) => body(ctx, ...(args as A)), opts);
 }

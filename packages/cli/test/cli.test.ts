@@ -1,8 +1,13 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { VersionOutputSchema } from "@alpine/core";
+import sandboxdPackage from "@alpine/sandboxd/package.json" with { type: "json" };
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../../test/helpers/cli.ts";
+import cliPackage from "../package.json" with { type: "json" };
+import { flagSyntax, leafCommands } from "../src/commands/define.ts";
+import { REGISTRY } from "../src/commands/registry.ts";
 
 const home = () => mkdtempSync(join(tmpdir(), "alpine-cli-"));
 const ERROR_KEYS = ["details", "error", "exit_code", "reason_code", "retryable"];
@@ -90,32 +95,53 @@ describe("alpine CLI contract", () => {
     expect(body.sources["sandbox.auto_teardown"]).toBe("default");
   });
 
-  it("every command has --help with examples", async () => {
+  it("every verb of the registry has --help with its summary and examples", async () => {
     const top = await runCli(["--help"]);
     expect(top.code).toBe(0);
-    const names = [
-      "launch",
-      "list",
-      "status",
-      "open",
-      "task",
-      "diff",
-      "export",
-      "checkpoint",
-      "teardown",
-      "logs",
-      "gc",
-      "config",
-      "doctor",
-    ];
-    for (const name of names) expect(top.stdout).toContain(name);
-    for (const name of names.filter((n) => n !== "config")) {
-      const r = await runCli([name, "--help"]);
-      expect(r.code, name).toBe(0);
-      expect(r.stdout, name).toContain("Examples:");
+    for (const entry of REGISTRY) expect(top.stdout).toContain(entry.name);
+    const verbs = leafCommands(REGISTRY);
+    expect(verbs.length).toBeGreaterThanOrEqual(17);
+    for (const { path, command } of verbs) {
+      const r = await runCli([...path.split(" "), "--help"]);
+      expect(r.code, path).toBe(0);
+      expect(r.stdout.replace(/\s+/g, " "), path).toContain(command.description ?? command.summary);
+      expect(r.stdout, path).toContain("Examples:");
+      for (const example of command.examples) expect(r.stdout, path).toContain(`  ${example}`);
+      for (const flag of Object.entries(command.flags)) expect(r.stdout, path).toContain(flagSyntax(...flag));
     }
-    const sync = await runCli(["auth", "sync", "--help"]);
-    expect(sync.stdout).toContain("Examples:");
+  });
+
+  it("version prints alpine's, Node's and the pinned OpenCode's versions and the platform", async () => {
+    const r = await runCli(["version", "--json"], { env: { ALPINE_HOME: home() } });
+    expect(r.code).toBe(0);
+    const body = VersionOutputSchema.parse(r.json());
+    expect(body).toEqual({
+      alpine: cliPackage.version,
+      node: process.versions.node,
+      opencode: sandboxdPackage.dependencies["opencode-ai"],
+      platform: process.platform,
+      arch: process.arch,
+    });
+    const text = await runCli(["version"], { env: { ALPINE_HOME: home() } });
+    expect(text.stdout).toBe(
+      `alpine ${body.alpine}\nnode ${body.node}\nopencode ${body.opencode}\nplatform ${body.platform}-${body.arch}\n`,
+    );
+    expect((await runCli(["-V"])).stdout).toBe(`${cliPackage.version}\n`);
+  });
+
+  it("declared flags reach the handler typed: a bad port is a usage error naming the flag", async () => {
+    const r = await runCli(["cloud", "dev", "--port", "70000", "--json"], { env: { ALPINE_HOME: home() } });
+    expect(r.code).toBe(1);
+    expect(r.json()).toMatchObject({
+      reason_code: "usage_invalid",
+      details: { code: "commander.invalidArgument" },
+    });
+    expect(r.json().error).toContain("--port <port>");
+    const choice = await runCli(["launch", "x", "--provider", "moon", "--json"], {
+      env: { ALPINE_HOME: home() },
+    });
+    expect(choice.json()).toMatchObject({ reason_code: "usage_invalid" });
+    expect(choice.json().error).toContain("local, docker, cloudflare");
   });
 
   it("launch without a repo for a new sandbox says how to fix it", async () => {

@@ -3,9 +3,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT, runCli } from "../../../test/helpers/cli.ts";
-import { plainList } from "../src/fast.ts";
+import { GLOBAL_FLAGS } from "../src/commands/program.ts";
+import { REGISTRY } from "../src/commands/registry.ts";
+import { LIST_NAMES, plainList } from "../src/fast.ts";
 
 describe("the fast path of `alpine list`", () => {
+  it("knows list by the names its declaration gives, as bin/alpine.js does", () => {
+    const list = REGISTRY.find((entry) => entry.name === "list");
+    expect(list?.kind).toBe("command");
+    if (list?.kind !== "command") return;
+    expect([...LIST_NAMES].sort()).toEqual([list.name, ...list.aliases].sort());
+    // It lists without flags of list's own or a configuration: it would ignore them.
+    expect(Object.keys(list.flags)).toEqual([]);
+    expect(list.config).toBe(false);
+    const bin = readFileSync(join(ROOT, "packages/cli/bin/alpine.js"), "utf8");
+    for (const name of LIST_NAMES) expect(bin).toContain(`argv[0] === "${name}"`);
+  });
+
+  it("takes the boolean global flags the program declares", () => {
+    const booleans = Object.entries(GLOBAL_FLAGS).filter(([, spec]) => spec.type === "boolean");
+    expect(booleans.map(([key]) => key).sort()).toEqual(["json", "verbose"]);
+    expect(plainList(["list", "--verbose"])).toEqual({ json: false, verbose: true });
+  });
+
   it("takes only a plain list/ls with --json and -v", () => {
     expect(plainList(["list"])).toEqual({ json: false, verbose: false });
     expect(plainList(["ls", "--json"])).toEqual({ json: true, verbose: false });

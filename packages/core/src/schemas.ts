@@ -320,6 +320,19 @@ export const LogsOutputSchema = z.object({
   lines: z.array(z.string()),
 });
 
+/** `alpine version --json`: what is installed, for bug reports. */
+export const VersionOutputSchema = z.object({
+  alpine: z.string(),
+  node: z.string(),
+  /** The OpenCode version sandboxes run, as alpine pins it. */
+  opencode: z.string(),
+  /** Node's process.platform, e.g. linux, darwin. */
+  platform: z.string(),
+  /** Node's process.arch, e.g. x64, arm64. */
+  arch: z.string(),
+});
+export type VersionOutput = z.infer<typeof VersionOutputSchema>;
+
 /** Name → schema, for docs/schemas generation and contract tests. */
 export const OUTPUT_SCHEMAS = {
   error: ErrorOutputSchema,
@@ -340,4 +353,5 @@ export const OUTPUT_SCHEMAS = {
   "image-build": ImageBuildOutputSchema,
   "cloud-dev": CloudDevOutputSchema,
   "cloud-deploy": CloudDeployOutputSchema,
+  version: VersionOutputSchema,
 } as const;

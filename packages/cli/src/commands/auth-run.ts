@@ -5,9 +5,9 @@ import { pickProviders, readJsonObject } from "../credentials.ts";
 import { printJson } from "../output.ts";
 import { credentialsPath, opencodeAuthFile } from "../paths.ts";
 
-export async function authSync(ctx: Context, providersFlag: string | undefined): Promise<void> {
-  const providers = providersFlag
-    ? providersFlag
+export async function authSync(ctx: Context, opts: { providers?: string }): Promise<void> {
+  const providers = opts.providers
+    ? opts.providers
         .split(",")
         .map((p) => p.trim())
         .filter(Boolean)

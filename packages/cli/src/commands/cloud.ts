@@ -1,53 +1,51 @@
-import { type Command, InvalidArgumentError } from "commander";
-import { action } from "../run.ts";
+import { defineCommand, defineGroup } from "./define.ts";
 
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError("a TCP port, 1-65535");
+function port(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error("a TCP port, 1-65535");
   return n;
 }
 
-export function register(program: Command): void {
-  const cloud = program
-    .command("cloud")
-    .summary("deploy or run locally the Cloudflare control plane")
-    .description(
-      "The Cloudflare control plane (packages/worker): a Worker, a Durable Object per sandbox running the same orchestrator as this CLI, Containers and R2. Use it with `sandbox.provider: cloudflare` and `sandbox.control_plane_url`. See docs/cloudflare.md.",
-    );
-  const dev = cloud
-    .command("dev")
-    .summary("run the control plane locally in workerd, with sandboxd processes in place of Containers")
-    .description(
-      "Run the control plane on 127.0.0.1 in workerd (the Worker bundle through Miniflare, offline, local Durable Objects and R2 under $ALPINE_HOME/cloud-dev). workerd cannot start processes, so a small authenticated container host on 127.0.0.1 runs each sandbox as a sandboxd process (the local provider's code) where production runs a Container. Reads ALPINE_CONTROL_PLANE_TOKEN from the environment. Runs until interrupted.",
-    )
-    .option("--port <port>", "port of the control plane on 127.0.0.1", port, 8787)
-    .addHelpText(
-      "after",
-      `
-Examples:
-  export ALPINE_CONTROL_PLANE_TOKEN=$(openssl rand -hex 24)
-  alpine cloud dev --port 8787
-  # elsewhere, with sandbox.provider: cloudflare and sandbox.control_plane_url: http://127.0.0.1:8787
-  alpine launch demo --repo https://github.com/acme/app.git`,
-    );
-  dev.action(
-    action(dev, async (ctx, opts: { port: number }) => {
-      const { cloudDevCommand } = await import("./cloud-run.ts");
-      await cloudDevCommand(ctx, opts);
+export default defineGroup({
+  name: "cloud",
+  summary: "deploy or run locally the Cloudflare control plane",
+  description:
+    "The Cloudflare control plane (packages/worker): a Worker, a Durable Object per sandbox running the same orchestrator as this CLI, Containers and R2. Use it with `sandbox.provider: cloudflare` and `sandbox.control_plane_url`. See docs/cloudflare.md.",
+  commands: [
+    defineCommand({
+      name: "dev",
+      summary: "run the control plane locally in workerd, with sandboxd processes in place of Containers",
+      description:
+        "Run the control plane on 127.0.0.1 in workerd (the Worker bundle through Miniflare, offline, local Durable Objects and R2 under $ALPINE_HOME/cloud-dev). workerd cannot start processes, so a small authenticated container host on 127.0.0.1 runs each sandbox as a sandboxd process (the local provider's code) where production runs a Container. Reads ALPINE_CONTROL_PLANE_TOKEN from the environment. Runs until interrupted.",
+      flags: {
+        port: {
+          type: "number",
+          value: "port",
+          description: "port of the control plane on 127.0.0.1",
+          default: 8787,
+          parse: port,
+        },
+      },
+      examples: [
+        "export ALPINE_CONTROL_PLANE_TOKEN=$(openssl rand -hex 24)",
+        "alpine cloud dev --port 8787",
+        "# elsewhere, with sandbox.provider: cloudflare and sandbox.control_plane_url: http://127.0.0.1:8787",
+        "alpine launch demo --repo https://github.com/acme/app.git",
+      ],
+      output: "cloud-dev",
+      handler: () => import("./cloud-run.ts").then((m) => m.cloudDevCommand),
     }),
-  );
-  const deploy = cloud
-    .command("deploy")
-    .summary("deploy the control plane to Cloudflare (wrangler deploy + secrets)")
-    .description(
-      "Check packages/worker/wrangler.jsonc, assemble the sandbox image's build context, then run `wrangler deploy` (which builds and pushes the image with Docker), create the R2 bucket if it is missing, and set ALPINE_CONTROL_PLANE_TOKEN as a Worker secret (`wrangler secret put`, value on stdin). Needs wrangler's login (CLOUDFLARE_API_TOKEN). --dry-run checks everything that can be checked offline and says what it could not check.",
-    )
-    .option("--dry-run", "validate and bundle offline; deploy nothing")
-    .addHelpText("after", "\nExamples:\n  alpine cloud deploy --dry-run\n  alpine cloud deploy --json");
-  deploy.action(
-    action(deploy, async (ctx, opts: { dryRun?: boolean }) => {
-      const { cloudDeployCommand } = await import("./cloud-run.ts");
-      await cloudDeployCommand(ctx, { dryRun: Boolean(opts.dryRun) });
+    defineCommand({
+      name: "deploy",
+      summary: "deploy the control plane to Cloudflare (wrangler deploy + secrets)",
+      description:
+        "Check packages/worker/wrangler.jsonc, assemble the sandbox image's build context, then run `wrangler deploy` (which builds and pushes the image with Docker), create the R2 bucket if it is missing, and set ALPINE_CONTROL_PLANE_TOKEN as a Worker secret (`wrangler secret put`, value on stdin). Needs wrangler's login (CLOUDFLARE_API_TOKEN). --dry-run checks everything that can be checked offline and says what it could not check.",
+      flags: {
+        dryRun: { type: "boolean", description: "validate and bundle offline; deploy nothing" },
+      },
+      examples: ["alpine cloud deploy --dry-run", "alpine cloud deploy --json"],
+      output: "cloud-deploy",
+      handler: () => import("./cloud-run.ts").then((m) => m.cloudDeployCommand),
     }),
-  );
-}
+  ],
+});

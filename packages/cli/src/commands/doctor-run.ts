@@ -25,6 +25,7 @@ async function versionOf(cmd: string, args: string[], detail: string): Promise<C
     const said = `${r.stderr}`.trim().split("\n")[0]?.slice(0, 200);
     return { name: cmd, ok: false, version: null, detail: said || `${cmd} exited with ${r.exitCode}` };
   } catch {
+    // execa throws (even with reject:false) only when the process cannot be started at all.
     return { name: cmd, ok: false, version: null, detail: `${cmd} not found on PATH` };
   }
 }
@@ -43,6 +44,7 @@ async function wranglerCheck(): Promise<Check> {
     const check = await versionOf(process.execPath, [bin, "--version"], detail);
     return { ...check, name: "wrangler" };
   } catch {
+    // The pinned wrangler is not installed (an optional dependency): a global one may be.
     return versionOf("wrangler", ["--version"], detail);
   }
 }
@@ -112,7 +114,17 @@ async function sandboxImageCheck(dockerOk: boolean, image: string | undefined) {
   if (!image) return { name, ok: false, version: null, detail: "no image for sandbox.image_profile" };
   if (!dockerOk) return { name, ok: false, version: null, detail: `${image}: no Docker daemon to look in` };
   const { dockerObjectExists } = await import("../providers/docker-cli.ts");
-  const present = await dockerObjectExists("image", image).catch(() => false);
+  let present: boolean;
+  try {
+    present = await dockerObjectExists("image", image);
+  } catch (err) {
+    return {
+      name,
+      ok: false,
+      version: null,
+      detail: `${image}: Docker did not answer (${(err as Error).message})`,
+    };
+  }
   return {
     name,
     ok: present,

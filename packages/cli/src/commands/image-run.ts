@@ -7,7 +7,6 @@ import type { Context } from "../context.ts";
 import { printJson, stderrProgress } from "../output.ts";
 import { docker } from "../providers/docker-cli.ts";
 import { imageDir, sandboxdEntry } from "../runtime-paths.ts";
-import type { ImageBuildOptions } from "./image.ts";
 
 /** Where Debian's update-ca-certificates takes locally added CAs from. */
 const HOST_CA_DIR = "/usr/local/share/ca-certificates";
@@ -42,6 +41,14 @@ function assembleContext(caCerts: string[]): string {
     copyFileSync(cert, join(dir, "certs", `${i}-${basename(cert).replace(/\.(pem|crt)$/, "")}.crt`));
   });
   return dir;
+}
+
+export interface ImageBuildOptions {
+  profile?: string;
+  baseImage: string;
+  network: string;
+  caCert?: string[];
+  hostCa: boolean;
 }
 
 export async function imageBuildCommand(ctx: Context, opts: ImageBuildOptions): Promise<void> {

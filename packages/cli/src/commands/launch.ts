@@ -1,7 +1,7 @@
-import { type Command, Option } from "commander";
-import { action } from "../run.ts";
+import { defineCommand } from "./define.ts";
 
-interface LaunchOptions {
+/** What launch-run.ts receives from the flags below. */
+export interface LaunchOptions {
   repo?: string;
   ref?: string;
   imageProfile?: string;
@@ -11,41 +11,45 @@ interface LaunchOptions {
   wait: boolean;
 }
 
-export function register(program: Command): void {
-  const command = program
-    .command("launch")
-    .argument("<name>", "sandbox name: 1-50 of [a-z0-9-]")
-    .summary("create, start or resume a sandbox, optionally with a task")
-    .description(
-      "Create a sandbox running OpenCode on its own clone of a repository (or start/resume the one of that name), wait until the agent answers, and hand it a task.",
-    )
-    .option("--repo <url-or-path>", "repository to clone (URL or local path); default: repo.default")
-    .option("--ref <ref>", "branch, tag or commit to start from (default: the remote's default branch)")
-    .option("--image-profile <profile>", "image profile (sandbox.image_profiles)")
-    .addOption(
-      new Option("--provider <provider>", "where the sandbox runs").choices([
-        "local",
-        "docker",
-        "cloudflare",
-      ]),
-    )
-    .option("--task <text>", "prompt to give the agent once it is ready")
-    .option("--force-recreate", "replace an existing sandbox of that name that has another repo or profile")
-    .option("--no-wait", "return as soon as the launch has started; `alpine status` follows it")
-    .addHelpText(
-      "after",
-      `
-Examples:
-  alpine launch fix-login --repo . --task "Fix the login redirect loop"
-  alpine launch docs --repo https://github.com/acme/site.git --ref main
-  alpine launch fix-login            # start it again or resume it from its checkpoint`,
-    );
-  command.action(
-    action(command, async (ctx, name: string, opts: LaunchOptions) => {
-      const { launchCommand } = await import("./launch-run.ts");
-      await launchCommand(ctx, name, opts);
-    }),
-  );
-}
-
-export type { LaunchOptions };
+export default defineCommand({
+  name: "launch",
+  args: [{ name: "name", description: "sandbox name: 1-50 of [a-z0-9-]" }],
+  summary: "create, start or resume a sandbox, optionally with a task",
+  description:
+    "Create a sandbox running OpenCode on its own clone of a repository (or start/resume the one of that name), wait until the agent answers, and hand it a task.",
+  flags: {
+    repo: {
+      type: "string",
+      value: "url-or-path",
+      description: "repository to clone (URL or local path); default: repo.default",
+    },
+    ref: {
+      type: "string",
+      value: "ref",
+      description: "branch, tag or commit to start from (default: the remote's default branch)",
+    },
+    imageProfile: { type: "string", value: "profile", description: "image profile (sandbox.image_profiles)" },
+    provider: {
+      type: "string",
+      value: "provider",
+      description: "where the sandbox runs",
+      choices: ["local", "docker", "cloudflare"],
+    },
+    task: { type: "string", value: "text", description: "prompt to give the agent once it is ready" },
+    forceRecreate: {
+      type: "boolean",
+      description: "replace an existing sandbox of that name that has another repo or profile",
+    },
+    wait: {
+      type: "negated",
+      description: "return as soon as the launch has started; `alpine status` follows it",
+    },
+  },
+  examples: [
+    'alpine launch fix-login --repo . --task "Fix the login redirect loop"',
+    "alpine launch docs --repo https://github.com/acme/site.git --ref main",
+    "alpine launch fix-login            # start it again or resume it from its checkpoint",
+  ],
+  output: "launch",
+  handler: () => import("./launch-run.ts").then((m) => m.launchCommand),
+});

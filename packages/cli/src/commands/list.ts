@@ -1,21 +1,13 @@
-import type { Command } from "commander";
-import { action } from "../run.ts";
+import { defineCommand } from "./define.ts";
 
-export function register(program: Command): void {
-  const command = program
-    .command("list")
-    .alias("ls")
-    .summary("list sandboxes")
-    .description("List every sandbox alpine knows, from its state store (no sandbox is contacted).")
-    .addHelpText("after", "\nExamples:\n  alpine list\n  alpine ls --json | jq '.[].name'");
-  command.action(
-    action(
-      command,
-      async (ctx) => {
-        const { listCommand } = await import("./list-run.ts");
-        await listCommand(ctx);
-      },
-      { config: false },
-    ),
-  );
-}
+export default defineCommand({
+  name: "list",
+  aliases: ["ls"],
+  summary: "list sandboxes",
+  description: "List every sandbox alpine knows, from its state store (no sandbox is contacted).",
+  examples: ["alpine list", "alpine ls --json | jq '.[].name'"],
+  output: "list",
+  // The store alone: no alpine.yaml (and so no YAML or zod) unless the list is the control plane's.
+  config: false,
+  handler: () => import("./list-run.ts").then((m) => m.listCommand),
+});

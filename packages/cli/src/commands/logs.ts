@@ -1,21 +1,25 @@
-import type { Command } from "commander";
-import { action } from "../run.ts";
+import { defineCommand } from "./define.ts";
 
-export function register(program: Command): void {
-  const command = program
-    .command("logs")
-    .argument("<name>", "sandbox name")
-    .summary("show a sandbox's lifecycle events and sandboxd/OpenCode log lines")
-    .option("-f, --follow", "keep printing new events and log lines until interrupted")
-    .option("--tail <n>", "log lines to show from the runtime", "200")
-    .addHelpText("after", "\nExamples:\n  alpine logs fix-login\n  alpine logs fix-login --follow");
-  command.action(
-    action(command, async (ctx, name: string, opts: { follow?: boolean; tail: string }) => {
-      const { logsCommand } = await import("./logs-run.ts");
-      await logsCommand(ctx, name, {
-        follow: Boolean(opts.follow),
-        tail: Number.parseInt(opts.tail, 10) || 200,
-      });
-    }),
-  );
-}
+export default defineCommand({
+  name: "logs",
+  args: [{ name: "name", description: "sandbox name" }],
+  summary: "show a sandbox's lifecycle events and sandboxd/OpenCode log lines",
+  flags: {
+    follow: {
+      type: "boolean",
+      short: "f",
+      description: "keep printing new events and log lines until interrupted",
+    },
+    tail: {
+      type: "number",
+      value: "n",
+      description: "log lines to show from the runtime",
+      default: 200,
+      // Lenient, as it always was: a value that is not a number (or is 0) shows the default.
+      parse: (raw: string) => Number.parseInt(raw, 10) || 200,
+    },
+  },
+  examples: ["alpine logs fix-login", "alpine logs fix-login --follow"],
+  output: "logs",
+  handler: () => import("./logs-run.ts").then((m) => m.logsCommand),
+});

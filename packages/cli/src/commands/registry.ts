@@ -1,0 +1,43 @@
+/**
+ * Every verb of the CLI, in the order `alpine --help` lists them. A new verb is
+ * one declaration file in this folder (define.ts) plus its import and its entry
+ * here. Importing this module loads declarations only: no handler, no zod.
+ */
+import auth from "./auth.ts";
+import checkpoint from "./checkpoint.ts";
+import cloud from "./cloud.ts";
+import config from "./config.ts";
+import type { RegistryEntry } from "./define.ts";
+import diff from "./diff.ts";
+import doctor from "./doctor.ts";
+import exportCommand from "./export.ts";
+import gc from "./gc.ts";
+import image from "./image.ts";
+import launch from "./launch.ts";
+import list from "./list.ts";
+import logs from "./logs.ts";
+import open from "./open.ts";
+import status from "./status.ts";
+import task from "./task.ts";
+import teardown from "./teardown.ts";
+import version from "./version.ts";
+
+export const REGISTRY: readonly RegistryEntry[] = [
+  launch,
+  list,
+  status,
+  open,
+  task,
+  diff,
+  exportCommand,
+  checkpoint,
+  teardown,
+  logs,
+  gc,
+  auth,
+  config,
+  doctor,
+  image,
+  cloud,
+  version,
+];

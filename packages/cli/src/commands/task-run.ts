@@ -1,0 +1,19 @@
+import type { Context } from "../context.ts";
+import { printJson, stderrProgress } from "../output.ts";
+import { sandboxService } from "../service.ts";
+
+export async function taskCommand(
+  ctx: Context,
+  name: string,
+  words: string[],
+  opts: { wait: boolean },
+): Promise<void> {
+  const out = await (await sandboxService(ctx)).task(
+    name,
+    words.join(" "),
+    { wait: opts.wait },
+    stderrProgress(ctx.globals),
+  );
+  if (ctx.globals.json) return printJson(out);
+  process.stdout.write(`task sent to ${name} (session ${out.session_id}); sandbox is ${out.state}\n`);
+}
