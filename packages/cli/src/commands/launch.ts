@@ -1,3 +1,4 @@
+import { PROVIDER_KINDS } from "@alpine/core/provider-kinds";
 import { type Command, Option } from "commander";
 import { action } from "../run.ts";
 
@@ -5,7 +6,7 @@ interface LaunchOptions {
   repo?: string;
   ref?: string;
   imageProfile?: string;
-  provider?: "local" | "docker" | "cloudflare";
+  provider?: (typeof PROVIDER_KINDS)[number];
   task?: string;
   forceRecreate?: boolean;
   wait: boolean;
@@ -22,13 +23,7 @@ export function register(program: Command): void {
     .option("--repo <url-or-path>", "repository to clone (URL or local path); default: repo.default")
     .option("--ref <ref>", "branch, tag or commit to start from (default: the remote's default branch)")
     .option("--image-profile <profile>", "image profile (sandbox.image_profiles)")
-    .addOption(
-      new Option("--provider <provider>", "where the sandbox runs").choices([
-        "local",
-        "docker",
-        "cloudflare",
-      ]),
-    )
+    .addOption(new Option("--provider <provider>", "where the sandbox runs").choices(PROVIDER_KINDS))
     .option("--task <text>", "prompt to give the agent once it is ready")
     .option("--force-recreate", "replace an existing sandbox of that name that has another repo or profile")
     .option("--no-wait", "return as soon as the launch has started; `alpine status` follows it")

@@ -1,9 +1,13 @@
 import {
   AlpineError,
+  PROVIDERS,
   type ProviderCapabilities,
   type RuntimeEndpoint,
   type RuntimeHandle,
   type RuntimeSpec,
+  requireHandle,
+  SANDBOX_IMAGE,
+  sandboxdStartConfig,
 } from "@alpine/core";
 import type { SandboxContainer } from "../container-object.ts";
 import { SANDBOXD_PORT } from "../container-object.ts";
@@ -20,16 +24,8 @@ interface ContainerHandle {
 
 const INTERNAL_HOST = ".container.alpine.internal";
 
-function asHandle(handle: RuntimeHandle): ContainerHandle {
-  if (
-    typeof handle.binding !== "string" ||
-    typeof handle.sandbox_id !== "string" ||
-    typeof handle.nonce !== "string"
-  ) {
-    throw new AlpineError("internal_error", "container runtime handle is incomplete");
-  }
-  return handle as unknown as ContainerHandle;
-}
+const asHandle = (handle: RuntimeHandle) =>
+  requireHandle<ContainerHandle>("cloudflare", handle, ["binding", "sandbox_id", "nonce"]);
 
 /**
  * Production: each runtime is a Cloudflare Container, owned by a
@@ -65,7 +61,8 @@ export class ContainerProvider implements ControlPlaneProvider {
   }
 
   async capabilities(): Promise<ProviderCapabilities> {
-    return { kind: "cloudflare", isolation: "container", persistent_workspace: false };
+    const { isolation, persistent_workspace } = PROVIDERS.cloudflare;
+    return { kind: "cloudflare", isolation, persistent_workspace };
   }
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
@@ -84,23 +81,16 @@ export class ContainerProvider implements ControlPlaneProvider {
   async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
     const h = asHandle(handle);
     const token = await sandboxToken(this.env.ALPINE_CONTROL_PLANE_TOKEN, h.sandbox_id, h.nonce);
-    const config = {
-      sandbox_id: spec.sandbox_id,
-      name: spec.name,
+    const config = sandboxdStartConfig({
+      sandbox: spec,
       token,
-      host: "0.0.0.0",
-      port: SANDBOXD_PORT,
-      workspace_dir: "/sandbox/workspace",
-      home_dir: "/sandbox/home",
-      tmp_dir: "/sandbox/tmp",
-      log_file: "/sandbox/logs/sandboxd.log",
-      checkpoint_dir: "/sandbox/checkpoints",
+      listen: { host: "0.0.0.0", port: SANDBOXD_PORT },
+      root: SANDBOX_IMAGE.root,
       // The container is the isolation boundary; there is no bubblewrap in the image.
       isolation: "none",
-      opencode_bin: "/opt/alpine/bin/opencode",
-      opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config, auth: spec.auth },
-      branch_prefix: spec.config.github.branch_prefix,
-    };
+      opencode_bin: SANDBOX_IMAGE.opencode_bin,
+      auth: spec.auth,
+    });
     try {
       await this.stub(h).startSandbox(JSON.stringify(config), this.inactivityMs);
     } catch (err) {
