@@ -1,4 +1,5 @@
 import { AlpineError } from "./errors.ts";
+import type { ProviderCapabilities } from "./ports.ts";
 
 /**
  * What a provider kind is, known without loading it: where its sandboxes are
@@ -68,6 +69,12 @@ export type ProviderKindRunIn<Where extends ProviderDescriptor["runs_in"]> = {
 
 export function providerDescriptor(kind: Kind): ProviderDescriptor {
   return PROVIDERS[kind];
+}
+
+/** The capabilities a provider of this kind declares whatever the machine (local's isolation is probed). */
+export function declaredCapabilities(kind: Kind): ProviderCapabilities {
+  const { isolation, persistent_workspace } = providerDescriptor(kind);
+  return { kind, isolation, persistent_workspace };
 }
 
 /**

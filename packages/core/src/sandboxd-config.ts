@@ -57,3 +57,19 @@ export function sandboxdStartConfig(input: SandboxdStartInput): SandboxdConfigIn
     ...input.extra,
   };
 }
+
+/**
+ * sandboxd's start-up config in the sandbox image (docker, Cloudflare
+ * Containers): the image's layout and OpenCode, and no bubblewrap, the
+ * container being the isolation boundary.
+ */
+export function imageSandboxdConfig(
+  input: Omit<SandboxdStartInput, "root" | "isolation" | "opencode_bin">,
+): SandboxdConfigInput {
+  return sandboxdStartConfig({
+    ...input,
+    root: SANDBOX_IMAGE.root,
+    isolation: "none",
+    opencode_bin: SANDBOX_IMAGE.opencode_bin,
+  });
+}

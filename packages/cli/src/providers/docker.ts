@@ -1,16 +1,18 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
+import type {
+  Provider,
+  ProviderCapabilities,
+  RuntimeEndpoint,
+  RuntimeHandle,
+  RuntimeSpec,
+} from "@alpine/core";
 import {
   AlpineError,
-  PROVIDERS,
-  type Provider,
-  type ProviderCapabilities,
-  type RuntimeEndpoint,
-  type RuntimeHandle,
-  type RuntimeSpec,
+  declaredCapabilities,
+  imageSandboxdConfig,
   requireHandle,
   SANDBOX_IMAGE,
-  sandboxdStartConfig,
 } from "@alpine/core";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import type { Context } from "../context.ts";
@@ -60,8 +62,7 @@ export class DockerProvider implements Provider {
 
   async capabilities(): Promise<ProviderCapabilities> {
     await docker(["version", "--format", "{{.Server.Version}}"]);
-    const { isolation, persistent_workspace } = PROVIDERS.docker;
-    return { kind: "docker", isolation, persistent_workspace };
+    return declaredCapabilities("docker");
   }
 
   async preflight(input: { image: string; image_profile: string }): Promise<void> {
@@ -135,17 +136,13 @@ export class DockerProvider implements Provider {
       const value = process.env[key];
       if (value) env[key] = value;
     }
-    const config = sandboxdStartConfig({
+    const config = imageSandboxdConfig({
       sandbox: spec,
       token: readToken(h.dir),
       // With its own network the container is the boundary and the token guards the port;
       // in the host's network sandboxd must stay on loopback.
       listen:
         h.network === "host" ? { host: "127.0.0.1", port: 0 } : { host: "0.0.0.0", port: CONTAINER_PORT },
-      root: SANDBOX_ROOT,
-      // The container is the isolation boundary; there is no bubblewrap in the image.
-      isolation: "none",
-      opencode_bin: SANDBOX_IMAGE.opencode_bin,
       auth: spec.auth,
       extra: { env },
     });

@@ -1,17 +1,15 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  AlpineError,
-  PROVIDERS,
-  type Provider,
-  type ProviderCapabilities,
-  type RuntimeEndpoint,
-  type RuntimeHandle,
-  type RuntimeSpec,
-  type RuntimeStartIntent,
-  requireHandle,
+import type {
+  Provider,
+  ProviderCapabilities,
+  RuntimeEndpoint,
+  RuntimeHandle,
+  RuntimeSpec,
+  RuntimeStartIntent,
 } from "@alpine/core";
+import { AlpineError, declaredCapabilities, requireHandle } from "@alpine/core";
 import type { Context } from "../context.ts";
 import { thisHost } from "../context.ts";
 import { cachedIsolation, type IsolationOf, resolveIsolation } from "./isolation.ts";
@@ -67,7 +65,7 @@ export class LocalProvider implements Provider {
 
   async capabilities(): Promise<ProviderCapabilities> {
     const isolation = await resolveIsolation(this.ctx.config, this.ctx.home, () => {});
-    return { kind: "local", isolation, persistent_workspace: PROVIDERS.local.persistent_workspace };
+    return { ...declaredCapabilities("local"), isolation };
   }
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {

@@ -1,14 +1,5 @@
-import {
-  AlpineError,
-  PROVIDERS,
-  type ProviderCapabilities,
-  type RuntimeEndpoint,
-  type RuntimeHandle,
-  type RuntimeSpec,
-  requireHandle,
-  SANDBOX_IMAGE,
-  sandboxdStartConfig,
-} from "@alpine/core";
+import type { ProviderCapabilities, RuntimeEndpoint, RuntimeHandle, RuntimeSpec } from "@alpine/core";
+import { AlpineError, declaredCapabilities, imageSandboxdConfig, requireHandle } from "@alpine/core";
 import type { SandboxContainer } from "../container-object.ts";
 import { SANDBOXD_PORT } from "../container-object.ts";
 import { randomId, sandboxToken } from "../crypto.ts";
@@ -61,8 +52,7 @@ export class ContainerProvider implements ControlPlaneProvider {
   }
 
   async capabilities(): Promise<ProviderCapabilities> {
-    const { isolation, persistent_workspace } = PROVIDERS.cloudflare;
-    return { kind: "cloudflare", isolation, persistent_workspace };
+    return declaredCapabilities("cloudflare");
   }
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
@@ -81,14 +71,10 @@ export class ContainerProvider implements ControlPlaneProvider {
   async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
     const h = asHandle(handle);
     const token = await sandboxToken(this.env.ALPINE_CONTROL_PLANE_TOKEN, h.sandbox_id, h.nonce);
-    const config = sandboxdStartConfig({
+    const config = imageSandboxdConfig({
       sandbox: spec,
       token,
       listen: { host: "0.0.0.0", port: SANDBOXD_PORT },
-      root: SANDBOX_IMAGE.root,
-      // The container is the isolation boundary; there is no bubblewrap in the image.
-      isolation: "none",
-      opencode_bin: SANDBOX_IMAGE.opencode_bin,
       auth: spec.auth,
     });
     try {
