@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import type { ProviderKind } from "@alpine/core";
 import { inject } from "vitest";
 import { CLI, runCli } from "../helpers/cli.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -19,7 +20,7 @@ const execFileAsync = promisify(execFile);
  * The suites themselves are written once and run against each provider.
  */
 export interface ProviderUnderTest {
-  kind: "local" | "docker" | "cloudflare";
+  kind: ProviderKind;
   /** Why the suite cannot run here (it is then skipped), or null. */
   skipReason: string | null;
   /** alpine.yaml lines selecting the provider. */
@@ -282,7 +283,14 @@ function cloudflareProvider(): ProviderUnderTest {
 /** The control plane's token in the cloudflare e2e runs (a recognisable test value, scanned for leaks too). */
 export const CONTROL_PLANE_TOKEN = "cp-E2ECONTROLPLANE0123456789abcdef";
 
+/** How the suites reach each provider kind (a new kind needs its line here to be tested end to end). */
+const UNDER_TEST: Record<ProviderKind, () => ProviderUnderTest> = {
+  local: () => local,
+  docker: dockerProvider,
+  cloudflare: cloudflareProvider,
+};
+
 /** The provider a suite file runs against. */
-export function providerUnderTest(kind: "local" | "docker" | "cloudflare"): ProviderUnderTest {
-  return kind === "local" ? local : kind === "docker" ? dockerProvider() : cloudflareProvider();
+export function providerUnderTest(kind: ProviderKind): ProviderUnderTest {
+  return UNDER_TEST[kind]();
 }

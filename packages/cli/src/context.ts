@@ -147,12 +147,13 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
       if (!orchestrator) {
         // Only what every command needs is loaded here; the rest on first use (a launch
         // never exports, so it never loads git-host, GitHub or the docker provider).
-        const [{ Orchestrator, SandboxdClient }, credentials, { nodeFetch }, s] = await Promise.all([
-          import("@alpine/core"),
-          import("./credentials.ts"),
-          import("./node-fetch.ts"),
-          ctx.store(),
-        ]);
+        const [{ Orchestrator, SandboxdClient, PROVIDER_KINDS }, credentials, { nodeFetch }, s] =
+          await Promise.all([
+            import("@alpine/core"),
+            import("./credentials.ts"),
+            import("./node-fetch.ts"),
+            ctx.store(),
+          ]);
         const loadCheckpoints = once(async () => {
           const { LocalCheckpointStore } = await import("./store/checkpoint-store.ts");
           return new LocalCheckpointStore(join(home, "checkpoints"));
@@ -179,8 +180,9 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
           once(async () => new (await import("./github.ts")).GithubPullRequests(config)),
           ["open"],
         );
+        // Each provider is loaded on its first call (a launch never loads the docker provider).
         const resolved = new Map<ProviderKind, Provider>();
-        for (const kind of ["local", "docker", "cloudflare"] as const) {
+        for (const kind of PROVIDER_KINDS) {
           const methods = lazy<Omit<Provider, "kind">>(
             once(() => ctx.provider(kind)),
             PROVIDER_METHODS,

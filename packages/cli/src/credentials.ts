@@ -9,7 +9,7 @@ export function isGithubHost(host: string, config: AlpineConfig): boolean {
     const api = new URL(config.github.api_url).hostname;
     return host === api || host === api.replace(/^api\./, "");
   } catch {
-    return false;
+    return false; // github.api_url is validated as a URL; only a broken override lands here
   }
 }
 
@@ -19,7 +19,7 @@ export function requiresAuth(repo: string, config: AlpineConfig): boolean {
   try {
     return isGithubHost(new URL(repo).hostname, config);
   } catch {
-    return false;
+    return false; // a local path: nothing is pushed to GitHub from it
   }
 }
 
@@ -61,6 +61,8 @@ export async function hostCredentialsFor(repo: string, config: AlpineConfig): Pr
     if (!fields.password) return null;
     return { username: fields.username ?? "", password: fields.password };
   } catch {
+    // git itself could not run: the same as no stored credentials; a clone or push that
+    // needs them then fails with its own error (github_auth_missing, repo_unreachable).
     return null;
   }
 }
@@ -73,7 +75,7 @@ export function readJsonObject(path: string): Record<string, unknown> | null {
       ? (value as Record<string, unknown>)
       : null;
   } catch {
-    return null;
+    return null; // unreadable or not JSON: treated as absent, as the callers document
   }
 }
 

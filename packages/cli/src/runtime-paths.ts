@@ -25,7 +25,7 @@ export function opencodeBinary(): string | null {
     const bin = join(dir, "bin", process.platform === "win32" ? "opencode.exe" : "opencode.exe");
     return existsSync(bin) ? bin : null;
   } catch {
-    return null;
+    return null; // not installed: the caller says so (provider_unavailable, `alpine doctor`)
   }
 }
 

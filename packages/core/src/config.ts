@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AlpineError } from "./errors.ts";
+import { PROVIDER_KINDS } from "./provider-kinds.ts";
 
 /**
  * alpine's configuration (DESIGN §6). Every section is strict (unknown keys are
@@ -11,7 +12,7 @@ const repoSection = z.strictObject({
 });
 
 const sandboxSection = z.strictObject({
-  provider: z.enum(["local", "docker", "cloudflare"]).default("local"),
+  provider: z.enum(PROVIDER_KINDS).default("local"),
   image_profile: z.string().min(1).default("default"),
   image_profiles: z.record(z.string().min(1), z.string().min(1)).default({ default: "opencode-default" }),
   isolation: z.enum(["auto", "bubblewrap", "none"]).default("auto"),

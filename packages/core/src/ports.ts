@@ -71,6 +71,11 @@ export interface RuntimeStartIntent {
   init_repo?: string;
 }
 
+/**
+ * What a provider's runtimes get here: its kind's declared capabilities
+ * (PROVIDERS, provider-kinds.ts) with what only the machine can say (local:
+ * bubblewrap or none).
+ */
 export interface ProviderCapabilities {
   kind: ProviderKind;
   isolation: string;

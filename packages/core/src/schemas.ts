@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { STATES } from "./lifecycle.ts";
+import { PROVIDER_KINDS } from "./provider-kinds.ts";
 import { REASON_CODES } from "./reasons.ts";
 
 /**
@@ -10,7 +11,7 @@ import { REASON_CODES } from "./reasons.ts";
 export const SandboxStateSchema = z.enum(STATES);
 export const AgentStateSchema = z.enum(["idle", "busy", "retry", "waiting_permission", "error", "unknown"]);
 export type AgentState = z.infer<typeof AgentStateSchema>;
-export const ProviderKindSchema = z.enum(["local", "docker", "cloudflare"]);
+export const ProviderKindSchema = z.enum(PROVIDER_KINDS);
 export type ProviderKind = z.infer<typeof ProviderKindSchema>;
 export const ProbeStateSchema = z.enum(["ok", "unavailable", "not_running", "unknown"]);
 

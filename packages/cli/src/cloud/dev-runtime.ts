@@ -113,6 +113,7 @@ export async function startDevRuntime(opts: DevRuntimeOptions): Promise<DevRunti
     const ready = await mf.ready;
     return { url: ready.origin, dispose: () => mf.dispose() };
   } catch (err) {
+    // The start failure is what to report; a dispose failing after it adds nothing.
     await mf.dispose().catch(() => {});
     throw new AlpineError("provider_unavailable", `workerd did not start: ${String(err)}`);
   }

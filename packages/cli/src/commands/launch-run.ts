@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { openSync } from "node:fs";
 import { join } from "node:path";
-import { AlpineError, type LaunchView, validateName, validateRef } from "@alpine/core";
+import { AlpineError, assertRepoReachable, type LaunchView, validateName, validateRef } from "@alpine/core";
 import type { Context } from "../context.ts";
 import { bold, printJson, stderrProgress } from "../output.ts";
 import { resolveRepo } from "../repo.ts";
@@ -24,21 +24,7 @@ export async function launchCommand(ctx: Context, name: string, opts: LaunchOpti
   };
 
   // Input first, before anything connects: a path on this machine is out of a remote sandbox's reach.
-  const provider = opts.provider ?? config.sandbox.provider;
-  if (provider === "cloudflare" && repo?.startsWith("/")) {
-    throw new AlpineError(
-      "repo_resolution_failed",
-      `a cloudflare sandbox clones over the network and cannot read ${repo} on this machine; pass the repository's URL`,
-      { repo },
-    );
-  }
-  if (provider === "docker" && repo?.startsWith("/")) {
-    throw new AlpineError(
-      "repo_resolution_failed",
-      `a docker sandbox clones inside its container and cannot read ${repo} on this machine; pass the repository's URL, or use --provider local`,
-      { repo },
-    );
-  }
+  assertRepoReachable(opts.provider ?? config.sandbox.provider, repo);
 
   const { sandboxService } = await import("../service.ts");
   const service = await sandboxService(ctx, { provider: opts.provider });

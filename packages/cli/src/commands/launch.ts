@@ -1,3 +1,4 @@
+import { PROVIDER_KINDS } from "@alpine/core/provider-kinds";
 import { defineCommand } from "./define.ts";
 
 /** What launch-run.ts receives from the flags below. */
@@ -5,7 +6,7 @@ export interface LaunchOptions {
   repo?: string;
   ref?: string;
   imageProfile?: string;
-  provider?: "local" | "docker" | "cloudflare";
+  provider?: (typeof PROVIDER_KINDS)[number];
   task?: string;
   forceRecreate?: boolean;
   wait: boolean;
@@ -33,7 +34,7 @@ export default defineCommand({
       type: "string",
       value: "provider",
       description: "where the sandbox runs",
-      choices: ["local", "docker", "cloudflare"],
+      choices: PROVIDER_KINDS,
     },
     task: { type: "string", value: "text", description: "prompt to give the agent once it is ready" },
     forceRecreate: {

@@ -1,22 +1,28 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, rmSync } from "node:fs";
+import type {
+  Provider,
+  ProviderCapabilities,
+  RuntimeEndpoint,
+  RuntimeHandle,
+  RuntimeSpec,
+} from "@alpine/core";
 import {
   AlpineError,
-  type Provider,
-  type ProviderCapabilities,
-  type RuntimeEndpoint,
-  type RuntimeHandle,
-  type RuntimeSpec,
+  declaredCapabilities,
+  imageSandboxdConfig,
+  requireHandle,
+  SANDBOX_IMAGE,
 } from "@alpine/core";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import type { Context } from "../context.ts";
 import { sandboxDir } from "../paths.ts";
 import { docker, dockerObjectExists, firstLine } from "./docker-cli.ts";
 import { awaitListeningLine } from "./sandboxd-start.ts";
+import { ensureToken, readToken, tokenIfAny } from "./token-file.ts";
 
 /** Where the image keeps everything of a sandbox; the named volume is mounted here. */
-const SANDBOX_ROOT = "/sandbox";
+const SANDBOX_ROOT = SANDBOX_IMAGE.root;
 /** sandboxd's port inside the container when it has its own network. */
 const CONTAINER_PORT = 7000;
 /** The image pulls nothing at start, but a cold Docker host can take a while to create the first container. */
@@ -34,15 +40,8 @@ interface DockerHandle {
   port?: number;
 }
 
-function asDocker(handle: RuntimeHandle): DockerHandle {
-  if (
-    typeof handle.container !== "string" ||
-    typeof handle.volume !== "string" ||
-    typeof handle.dir !== "string"
-  )
-    throw new AlpineError("internal_error", "docker runtime handle is incomplete");
-  return handle as unknown as DockerHandle;
-}
+const asDocker = (handle: RuntimeHandle) =>
+  requireHandle<DockerHandle>("docker", handle, ["container", "volume", "dir"]);
 
 const resourceName = (sandboxId: string) => `alpine-${sandboxId}`;
 
@@ -63,7 +62,7 @@ export class DockerProvider implements Provider {
 
   async capabilities(): Promise<ProviderCapabilities> {
     await docker(["version", "--format", "{{.Server.Version}}"]);
-    return { kind: "docker", isolation: "container", persistent_workspace: true };
+    return declaredCapabilities("docker");
   }
 
   async preflight(input: { image: string; image_profile: string }): Promise<void> {
@@ -84,11 +83,7 @@ export class DockerProvider implements Provider {
     const network = this.ctx.config.docker.network;
     const dir = sandboxDir(this.ctx.home, spec.sandbox_id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const tokenFile = join(dir, "token");
-    if (!existsSync(tokenFile)) {
-      const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
-      writeFileSync(tokenFile, token, { mode: 0o600 });
-    }
+    ensureToken(dir);
     const labels = ["--label", `alpine.sandbox_id=${spec.sandbox_id}`, "--label", `alpine.name=${spec.name}`];
     if (!(await dockerObjectExists("volume", name))) {
       await docker(["volume", "create", ...labels, name]);
@@ -136,31 +131,21 @@ export class DockerProvider implements Provider {
       ]);
     }
     if (await this.isRunning(h)) await this.stop(handle);
-    const token = readFileSync(join(h.dir, "token"), "utf8");
     const env: Record<string, string> = {};
     for (const key of PASS_THROUGH_ENV) {
       const value = process.env[key];
       if (value) env[key] = value;
     }
-    const config = {
-      sandbox_id: spec.sandbox_id,
-      name: spec.name,
-      token,
+    const config = imageSandboxdConfig({
+      sandbox: spec,
+      token: readToken(h.dir),
       // With its own network the container is the boundary and the token guards the port;
       // in the host's network sandboxd must stay on loopback.
-      host: h.network === "host" ? "127.0.0.1" : "0.0.0.0",
-      port: h.network === "host" ? 0 : CONTAINER_PORT,
-      workspace_dir: `${SANDBOX_ROOT}/workspace`,
-      home_dir: `${SANDBOX_ROOT}/home`,
-      tmp_dir: `${SANDBOX_ROOT}/tmp`,
-      log_file: `${SANDBOX_ROOT}/logs/sandboxd.log`,
-      checkpoint_dir: `${SANDBOX_ROOT}/checkpoints`,
-      isolation: "none",
-      opencode_bin: "/opt/alpine/bin/opencode",
-      opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config, auth: spec.auth },
-      branch_prefix: spec.config.github.branch_prefix,
-      env,
-    };
+      listen:
+        h.network === "host" ? { host: "127.0.0.1", port: 0 } : { host: "0.0.0.0", port: CONTAINER_PORT },
+      auth: spec.auth,
+      extra: { env },
+    });
     // `docker start --attach --interactive` hands our stdin to sandboxd; once it has printed
     // its first line we drop the attachment with SIGKILL, which docker cannot forward: the container runs on.
     const attach = spawn("docker", ["start", "--attach", "--interactive", h.container], {
@@ -171,6 +156,8 @@ export class DockerProvider implements Provider {
       stderr += d;
     });
     const exited = new Promise<number | null>((resolve) => attach.once("exit", (code) => resolve(code)));
+    // A docker binary that cannot be run was already reported by create(); should it vanish
+    // since, awaitListeningLine reports the start as failed (its exit, or its timeout).
     attach.once("error", () => {});
     attach.stdin.end(JSON.stringify(config));
     let listening: { port: number; pid: number };
@@ -215,8 +202,8 @@ export class DockerProvider implements Provider {
   async endpoint(handle: RuntimeHandle): Promise<RuntimeEndpoint | null> {
     const h = asDocker(handle);
     if (!h.url) return null;
-    const tokenFile = join(h.dir, "token");
-    if (!existsSync(tokenFile)) return null;
+    const token = tokenIfAny(h.dir);
+    if (token === null) return null;
     let running: boolean;
     try {
       running = await this.isRunning(h);
@@ -224,7 +211,7 @@ export class DockerProvider implements Provider {
       return null; // daemon unreachable: the sandbox is unavailable, not an error of this command
     }
     if (!running) return null;
-    return { url: h.url, token: readFileSync(tokenFile, "utf8") };
+    return { url: h.url, token };
   }
 
   async stop(handle: RuntimeHandle): Promise<void> {
@@ -285,6 +272,7 @@ export class DockerProvider implements Provider {
     const h = asDocker(handle);
     const tail = String(opts.tail ?? 200);
     const file = `${SANDBOX_ROOT}/logs/sandboxd.log`;
+    // A daemon that does not answer `inspect` may still run the read from the volume.
     const r = (await this.isRunning(h).catch(() => false))
       ? await docker(["exec", h.container, "tail", "-n", tail, file], { reject: false })
       : await this.inVolume(h, "tail", ["-n", tail, file]);

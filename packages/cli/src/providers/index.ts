@@ -1,12 +1,36 @@
-import { AlpineError, type Provider, type ProviderKind } from "@alpine/core";
+import {
+  AlpineError,
+  PROVIDERS,
+  type Provider,
+  type ProviderKind,
+  type ProviderKindRunIn,
+} from "@alpine/core";
 import type { Context } from "../context.ts";
 
-/** A provider this build cannot run yet: every call says so with a clear reason. */
-function unavailable(kind: ProviderKind, why: string): Provider {
+/**
+ * The providers whose sandboxes this process runs itself (`runs_in: "cli"` in
+ * core's PROVIDERS), one line each, loaded on first use. The type makes a line
+ * required for every such kind: a new provider is its file plus a line here.
+ */
+const REGISTRY: { [K in ProviderKindRunIn<"cli">]: (ctx: Context) => Promise<Provider> } = {
+  local: async (ctx) => new (await import("./local.ts")).LocalProvider(ctx),
+  docker: async (ctx) => new (await import("./docker.ts")).DockerProvider(ctx),
+};
+
+const runsHere = (kind: ProviderKind): kind is keyof typeof REGISTRY => PROVIDERS[kind].runs_in === "cli";
+
+/**
+ * A provider whose sandboxes the control plane runs (its own orchestrator,
+ * packages/worker): commands reach those sandboxes through its HTTP API
+ * (service.ts picks that), so every call here says where they live.
+ */
+function runByControlPlane(kind: ProviderKind): Provider {
   const fail = async (): Promise<never> => {
-    throw new AlpineError("provider_unavailable", `the ${kind} provider is not available: ${why}`, {
-      provider: kind,
-    });
+    throw new AlpineError(
+      "provider_unavailable",
+      `${kind} sandboxes are run by the control plane (sandbox.control_plane_url), not by this process`,
+      { provider: kind },
+    );
   };
   return {
     kind,
@@ -22,16 +46,5 @@ function unavailable(kind: ProviderKind, why: string): Provider {
 }
 
 export async function createProvider(kind: ProviderKind, ctx: Context): Promise<Provider> {
-  switch (kind) {
-    case "local": {
-      const { LocalProvider } = await import("./local.ts");
-      return new LocalProvider(ctx);
-    }
-    case "docker": {
-      const { DockerProvider } = await import("./docker.ts");
-      return new DockerProvider(ctx);
-    }
-    case "cloudflare":
-      return unavailable(kind, "the cloudflare control plane is not built yet");
-  }
+  return runsHere(kind) ? REGISTRY[kind](ctx) : runByControlPlane(kind);
 }

@@ -74,3 +74,27 @@ export async function resolveIsolation(
   }
   return "none";
 }
+
+/** What a local config's isolation is: bubblewrap or none. */
+export type IsolationOf = (config: AlpineConfig) => Promise<"bubblewrap" | "none">;
+
+/**
+ * resolveIsolation probed once per process and sandbox.isolation value (a
+ * `bwrap … true` run), not again for a warm pool's fingerprint, the start and
+ * the refill. A failed probe (bubblewrap required but broken) is asked again
+ * next time.
+ */
+export function cachedIsolation(home: string): IsolationOf {
+  const resolved = new Map<string, Promise<"bubblewrap" | "none">>();
+  return (config) => {
+    const wanted = config.sandbox.isolation;
+    let isolation = resolved.get(wanted);
+    if (!isolation) {
+      isolation = resolveIsolation(config, home, (m) => process.stderr.write(`warning: ${m}\n`));
+      // The caller gets the failure; this only forgets it so the next call probes again.
+      isolation.catch(() => resolved.delete(wanted));
+      resolved.set(wanted, isolation);
+    }
+    return isolation;
+  };
+}

@@ -19,6 +19,7 @@ import {
 import { basename, dirname, join, resolve } from "node:path";
 import { thisHost } from "../context.ts";
 import { sandboxDir } from "../paths.ts";
+import { PID_FILE, RUNTIME_SUBDIRS } from "./local-sandboxd.ts";
 
 /**
  * The warm pool of the local provider (`sandbox.warm_pool: N`): up to N
@@ -82,16 +83,20 @@ function readEntry(file: string): PoolEntry | null {
   return null;
 }
 
+/** The names in a dir; none when it does not exist (yet). */
+function namesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}
+
 /** Unclaimed entries, oldest first. */
 export function listPool(home: string): PoolEntry[] {
   const dir = poolDir(home);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return names
+  return namesIn(dir)
     .filter((n) => n.endsWith(".json"))
     .map((n) => readEntry(join(dir, n)))
     .filter((e): e is PoolEntry => e !== null)
@@ -132,7 +137,7 @@ export function take(home: string, entry: PoolEntry): boolean {
     renameSync(join(poolDir(home), `${entry.id}.json`), join(poolDir(home), `${entry.id}.claimed`));
     return true;
   } catch {
-    return false;
+    return false; // gone, or taken by another process first
   }
 }
 
@@ -187,27 +192,17 @@ export function removeRuntime(home: string, entry: Pick<PoolEntry, "id" | "dir">
 /** Claims whose launch died before linking the runtime (nothing links to its dir). */
 export function orphanClaims(home: string): PoolEntry[] {
   const dir = poolDir(home);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
   const linked = new Set<string>();
-  try {
-    for (const n of readdirSync(join(home, "sandboxes"))) {
-      const p = join(home, "sandboxes", n);
-      try {
-        if (lstatSync(p).isSymbolicLink()) linked.add(readlinkSync(p));
-      } catch {
-        // raced with a removal
-      }
+  for (const n of namesIn(join(home, "sandboxes"))) {
+    const p = join(home, "sandboxes", n);
+    try {
+      if (lstatSync(p).isSymbolicLink()) linked.add(readlinkSync(p));
+    } catch {
+      // raced with a removal
     }
-  } catch {
-    // no sandboxes yet
   }
   const out: PoolEntry[] = [];
-  for (const n of names.filter((x) => x.endsWith(".claimed"))) {
+  for (const n of namesIn(dir).filter((x) => x.endsWith(".claimed"))) {
     const file = join(dir, n);
     const entry = readEntry(file);
     if (!entry) continue;
@@ -284,8 +279,7 @@ export async function spawnWarm(opts: {
   fingerprint: string;
 }): Promise<PoolEntry> {
   const dir = sandboxDir(opts.home, opts.id);
-  for (const sub of ["workspace", "home", "tmp", "logs"])
-    mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+  for (const sub of RUNTIME_SUBDIRS) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
   const out = openSync(join(dir, "sandboxd.out"), "w", 0o600);
   const child = spawn(process.execPath, [opts.entry], {
     cwd: dir,
@@ -295,7 +289,7 @@ export async function spawnWarm(opts: {
   });
   closeSync(out);
   if (!child.pid) throw new Error("cannot start a warm sandboxd");
-  writeFileSync(join(dir, "sandboxd.pid"), String(child.pid), { mode: 0o600 });
+  writeFileSync(join(dir, PID_FILE), String(child.pid), { mode: 0o600 });
   const entry: PoolEntry = {
     id: opts.id,
     dir,

@@ -1,10 +1,5 @@
-import {
-  AlpineError,
-  type ProviderCapabilities,
-  type RuntimeEndpoint,
-  type RuntimeHandle,
-  type RuntimeSpec,
-} from "@alpine/core";
+import type { ProviderCapabilities, RuntimeEndpoint, RuntimeHandle, RuntimeSpec } from "@alpine/core";
+import { AlpineError, declaredCapabilities, imageSandboxdConfig, requireHandle } from "@alpine/core";
 import type { SandboxContainer } from "../container-object.ts";
 import { SANDBOXD_PORT } from "../container-object.ts";
 import { randomId, sandboxToken } from "../crypto.ts";
@@ -20,16 +15,8 @@ interface ContainerHandle {
 
 const INTERNAL_HOST = ".container.alpine.internal";
 
-function asHandle(handle: RuntimeHandle): ContainerHandle {
-  if (
-    typeof handle.binding !== "string" ||
-    typeof handle.sandbox_id !== "string" ||
-    typeof handle.nonce !== "string"
-  ) {
-    throw new AlpineError("internal_error", "container runtime handle is incomplete");
-  }
-  return handle as unknown as ContainerHandle;
-}
+const asHandle = (handle: RuntimeHandle) =>
+  requireHandle<ContainerHandle>("cloudflare", handle, ["binding", "sandbox_id", "nonce"]);
 
 /**
  * Production: each runtime is a Cloudflare Container, owned by a
@@ -65,7 +52,7 @@ export class ContainerProvider implements ControlPlaneProvider {
   }
 
   async capabilities(): Promise<ProviderCapabilities> {
-    return { kind: "cloudflare", isolation: "container", persistent_workspace: false };
+    return declaredCapabilities("cloudflare");
   }
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
@@ -84,23 +71,12 @@ export class ContainerProvider implements ControlPlaneProvider {
   async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
     const h = asHandle(handle);
     const token = await sandboxToken(this.env.ALPINE_CONTROL_PLANE_TOKEN, h.sandbox_id, h.nonce);
-    const config = {
-      sandbox_id: spec.sandbox_id,
-      name: spec.name,
+    const config = imageSandboxdConfig({
+      sandbox: spec,
       token,
-      host: "0.0.0.0",
-      port: SANDBOXD_PORT,
-      workspace_dir: "/sandbox/workspace",
-      home_dir: "/sandbox/home",
-      tmp_dir: "/sandbox/tmp",
-      log_file: "/sandbox/logs/sandboxd.log",
-      checkpoint_dir: "/sandbox/checkpoints",
-      // The container is the isolation boundary; there is no bubblewrap in the image.
-      isolation: "none",
-      opencode_bin: "/opt/alpine/bin/opencode",
-      opencode: { model: spec.config.opencode.model, config: spec.config.opencode.config, auth: spec.auth },
-      branch_prefix: spec.config.github.branch_prefix,
-    };
+      listen: { host: "0.0.0.0", port: SANDBOXD_PORT },
+      auth: spec.auth,
+    });
     try {
       await this.stub(h).startSandbox(JSON.stringify(config), this.inactivityMs);
     } catch (err) {

@@ -1,0 +1,151 @@
+import { existsSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { AlpineError, type SandboxdStartInput, sandboxdStartConfig } from "@alpine/core";
+import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
+import { thisHost } from "../context.ts";
+import { opencodeBinary as findOpencode, sandboxdEntry as findSandboxd } from "../runtime-paths.ts";
+
+/**
+ * sandboxd as a detached process of this machine, one per runtime dir: what
+ * the local provider and its warm pool both start, find and stop.
+ */
+
+/** The runtime dir's subdirs sandboxd needs before it starts. */
+export const RUNTIME_SUBDIRS = ["workspace", "home", "tmp", "logs"] as const;
+
+/** sandboxd writes its pid here at spawn, before the handle is stored. */
+export const PID_FILE = "sandboxd.pid";
+
+// Resolved once per process (a module resolution each, 1-3 ms): a pooled launch needs them for
+// its fingerprint and again for the refill at exit.
+let sandboxdPath: string | undefined;
+let opencodePath: string | null | undefined;
+export const sandboxdEntry = (): string => (sandboxdPath ??= findSandboxd());
+function opencodeBinary(): string {
+  if (opencodePath === undefined) opencodePath = findOpencode();
+  if (!opencodePath)
+    throw new AlpineError(
+      "provider_unavailable",
+      "OpenCode is not installed (npm dependency opencode-ai)",
+      {},
+    );
+  return opencodePath;
+}
+
+/** sandboxd builds OpenCode's environment itself; it gets only the basics from ours (no tokens). */
+export function sandboxdEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    LANG: process.env.LANG ?? "C.UTF-8",
+    HOME: home,
+  };
+  for (const key of PASS_THROUGH_ENV) if (process.env[key]) env[key] = process.env[key];
+  return env;
+}
+
+/** Directories under the user's home that hold credentials; hidden from the agent under bubblewrap. */
+function credentialDirs(alpineHome: string): string[] {
+  const home = homedir();
+  const candidates = [
+    alpineHome,
+    process.env.XDG_DATA_HOME
+      ? join(process.env.XDG_DATA_HOME, "opencode")
+      : join(home, ".local", "share", "opencode"),
+    join(home, ".config", "opencode"),
+    join(home, ".config", "gh"),
+    join(home, ".ssh"),
+    join(home, ".aws"),
+    join(home, ".docker"),
+  ];
+  return [...new Set(candidates)].filter((p) => existsSync(p));
+}
+
+/**
+ * sandboxd's config for a runtime in `dir` of the alpine home `alpineHome`
+ * (secrets included: it only ever travels over sandboxd's stdin). The repo
+ * cache is the host's, shared by every local sandbox.
+ */
+export function localSandboxdConfig(opts: {
+  alpineHome: string;
+  dir: string;
+  sandbox: SandboxdStartInput["sandbox"];
+  isolation: "bubblewrap" | "none";
+  token: string;
+  auth?: Record<string, unknown>;
+  extra?: Pick<NonNullable<SandboxdStartInput["extra"]>, "warm" | "prestart">;
+}) {
+  return sandboxdStartConfig({
+    sandbox: opts.sandbox,
+    token: opts.token,
+    listen: { host: "127.0.0.1", port: 0 },
+    root: opts.dir,
+    isolation: opts.isolation,
+    opencode_bin: opencodeBinary(),
+    auth: opts.auth,
+    extra: {
+      mask_paths: credentialDirs(opts.alpineHome),
+      repo_cache_dir: join(opts.alpineHome, "cache", "repos"),
+      ...opts.extra,
+    },
+  });
+}
+
+/**
+ * The sandboxd processes of a runtime dir: `pid` (the handle's) and the one in
+ * its pid file (written at spawn, before the handle is stored: a launcher
+ * killed in between leaves only the file). A pid counts only while /proc says
+ * it is a sandboxd working in that dir, so a reused pid is never signalled.
+ */
+function sandboxdPids(dir: string, pid?: number): number[] {
+  const pids = new Set<number>();
+  if (pid) pids.add(pid);
+  try {
+    const fromFile = Number(readFileSync(join(dir, PID_FILE), "utf8").trim());
+    if (Number.isInteger(fromFile) && fromFile > 0) pids.add(fromFile);
+  } catch {
+    // no pid file: never started, or started by an older alpine
+  }
+  const dirs = new Set([dir]);
+  try {
+    dirs.add(realpathSync(dir));
+  } catch {
+    // the dir is gone (destroyed); /proc shows its old path
+  }
+  return [...pids].filter((candidate) => {
+    if (!thisHost.isProcessAlive(candidate)) return false;
+    try {
+      const cwd = readlinkSync(`/proc/${candidate}/cwd`).replace(/ \(deleted\)$/, "");
+      return dirs.has(cwd) && readFileSync(`/proc/${candidate}/cmdline`, "utf8").includes("sandboxd");
+    } catch {
+      // No /proc (not Linux): trust the handle's pid only.
+      return candidate === pid;
+    }
+  });
+}
+
+/**
+ * Stops the sandboxd of a runtime dir: SIGTERM (sandboxd stops OpenCode), then
+ * SIGKILL for what is left after 5 s. Idempotent.
+ */
+export async function stopSandboxd(dir: string, pid?: number): Promise<void> {
+  const pids = sandboxdPids(dir, pid);
+  if (pids.length === 0) return;
+  const signalGroup = (target: number, signal: NodeJS.Signals) => {
+    try {
+      // sandboxd leads its own process group (detached), so this reaches OpenCode too.
+      process.kill(-target, signal);
+    } catch {
+      try {
+        process.kill(target, signal);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  for (const p of pids) signalGroup(p, "SIGTERM");
+  const alive = () => pids.filter((p) => thisHost.isProcessAlive(p));
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && alive().length > 0) await new Promise((r) => setTimeout(r, 50));
+  for (const p of alive()) signalGroup(p, "SIGKILL");
+}
