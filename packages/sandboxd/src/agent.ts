@@ -1,6 +1,6 @@
+import { AlpineError, type ErrorJson } from "@alpine/core/errors";
+import type { AgentState } from "@alpine/core/schemas";
 import type { Session, SessionPromptAsyncData, SessionStatus } from "@opencode-ai/sdk/v2";
-import { AlpineError, type ErrorJson } from "../../core/src/errors.ts";
-import type { AgentState } from "../../core/src/schemas.ts";
 import type { Logger } from "./log.ts";
 import type { OpencodeSupervisor } from "./opencode.ts";
 import { sleep } from "./proc.ts";

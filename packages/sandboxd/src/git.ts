@@ -1,6 +1,6 @@
 import { existsSync, statSync } from "node:fs";
-import { AlpineError } from "../../core/src/errors.ts";
-import { credentialHelperSnippet, credentialPayload } from "../../core/src/git-credential-pipe.ts";
+import { AlpineError } from "@alpine/core/errors";
+import { credentialHelperSnippet, credentialPayload } from "@alpine/core/git-credential-pipe";
 import type { CredentialTarget, GitCredentials } from "./credentials.ts";
 import type { Hashed } from "./files.ts";
 import type { Logger } from "./log.ts";

@@ -4,7 +4,7 @@ import { type FileHandle, lstat, mkdir, open, readdir, readlink, rm, symlink } f
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import { AlpineError } from "../../core/src/errors.ts";
+import { AlpineError } from "@alpine/core/errors";
 import { type Hashed, writeHashed } from "./files.ts";
 import { sleep } from "./proc.ts";
 

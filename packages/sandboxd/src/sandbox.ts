@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AlpineError, type ErrorJson, toAlpineError } from "../../core/src/errors.ts";
-import { validateName } from "../../core/src/names.ts";
+import { AlpineError, type ErrorJson, toAlpineError } from "@alpine/core/errors";
+import { validateName } from "@alpine/core/names";
 import type {
   AdoptRequest,
   CheckpointArtifactName,
@@ -18,7 +18,7 @@ import type {
   SandboxdConfig,
   SandboxdPhase,
   SandboxdStatus,
-} from "../../core/src/sandboxd-api.ts";
+} from "@alpine/core/sandboxd-api";
 import { AgentTracker } from "./agent.ts";
 import { CheckpointDir, checkpointDirOf, isArtifactName } from "./checkpoint.ts";
 import type { GitCredentials } from "./credentials.ts";

@@ -2,9 +2,8 @@ import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import type { z } from "zod";
-import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
-import type { ReasonCode } from "../../core/src/reasons.ts";
+import { AlpineError, toAlpineError } from "@alpine/core/errors";
+import type { ReasonCode } from "@alpine/core/reasons";
 import {
   AdoptRequestSchema,
   CheckpointRequestSchema,
@@ -13,7 +12,8 @@ import {
   InitRequestSchema,
   RestoreRequestSchema,
   TaskRequestSchema,
-} from "../../core/src/sandboxd-api.ts";
+} from "@alpine/core/sandboxd-api";
+import type { z } from "zod";
 import type { Auth } from "./auth.ts";
 import type { Logger } from "./log.ts";
 import { proxyHttp, proxyUpgrade, type Upstream } from "./proxy.ts";

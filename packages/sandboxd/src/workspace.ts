@@ -13,8 +13,8 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { AlpineError } from "../../core/src/errors.ts";
-import type { CheckpointManifestData, DiffResponse } from "../../core/src/sandboxd-api.ts";
+import { AlpineError } from "@alpine/core/errors";
+import type { CheckpointManifestData, DiffResponse } from "@alpine/core/sandboxd-api";
 import type { GitCredentials } from "./credentials.ts";
 import type { Hashed } from "./files.ts";
 import {
