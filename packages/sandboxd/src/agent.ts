@@ -1,4 +1,5 @@
-import { AlpineError, type ErrorJson } from "@alpine/core/errors";
+import { AlpineError } from "@alpine/core/errors";
+import type { TaskStatus } from "@alpine/core/sandboxd-api";
 import type { AgentState } from "@alpine/core/schemas";
 import type { Session, SessionPromptAsyncData, SessionStatus } from "@opencode-ai/sdk/v2";
 import type { Logger } from "./log.ts";
@@ -14,16 +15,7 @@ import { sleep } from "./proc.ts";
  * its own and hides all three. The SDK's generated types describe the bodies.
  */
 
-export interface TaskState {
-  session_id: string;
-  prompt_summary: string;
-  state: "running" | "completed" | "failed";
-  started_at: string;
-  finished_at: string | null;
-  error: ErrorJson | null;
-}
-
-interface TaskInternal extends TaskState {
+interface TaskInternal extends TaskStatus {
   /** prompt_async answered 204. */
   accepted: boolean;
   /** A busy status for the session arrived after the prompt. */
@@ -131,7 +123,7 @@ export class AgentTracker {
     this.taskSession ??= sessionId;
   }
 
-  taskStatus(): TaskState | null {
+  taskStatus(): TaskStatus | null {
     if (!this.task) return null;
     const { accepted: _a, sawBusy: _b, ...pub } = this.task;
     return { ...pub };

@@ -260,3 +260,19 @@ export function isDirectory(path: string): boolean {
     return false;
   }
 }
+
+/** Author and committer for a commit sandboxd makes (control characters and <> removed). */
+export function identityEnv(who: { name: string; email: string }, date?: string): Record<string, string> {
+  const clean = (v: string) => v.replace(/[\u0000-\u001f\u007f<>]/g, "").trim();
+  const env: Record<string, string> = {
+    GIT_AUTHOR_NAME: clean(who.name),
+    GIT_AUTHOR_EMAIL: clean(who.email),
+    GIT_COMMITTER_NAME: clean(who.name),
+    GIT_COMMITTER_EMAIL: clean(who.email),
+  };
+  if (date) {
+    env.GIT_AUTHOR_DATE = date;
+    env.GIT_COMMITTER_DATE = date;
+  }
+  return env;
+}

@@ -8,8 +8,8 @@ import { describe, expect, it } from "vitest";
 import { Auth, parseCookies, safeEqual } from "../src/auth.ts";
 import { bwrapArgs } from "../src/bwrap.ts";
 import { checkRef, resolveRepo } from "../src/git.ts";
+import { parseNameStatus, parseNumstat } from "../src/git-output.ts";
 import { opencodeConfig } from "../src/opencode.ts";
-import { parseNameStatus, parseNumstat } from "../src/workspace.ts";
 import { tempDir } from "./helpers.ts";
 
 function reasonOf(fn: () => unknown): string | undefined {
