@@ -59,7 +59,9 @@ export function parseNumstat(out: string): Map<string, NumstatEntry> {
       i++;
       continue;
     }
-    const [ins, del, path] = rec.split("\t");
+    // The path is everything after the second tab: it may hold tabs itself.
+    const [ins, del] = rec.split("\t", 2);
+    const path = rec.split("\t").slice(2).join("\t");
     const binary = ins === "-";
     const entry = {
       insertions: binary ? 0 : Number(ins) || 0,

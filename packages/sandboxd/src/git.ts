@@ -257,6 +257,7 @@ export function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
   } catch {
+    // Missing or unreadable: not a directory sandboxd can use.
     return false;
   }
 }

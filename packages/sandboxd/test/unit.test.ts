@@ -9,7 +9,7 @@ import { Auth, parseCookies, safeEqual } from "../src/auth.ts";
 import { bwrapArgs } from "../src/bwrap.ts";
 import { checkRef, resolveRepo } from "../src/git.ts";
 import { parseNameStatus, parseNumstat } from "../src/git-output.ts";
-import { opencodeConfig } from "../src/opencode.ts";
+import { opencodeConfig } from "../src/opencode-env.ts";
 import { tempDir } from "./helpers.ts";
 
 function reasonOf(fn: () => unknown): string | undefined {
