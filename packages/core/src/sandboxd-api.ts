@@ -4,11 +4,11 @@ import { REASON_CODES, type ReasonCode } from "./reasons.ts";
 import { AgentStateSchema } from "./schemas.ts";
 
 /**
- * The sandboxd contract (how sandboxd behaves: packages/sandboxd/README.md):
- * its start-up config, every request and
- * response of its HTTP API, and a client for it. Runtime-agnostic: only the
- * global `fetch` and `AbortSignal` are used, so it runs in Node and in a
- * Cloudflare Durable Object alike.
+ * The sandboxd contract: its start-up config, every request and response of
+ * its HTTP API, and a client for it (how sandboxd behaves is in
+ * packages/sandboxd/README.md). Runtime-agnostic: only the global `fetch` and
+ * `AbortSignal` are used, so it runs in Node and in a Cloudflare Durable
+ * Object alike.
  */
 
 const isoTime = z.string().describe("ISO-8601 UTC time");
