@@ -157,7 +157,8 @@ export class Workspace {
         rmSync(join(this.dir, entry), { recursive: true, force: true });
     } catch (err) {
       // A missing dir is already empty; anything else leaves the next restore to refuse it.
-      this.log.warn("could not empty the workspace after a failed restore", { error: String(err) });
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+        this.log.warn("could not empty the workspace after a failed restore", { error: String(err) });
     }
   }
 
