@@ -4,10 +4,11 @@ import { REASON_CODES, type ReasonCode } from "./reasons.ts";
 import { AgentStateSchema } from "./schemas.ts";
 
 /**
- * The sandboxd contract (DESIGN §7): its start-up config, every request and
- * response of its HTTP API, and a client for it. Runtime-agnostic: only the
- * global `fetch` and `AbortSignal` are used, so it runs in Node and in a
- * Cloudflare Durable Object alike.
+ * The sandboxd contract: its start-up config, every request and response of
+ * its HTTP API, and a client for it (how sandboxd behaves is in
+ * packages/sandboxd/README.md). Runtime-agnostic: only the global `fetch` and
+ * `AbortSignal` are used, so it runs in Node and in a Cloudflare Durable
+ * Object alike.
  */
 
 const isoTime = z.string().describe("ISO-8601 UTC time");
@@ -20,6 +21,7 @@ export const SandboxdErrorSchema = z.object({
   retryable: z.boolean(),
   details: z.record(z.string(), z.unknown()),
 });
+export type SandboxdErrorJson = z.infer<typeof SandboxdErrorSchema>;
 
 // ---------------------------------------------------------------------------
 // Start-up config: one JSON object on sandboxd's stdin (secrets never in argv/env/disk).
@@ -154,11 +156,13 @@ export const AdoptRequestSchema = z.object({
 export type AdoptRequest = z.infer<typeof AdoptRequestSchema>;
 
 export const FileStatusSchema = z.enum(["added", "modified", "deleted", "renamed"]);
+export type FileStatus = z.infer<typeof FileStatusSchema>;
 
 export const ChangedFileSchema = z.object({
   path: z.string(),
   status: FileStatusSchema,
 });
+export type ChangedFile = z.infer<typeof ChangedFileSchema>;
 
 export const WorkspaceStatusSchema = z.object({
   repo: z.string(),
@@ -174,6 +178,7 @@ export const WorkspaceStatusSchema = z.object({
   /** git tree hash of the whole working tree (tracked + untracked, not ignored): what a checkpoint commit would hold. */
   tree_hash: z.string().nullable(),
 });
+export type WorkspaceStatus = z.infer<typeof WorkspaceStatusSchema>;
 
 export const TaskStateSchema = z.enum(["running", "completed", "failed"]);
 export const TaskStatusSchema = z.object({
@@ -184,6 +189,7 @@ export const TaskStatusSchema = z.object({
   finished_at: isoTime.nullable(),
   error: SandboxdErrorSchema.nullable(),
 });
+export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
 export const StatusResponseSchema = z.object({
   sandbox_id: z.string(),
@@ -234,6 +240,7 @@ export const DiffFileSchema = z.object({
   deletions: z.number().int(),
   binary: z.boolean().optional(),
 });
+export type DiffFile = z.infer<typeof DiffFileSchema>;
 export const DiffResponseSchema = z.object({
   files: z.array(DiffFileSchema),
   /** Unified diff (git --binary) of the working tree vs base_commit; "" with stat. */
@@ -250,9 +257,10 @@ export const LoginResponseSchema = z.object({
 export type LoginResponse = z.infer<typeof LoginResponseSchema>;
 
 export const ShutdownResponseSchema = z.object({ ok: z.literal(true) });
+export type ShutdownResponse = z.infer<typeof ShutdownResponseSchema>;
 
 // ---------------------------------------------------------------------------
-// Checkpoints, restore, export (DESIGN §3)
+// Checkpoints, restore, export (docs/durability.md)
 
 /** The artifacts a checkpoint consists of (the only names the artifact routes accept). */
 export const CHECKPOINT_ARTIFACTS = ["workspace.bundle", "opencode-data.tar.gz"] as const;
@@ -280,6 +288,7 @@ export const CheckpointArtifactSchema = z.object({
   sha256: sha256Hex,
   bytes: z.number().int().min(0),
 });
+export type CheckpointArtifact = z.infer<typeof CheckpointArtifactSchema>;
 
 /** `CheckpointManifest` of ports.ts as a schema (sandboxd writes it; the store keeps it beside the artifacts). */
 export const CheckpointManifestSchema = z.object({
@@ -318,6 +327,7 @@ export const RestoreRequestSchema = z.object({
 export type RestoreRequest = z.infer<typeof RestoreRequestSchema>;
 
 export const DeleteCheckpointResponseSchema = z.object({ ok: z.literal(true) });
+export type DeleteCheckpointResponse = z.infer<typeof DeleteCheckpointResponseSchema>;
 
 export const ExportRequestSchema = z.object({
   /** Remote branch to push to (a plain name under refs/heads). */

@@ -1,29 +1,23 @@
-import type { Session, SessionPromptAsyncData, SessionStatus } from "@opencode-ai/sdk/v2";
-import { AlpineError, type ErrorJson } from "../../core/src/errors.ts";
-import type { AgentState } from "../../core/src/schemas.ts";
+import { AlpineError } from "@alpine/core/errors";
+import type { TaskStatus } from "@alpine/core/sandboxd-api";
+import type { AgentState } from "@alpine/core/schemas";
+import type { SessionStatus } from "@opencode-ai/sdk/v2";
 import type { Logger } from "./log.ts";
 import type { OpencodeSupervisor } from "./opencode.ts";
+import { activeSessions, createSession, newestSession, promptAsync } from "./opencode-api.ts";
 import { sleep } from "./proc.ts";
+import { takeSseEvents } from "./sse.ts";
 
 /*
- * OpenCode's REST calls and its SSE stream are done with plain fetch rather
- * than the SDK client: sandboxd must know exactly when the /event
- * subscription is live (the `server.connected` event) before it sends a
- * prompt, must drop and re-open it when OpenCode restarts on a new port, and
- * must put a short timeout on every call; the SDK's SSE helper reconnects on
- * its own and hides all three. The SDK's generated types describe the bodies.
+ * OpenCode's SSE stream is read with plain fetch rather than the SDK client:
+ * sandboxd must know exactly when the /event subscription is live (the
+ * `server.connected` event) before it sends a prompt, must drop and re-open it
+ * when OpenCode restarts on a new port, and must notice a stuck stream; the
+ * SDK's SSE helper reconnects on its own and hides all three. The REST calls
+ * are in opencode-api.ts.
  */
 
-export interface TaskState {
-  session_id: string;
-  prompt_summary: string;
-  state: "running" | "completed" | "failed";
-  started_at: string;
-  finished_at: string | null;
-  error: ErrorJson | null;
-}
-
-interface TaskInternal extends TaskState {
+interface TaskInternal extends TaskStatus {
   /** prompt_async answered 204. */
   accepted: boolean;
   /** A busy status for the session arrived after the prompt. */
@@ -41,8 +35,6 @@ interface OcEvent {
   type: string;
   properties?: Record<string, unknown>;
 }
-
-const CALL_TIMEOUT_MS = 10_000;
 
 export function summarise(prompt: string): string {
   const one = prompt.replace(/\s+/g, " ").trim();
@@ -131,7 +123,7 @@ export class AgentTracker {
     this.taskSession ??= sessionId;
   }
 
-  taskStatus(): TaskState | null {
+  taskStatus(): TaskStatus | null {
     if (!this.task) return null;
     const { accepted: _a, sawBusy: _b, ...pub } = this.task;
     return { ...pub };
@@ -145,12 +137,6 @@ export class AgentTracker {
     this.generation++;
     this.abort?.abort();
     this.connected = false;
-  }
-
-  private headers(json = false): Record<string, string> {
-    const h: Record<string, string> = { authorization: this.oc.authorization };
-    if (json) h["content-type"] = "application/json";
-    return h;
   }
 
   private session(id: string): SessionInfo {
@@ -199,7 +185,7 @@ export class AgentTracker {
       }, 1000);
       try {
         const res = await fetch(`${this.oc.baseUrl}/event`, {
-          headers: { ...this.headers(), accept: "text/event-stream" },
+          headers: { authorization: this.oc.authorization, accept: "text/event-stream" },
           signal: ac.signal,
         });
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
@@ -207,23 +193,14 @@ export class AgentTracker {
         let buf = "";
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
           buf += decoder.decode(chunk, { stream: true }).replace(/\r\n/g, "\n");
-          let sep = buf.indexOf("\n\n");
-          while (sep >= 0) {
-            const block = buf.slice(0, sep);
-            buf = buf.slice(sep + 2);
-            const data = block
-              .split("\n")
-              .filter((l) => l.startsWith("data:"))
-              .map((l) => l.slice(5).replace(/^ /, ""))
-              .join("\n");
-            if (data) {
-              try {
-                this.handle(JSON.parse(data) as OcEvent, gen);
-              } catch (err) {
-                this.log.debug("unparseable opencode event", { error: String(err) });
-              }
+          const { data, rest } = takeSseEvents(buf);
+          buf = rest;
+          for (const payload of data) {
+            try {
+              this.handle(JSON.parse(payload) as OcEvent, gen);
+            } catch (err) {
+              this.log.debug("unparseable opencode event", { error: String(err) });
             }
-            sep = buf.indexOf("\n\n");
           }
           delay = 250;
         }
@@ -325,12 +302,8 @@ export class AgentTracker {
   /** After (re)connecting: events may have been missed; ask OpenCode which sessions are not idle. */
   private async reconcile(gen: number): Promise<void> {
     try {
-      const res = await fetch(`${this.oc.baseUrl}/session/status`, {
-        headers: this.headers(),
-        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-      });
-      if (!res.ok || gen !== this.generation) return;
-      const active = (await res.json()) as Record<string, SessionStatus>;
+      const active = await activeSessions(this.oc);
+      if (!active || gen !== this.generation) return;
       for (const [id, s] of this.sessions) {
         if (!active[id]) s.status = "idle";
       }
@@ -352,18 +325,10 @@ export class AgentTracker {
   async latestSession(directory: string): Promise<string | null> {
     if (!this.oc.ready) return null;
     try {
-      const res = await fetch(`${this.oc.baseUrl}/session?directory=${encodeURIComponent(directory)}`, {
-        headers: this.headers(),
-        signal: AbortSignal.timeout(1500),
-      });
-      if (!res.ok) return null;
-      const list = (await res.json()) as Session[];
-      if (!Array.isArray(list)) return null;
-      const newest = list
-        .filter((s) => typeof s?.id === "string" && !s.parentID)
-        .sort((a, b) => (b.time?.updated ?? 0) - (a.time?.updated ?? 0))[0];
-      return newest?.id ?? null;
-    } catch {
+      return await newestSession(this.oc, directory);
+    } catch (err) {
+      // Only a landing page or a default session depends on it: without an answer there is none.
+      this.log.debug("could not list opencode's sessions", { error: String(err) });
       return null;
     }
   }
@@ -393,36 +358,6 @@ export class AgentTracker {
     this.log.info("task finished", { session_id: task.session_id, state, error: error?.message ?? null });
   }
 
-  private async createSession(): Promise<string> {
-    const res = await fetch(`${this.oc.baseUrl}/session`, {
-      method: "POST",
-      headers: this.headers(true),
-      body: "{}",
-      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-    });
-    if (!res.ok) {
-      throw new AlpineError("task_failed", `OpenCode could not create a session (HTTP ${res.status})`, {
-        body: (await res.text().catch(() => "")).slice(0, 500),
-      });
-    }
-    const session = (await res.json()) as Session;
-    return session.id;
-  }
-
-  private async prompt(sessionId: string, text: string): Promise<Response> {
-    const body: NonNullable<SessionPromptAsyncData["body"]> = { parts: [{ type: "text", text }] };
-    if (this.model) {
-      const slash = this.model.indexOf("/");
-      body.model = { providerID: this.model.slice(0, slash), modelID: this.model.slice(slash + 1) };
-    }
-    return fetch(`${this.oc.baseUrl}/session/${encodeURIComponent(sessionId)}/prompt_async`, {
-      method: "POST",
-      headers: this.headers(true),
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-    });
-  }
-
   /**
    * Sends a prompt. Without session_id it continues the sandbox's task session
    * (created by the first task), so follow-up tasks keep the agent's context.
@@ -450,7 +385,7 @@ export class AgentTracker {
     if (sid && known && known.status !== "idle") {
       throw new AlpineError("agent_busy", "the agent is working in that session", { session_id: sid });
     }
-    if (!sid) sid = await this.createSession();
+    if (!sid) sid = await createSession(this.oc);
     // status.task is the last prompt OpenCode accepted: a refused one leaves it as it was.
     const previous = this.task;
     const begin = (id: string): TaskInternal => {
@@ -484,13 +419,13 @@ export class AgentTracker {
     let task = begin(sid);
     let res: Response;
     try {
-      res = await this.prompt(sid, prompt);
+      res = await promptAsync(this.oc, sid, prompt, this.model);
       if (res.status === 404 && !sessionId) {
         // The remembered session is gone (deleted in the UI): start a new one.
         refused(sid, new AlpineError("usage_invalid", "session gone"));
-        sid = await this.createSession();
+        sid = await createSession(this.oc);
         task = begin(sid);
-        res = await this.prompt(sid, prompt);
+        res = await promptAsync(this.oc, sid, prompt, this.model);
       }
     } catch (err) {
       if (err instanceof AlpineError) throw refused(sid, err);
@@ -500,7 +435,10 @@ export class AgentTracker {
       );
     }
     if (!res.ok) {
-      const body = (await res.text().catch(() => "")).slice(0, 500);
+      const body = (await res.text().catch((err: unknown) => `(body unreadable: ${String(err)})`)).slice(
+        0,
+        500,
+      );
       throw refused(
         sid,
         res.status === 404

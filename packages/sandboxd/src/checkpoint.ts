@@ -2,14 +2,14 @@ import { randomBytes } from "node:crypto";
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { dirname, join, resolve, sep } from "node:path";
-import { AlpineError } from "../../core/src/errors.ts";
+import { AlpineError } from "@alpine/core/errors";
 import {
   CHECKPOINT_ARTIFACTS,
   CHECKPOINT_ID_PATTERN,
   type CheckpointArtifactName,
   type CheckpointManifestData,
   type SandboxdConfig,
-} from "../../core/src/sandboxd-api.ts";
+} from "@alpine/core/sandboxd-api";
 import { type Hashed, hashFile, writeHashed } from "./files.ts";
 import { safeShow } from "./git.ts";
 

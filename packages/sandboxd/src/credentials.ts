@@ -1,4 +1,4 @@
-import type { PipeCredentials, PipeTarget } from "../../core/src/git-credential-pipe.ts";
+import type { PipeCredentials, PipeTarget } from "@alpine/core/git-credential-pipe";
 
 /**
  * Git credentials for one command (a clone, fetch or push). They reach git

@@ -2,12 +2,11 @@ import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream, rmSync } from "node:fs";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { AlpineError } from "../../core/src/errors.ts";
+import { AlpineError } from "@alpine/core/errors";
+import type { CheckpointArtifact } from "@alpine/core/sandboxd-api";
 
-export interface Hashed {
-  sha256: string;
-  bytes: number;
-}
+/** A file's sha256 (hex) and size: what a checkpoint manifest records of each artifact. */
+export type Hashed = Omit<CheckpointArtifact, "name">;
 
 /** A pass-through that hashes and counts what flows; fails past `limit` bytes. */
 export function hashingCounter(limit = Number.POSITIVE_INFINITY): Transform & { result(): Hashed } {

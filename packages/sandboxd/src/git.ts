@@ -1,6 +1,6 @@
 import { existsSync, statSync } from "node:fs";
-import { AlpineError } from "../../core/src/errors.ts";
-import { credentialHelperSnippet, credentialPayload } from "../../core/src/git-credential-pipe.ts";
+import { AlpineError } from "@alpine/core/errors";
+import { credentialHelperSnippet, credentialPayload } from "@alpine/core/git-credential-pipe";
 import type { CredentialTarget, GitCredentials } from "./credentials.ts";
 import type { Hashed } from "./files.ts";
 import type { Logger } from "./log.ts";
@@ -257,6 +257,23 @@ export function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
   } catch {
+    // Missing or unreadable: not a directory sandboxd can use.
     return false;
   }
+}
+
+/** Author and committer for a commit sandboxd makes (control characters and <> removed). */
+export function identityEnv(who: { name: string; email: string }, date?: string): Record<string, string> {
+  const clean = (v: string) => v.replace(/[\u0000-\u001f\u007f<>]/g, "").trim();
+  const env: Record<string, string> = {
+    GIT_AUTHOR_NAME: clean(who.name),
+    GIT_AUTHOR_EMAIL: clean(who.email),
+    GIT_COMMITTER_NAME: clean(who.name),
+    GIT_COMMITTER_EMAIL: clean(who.email),
+  };
+  if (date) {
+    env.GIT_AUTHOR_DATE = date;
+    env.GIT_COMMITTER_DATE = date;
+  }
+  return env;
 }

@@ -5,4 +5,4 @@
  */
 export { type BwrapLayout, bwrapArgs } from "./bwrap.ts";
 export { checkRef, type ResolvedRepo, resolveRepo } from "./git.ts";
-export { opencodeConfig } from "./opencode.ts";
+export { opencodeConfig } from "./opencode-env.ts";

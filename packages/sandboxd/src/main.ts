@@ -3,10 +3,10 @@
  * included) as one JSON object on stdin, listens, writes exactly one line on
  * stdout ({"event":"listening","port":N,"pid":P}), then logs to log_file only.
  */
-import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
-import { validateName } from "../../core/src/names.ts";
-import { PASS_THROUGH_ENV } from "../../core/src/sandbox-env.ts";
-import { type SandboxdConfig, SandboxdConfigSchema } from "../../core/src/sandboxd-api.ts";
+import { AlpineError, toAlpineError } from "@alpine/core/errors";
+import { validateName } from "@alpine/core/names";
+import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
+import { type SandboxdConfig, SandboxdConfigSchema } from "@alpine/core/sandboxd-api";
 import { Auth } from "./auth.ts";
 import { checkpointDirOf } from "./checkpoint.ts";
 import { Logger } from "./log.ts";

@@ -4,7 +4,7 @@ import { type FileHandle, lstat, mkdir, open, readdir, readlink, rm, symlink } f
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import { AlpineError } from "../../core/src/errors.ts";
+import { AlpineError } from "@alpine/core/errors";
 import { type Hashed, writeHashed } from "./files.ts";
 import { sleep } from "./proc.ts";
 
@@ -99,15 +99,18 @@ async function copyTree(dir: FileHandle, dst: string, rel: string): Promise<void
   try {
     names = await readdir(fdPath(dir));
   } catch {
+    // Removed by OpenCode meanwhile (a live data dir): nothing left to copy here.
     return;
   }
   for (const name of names.sort()) {
     const relName = rel ? `${rel}/${name}` : name;
     if (skipEntry(relName, name)) continue;
     const src = fdPath(dir, name);
+    // An entry removed between readdir and lstat (OpenCode works meanwhile) is skipped.
     const st = await lstat(src).catch(() => null);
     if (!st) continue;
     if (st.isSymbolicLink()) {
+      // Removed or replaced meanwhile: skipped like an entry that is gone.
       const target = await readlink(src).catch(() => null);
       if (target !== null) await symlink(target, join(dst, name));
     } else if (st.isDirectory()) {
@@ -131,6 +134,7 @@ async function copyTree(dir: FileHandle, dst: string, rel: string): Promise<void
 /** Identity of the database as far as a WAL checkpoint or reset would change it. */
 async function dbState(dir: FileHandle): Promise<string> {
   const parts: string[] = [];
+  // No database (yet): "-" is its identity, so one appearing mid-copy changes the state.
   const db = await lstat(fdPath(dir, "opencode.db")).catch(() => null);
   parts.push(db ? `${db.ino}:${db.size}:${db.mtimeMs}:${db.ctimeMs}` : "-");
   // The WAL header (32 bytes) holds the checkpoint sequence and salts: they change on a WAL reset.
@@ -241,6 +245,7 @@ export async function unpackOpencodeData(home: string, archive: string): Promise
   let path = home;
   for (const p of parts) {
     path = join(path, p);
+    // Missing is fine (mkdir makes it); anything but a dir is replaced by one.
     const st = await lstat(path).catch(() => null);
     if (st && !st.isDirectory()) await rm(path, { force: true });
     await mkdir(path, { recursive: true, mode: 0o700 });

@@ -3,30 +3,12 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { delimiter, dirname, join } from "node:path";
-import { AlpineError } from "../../core/src/errors.ts";
-import { PASS_THROUGH_ENV } from "../../core/src/sandbox-env.ts";
-import { bwrapArgs } from "./bwrap.ts";
-import { type Logger, lineSplitter } from "./log.ts";
+import { dirname, join } from "node:path";
+import { AlpineError } from "@alpine/core/errors";
+import { lineSplitter } from "./log.ts";
+import { type OpencodeOptions, opencodeCommand, opencodeEnv, xdgDirs } from "./opencode-env.ts";
 import { descendants, isAlive, signal, sleep } from "./proc.ts";
 
-export interface OpencodeOptions {
-  bin: string;
-  workspace: string;
-  home: string;
-  tmp: string;
-  isolation: "bubblewrap" | "none";
-  mask: string[];
-  model?: string;
-  config?: Record<string, unknown>;
-  auth?: Record<string, unknown>;
-  log: Logger;
-  /** How long to wait for the `listening` line (default START_TIMEOUT_MS). */
-  startTimeoutMs?: number;
-}
-
-/** Headless defaults: never ask, never block on a question. */
-const DEFAULT_PERMISSION = { "*": "allow", question: "deny" };
 const LISTENING = /opencode server listening on\s+(\S+)/;
 /**
  * OpenCode listens after ≈1.3 s of one core; ten starting at once on a loaded
@@ -44,31 +26,6 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 /** A run this long resets the backoff. */
 const STABLE_MS = 30_000;
-
-/**
- * OpenCode's config: the user's `opencode.config`, then `model` (if given) over
- * its model, permissions merged key by key over the headless defaults (an
- * explicit key wins: the user may want "ask" somewhere), autoupdate forced off.
- */
-export function opencodeConfig(
-  config: Record<string, unknown> | undefined,
-  model: string | undefined,
-): Record<string, unknown> {
-  const user = config ?? {};
-  const p = user.permission;
-  const permission =
-    p && typeof p === "object" && !Array.isArray(p)
-      ? { ...DEFAULT_PERMISSION, ...p }
-      : (p ?? DEFAULT_PERMISSION);
-  return { ...user, ...(model ? { model } : {}), permission, autoupdate: false };
-}
-
-function findOnPath(name: string, path: string): string | undefined {
-  for (const dir of path.split(delimiter)) {
-    if (dir && existsSync(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
-}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -141,7 +98,7 @@ export class OpencodeSupervisor extends EventEmitter {
           return p;
         }
       } catch {
-        // gone
+        // That process exited meanwhile: it is not OpenCode.
       }
     }
     return child.pid;
@@ -160,7 +117,7 @@ export class OpencodeSupervisor extends EventEmitter {
   /** Dirs, auth.json; can run while the clone is still going. */
   prepare(): void {
     const o = this.opts;
-    for (const d of [o.home, o.tmp, ...Object.values(this.xdg())])
+    for (const d of [o.home, o.tmp, ...Object.values(xdgDirs(o.home))])
       mkdirSync(d, { recursive: true, mode: 0o700 });
     this.writeAuth(o.auth ?? {});
   }
@@ -177,7 +134,7 @@ export class OpencodeSupervisor extends EventEmitter {
     try {
       existing = JSON.parse(readFileSync(authFile, "utf8")) as Record<string, unknown>;
     } catch {
-      // none yet
+      // None yet, or unreadable: rewritten whole from the entries given.
     }
     writeFileSync(authFile, JSON.stringify({ ...existing, ...auth }, null, 2), { mode: 0o600 });
     chmodSync(authFile, 0o600);
@@ -218,71 +175,6 @@ export class OpencodeSupervisor extends EventEmitter {
     return this.starting !== null || this.supervising;
   }
 
-  private xdg(): Record<string, string> {
-    const h = this.opts.home;
-    return {
-      XDG_CONFIG_HOME: join(h, ".config"),
-      XDG_DATA_HOME: join(h, ".local", "share"),
-      XDG_STATE_HOME: join(h, ".local", "state"),
-      XDG_CACHE_HOME: join(h, ".cache"),
-    };
-  }
-
-  /** The agent's whole environment: nothing from sandboxd's own env but the basics. */
-  env(): Record<string, string> {
-    const o = this.opts;
-    let path = process.env.PATH || "/usr/local/bin:/usr/bin:/bin";
-    if (!findOnPath("rg", path)) {
-      const rg = ["/usr/bin/rg", "/usr/local/bin/rg"].find((p) => existsSync(p));
-      if (rg) path = `${path}${delimiter}${dirname(rg)}`;
-      else o.log.warn("ripgrep (rg) not found on PATH; OpenCode's search tool will be degraded");
-    }
-    const env: Record<string, string> = {
-      PATH: path,
-      HOME: o.home,
-      ...this.xdg(),
-      TMPDIR: o.isolation === "bubblewrap" ? "/tmp" : o.tmp,
-      LANG: process.env.LANG || "C.UTF-8",
-      TERM: "xterm-256color",
-      SHELL: existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh",
-      GIT_TERMINAL_PROMPT: "0",
-      OPENCODE_SERVER_PASSWORD: this.password,
-      OPENCODE_CONFIG_CONTENT: JSON.stringify(opencodeConfig(o.config, o.model)),
-      OPENCODE_DISABLE_AUTOUPDATE: "1",
-      OPENCODE_DISABLE_MODELS_FETCH: "1",
-      OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
-    };
-    if (process.env.USER) env.USER = process.env.USER;
-    if (process.env.TZ) env.TZ = process.env.TZ;
-    // Network settings the sandbox's owner chose: OpenCode's background plugin install goes
-    // through them (npm_config_registry=http://127.0.0.1:9/ skips it, see docs/opencode.md).
-    for (const k of PASS_THROUGH_ENV) {
-      const v = process.env[k];
-      if (v) env[k] = v;
-    }
-    return env;
-  }
-
-  /** The command line (without env) that runs OpenCode on `port`. */
-  command(port: number): { cmd: string; args: string[] } {
-    const o = this.opts;
-    const serve = ["serve", "--hostname", "127.0.0.1", "--port", String(port)];
-    if (o.isolation === "bubblewrap") {
-      const layout = {
-        workspace: o.workspace,
-        home: o.home,
-        tmp: o.tmp,
-        mask: o.mask,
-        keep: [o.bin, ...this.readOnly],
-      };
-      return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", o.bin, ...serve] };
-    }
-    // Outside bubblewrap nothing kills OpenCode if sandboxd dies; setpriv's parent-death signal does.
-    const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
-    if (setpriv) return { cmd: setpriv, args: ["--pdeathsig", "KILL", "--", o.bin, ...serve] };
-    return { cmd: o.bin, args: serve };
-  }
-
   /**
    * First start: resolves when OpenCode listens (its `listening` line, no
    * polling); throws agent_start_failed. Afterwards it is supervised. Callers
@@ -319,13 +211,13 @@ export class OpencodeSupervisor extends EventEmitter {
   private async spawnOnce(): Promise<void> {
     const port = await freePort();
     if (this.stopping) throw new AlpineError("agent_start_failed", "OpenCode was stopped while starting");
-    const { cmd, args } = this.command(port);
+    const { cmd, args } = opencodeCommand(this.opts, port, this.readOnly);
     const o = this.opts;
     const t0 = Date.now();
     o.log.info("starting opencode", { cmd, args, isolation: o.isolation });
     const child = spawn(cmd, args, {
       cwd: o.workspace,
-      env: this.env(),
+      env: opencodeEnv(this.opts, this.password),
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -481,7 +373,9 @@ export class OpencodeSupervisor extends EventEmitter {
       // The first event (server.connected) comes once the instance is up.
       await res.body.getReader().read();
       return true;
-    } catch {
+    } catch (err) {
+      // Only a head start is lost: init opens the instance itself.
+      this.opts.log.debug("warming opencode's instance failed", { error: String(err) });
       return false;
     } finally {
       clearTimeout(timer);

@@ -165,6 +165,7 @@ export function descendants(pid: number): number[] {
   try {
     entries = readdirSync("/proc");
   } catch {
+    // No /proc (not Linux): no descendants can be found.
     return [];
   }
   for (const name of entries) {
@@ -206,7 +207,7 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch {
-    // already gone
+    // ESRCH: already gone, which is what the signal was for.
   }
 }
 

@@ -6,7 +6,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { Duplex } from "node:stream";
-import { AlpineError } from "../../core/src/errors.ts";
+import { AlpineError } from "@alpine/core/errors";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded. */
 const HOP_BY_HOP = new Set([

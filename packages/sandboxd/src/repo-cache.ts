@@ -66,6 +66,7 @@ export class RepoCache {
     try {
       text = readFileSync(join(gitDir, "objects", "info", "alternates"), "utf8");
     } catch {
+      // No alternates file: the workspace borrows from no cache.
       return [];
     }
     const out: string[] = [];
@@ -175,6 +176,7 @@ function readStamp(file: string): number {
     const at = Number(readFileSync(file, "utf8").trim());
     return Number.isFinite(at) ? at : 0;
   } catch {
+    // No stamp: never fetched successfully, so the cache is refreshed.
     return 0;
   }
 }
@@ -200,6 +202,7 @@ function readOwner(file: string): { text: string; owner: LockOwner } | null {
     const text = readFileSync(file, "utf8");
     return { text, owner: JSON.parse(text) as LockOwner };
   } catch {
+    // Released meanwhile, or being written: not known to be stale, so the caller waits and retries.
     return null;
   }
 }

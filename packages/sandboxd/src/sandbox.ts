@@ -1,45 +1,32 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import type { IncomingMessage } from "node:http";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AlpineError, type ErrorJson, toAlpineError } from "../../core/src/errors.ts";
-import { validateName } from "../../core/src/names.ts";
+import { AlpineError, type ErrorJson, toAlpineError } from "@alpine/core/errors";
+import { validateName } from "@alpine/core/names";
 import type {
   AdoptRequest,
-  CheckpointArtifactName,
-  CheckpointManifestData,
-  CheckpointRequest,
-  ExportRequest,
-  ExportResponse,
   InitEvent,
   InitRequest,
-  RestoreArtifactResponse,
-  RestoreRequest,
   SandboxdConfig,
   SandboxdPhase,
   SandboxdStatus,
-} from "../../core/src/sandboxd-api.ts";
+  WorkspaceStatus,
+} from "@alpine/core/sandboxd-api";
 import { AgentTracker } from "./agent.ts";
-import { CheckpointDir, checkpointDirOf, isArtifactName } from "./checkpoint.ts";
+import { CheckpointDir, checkpointDirOf } from "./checkpoint.ts";
 import type { GitCredentials } from "./credentials.ts";
-import { checkRef, GitRunner, type ResolvedRepo, resolveRepo, safeShow } from "./git.ts";
+import { checkRef, GitRunner, type ResolvedRepo, resolveRepo } from "./git.ts";
 import type { Logger } from "./log.ts";
 import { OpencodeSupervisor } from "./opencode.ts";
-import { packOpencodeData, unpackOpencodeData } from "./opencode-data.ts";
 import { killRunning } from "./proc.ts";
 import { type CacheUse, RepoCache } from "./repo-cache.ts";
 import { indexEntries, SpareCheckouts } from "./spare-checkout.ts";
-import { Workspace, type WorkspaceStatus } from "./workspace.ts";
+import { Workspace } from "./workspace.ts";
+import { cloneWorkspace } from "./workspace-clone.ts";
+import { WorkspaceViews } from "./workspace-views.ts";
 
-export interface RestorePlan {
-  manifest: CheckpointManifestData;
-  repo: ResolvedRepo;
-  branch: string;
-  /** Staged artifact files, verified against the manifest. */
-  files: Partial<Record<CheckpointArtifactName, string>>;
-}
-
-type Operation = "checkpoint" | "export" | "restore" | "upload";
+/** What may hold the sandbox exclusively (sandbox-checkpoint.ts, sandbox-export.ts, sandbox-restore.ts). */
+export type Operation = "checkpoint" | "export" | "restore" | "upload";
 
 export interface InitPlan {
   repo: ResolvedRepo;
@@ -48,12 +35,19 @@ export interface InitPlan {
   credentials: GitCredentials | undefined;
 }
 
-/** Everything one sandbox is: phase, workspace, OpenCode and its agent. */
+/**
+ * Everything one sandbox is: identity, phase, workspace, OpenCode and its
+ * agent; and how it comes up (warm start, prestart, adopt, init). Checkpoint,
+ * export and restore run on it from their own modules, one at a time
+ * (`reserve`).
+ */
 export class Sandbox {
   phase: SandboxdPhase = "booting";
   error: ErrorJson | null = null;
   readonly git: GitRunner;
   readonly workspace: Workspace;
+  /** Status and diff of the workspace. */
+  readonly views: WorkspaceViews;
   readonly opencode: OpencodeSupervisor;
   readonly agent: AgentTracker;
   readonly checkpoints: CheckpointDir;
@@ -74,8 +68,6 @@ export class Sandbox {
   private readonly shadowDir: string;
   /** The one checkpoint/export/restore (or restore upload) running now. */
   private operation: Operation | null = null;
-  /** Releases the reservation planRestore took, once the restore ends. */
-  private restoreRelease: (() => void) | null = null;
 
   constructor(
     readonly config: SandboxdConfig,
@@ -85,6 +77,7 @@ export class Sandbox {
     // Private to sandboxd: under bubblewrap the agent's /tmp is another dir.
     this.shadowDir = mkdtempSync(join(tmpdir(), "alpine-sandboxd-"));
     this.workspace = new Workspace(config.workspace_dir, join(this.shadowDir, "shadow.git"), this.git, log);
+    this.views = new WorkspaceViews(this.workspace);
     this.opencode = new OpencodeSupervisor({
       bin: config.opencode_bin,
       workspace: config.workspace_dir,
@@ -239,6 +232,7 @@ export class Sandbox {
       // subscription waits for agent.enable(), the UI proxy for phase ready). A warm
       // sandboxd started it already; this joins that start.
       const started = this.opencode.start();
+      // Both are awaited below (their failure fails the init); meanwhile not unhandled rejections.
       started.catch(() => {});
       // Before the checkout: the warm instance would watch every file it writes.
       const warmDropped = this.dropWarmInstance();
@@ -251,7 +245,8 @@ export class Sandbox {
         try {
           const use = cache ? await cache.ready : null;
           const spares = this.spares ?? undefined;
-          const meta = await this.workspace.clone(
+          const meta = await cloneWorkspace(
+            this.workspace,
             plan.repo,
             plan.ref,
             plan.branch,
@@ -265,6 +260,7 @@ export class Sandbox {
           }
         } catch (err) {
           await this.opencode.stop();
+          // The clone's error is the one to report; OpenCode was stopped on purpose.
           await started.catch(() => {});
           throw err;
         }
@@ -274,7 +270,10 @@ export class Sandbox {
       // workspace. A fresh checkout needs no scan of its work tree (seconds on a large repo).
       const wsReady = reused
         ? this.workspaceStatus()
-        : this.workspace.checkoutStatus().catch(() => this.workspaceStatus());
+        : this.views.checkoutStatus().catch((err: unknown) => {
+            this.log.debug("checkout status failed; scanning the workspace", { error: String(err) });
+            return this.workspaceStatus();
+          });
       await started;
       await warmDropped;
       // A new workspace with an OpenCode that never stored anything has no session, so its
@@ -345,9 +344,10 @@ export class Sandbox {
     }
   }
 
-  private async workspaceStatus(): Promise<WorkspaceStatus | null> {
+  /** The workspace's status, or null (logged) when it cannot be read. */
+  async workspaceStatus(): Promise<WorkspaceStatus | null> {
     try {
-      return await this.workspace.status();
+      return await this.views.status();
     } catch (err) {
       this.log.warn("workspace status failed", { error: String((err as Error).message ?? err) });
       return null;
@@ -380,7 +380,7 @@ export class Sandbox {
   }
 
   /** Reserves the sandbox for one checkpoint/export/restore; returns the release. */
-  private begin(kind: Operation): () => void {
+  reserve(kind: Operation): () => void {
     if (this.operation) {
       throw new AlpineError("operation_in_progress", `a ${this.operation} is running in this sandbox`, {
         operation: this.operation,
@@ -393,300 +393,6 @@ export class Sandbox {
       released = true;
       this.operation = null;
     };
-  }
-
-  /**
-   * Writes checkpoint `checkpoint_id` into the checkpoint dir: the git bundle
-   * (branch + a commit of the whole working tree) and OpenCode's data. A
-   * snapshot: allowed while the agent works.
-   */
-  async checkpoint(req: CheckpointRequest): Promise<CheckpointManifestData> {
-    this.requireReady();
-    const end = this.begin("checkpoint");
-    const t0 = Date.now();
-    let work: string | null = null;
-    try {
-      work = this.checkpoints.newWorkDir();
-      const out = join(work, "out");
-      mkdirSync(out, { mode: 0o700 });
-      const meta = this.workspace.loadMeta();
-      if (!meta) throw new AlpineError("sandbox_not_running", "the workspace is not initialised yet");
-      // Both run to their end before anything is thrown: one that failed (disk full) must not
-      // leave the other writing into the work dir while `finally` removes it.
-      const [snapped, packed] = await Promise.allSettled([
-        this.workspace.snapshot({
-          id: req.checkpoint_id,
-          createdAt: req.created_at,
-          privateDir: join(work, "git"),
-          bundleFile: join(out, "workspace.bundle"),
-        }),
-        packOpencodeData(
-          this.config.home_dir,
-          join(work, "opencode-data"),
-          join(out, "opencode-data.tar.gz"),
-        ),
-      ]);
-      if (snapped.status === "rejected") throw snapped.reason;
-      if (packed.status === "rejected") throw packed.reason;
-      const snap = snapped.value;
-      const data = packed.value;
-      const manifest: CheckpointManifestData = {
-        schema_version: 1,
-        checkpoint_id: req.checkpoint_id,
-        sandbox_id: this.sandboxId,
-        created_at: req.created_at,
-        branch: snap.branch,
-        base_commit: meta.base_commit,
-        head_commit: snap.head,
-        checkpoint_commit: snap.commit,
-        tree_hash: snap.tree,
-        artifacts: [
-          { name: "workspace.bundle", ...snap.bundle },
-          { name: "opencode-data.tar.gz", sha256: data.sha256, bytes: data.bytes },
-        ],
-      };
-      this.checkpoints.publish(work, manifest);
-      this.log.info("checkpoint written", {
-        checkpoint_id: req.checkpoint_id,
-        tree_hash: snap.tree,
-        bytes: snap.bundle.bytes + data.bytes,
-        db_copy_attempts: data.db_copy_attempts,
-        agent: this.agent.state,
-        ms: Date.now() - t0,
-      });
-      return manifest;
-    } catch (err) {
-      const e = toAlpineError(err);
-      this.log.error("checkpoint failed", { checkpoint_id: req.checkpoint_id, error: e.toJSON() });
-      throw e.reason === "internal_error"
-        ? new AlpineError("checkpoint_failed", `checkpoint failed: ${e.message}`, e.details)
-        : e;
-    } finally {
-      if (work) rmSync(work, { recursive: true, force: true });
-      end();
-    }
-  }
-
-  /** Commits all work onto the sandbox's branch (see Workspace.commitAll) and optionally pushes it. */
-  async exportWork(req: ExportRequest): Promise<ExportResponse> {
-    this.requireReady();
-    const branch = await this.git.checkBranch(req.branch);
-    for (const v of [req.author.name, req.author.email]) {
-      if (/[\u0000-\u001f\u007f<>]/.test(v)) {
-        throw new AlpineError(
-          "usage_invalid",
-          "author name and email must not contain control characters or <>",
-          {
-            author: safeShow(v),
-          },
-        );
-      }
-    }
-    if (req.credentials && /[\n\0]/.test(req.credentials.username + req.credentials.password)) {
-      throw new AlpineError("usage_invalid", "credentials must not contain newlines or NUL characters");
-    }
-    this.log.addSecret(req.credentials?.password);
-    const end = this.begin("export");
-    const t0 = Date.now();
-    let work: string | null = null;
-    try {
-      const meta = this.workspace.loadMeta();
-      if (!meta) throw new AlpineError("sandbox_not_running", "the workspace is not initialised yet");
-      work = this.checkpoints.newWorkDir();
-      const done = await this.workspace.commitAll({
-        privateDir: join(work, "git"),
-        message: req.message,
-        author: req.author,
-      });
-      const counts = await this.workspace.numstat(done.env, meta.base_commit, done.commit);
-      let remote: string | null = null;
-      if (req.push) {
-        ({ remote } = await this.workspace.push({
-          env: done.env,
-          commit: done.commit,
-          branch,
-          credentials: req.credentials,
-        }));
-      }
-      this.log.info("exported", {
-        branch,
-        commit: done.commit,
-        created: done.created,
-        pushed: req.push,
-        ms: Date.now() - t0,
-      });
-      return {
-        branch,
-        commit: done.commit,
-        base_commit: meta.base_commit,
-        tree_hash: done.tree,
-        files_changed: counts.files,
-        insertions: counts.insertions,
-        deletions: counts.deletions,
-        pushed: req.push,
-        remote,
-      };
-    } finally {
-      if (work) rmSync(work, { recursive: true, force: true });
-      end();
-    }
-  }
-
-  /** Only a fresh sandbox (booting, or failed before it had a workspace) takes a restore. */
-  private requireRestorable(): void {
-    if (this.config.warm && !this.adopted) {
-      throw new AlpineError(
-        "usage_invalid",
-        "a warm sandboxd must be adopted (POST /v1/adopt) before a restore",
-      );
-    }
-    if (this.phase === "cloning" || this.phase === "starting_agent" || this.phase === "restoring") {
-      throw new AlpineError("operation_in_progress", `the sandbox is ${this.phase.replace("_", " ")}`, {
-        phase: this.phase,
-      });
-    }
-    if (this.phase === "ready" || !this.workspace.isFresh()) {
-      throw new AlpineError(
-        "sandbox_identity_conflict",
-        "this sandbox already has a workspace; a restore needs a fresh sandbox",
-        { phase: this.phase, workspace_dir: this.config.workspace_dir },
-      );
-    }
-  }
-
-  /** PUT /v1/restore/artifacts/:name */
-  async stageRestoreArtifact(name: string, body: IncomingMessage): Promise<RestoreArtifactResponse> {
-    if (!isArtifactName(name)) {
-      throw new AlpineError("usage_invalid", `'${safeShow(name)}' is not a checkpoint artifact name`, {
-        artifact: safeShow(name),
-      });
-    }
-    this.requireRestorable();
-    const end = this.begin("upload");
-    try {
-      const hashed = await this.checkpoints.stage(name, body);
-      this.log.info("restore artifact staged", { artifact: name, ...hashed });
-      return { name, ...hashed };
-    } finally {
-      end();
-    }
-  }
-
-  /**
-   * Validates a restore before anything runs: input, phase, and every staged
-   * artifact against the manifest (sha256 and size). Reserves the sandbox.
-   */
-  async planRestore(req: RestoreRequest): Promise<RestorePlan> {
-    let repo: ResolvedRepo;
-    try {
-      repo = resolveRepo(req.repo);
-    } catch (err) {
-      // A local repo that is gone does not stop a restore: it only becomes origin's URL.
-      if (!req.repo.startsWith("/") || /[\u0000-\u001f\u007f]/.test(req.repo)) throw err;
-      repo = { display: req.repo, url: req.repo, local: true, target: null };
-    }
-    const branch = await this.git.checkBranch(req.branch);
-    const { manifest } = req;
-    const names = manifest.artifacts.map((a) => a.name);
-    for (const n of names) {
-      if (!isArtifactName(n)) {
-        throw new AlpineError("usage_invalid", `the manifest names an unknown artifact '${safeShow(n)}'`, {
-          artifact: safeShow(n),
-        });
-      }
-    }
-    if (!names.includes("workspace.bundle")) {
-      throw new AlpineError("usage_invalid", "the manifest has no workspace.bundle", {});
-    }
-    this.requireRestorable();
-    const end = this.begin("restore");
-    try {
-      const files: RestorePlan["files"] = {};
-      for (const a of manifest.artifacts) {
-        const name = a.name as CheckpointArtifactName;
-        const staged = await this.checkpoints.stagedArtifact(name);
-        if (!staged) {
-          throw new AlpineError("checkpoint_missing", `artifact ${name} was not uploaded for this restore`, {
-            artifact: name,
-            checkpoint_id: manifest.checkpoint_id,
-          });
-        }
-        if (staged.hashed.sha256 !== a.sha256 || staged.hashed.bytes !== a.bytes) {
-          this.checkpoints.dropStaged(name);
-          throw new AlpineError(
-            "checkpoint_checksum_mismatch",
-            `checkpoint ${manifest.checkpoint_id}: artifact ${name} does not match its manifest (nothing was restored)`,
-            {
-              artifact: name,
-              checkpoint_id: manifest.checkpoint_id,
-              expected: { sha256: a.sha256, bytes: a.bytes },
-              actual: staged.hashed,
-            },
-          );
-        }
-        files[name] = staged.path;
-      }
-      this.requireRestorable();
-      this.phase = "restoring";
-      this.restoreRelease = end;
-      return { manifest, repo, branch, files };
-    } catch (err) {
-      end();
-      throw err;
-    }
-  }
-
-  /** Restore from a plan: workspace, OpenCode's data, then OpenCode. Never throws: the result says. */
-  async restore(plan: RestorePlan, emit: (ev: InitEvent) => void): Promise<void> {
-    const t0 = Date.now();
-    const setPhase = (phase: SandboxdPhase) => {
-      this.phase = phase;
-      emit({ type: "phase", phase });
-      this.log.info("phase", { phase, ms: Date.now() - t0 });
-    };
-    this.error = null;
-    let started: Promise<void> | null = null;
-    try {
-      setPhase("restoring");
-      // OpenCode's sessions first: it reads its database when it starts (a warm one is stopped).
-      if (this.opencode.started) await this.opencode.stop();
-      const data = plan.files["opencode-data.tar.gz"];
-      if (data) await unpackOpencodeData(this.config.home_dir, data);
-      this.opencode.prepare();
-      started = this.opencode.start();
-      started.catch(() => {});
-      await this.workspace.restore({
-        bundle: plan.files["workspace.bundle"]!,
-        manifest: plan.manifest,
-        branch: plan.branch,
-        repo: plan.repo,
-      });
-      setPhase("starting_agent");
-      const [, ws] = await Promise.all([started, this.workspaceStatus()]);
-      this.agent.enable();
-      await this.agent.waitConnected(5000);
-      // Tasks go on in the conversation the sandbox had (its newest session).
-      const latest = await this.agent.latestSession(this.config.workspace_dir);
-      if (latest) this.agent.adoptTaskSession(latest);
-      this.checkpoints.clearStaging();
-      this.phase = "ready";
-      this.log.info("phase", { phase: "ready", ms: Date.now() - t0, restored: plan.manifest.checkpoint_id });
-      emit({ type: "result", ok: true, status: await this.status(ws) });
-    } catch (err) {
-      const e = toAlpineError(err);
-      if (started) {
-        await this.opencode.stop();
-        await started.catch(() => {});
-      }
-      this.workspace.clearRestore();
-      this.phase = "failed";
-      this.error = e.toJSON();
-      this.log.error("restore failed", { error: e.toJSON(), ms: Date.now() - t0 });
-      emit({ type: "result", ok: false, error: e.toJSON() });
-    } finally {
-      this.restoreRelease?.();
-      this.restoreRelease = null;
-    }
   }
 
   /**

@@ -2,22 +2,30 @@ import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import type { z } from "zod";
-import { AlpineError, toAlpineError } from "../../core/src/errors.ts";
-import type { ReasonCode } from "../../core/src/reasons.ts";
+import { AlpineError, toAlpineError } from "@alpine/core/errors";
+import type { ReasonCode } from "@alpine/core/reasons";
 import {
   AdoptRequestSchema,
   CheckpointRequestSchema,
+  type DeleteCheckpointResponse,
   ExportRequestSchema,
+  type HealthResponse,
   type InitEvent,
   InitRequestSchema,
+  type LoginResponse,
   RestoreRequestSchema,
+  type ShutdownResponse,
   TaskRequestSchema,
-} from "../../core/src/sandboxd-api.ts";
+  type TaskResponse,
+} from "@alpine/core/sandboxd-api";
+import type { z } from "zod";
 import type { Auth } from "./auth.ts";
 import type { Logger } from "./log.ts";
 import { proxyHttp, proxyUpgrade, type Upstream } from "./proxy.ts";
 import type { Sandbox } from "./sandbox.ts";
+import { writeCheckpoint } from "./sandbox-checkpoint.ts";
+import { exportWork } from "./sandbox-export.ts";
+import { planRestore, restoreSandbox, stageRestoreArtifact } from "./sandbox-restore.ts";
 
 const HTTP_STATUS: Partial<Record<ReasonCode, number>> = {
   unauthorized: 401,
@@ -51,6 +59,7 @@ function segment(raw: string): string {
   try {
     return decodeURIComponent(raw);
   } catch {
+    // Malformed percent-encoding: "" is no valid id or name, so the route answers 404.
     return "";
   }
 }
@@ -159,31 +168,31 @@ export function createApi(deps: ApiDeps): Server {
         const body = await readJson(req, TaskRequestSchema);
         sandbox.requireReady();
         const { session_id } = await sandbox.agent.runTask(body.prompt, body.session_id);
-        return sendJson(res, 200, { session_id, accepted: true });
+        return sendJson(res, 200, { session_id, accepted: true } satisfies TaskResponse);
       }
       case "GET /v1/diff": {
         sandbox.requireReady();
         const stat = ["1", "true", "yes"].includes(url.searchParams.get("stat") ?? "");
-        return sendJson(res, 200, await sandbox.workspace.diff(stat));
+        return sendJson(res, 200, await sandbox.views.diff(stat));
       }
       case "POST /v1/login": {
         await readBody(req, 64 * 1024);
         const { code, expires_at } = auth.newLoginCode();
         log.info("login code issued", { expires_at });
-        return sendJson(res, 200, { code, expires_at, path: `/auth/${code}` });
+        return sendJson(res, 200, { code, expires_at, path: `/auth/${code}` } satisfies LoginResponse);
       }
       case "POST /v1/shutdown": {
         await readBody(req, 64 * 1024);
         res.on("finish", () => deps.onShutdown());
-        return sendJson(res, 202, { ok: true });
+        return sendJson(res, 202, { ok: true } satisfies ShutdownResponse);
       }
       case "POST /v1/checkpoint": {
         const body = await readJson(req, CheckpointRequestSchema);
-        return sendJson(res, 200, await sandbox.checkpoint(body));
+        return sendJson(res, 200, await writeCheckpoint(sandbox, body));
       }
       case "POST /v1/export": {
         const body = await readJson(req, ExportRequestSchema);
-        return sendJson(res, 200, await sandbox.exportWork(body));
+        return sendJson(res, 200, await exportWork(sandbox, body));
       }
       case "POST /v1/restore":
         return restore(req, res);
@@ -207,13 +216,13 @@ export function createApi(deps: ApiDeps): Server {
       req.resume();
       sandbox.checkpoints.delete(id);
       log.info("checkpoint deleted", { checkpoint_id: id });
-      return sendJson(res, 200, { ok: true });
+      return sendJson(res, 200, { ok: true } satisfies DeleteCheckpointResponse);
     }
     if (parts.length === 5 && parts[2] === "restore" && parts[3] === "artifacts") {
       if (method !== "PUT")
         throw new AlpineError("usage_invalid", `method ${method} is not allowed on ${path}`);
       try {
-        return sendJson(res, 200, await sandbox.stageRestoreArtifact(segment(parts[4]!), req));
+        return sendJson(res, 200, await stageRestoreArtifact(sandbox, segment(parts[4]!), req));
       } catch (err) {
         // Refused before or while reading: do not read the rest of a large body.
         res.setHeader("connection", "close");
@@ -295,7 +304,7 @@ export function createApi(deps: ApiDeps): Server {
   async function restore(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJson(req, RestoreRequestSchema);
     // Input errors, conflicts and artifacts that do not match the manifest are plain HTTP errors.
-    const plan = await sandbox.planRestore(body);
+    const plan = await planRestore(sandbox, body);
     res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
     res.flushHeaders();
     const emit = (ev: InitEvent) => {
@@ -303,7 +312,7 @@ export function createApi(deps: ApiDeps): Server {
     };
     const heartbeat = setInterval(() => emit({ type: "heartbeat" }), 10_000);
     try {
-      await sandbox.restore(plan, emit);
+      await restoreSandbox(sandbox, plan, emit);
     } finally {
       clearInterval(heartbeat);
       res.end();
@@ -315,6 +324,7 @@ export function createApi(deps: ApiDeps): Server {
     try {
       code = decodeURIComponent(path.slice("/auth/".length));
     } catch {
+      // Malformed percent-encoding: refused below like any unknown code.
       code = "";
     }
     const session = code ? auth.redeem(code) : undefined;
@@ -324,7 +334,10 @@ export function createApi(deps: ApiDeps): Server {
       return;
     }
     // Straight to this workspace's session in OpenCode's UI (its "/" lists nothing for a new browser).
-    const location = await sandbox.uiPath().catch(() => "/");
+    const location = await sandbox.uiPath().catch((err: unknown) => {
+      log.warn("cannot find the UI page of the workspace; sending the browser to /", { error: String(err) });
+      return "/";
+    });
     log.info("login code redeemed", { location });
     res.writeHead(302, {
       location,
@@ -346,7 +359,7 @@ export function createApi(deps: ApiDeps): Server {
     const path = url.pathname;
     try {
       if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
-        return sendJson(res, 200, { ok: true, phase: sandbox.phase });
+        return sendJson(res, 200, { ok: true, phase: sandbox.phase } satisfies HealthResponse);
       }
       if (path === "/v1" || path.startsWith("/v1/")) {
         if (!auth.checkBearer(req.headers.authorization)) {

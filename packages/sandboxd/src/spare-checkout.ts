@@ -149,6 +149,7 @@ export function indexEntries(gitDir: string): number {
       closeSync(fd);
     }
   } catch {
+    // No or unreadable index: counted as no files (no spare is prepared).
     return 0;
   }
 }

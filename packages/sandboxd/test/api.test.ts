@@ -3,8 +3,8 @@ import { existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { AlpineError } from "@alpine/core/errors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AlpineError } from "../../core/src/errors.ts";
 import { buildSandboxd, makeBareRepo, type RunningSandboxd, readLog, startSandboxd } from "./helpers.ts";
 
 // One sandboxd for the API surface that needs no OpenCode: every init here fails before the agent starts.
@@ -88,13 +88,13 @@ describe("bearer auth", () => {
   }
 
   it("the client turns a wrong token into an unauthorized AlpineError", async () => {
-    const { SandboxdClient } = await import("../../core/src/sandboxd-api.ts");
+    const { SandboxdClient } = await import("@alpine/core/sandboxd-api");
     const bad = new SandboxdClient({ baseUrl: sbx.baseUrl, token: "x".repeat(32) });
     await expect(bad.status()).rejects.toMatchObject({ reason: "unauthorized" });
   });
 
   it("an unreachable sandboxd is sandbox_unavailable", async () => {
-    const { SandboxdClient } = await import("../../core/src/sandboxd-api.ts");
+    const { SandboxdClient } = await import("@alpine/core/sandboxd-api");
     const gone = new SandboxdClient({
       baseUrl: "http://127.0.0.1:1",
       token: "x".repeat(32),

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { AlpineError } from "@alpine/core/errors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AlpineError } from "../../core/src/errors.ts";
 import { git, ROOT, type RunningSandboxd, readLog, startSandboxd } from "./helpers.ts";
 
 /*

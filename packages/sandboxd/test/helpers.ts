@@ -5,14 +5,10 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { SandboxdClient, type SandboxdConfigInput, type SandboxdStatus } from "@alpine/core/sandboxd-api";
 import { build } from "esbuild";
 import { afterAll, beforeAll } from "vitest";
 import { type StubModel, startStubModel } from "../../../test/e2e/fixtures/stub-model.ts";
-import {
-  SandboxdClient,
-  type SandboxdConfigInput,
-  type SandboxdStatus,
-} from "../../core/src/sandboxd-api.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const OPENCODE_BIN = join(ROOT, "node_modules/opencode-ai/bin/opencode.exe");

@@ -3,9 +3,9 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:
 import { request } from "node:http";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import type { AlpineError } from "@alpine/core/errors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type StubModel, startStubModel, stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
-import type { AlpineError } from "../../core/src/errors.ts";
 import {
   git,
   isAlive,

@@ -2,14 +2,14 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { AlpineError } from "@alpine/core/errors";
+import { credentialHelperSnippet, credentialPayload } from "@alpine/core/git-credential-pipe";
 import { describe, expect, it } from "vitest";
-import { AlpineError } from "../../core/src/errors.ts";
-import { credentialHelperSnippet, credentialPayload } from "../../core/src/git-credential-pipe.ts";
 import { Auth, parseCookies, safeEqual } from "../src/auth.ts";
 import { bwrapArgs } from "../src/bwrap.ts";
 import { checkRef, resolveRepo } from "../src/git.ts";
-import { opencodeConfig } from "../src/opencode.ts";
-import { parseNameStatus, parseNumstat } from "../src/workspace.ts";
+import { parseNameStatus, parseNumstat } from "../src/git-output.ts";
+import { opencodeConfig } from "../src/opencode-env.ts";
 import { tempDir } from "./helpers.ts";
 
 function reasonOf(fn: () => unknown): string | undefined {

@@ -1,0 +1,74 @@
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { AlpineError, toAlpineError } from "@alpine/core/errors";
+import type { CheckpointManifestData, CheckpointRequest } from "@alpine/core/sandboxd-api";
+import { packOpencodeData } from "./opencode-data.ts";
+import type { Sandbox } from "./sandbox.ts";
+import { snapshotWorkspace } from "./workspace-snapshot.ts";
+
+/**
+ * POST /v1/checkpoint: writes checkpoint `checkpoint_id` into the checkpoint
+ * dir: the git bundle (branch + a commit of the whole working tree) and
+ * OpenCode's data. A snapshot: allowed while the agent works.
+ */
+export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Promise<CheckpointManifestData> {
+  sb.requireReady();
+  const end = sb.reserve("checkpoint");
+  const t0 = Date.now();
+  let work: string | null = null;
+  try {
+    work = sb.checkpoints.newWorkDir();
+    const out = join(work, "out");
+    mkdirSync(out, { mode: 0o700 });
+    const meta = sb.workspace.requireMeta();
+    // Both run to their end before anything is thrown: one that failed (disk full) must not
+    // leave the other writing into the work dir while `finally` removes it.
+    const [snapped, packed] = await Promise.allSettled([
+      snapshotWorkspace(sb.workspace, {
+        id: req.checkpoint_id,
+        createdAt: req.created_at,
+        privateDir: join(work, "git"),
+        bundleFile: join(out, "workspace.bundle"),
+      }),
+      packOpencodeData(sb.config.home_dir, join(work, "opencode-data"), join(out, "opencode-data.tar.gz")),
+    ]);
+    if (snapped.status === "rejected") throw snapped.reason;
+    if (packed.status === "rejected") throw packed.reason;
+    const snap = snapped.value;
+    const data = packed.value;
+    const manifest: CheckpointManifestData = {
+      schema_version: 1,
+      checkpoint_id: req.checkpoint_id,
+      sandbox_id: sb.sandboxId,
+      created_at: req.created_at,
+      branch: snap.branch,
+      base_commit: meta.base_commit,
+      head_commit: snap.head,
+      checkpoint_commit: snap.commit,
+      tree_hash: snap.tree,
+      artifacts: [
+        { name: "workspace.bundle", ...snap.bundle },
+        { name: "opencode-data.tar.gz", sha256: data.sha256, bytes: data.bytes },
+      ],
+    };
+    sb.checkpoints.publish(work, manifest);
+    sb.log.info("checkpoint written", {
+      checkpoint_id: req.checkpoint_id,
+      tree_hash: snap.tree,
+      bytes: snap.bundle.bytes + data.bytes,
+      db_copy_attempts: data.db_copy_attempts,
+      agent: sb.agent.state,
+      ms: Date.now() - t0,
+    });
+    return manifest;
+  } catch (err) {
+    const e = toAlpineError(err);
+    sb.log.error("checkpoint failed", { checkpoint_id: req.checkpoint_id, error: e.toJSON() });
+    throw e.reason === "internal_error"
+      ? new AlpineError("checkpoint_failed", `checkpoint failed: ${e.message}`, e.details)
+      : e;
+  } finally {
+    if (work) rmSync(work, { recursive: true, force: true });
+    end();
+  }
+}

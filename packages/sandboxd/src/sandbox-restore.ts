@@ -1,0 +1,191 @@
+import type { IncomingMessage } from "node:http";
+import { AlpineError, toAlpineError } from "@alpine/core/errors";
+import type {
+  CheckpointArtifactName,
+  CheckpointManifestData,
+  InitEvent,
+  RestoreArtifactResponse,
+  RestoreRequest,
+  SandboxdPhase,
+} from "@alpine/core/sandboxd-api";
+import { isArtifactName } from "./checkpoint.ts";
+import { type ResolvedRepo, resolveRepo, safeShow } from "./git.ts";
+import { unpackOpencodeData } from "./opencode-data.ts";
+import type { Sandbox } from "./sandbox.ts";
+import { restoreWorkspace } from "./workspace-snapshot.ts";
+
+/** A validated restore, holding the sandbox's operation reservation until `restoreSandbox` ends. */
+export interface RestorePlan {
+  manifest: CheckpointManifestData;
+  repo: ResolvedRepo;
+  branch: string;
+  /** Staged artifact files, verified against the manifest. */
+  files: Partial<Record<CheckpointArtifactName, string>>;
+  /** Releases the reservation planRestore took. */
+  release: () => void;
+}
+
+/** Only a fresh sandbox (booting, or failed before it had a workspace) takes a restore. */
+function requireRestorable(sb: Sandbox): void {
+  if (sb.config.warm && !sb.adopted) {
+    throw new AlpineError(
+      "usage_invalid",
+      "a warm sandboxd must be adopted (POST /v1/adopt) before a restore",
+    );
+  }
+  if (sb.phase === "cloning" || sb.phase === "starting_agent" || sb.phase === "restoring") {
+    throw new AlpineError("operation_in_progress", `the sandbox is ${sb.phase.replace("_", " ")}`, {
+      phase: sb.phase,
+    });
+  }
+  if (sb.phase === "ready" || !sb.workspace.isFresh()) {
+    throw new AlpineError(
+      "sandbox_identity_conflict",
+      "this sandbox already has a workspace; a restore needs a fresh sandbox",
+      { phase: sb.phase, workspace_dir: sb.config.workspace_dir },
+    );
+  }
+}
+
+/** PUT /v1/restore/artifacts/:name */
+export async function stageRestoreArtifact(
+  sb: Sandbox,
+  name: string,
+  body: IncomingMessage,
+): Promise<RestoreArtifactResponse> {
+  if (!isArtifactName(name)) {
+    throw new AlpineError("usage_invalid", `'${safeShow(name)}' is not a checkpoint artifact name`, {
+      artifact: safeShow(name),
+    });
+  }
+  requireRestorable(sb);
+  const end = sb.reserve("upload");
+  try {
+    const hashed = await sb.checkpoints.stage(name, body);
+    sb.log.info("restore artifact staged", { artifact: name, ...hashed });
+    return { name, ...hashed };
+  } finally {
+    end();
+  }
+}
+
+/**
+ * Validates a restore before anything runs: input, phase, and every staged
+ * artifact against the manifest (sha256 and size). Reserves the sandbox.
+ */
+export async function planRestore(sb: Sandbox, req: RestoreRequest): Promise<RestorePlan> {
+  let repo: ResolvedRepo;
+  try {
+    repo = resolveRepo(req.repo);
+  } catch (err) {
+    // A local repo that is gone does not stop a restore: it only becomes origin's URL.
+    if (!req.repo.startsWith("/") || /[\u0000-\u001f\u007f]/.test(req.repo)) throw err;
+    repo = { display: req.repo, url: req.repo, local: true, target: null };
+  }
+  const branch = await sb.git.checkBranch(req.branch);
+  const { manifest } = req;
+  const names = manifest.artifacts.map((a) => a.name);
+  for (const n of names) {
+    if (!isArtifactName(n)) {
+      throw new AlpineError("usage_invalid", `the manifest names an unknown artifact '${safeShow(n)}'`, {
+        artifact: safeShow(n),
+      });
+    }
+  }
+  if (!names.includes("workspace.bundle")) {
+    throw new AlpineError("usage_invalid", "the manifest has no workspace.bundle", {});
+  }
+  requireRestorable(sb);
+  const end = sb.reserve("restore");
+  try {
+    const files: RestorePlan["files"] = {};
+    for (const a of manifest.artifacts) {
+      const name = a.name as CheckpointArtifactName;
+      const staged = await sb.checkpoints.stagedArtifact(name);
+      if (!staged) {
+        throw new AlpineError("checkpoint_missing", `artifact ${name} was not uploaded for this restore`, {
+          artifact: name,
+          checkpoint_id: manifest.checkpoint_id,
+        });
+      }
+      if (staged.hashed.sha256 !== a.sha256 || staged.hashed.bytes !== a.bytes) {
+        sb.checkpoints.dropStaged(name);
+        throw new AlpineError(
+          "checkpoint_checksum_mismatch",
+          `checkpoint ${manifest.checkpoint_id}: artifact ${name} does not match its manifest (nothing was restored)`,
+          {
+            artifact: name,
+            checkpoint_id: manifest.checkpoint_id,
+            expected: { sha256: a.sha256, bytes: a.bytes },
+            actual: staged.hashed,
+          },
+        );
+      }
+      files[name] = staged.path;
+    }
+    requireRestorable(sb);
+    sb.phase = "restoring";
+    return { manifest, repo, branch, files, release: end };
+  } catch (err) {
+    end();
+    throw err;
+  }
+}
+
+/** Restore from a plan: workspace, OpenCode's data, then OpenCode. Never throws: the result says. */
+export async function restoreSandbox(
+  sb: Sandbox,
+  plan: RestorePlan,
+  emit: (ev: InitEvent) => void,
+): Promise<void> {
+  const t0 = Date.now();
+  const setPhase = (phase: SandboxdPhase) => {
+    sb.phase = phase;
+    emit({ type: "phase", phase });
+    sb.log.info("phase", { phase, ms: Date.now() - t0 });
+  };
+  sb.error = null;
+  let started: Promise<void> | null = null;
+  try {
+    setPhase("restoring");
+    // OpenCode's sessions first: it reads its database when it starts (a warm one is stopped).
+    if (sb.opencode.started) await sb.opencode.stop();
+    const data = plan.files["opencode-data.tar.gz"];
+    if (data) await unpackOpencodeData(sb.config.home_dir, data);
+    sb.opencode.prepare();
+    started = sb.opencode.start();
+    // Awaited (and its failure reported) below; this only keeps it from being an unhandled rejection meanwhile.
+    started.catch(() => {});
+    await restoreWorkspace(sb.workspace, {
+      bundle: plan.files["workspace.bundle"]!,
+      manifest: plan.manifest,
+      branch: plan.branch,
+      repo: plan.repo,
+    });
+    setPhase("starting_agent");
+    const [, ws] = await Promise.all([started, sb.workspaceStatus()]);
+    sb.agent.enable();
+    await sb.agent.waitConnected(5000);
+    // Tasks go on in the conversation the sandbox had (its newest session).
+    const latest = await sb.agent.latestSession(sb.config.workspace_dir);
+    if (latest) sb.agent.adoptTaskSession(latest);
+    sb.checkpoints.clearStaging();
+    sb.phase = "ready";
+    sb.log.info("phase", { phase: "ready", ms: Date.now() - t0, restored: plan.manifest.checkpoint_id });
+    emit({ type: "result", ok: true, status: await sb.status(ws) });
+  } catch (err) {
+    const e = toAlpineError(err);
+    if (started) {
+      await sb.opencode.stop();
+      // Its failure is already part of `e` (or it was stopped just now): nothing more to report.
+      await started.catch(() => {});
+    }
+    sb.workspace.clearRestore();
+    sb.phase = "failed";
+    sb.error = e.toJSON();
+    sb.log.error("restore failed", { error: e.toJSON(), ms: Date.now() - t0 });
+    emit({ type: "result", ok: false, error: e.toJSON() });
+  } finally {
+    plan.release();
+  }
+}
