@@ -9,10 +9,14 @@ if (Number(process.versions.node.split(".")[0]) < 22) {
   );
   process.exit(2);
 }
-// V8 keeps the code it compiles for the CLI (in os.tmpdir(), per Node build and user) and reuses it
-// next time: the full CLI starts faster (docs/dependencies.md has the numbers). Not inherited by
-// child processes.
-require("node:module").enableCompileCache?.();
 const argv = process.argv.slice(2);
 const fast = argv[0] === "list" || argv[0] === "ls" ? require("../dist/fast.cjs").runFast(argv) : null;
-Promise.resolve(fast).then((done) => done || import("../dist/alpine.js"));
+Promise.resolve(fast).then((done) => done || fullCli());
+
+function fullCli() {
+  // V8 keeps the code it compiles for the full CLI (≈1 MB of JavaScript) in os.tmpdir(), per Node
+  // build and user, and reuses it next time; the one-file fast path gains nothing from it, so it is
+  // turned on here (docs/dependencies.md has the numbers). Child processes do not inherit it.
+  require("node:module").enableCompileCache?.();
+  return import("../dist/alpine.js");
+}
