@@ -7,6 +7,15 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ["default"],
+    // `npm run coverage` (scripts/coverage.mjs) turns this on; plain test runs do not pay for it.
+    // V8 coverage of the Node project only: workerd has no node:inspector, so the worker project
+    // cannot be measured this way (the worker row counts what the Node tests load of packages/worker).
+    coverage: {
+      provider: "v8",
+      include: ["packages/*/src/**/*.ts"],
+      reporter: ["text-summary", "json-summary"],
+      reportsDirectory: "coverage",
+    },
     projects: [
       {
         extends: true,

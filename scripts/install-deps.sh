@@ -28,8 +28,9 @@ fi
 
 # Node.js: alpine runs on the current LTS line (24; 22 at least). A machine whose Node is older
 # (Debian 12 ships 20) gets the official build from the npm registry's node-linux-<arch> package
-# (npm checks its integrity) in /usr/local, which comes before /usr/bin on PATH. Native addons
-# (better-sqlite3) are compiled against that Node's headers: npm's nodedir is pointed there.
+# (npm checks its integrity) in /usr/local, which comes before /usr/bin on PATH. Its headers go
+# along and npm's nodedir points there, so a native addon built from source (node-gyp) matches
+# that Node (better-sqlite3 ships prebuilt addons and builds nothing on linux x64/arm64).
 node_min_major=22
 node_version=24.22.3
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
@@ -45,12 +46,17 @@ if [ "$node_major" -lt "$node_min_major" ]; then
   (cd "$node_tmp" && npm pack --silent "node-linux-$node_arch@$node_version" >/dev/null)
   tar -xzf "$node_tmp"/node-linux-*.tgz -C "$node_tmp"
   $sudo mkdir -p /usr/local/bin /usr/local/include
-  $sudo cp "$node_tmp/package/bin/node" /usr/local/bin/node
+  # install(1) replaces the file instead of writing into it: an old node may be running from it.
+  $sudo install -m 0755 "$node_tmp/package/bin/node" /usr/local/bin/node
   $sudo rm -rf /usr/local/include/node
   $sudo cp -r "$node_tmp/package/include/node" /usr/local/include/node
   hash -r
 fi
 installed_node=$(command -v node)
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt "$node_min_major" ]; then
+  echo "node on PATH is still $(node --version) ($installed_node): put /usr/local/bin before $(dirname "$installed_node") on PATH" >&2
+  exit 1
+fi
 node_prefix=$(dirname "$(dirname "$installed_node")")
 if [ -f "$node_prefix/include/node/node_version.h" ] && [ "$(npm config get nodedir 2>/dev/null)" != "$node_prefix" ]; then
   # Without this, node-gyp would build addons against another Node's headers (or try to download

@@ -65,7 +65,7 @@ export class LocalCheckpointStore implements CheckpointStore {
     });
     try {
       await pipeline(
-        Readable.fromWeb(body as import("node:stream/web").ReadableStream),
+        Readable.fromWeb(body as unknown as import("node:stream/web").ReadableStream),
         count,
         createWriteStream(tmp, { mode: 0o600 }),
       );
@@ -125,7 +125,7 @@ export class LocalCheckpointStore implements CheckpointStore {
     name: string,
   ): Promise<ReadableStream<Uint8Array>> {
     const path = await this.artifactPath(sandboxId, checkpointId, name);
-    return Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>;
+    return Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
   }
 
   async verify(manifest: CheckpointManifest): Promise<void> {

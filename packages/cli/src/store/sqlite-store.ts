@@ -14,26 +14,30 @@ let addonPath: string | undefined;
 
 /**
  * The path of better-sqlite3's native addon, given to it as `nativeBinding`: its own
- * lookup (the `bindings` package) would find the calling file's package from a stack
- * trace, which in a bundle is not better-sqlite3's, and then try a dozen paths. The
- * first three places that lookup tries are checked here, in its order; anywhere else
- * (another build layout) the lookup itself runs, from better-sqlite3's directory.
+ * lookup (lib/binding.js) starts from its `__dirname`, which in a bundle is the CLI's
+ * directory. Its order is kept: an addon compiled on purpose (build/Debug, build/Release),
+ * else the prebuilt one the package ships for this platform, which its lookup picks.
  */
 function nativeBinding(): string {
   if (addonPath) return addonPath;
   const fromHere = createRequire(import.meta.url);
   const root = dirname(fromHere.resolve("better-sqlite3/package.json"));
-  const build = join(root, "build");
-  addonPath =
-    [build, join(build, "Debug"), join(build, "Release")]
-      .map((dir) => join(dir, "better_sqlite3.node"))
-      .find((file) => existsSync(file)) ??
-    (createRequire(join(root, "package.json"))("bindings")({
-      bindings: "better_sqlite3.node",
-      module_root: root,
-      path: true,
-    }) as string);
+  const compiled = ["Debug", "Release"]
+    .map((dir) => join(root, "build", dir, "better_sqlite3.node"))
+    .find((file) => existsSync(file));
+  const found = compiled ?? prebuiltAddon(root);
+  if (!found)
+    throw new Error(`better-sqlite3 has no native addon for ${process.platform}-${process.arch} in ${root}`);
+  addonPath = found;
   return addonPath;
+}
+
+/** The prebuilt addon for this platform (glibc or musl), as better-sqlite3's own lookup chooses it. */
+function prebuiltAddon(root: string): string | null {
+  const binding = createRequire(join(root, "package.json"))("./lib/binding.js") as {
+    getPrebuildPath(): string | null;
+  };
+  return binding.getPrebuildPath();
 }
 
 /**
