@@ -110,7 +110,7 @@ await build({
   bundle: true,
   platform: "node",
   format: "esm",
-  target: "node20",
+  target: "node22",
   logLevel: "error",
 });
 const { newSandboxRecord } = await import(recordsModule);

@@ -33,7 +33,7 @@ const zodEnglishOnly = {
 const common = {
   bundle: true,
   platform: "node",
-  target: "node20",
+  target: "node22",
   format: "esm",
   sourcemap: "linked",
   logLevel: "warning",

@@ -56,7 +56,7 @@ export function buildClis(): Promise<{ prod: string; faults: string }> {
     const common = {
       bundle: true,
       platform: "node" as const,
-      target: "node20",
+      target: "node22",
       format: "esm" as const,
       logLevel: "warning" as const,
       external: ["better-sqlite3", "opencode-ai", "playwright-core"],

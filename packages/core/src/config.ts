@@ -3,7 +3,7 @@ import { AlpineError } from "./errors.ts";
 import { PROVIDER_KINDS } from "./provider-kinds.ts";
 
 /**
- * alpine's configuration (DESIGN §6). Every section is strict (unknown keys are
+ * alpine's configuration (docs/config.md). Every section is strict (unknown keys are
  * errors) and `prefault`ed, so a section given in part keeps the defaults of
  * the keys it leaves out.
  */

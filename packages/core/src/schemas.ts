@@ -5,7 +5,7 @@ import { REASON_CODES } from "./reasons.ts";
 
 /**
  * The contract: sandbox records as stored, events, and every `--json` output
- * of DESIGN §5. docs/schemas/*.json are generated from these.
+ * (docs/json-contract.md). docs/schemas/*.json are generated from these.
  */
 
 export const SandboxStateSchema = z.enum(STATES);
@@ -113,7 +113,7 @@ export const EventSchema = z.object({
 });
 export type StoredEvent = z.infer<typeof EventSchema>;
 
-// ---- --json outputs (DESIGN §5) ----
+// ---- --json outputs (docs/json-contract.md) ----
 
 export const LaunchOutputSchema = z.object({
   name: z.string(),
