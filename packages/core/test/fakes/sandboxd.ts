@@ -45,6 +45,10 @@ export class FakeSandboxd implements SandboxdApi {
 
   async status(): Promise<SandboxdStatusView> {
     this.call("status");
+    return this.snapshot();
+  }
+
+  private snapshot(): SandboxdStatusView {
     return {
       sandbox_id: this.sandboxId,
       name: this.name,
@@ -80,7 +84,7 @@ export class FakeSandboxd implements SandboxdApi {
     }
     onPhase?.("starting_agent");
     this.phase = "ready";
-    return this.status();
+    return this.snapshot();
   }
 
   /** The agent changes a file (the workspace becomes dirty with a new tree). */
@@ -215,7 +219,7 @@ export class FakeSandboxd implements SandboxdApi {
       tree_hash: body.manifest.tree_hash,
     };
     this.phase = "ready";
-    return this.status();
+    return this.snapshot();
   }
 
   async export(body: sandboxdApi.ExportRequest): Promise<WorkExport> {
