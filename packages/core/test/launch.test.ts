@@ -236,6 +236,16 @@ describe("launch", () => {
     expect(w.provider.runtimes.has(`rt_${first.id}`)).toBe(false);
   });
 
+  it("--force-recreate loses to a command that wrote the record after the teardown", async () => {
+    const w = world();
+    await launched(w);
+    w.store.remove = async () => false;
+    await expect(
+      w.orchestrator.launch({ name: "box", repo: "https://github.test/other.git", force_recreate: true }),
+    ).rejects.toMatchObject({ reason: "operation_in_progress" });
+    expect(w.record()).toMatchObject({ repo: REPO, state: "destroyed" });
+  });
+
   it("a record changed by another command meanwhile is operation_in_progress", async () => {
     const w = world();
     await launched(w);

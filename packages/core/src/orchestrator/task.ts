@@ -2,7 +2,7 @@ import { AlpineError } from "../errors.ts";
 import type { SandboxRecord } from "../schemas.ts";
 import { move, nowIso, update } from "./context.ts";
 import { summarise } from "./decisions/export.ts";
-import { observe, reconciliation, taskFailure } from "./decisions/reconcile.ts";
+import { observeStatus, reconciliation, taskFailure } from "./decisions/reconcile.ts";
 import { connectTo, getRecord, probe } from "./reading.ts";
 import { isBusy, settle, withLease } from "./settle.ts";
 import type { OrchestratorDeps, Probe } from "./types.ts";
@@ -63,7 +63,7 @@ export async function reconcile(
   const record = await settle(deps, given);
   if (found.state !== "ok" || !found.status) return record;
   const status = found.status;
-  const { finished, agentChanged } = observe(record, status);
+  const { finished, agentChanged } = observeStatus(record, status);
   if (!finished && !agentChanged) return record;
   try {
     return await withLease(deps, record, "reconcile", async (op) => {

@@ -60,10 +60,8 @@ export type WorkExport = ExportResponse & {
   patch?: string;
 };
 
-export interface GitCredentials {
-  username: string;
-  password: string;
-}
+/** Credentials for one clone or push (GitCredentialsSchema); never stored. */
+export type GitCredentials = NonNullable<InitRequest["credentials"]>;
 
 /** Exports work from a stored checkpoint, for sandboxes whose runtime is gone. */
 export interface CheckpointExporter {

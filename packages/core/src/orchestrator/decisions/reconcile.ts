@@ -16,7 +16,7 @@ export interface Observation {
   agentChanged: boolean;
 }
 
-export function observe(record: SandboxRecord, status: SandboxdStatusView): Observation {
+export function observeStatus(record: SandboxRecord, status: SandboxdStatusView): Observation {
   const sameTask =
     record.task !== null && status.task !== null && status.task.session_id === record.task.session_id;
   const agentIdle = status.agent.state !== "busy" && status.agent.state !== "retry";
