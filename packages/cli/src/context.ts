@@ -7,6 +7,7 @@ import type {
   Clock,
   HostIdentity,
   Ids,
+  Logger,
   Orchestrator,
   Provider,
   ProviderKind,
@@ -93,6 +94,12 @@ function lazy<T extends object>(load: () => Promise<T>, methods: readonly string
  * production build defines it false, so the fault hook below is compiled out of dist/alpine.js.
  */
 declare const __ALPINE_FAULTS__: boolean | undefined;
+
+const cause = (details?: Record<string, unknown>) => (details?.error ? ` (${String(details.error)})` : "");
+const stderrLogger: Logger = {
+  debug: (message, details) => process.stderr.write(`debug: ${message}${cause(details)}\n`),
+  warn: (message, details) => process.stderr.write(`warning: ${message}${cause(details)}\n`),
+};
 
 /** What every command can use; each piece is built on first use so fast commands stay fast. */
 export interface Context {
@@ -219,6 +226,8 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
           gitAuthor: async () => (await import("./git-host.ts")).hostGitAuthor(),
           requiresAuth: (repo) => credentials.requiresAuth(repo, config),
           faults,
+          // With -v, the best-effort steps the orchestrator let fail are told on stderr.
+          log: globals.verbose ? stderrLogger : undefined,
         });
       }
       return orchestrator;

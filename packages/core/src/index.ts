@@ -5,6 +5,7 @@ export * from "./git-credential-pipe.ts";
 export * from "./leases.ts";
 export * from "./lifecycle.ts";
 export * from "./names.ts";
+export * from "./orchestrator/decisions/index.ts";
 export * from "./orchestrator.ts";
 export * from "./ports.ts";
 export * from "./provider-kinds.ts";

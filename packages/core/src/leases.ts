@@ -1,5 +1,5 @@
-import { AlpineError } from "./errors.ts";
-import type { Clock, HostIdentity, Ids, StateStore } from "./ports.ts";
+import { AlpineError, toAlpineError } from "./errors.ts";
+import type { Clock, HostIdentity, Ids, Logger, StateStore } from "./ports.ts";
 import type { Lease, SandboxRecord } from "./schemas.ts";
 
 export const LEASE_TTL_MS = 30_000;
@@ -27,10 +27,10 @@ export function staleReason(lease: Lease, now: number, self: HostIdentity): stri
 /**
  * Takes the sandbox's lease by compare-and-swap, persists it for the whole
  * operation and renews it; a lease whose holder died is taken over and the
- * takeover is logged as an event (DESIGN §3).
+ * takeover is logged as an event (docs/architecture.md, "Leases").
  */
 export async function acquireLease(
-  deps: { store: StateStore; clock: Clock; host: HostIdentity; ids: Ids },
+  deps: { store: StateStore; clock: Clock; host: HostIdentity; ids: Ids; log?: Logger },
   record: Pick<SandboxRecord, "id" | "name">,
   type: OperationType,
   operationId: string,
@@ -85,14 +85,27 @@ export async function acquireLease(
   throw new AlpineError("operation_in_progress", `sandbox '${record.name}' is busy; retry shortly`, {});
 }
 
-function hold(deps: { store: StateStore; clock: Clock }, name: string, initial: Lease): HeldLease {
+function hold(
+  deps: { store: StateStore; clock: Clock; log?: Logger },
+  name: string,
+  initial: Lease,
+): HeldLease {
   let lease = initial;
+  // Renewals run one after the other; each one's failure is its own (the next one tries again),
+  // so this chain never rejects.
   let renewing: Promise<void> = Promise.resolve();
-  const stop = deps.clock.every(LEASE_RENEW_MS, () => {
-    renewing = renewing.then(async () => {
+  const renew = async () => {
+    try {
       const next = { ...lease, expires_at: iso(deps.clock.now() + LEASE_TTL_MS) };
       if (await deps.store.compareAndSwapLease(name, lease.id, next)) lease = next;
-    });
+    } catch (err) {
+      deps.log?.warn(`renewing the lease of '${name}' failed; trying again in ${LEASE_RENEW_MS} ms`, {
+        error: toAlpineError(err).message,
+      });
+    }
+  };
+  const stop = deps.clock.every(LEASE_RENEW_MS, () => {
+    renewing = renewing.then(renew);
   });
   return {
     get lease() {
@@ -100,7 +113,7 @@ function hold(deps: { store: StateStore; clock: Clock }, name: string, initial: 
     },
     async release() {
       stop();
-      await renewing.catch(() => {});
+      await renewing;
       await deps.store.compareAndSwapLease(name, lease.id, null);
     },
   };

@@ -12,7 +12,7 @@ export const STATES = [
 ] as const;
 export type SandboxState = (typeof STATES)[number];
 
-/** DESIGN §2: the only state changes alpine ever makes. */
+/** The only state changes alpine ever makes (docs/architecture.md, "Lifecycle"). */
 export const TRANSITIONS: Readonly<Record<SandboxState, readonly SandboxState[]>> = {
   new: ["provisioning", "error"],
   provisioning: ["running", "error"],

@@ -1,4 +1,5 @@
 import type { AlpineConfig } from "./config.ts";
+import type { CheckpointManifestData } from "./sandboxd-api.ts";
 import type { Lease, ProviderKind, SandboxRecord, StoredEvent } from "./schemas.ts";
 
 /**
@@ -121,20 +122,22 @@ export interface Progress {
 
 export const silentProgress: Progress = { step() {}, warn() {} };
 
-/** What a checkpoint holds (DESIGN §3); written by sandboxd, stored beside its artifacts. */
-export interface CheckpointManifest {
-  schema_version: 1;
-  checkpoint_id: string;
-  sandbox_id: string;
-  created_at: string;
-  branch: string;
-  base_commit: string;
-  head_commit: string;
-  /** A commit (on a private ref) whose tree is the whole workspace: tracked and untracked, not ignored. */
-  checkpoint_commit: string;
-  /** The git tree hash of that commit: the workspace's content. */
-  tree_hash: string;
-  artifacts: { name: string; sha256: string; bytes: number }[];
+/**
+ * What a checkpoint holds (docs/durability.md); written by sandboxd, stored beside its
+ * artifacts. The wire type of sandboxd-api.ts's CheckpointManifestSchema.
+ */
+export type CheckpointManifest = CheckpointManifestData;
+
+/**
+ * Where the orchestrator tells what it chose not to fail on: a best-effort step (stopping a runtime
+ * that may already be gone, deleting a leftover) that failed. Optional in OrchestratorDeps; the
+ * orchestrator stays silent without one.
+ */
+export interface Logger {
+  /** A failure that changes nothing for the user (the step was best effort). */
+  debug(message: string, details?: Record<string, unknown>): void;
+  /** A failure that leaves something behind the user may want to know about. */
+  warn(message: string, details?: Record<string, unknown>): void;
 }
 
 /**

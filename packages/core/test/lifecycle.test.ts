@@ -11,7 +11,7 @@ import {
 
 const ctx = { at: "2026-01-01T00:00:00.000Z", operation_id: "op_1", reason: "test" };
 
-// The table of DESIGN §2, written out again independently so a change to the code's table is caught.
+// The table of docs/architecture.md ("Lifecycle"), written out again independently so a change to the code's table is caught.
 const EXPECTED: Record<SandboxState, SandboxState[]> = {
   new: ["provisioning", "error"],
   provisioning: ["running", "error"],
@@ -53,7 +53,7 @@ describe("lifecycle table", () => {
     }
   }
 
-  it("the code's table equals DESIGN §2", () => {
+  it("the code's table equals the documented one", () => {
     expect(Object.fromEntries(STATES.map((s) => [s, [...TRANSITIONS[s]].sort()]))).toEqual(
       Object.fromEntries(STATES.map((s) => [s, [...EXPECTED[s]].sort()])),
     );

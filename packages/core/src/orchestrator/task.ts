@@ -1,0 +1,101 @@
+import { AlpineError } from "../errors.ts";
+import type { SandboxRecord } from "../schemas.ts";
+import { move, nowIso, update } from "./context.ts";
+import { summarise } from "./decisions/export.ts";
+import { observeStatus, reconciliation, taskFailure } from "./decisions/reconcile.ts";
+import { connectTo, getRecord, probe } from "./reading.ts";
+import { isBusy, settle, withLease } from "./settle.ts";
+import type { OrchestratorDeps, Probe } from "./types.ts";
+
+/** Tasks: handing the agent a prompt, following it to its end, and recording what sandboxd saw. */
+
+/** Hands a prompt to the agent of a live sandbox (called holding its lease); completed → running. */
+export async function sendTask(
+  deps: OrchestratorDeps,
+  record: SandboxRecord,
+  prompt: string,
+  operationId: string,
+): Promise<{ record: SandboxRecord; session_id: string }> {
+  const client = await connectTo(deps, record);
+  const { session_id } = await client.task({ prompt, session_id: record.task?.session_id ?? undefined });
+  const at = nowIso(deps);
+  const task = { prompt_summary: summarise(prompt), session_id, started_at: at, finished_at: null };
+  const patch = { task, agent: "busy" as const, last_activity: at };
+  const next =
+    record.state === "completed"
+      ? await move(deps, record, "running", operationId, "new task", patch)
+      : await update(deps, record, patch);
+  return { record: next, session_id };
+}
+
+export async function task(
+  deps: OrchestratorDeps,
+  name: string,
+  prompt: string,
+): Promise<{ record: SandboxRecord; session_id: string }> {
+  const record = await getRecord(deps, name);
+  if (!prompt.trim()) throw new AlpineError("usage_invalid", "the task prompt is empty");
+  return withLease(deps, record, "task", async (op) => {
+    const current = await getRecord(deps, name);
+    if (current.state !== "running" && current.state !== "completed") {
+      throw new AlpineError(
+        "sandbox_not_running",
+        `sandbox '${name}' is ${current.state}; it cannot take a task`,
+        {
+          state: current.state,
+        },
+      );
+    }
+    return sendTask(deps, current, prompt, op.id);
+  });
+}
+
+/**
+ * Brings the record in line with what sandboxd observed (decisions/reconcile.ts). Skipped (not an
+ * error) while another operation holds the lease.
+ */
+export async function reconcile(
+  deps: OrchestratorDeps,
+  given: SandboxRecord,
+  found: Probe,
+): Promise<SandboxRecord> {
+  // First what a command that died mid-way left behind (a no-op for everything else).
+  const record = await settle(deps, given);
+  if (found.state !== "ok" || !found.status) return record;
+  const status = found.status;
+  const { finished, agentChanged } = observeStatus(record, status);
+  if (!finished && !agentChanged) return record;
+  try {
+    return await withLease(deps, record, "reconcile", async (op) => {
+      const current = await getRecord(deps, record.name);
+      const change = reconciliation(current, status, finished, nowIso(deps));
+      return change.to
+        ? move(deps, current, change.to, op.id, "task completed", change.patch)
+        : update(deps, current, change.patch);
+    });
+  } catch (err) {
+    if (isBusy(err)) return record;
+    throw err;
+  }
+}
+
+/** Waits until the current task finishes; the sandbox is then completed (or task_failed is thrown). */
+export async function waitForTask(
+  deps: OrchestratorDeps,
+  name: string,
+  opts: { pollMs?: number; timeoutMs?: number },
+): Promise<SandboxRecord> {
+  const deadline = deps.clock.now() + (opts.timeoutMs ?? 24 * 3600_000);
+  for (;;) {
+    let record = await getRecord(deps, name);
+    const found = await probe(deps, record);
+    if (found.state === "unavailable")
+      throw found.error ?? new AlpineError("sandbox_unavailable", "unavailable");
+    record = await reconcile(deps, record, found);
+    const failure = taskFailure(record, found.status);
+    if (failure) throw failure;
+    if (record.state !== "running") return record;
+    if (deps.clock.now() > deadline) return record;
+    await deps.clock.sleep(opts.pollMs ?? 500);
+  }
+}

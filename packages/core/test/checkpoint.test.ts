@@ -1,0 +1,148 @@
+import { describe, expect, it } from "vitest";
+import { AlpineError } from "../src/index.ts";
+import { launched, world } from "./fakes/world.ts";
+
+describe("checkpoint", () => {
+  it("writes, copies, verifies, then records it: running → saving → running", async () => {
+    const w = world();
+    const record = await launched(w);
+    const sandboxd = w.provider.sandboxd(record.id);
+    sandboxd.edit("src/a.ts");
+    const { record: saved, manifest } = await w.orchestrator.checkpoint("box");
+    expect(saved.state).toBe("running");
+    expect(saved.checkpoint).toMatchObject({
+      id: manifest.checkpoint_id,
+      verified: true,
+      tree_hash: sandboxd.workspace?.tree_hash,
+      head_commit: manifest.head_commit,
+      bytes: manifest.artifacts.reduce((n, a) => n + a.bytes, 0),
+    });
+    expect(saved.checkpoint?.content_hash).toMatch(/^sha256:/);
+    expect(w.store.transitions("box").slice(-2)).toEqual(["running→saving", "saving→running"]);
+    expect(await w.checkpoints.getManifest(record.id, manifest.checkpoint_id)).toEqual(manifest);
+    // sandboxd's staging copy is dropped once the store holds it.
+    expect(sandboxd.written.size).toBe(0);
+    expect(w.steps.filter((s) => s.startsWith("checkpoint."))).toEqual([
+      "checkpoint.lease_acquired",
+      "checkpoint.saving",
+      "checkpoint.written",
+      "checkpoint.artifact_stored",
+      "checkpoint.artifact_stored",
+      "checkpoint.manifest_stored",
+      "checkpoint.verified",
+    ]);
+    // Its work is saved now: a teardown finds nothing unsaved.
+    expect(w.orchestrator.hasUnsavedWork(saved, sandboxd.workspace)).toBe(false);
+  });
+
+  it("keeps a completed sandbox completed", async () => {
+    const w = world();
+    const record = await launched(w, "box", { task: "t" });
+    w.provider.sandboxd(record.id).finishTask();
+    await w.orchestrator.waitForTask("box");
+    expect((await w.orchestrator.checkpoint("box")).record.state).toBe("completed");
+  });
+
+  it("keeps the newest durability.keep_checkpoints", async () => {
+    const w = world({ config: { durability: { keep_checkpoints: 2 } } });
+    const record = await launched(w);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      w.clock.advance(1000);
+      ids.push((await w.orchestrator.checkpoint("box")).manifest.checkpoint_id);
+    }
+    expect(await w.checkpoints.list(record.id)).toEqual(ids.slice(2));
+    expect(w.record().checkpoint?.id).toBe(ids[3]);
+  });
+
+  it("an old checkpoint that cannot be deleted stays, logged", async () => {
+    const w = world({ config: { durability: { keep_checkpoints: 1 } } });
+    const record = await launched(w);
+    const first = (await w.orchestrator.checkpoint("box")).manifest.checkpoint_id;
+    w.checkpoints.failDelete.add(first);
+    await w.orchestrator.checkpoint("box");
+    expect((await w.checkpoints.list(record.id))[0]).toBe(first);
+    expect(w.logger.messages("warn")).toEqual([`deleting the old checkpoint ${first} failed; going on`]);
+  });
+
+  it("an artifact changed in transit fails it; the previous verified checkpoint stays", async () => {
+    const w = world();
+    const record = await launched(w);
+    const previous = (await w.orchestrator.checkpoint("box")).record.checkpoint;
+    const sandboxd = w.provider.sandboxd(record.id);
+    sandboxd.tamper = "workspace.bundle";
+    await expect(w.orchestrator.checkpoint("box")).rejects.toMatchObject({
+      reason: "checkpoint_checksum_mismatch",
+      details: { artifact: "workspace.bundle" },
+    });
+    const after = w.record();
+    expect(after).toMatchObject({ state: "running", checkpoint: previous });
+    expect(await w.checkpoints.list(record.id)).toEqual([previous?.id]);
+    expect(sandboxd.written.size).toBe(0);
+    expect(w.store.log.at(-1)?.reason).toBe("checkpoint failed: checkpoint_checksum_mismatch");
+  });
+
+  it("a stored artifact that does not verify fails it", async () => {
+    const w = world();
+    const record = await launched(w);
+    const verify = w.checkpoints.verify.bind(w.checkpoints);
+    w.checkpoints.verify = async (manifest) => {
+      w.checkpoints.corrupt(record.id, manifest.checkpoint_id, "opencode-data.tar.gz");
+      return verify(manifest);
+    };
+    await expect(w.orchestrator.checkpoint("box")).rejects.toMatchObject({
+      reason: "checkpoint_checksum_mismatch",
+      details: { artifact: "opencode-data.tar.gz" },
+    });
+    expect(w.record().checkpoint).toBeNull();
+    expect(await w.checkpoints.list(record.id)).toEqual([]);
+  });
+
+  it("sandboxd failing is checkpoint_failed; cleanup failures are logged, not raised", async () => {
+    const w = world();
+    const record = await launched(w);
+    const sandboxd = w.provider.sandboxd(record.id);
+    sandboxd.fail.set("checkpoint", new Error("disk full"));
+    sandboxd.fail.set("deleteCheckpoint", new Error("gone"));
+    w.checkpoints.delete = async () => {
+      throw new Error("store down");
+    };
+    await expect(w.orchestrator.checkpoint("box")).rejects.toMatchObject({
+      reason: "checkpoint_failed",
+      message: "checkpoint of 'box' failed: disk full",
+    });
+    expect(w.record().state).toBe("running");
+    expect(w.logger.messages()).toEqual([
+      expect.stringMatching(/^deleting the failed checkpoint ckpt_\w+ failed; going on$/),
+      expect.stringMatching(/^deleting sandboxd's copy of ckpt_\w+ failed; going on$/),
+    ]);
+  });
+
+  it("a manifest for another checkpoint is refused", async () => {
+    const w = world();
+    const record = await launched(w);
+    const sandboxd = w.provider.sandboxd(record.id);
+    const real = sandboxd.checkpoint.bind(sandboxd);
+    sandboxd.checkpoint = async (body) => ({ ...(await real(body)), checkpoint_id: "ckpt_other" });
+    await expect(w.orchestrator.checkpoint("box")).rejects.toMatchObject({ reason: "checkpoint_failed" });
+  });
+
+  it("only a live sandbox can be checkpointed", async () => {
+    const w = world();
+    await launched(w);
+    await w.orchestrator.teardown("box", { force: true });
+    await expect(w.orchestrator.checkpoint("box")).rejects.toMatchObject({
+      reason: "sandbox_not_running",
+      details: { state: "destroyed" },
+    });
+    await expect(w.orchestrator.checkpoint("nobody")).rejects.toMatchObject({ reason: "sandbox_not_found" });
+  });
+
+  it("a runtime that vanished is sandbox_unavailable before anything changes", async () => {
+    const w = world();
+    const record = await launched(w);
+    w.provider.crash(record.id);
+    await expect(w.orchestrator.checkpoint("box")).rejects.toBeInstanceOf(AlpineError);
+    expect(w.record().state).toBe("running");
+  });
+});
