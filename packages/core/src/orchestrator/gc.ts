@@ -1,5 +1,6 @@
 import { toAlpineError } from "../errors.ts";
 import { silentProgress } from "../ports.ts";
+import { PROVIDER_KINDS } from "../provider-kinds.ts";
 import { gcVerdict } from "./decisions/gc.ts";
 import { teardownBlockers } from "./decisions/safety.ts";
 import { activeLease, probe } from "./reading.ts";
@@ -39,7 +40,7 @@ export async function gc(deps: OrchestratorDeps, opts: { dryRun: boolean }): Pro
   }
   if (!opts.dryRun) {
     // Runtimes a provider keeps outside any sandbox (warm pools) are tidied here too.
-    for (const kind of ["local", "docker", "cloudflare"] as const) {
+    for (const kind of PROVIDER_KINDS) {
       try {
         await deps.provider(kind).collect?.();
       } catch (err) {
