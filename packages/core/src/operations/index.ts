@@ -1,0 +1,3 @@
+export * from "./changes.ts";
+export * from "./context.ts";
+export * from "./reads.ts";
