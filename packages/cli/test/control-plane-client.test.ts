@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { ControlPlaneClient } from "../src/providers/cloudflare.ts";
+import { ControlPlaneClient } from "../src/remote/client.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse, hit: number) => void;
 const servers: Server[] = [];

@@ -39,7 +39,11 @@ export type RouteMethod = "GET" | "POST" | "PUT";
  */
 export type RouteTarget = "sandbox" | "registry" | "every-sandbox";
 
-export interface Route<Request extends z.ZodType = z.ZodType, Response = unknown> {
+export interface Route<
+  Request extends z.ZodType = z.ZodType,
+  Response = unknown,
+  Target extends RouteTarget = RouteTarget,
+> {
   method: RouteMethod;
   path: string;
   /** The JSON body (POST, PUT) or the query parameters (GET). */
@@ -48,7 +52,7 @@ export interface Route<Request extends z.ZodType = z.ZodType, Response = unknown
   streamed: boolean;
   /** Changes state: the request carries the CLI's effective config, which the sandbox keeps for its alarm. */
   mutates: boolean;
-  target: RouteTarget;
+  target: Target;
   /** Type only: the view the route answers with (views.ts). */
   readonly response?: Response;
 }
@@ -56,7 +60,9 @@ export interface Route<Request extends z.ZodType = z.ZodType, Response = unknown
 /** Declares a route answering `Response` (curried so the request schema's type is inferred). */
 const route =
   <Response>() =>
-  <Request extends z.ZodType>(spec: Omit<Route<Request, Response>, "response">): Route<Request, Response> =>
+  <Request extends z.ZodType, Target extends RouteTarget>(
+    spec: Omit<Route<Request, Response, Target>, "response">,
+  ): Route<Request, Response, Target> =>
     spec;
 
 const NoInput = z.object({});

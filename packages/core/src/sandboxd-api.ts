@@ -501,7 +501,8 @@ export class SandboxdClient {
     if (!res.ok) throw await this.errorFrom(res);
     if (!res.body) throw new AlpineError("sandbox_unavailable", `sandboxd sent an empty ${path} response`);
     const lines = ndjsonValues(res.body, {
-      malformed: (line) => new AlpineError("internal_error", `sandboxd sent a malformed ${path} line`, { line }),
+      malformed: (line) =>
+        new AlpineError("internal_error", `sandboxd sent a malformed ${path} line`, { line }),
       readFailed: (err) => this.unavailable(err),
     });
     for await (const value of lines) {
