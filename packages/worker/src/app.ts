@@ -12,7 +12,7 @@ import { getCookie } from "hono/cookie";
 import { safeEqual } from "./crypto.ts";
 import type { Env } from "./env.ts";
 import { htmlPage } from "./html.ts";
-import { errorResponse } from "./http.ts";
+import { errorResponse, forwardedInit } from "./http.ts";
 
 /** The browser's routing cookie: which sandbox the UI at this origin's root belongs to. */
 export const UI_COOKIE = "alpine_ui";
@@ -36,14 +36,9 @@ async function toSandbox(
   headers.delete("authorization");
   headers.set("x-alpine-name", name);
   headers.set("x-alpine-origin", origin);
-  const init: RequestInit & { duplex?: "half" } = {
-    method: request.method,
-    headers,
-    body: request.method === "GET" || request.method === "HEAD" ? undefined : request.body,
-    redirect: "manual",
-  };
-  if (init.body) init.duplex = "half";
-  return sandboxStub(env, name).fetch(new Request(`https://sandbox-object/${op}${search}`, init));
+  return sandboxStub(env, name).fetch(
+    new Request(`https://sandbox-object/${op}${search}`, forwardedInit(request, headers)),
+  );
 }
 
 function withoutCookie(request: Request, cookie: string): Request {

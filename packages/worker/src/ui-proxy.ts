@@ -1,6 +1,7 @@
 import type { SandboxRecord } from "@alpine/core";
 import { LIVE_STATES } from "./alarm-policy.ts";
 import { htmlPage } from "./html.ts";
+import { forwardedInit } from "./http.ts";
 import type { ControlPlaneProvider } from "./providers/types.ts";
 
 /** Headers of the Worker's own routing and of the caller that sandboxd must not see. */
@@ -40,12 +41,5 @@ export async function proxyUi(
   target.search = search;
   const headers = new Headers(request.headers);
   for (const h of STRIPPED) headers.delete(h);
-  const init: RequestInit & { duplex?: "half" } = {
-    method: request.method,
-    headers,
-    body: request.method === "GET" || request.method === "HEAD" ? undefined : request.body,
-    redirect: "manual",
-  };
-  if (init.body) init.duplex = "half";
-  return provider.fetchFor(endpoint.url)(target.toString(), init);
+  return provider.fetchFor(endpoint.url)(target.toString(), forwardedInit(request, headers));
 }
