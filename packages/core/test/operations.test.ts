@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG } from "../src/config.ts";
+import { parseRouteRequest, ROUTE_NAMES } from "../src/control-plane-routes.ts";
 import { AlpineError } from "../src/errors.ts";
 import {
   diffOperation,
@@ -10,6 +11,7 @@ import {
   logsOperation,
   type OperationContext,
   type OperationsOrchestrator,
+  ROUTE_OPERATIONS,
   statusOperation,
   taskOperation,
   teardownOperation,
@@ -240,5 +242,53 @@ describe("the operations layer", () => {
     });
     expect(TeardownOutputSchema.safeParse(view).success).toBe(true);
     expect((await listOperation(ctx)).map((i) => i.name)).toEqual(["demo", "other"]);
+  });
+
+  it("maps every route a sandbox answers to an operation, fed by the route's parsed request", async () => {
+    const sandboxRoutes = ROUTE_NAMES.filter((n) => n !== "list" && n !== "auth").sort();
+    expect(Object.keys(ROUTE_OPERATIONS).sort()).toEqual(sandboxRoutes);
+    let sinceSeq: unknown;
+    let launched: unknown;
+    const { orchestrator } = fakeOrchestrator({
+      events: async (_name, opts) => {
+        sinceSeq = opts?.afterSeq;
+        return [];
+      },
+      launch: async (input) => {
+        launched = input;
+        return {
+          record: record(),
+          reused: false,
+          resumed: false,
+          task_accepted: false,
+          session_id: null,
+          operation_id: "op",
+        };
+      },
+    });
+    const { ctx } = context(orchestrator);
+    const logs = await ROUTE_OPERATIONS.logs(
+      ctx,
+      "demo",
+      parseRouteRequest("logs", { query: new URLSearchParams("after_seq=4&tail=2") }),
+    );
+    expect(logs.lines).toEqual(["line 1"]);
+    expect(sinceSeq).toBe(4);
+    await ROUTE_OPERATIONS.launch(
+      ctx,
+      "demo",
+      parseRouteRequest("launch", { body: '{"repo":"https://example.test/r.git"}' }),
+    );
+    expect(launched).toMatchObject({
+      name: "demo",
+      repo: "https://example.test/r.git",
+      provider: "cloudflare",
+    });
+    const diff = await ROUTE_OPERATIONS.diff(
+      ctx,
+      "demo",
+      parseRouteRequest("diff", { query: new URLSearchParams("stat=1") }),
+    );
+    expect(diff.patch).toBe("");
   });
 });

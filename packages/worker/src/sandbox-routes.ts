@@ -1,65 +1,22 @@
 import {
   AlpineError,
   CONTROL_PLANE_ROUTES,
-  checkpointOperation,
-  diffOperation,
-  exportOperation,
-  gcOperation,
-  launchOperation,
-  loginOperation,
-  logsOperation,
   type OperationContext,
   parseRouteRequest,
+  ROUTE_OPERATIONS,
   type RouteInput,
-  type RouteResponse,
+  type RouteOperation,
   routeOf,
   type SandboxRouteName,
   silentProgress,
-  statusOperation,
-  taskOperation,
-  teardownOperation,
 } from "@alpine/core";
 import { streamOperation } from "./http.ts";
 
 /**
- * The SandboxObject's dispatcher: each route a sandbox's Durable Object
- * answers (core's route table) mapped to its operation (core's operations/).
- * The operations are the same ones the CLI runs for local sandboxes.
+ * The SandboxObject's dispatcher: a route a sandbox's Durable Object answers
+ * (core's route table), its request parsed, run by its operation
+ * (core's ROUTE_OPERATIONS): the same operations the CLI runs for local sandboxes.
  */
-
-type Handler<K extends SandboxRouteName> = (
-  ops: OperationContext,
-  name: string,
-  input: RouteInput<K>,
-) => Promise<RouteResponse<K>>;
-
-export const SANDBOX_OPERATIONS: { [K in SandboxRouteName]: Handler<K> } = {
-  status: (ops, name) => statusOperation(ops, name),
-  launch: (ops, name, input) =>
-    launchOperation(ops, {
-      name,
-      repo: input.repo,
-      ref: input.ref,
-      image_profile: input.image_profile,
-      provider: "cloudflare",
-      task: input.task,
-      force_recreate: input.force_recreate,
-    }),
-  task: (ops, name, input) => taskOperation(ops, name, input.prompt, { wait: Boolean(input.wait) }),
-  diff: (ops, name, input) => diffOperation(ops, name, { stat: input.stat }),
-  login: (ops, name) => loginOperation(ops, name),
-  logs: (ops, name, input) => logsOperation(ops, name, { tail: input.tail, afterSeq: input.after_seq ?? 0 }),
-  checkpoint: (ops, name) => checkpointOperation(ops, name),
-  export: (ops, name, input) =>
-    exportOperation(ops, name, {
-      branch: input.branch,
-      pr: input.pr,
-      patch: input.patch,
-      from_checkpoint: input.from_checkpoint,
-    }),
-  teardown: (ops, name, input) => teardownOperation(ops, name, { force: Boolean(input.force) }),
-  gc: (ops, _name, input) => gcOperation(ops, { dryRun: Boolean(input.dry_run) }),
-};
 
 export interface DispatchDeps {
   name: string;
@@ -84,7 +41,7 @@ export async function dispatchRoute(request: Request, op: string, deps: Dispatch
     query: new URL(request.url).searchParams,
   });
   const ops = await deps.operations(route, input);
-  const run = SANDBOX_OPERATIONS[route] as Handler<SandboxRouteName>;
+  const run = ROUTE_OPERATIONS[route] as RouteOperation<SandboxRouteName>;
   if (!CONTROL_PLANE_ROUTES[route].streamed) {
     return Response.json(await run({ ...ops, progress: silentProgress }, deps.name, input), {
       headers: { "cache-control": "no-store" },
