@@ -196,4 +196,27 @@ describe("the cloudflare provider's HTTP client", () => {
       message: expect.stringContaining("malformed"),
     });
   });
+
+  it("a stream outlives the per-attempt timeout while heartbeats arrive (the timeout is for the answer's headers)", async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      let beats = 0;
+      const timer = setInterval(() => {
+        beats += 1;
+        if (beats < 8) {
+          res.write(`${JSON.stringify({ type: "heartbeat" })}\n`);
+          return;
+        }
+        clearInterval(timer);
+        res.end(`${JSON.stringify({ type: "result", ok: true, value: { done: beats } })}\n`);
+      }, 100);
+    });
+    const client = new ControlPlaneClient({
+      url: s.url,
+      token: "t".repeat(20),
+      timeoutMs: 300,
+      idleTimeoutMs: 1000,
+    });
+    expect(await client.stream("/v1/sandboxes/x/launch", {})).toEqual({ done: 8 });
+  });
 });

@@ -160,12 +160,21 @@ export class ControlPlaneClient {
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await backoff(attempt);
       let res: Response;
+      // The per-attempt timeout covers the answer's headers only: the body streams for as long
+      // as the operation runs, watched by the idle timeout (a heartbeat every few seconds).
+      const headers = new AbortController();
+      const timer = setTimeout(
+        () => headers.abort(new DOMException("no answer in time", "TimeoutError")),
+        this.timeoutMs,
+      );
       try {
-        res = await this.send("POST", path, body, NDJSON, AbortSignal.timeout(this.timeoutMs));
+        res = await this.send("POST", path, body, NDJSON, headers.signal);
       } catch (err) {
         lastError = err as AlpineError;
         if (lastError.details.connected !== false) throw lastError;
         continue;
+      } finally {
+        clearTimeout(timer);
       }
       if (!res.ok) throw await this.errorFrom(res);
       if (!res.body)
