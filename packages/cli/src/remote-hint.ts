@@ -19,6 +19,7 @@ export function mayBeRemote(configFlag: string | undefined): boolean {
     try {
       return existsSync(f) && MENTIONS_CLOUDFLARE.test(readFileSync(f, "utf8"));
     } catch {
+      // An unreadable file is no evidence of cloudflare; loading the config reports it properly.
       return false;
     }
   });

@@ -1,80 +1,81 @@
 import {
   type CheckpointView,
-  checkpointView,
+  checkpointOperation,
+  diffOperation,
   type ExportView,
-  exportView,
+  exportOperation,
+  type GcView,
+  gcOperation,
   type LaunchView,
   type ListItemView,
-  launchView,
-  listItemView,
+  type LoginView,
+  type LogsView,
+  launchOperation,
+  listOperation,
+  loginOperation,
+  logsOperation,
+  type OperationContext,
   type Progress,
+  type SandboxRecord,
   type StatusView,
-  statusView,
+  silentProgress,
+  statusOperation,
+  type TaskView,
   type TeardownView,
-  teardownView,
+  taskOperation,
+  teardownOperation,
 } from "@alpine/core";
 import type { Context } from "./context.ts";
-import type { DiffResult, LaunchRequest, LogsResult, SandboxService, TaskResult } from "./service.ts";
+import type { DiffResult, LaunchRequest, SandboxService } from "./service.ts";
 
 /** How long `status` waits for a sandboxd's answer (its workspace status included). */
 const STATUS_PROBE_TIMEOUT_MS = 5000;
 
-/** The orchestrator in this process: SQLite state, local checkpoints, the local and docker providers. */
+/**
+ * The operations (core's operations/) on the orchestrator in this process:
+ * SQLite state, local checkpoints, the local and docker providers. The
+ * runtime's web UI is reached at its own address.
+ */
 export class LocalSandboxService implements SandboxService {
   readonly remote = false;
 
   constructor(private readonly ctx: Context) {}
 
-  private orchestrator() {
-    return this.ctx.orchestrator();
+  private async operations(progress: Progress = silentProgress): Promise<OperationContext> {
+    const ctx = this.ctx;
+    return {
+      orchestrator: await ctx.orchestrator(),
+      config: ctx.config,
+      progress,
+      runtimeLogs: async (record: SandboxRecord, tail: number) =>
+        record.runtime ? (await ctx.provider(record.provider)).logs(record.runtime.handle, { tail }) : [],
+      loginUrl: (record: SandboxRecord, code: string) =>
+        `${record.runtime?.web_url?.replace(/\/$/, "") ?? ""}/auth/${code}`,
+    };
   }
 
   async launch(input: LaunchRequest, progress: Progress): Promise<LaunchView> {
-    return launchView(await (await this.orchestrator()).launch(input, progress));
+    return launchOperation(await this.operations(progress), input);
   }
 
   async list(): Promise<ListItemView[]> {
-    return (await (await this.ctx.store()).list()).map(listItemView);
+    return listOperation(await this.operations());
   }
 
   async status(name: string): Promise<StatusView> {
-    const orchestrator = await this.orchestrator();
-    // A command that died mid-way left a state that is no longer true: settle it before reporting.
-    let record = await orchestrator.settle(await orchestrator.get(name));
-    // The probe and the lease are independent reads; a sandboxd that hangs is reported
-    // unavailable after a short wait instead of holding the command for the client's default.
-    const [probe, lease] = await Promise.all([
-      orchestrator.probe(record, { timeoutMs: STATUS_PROBE_TIMEOUT_MS }),
-      orchestrator.activeLease(name),
-    ]);
-    record = await orchestrator.reconcile(record, probe);
-    return statusView(orchestrator, record, probe, lease, this.ctx.config);
+    return statusOperation(await this.operations(), name, { probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS });
   }
 
-  async task(name: string, prompt: string, opts: { wait: boolean }, progress: Progress): Promise<TaskResult> {
-    const orchestrator = await this.orchestrator();
-    const { record: sent, session_id } = await orchestrator.task(name, prompt);
-    let record = sent;
-    if (opts.wait) {
-      progress.step("waiting for the agent to finish");
-      record = await orchestrator.waitForTask(name);
-    }
-    return { name, session_id, state: record.state };
+  async task(name: string, prompt: string, opts: { wait: boolean }, progress: Progress): Promise<TaskView> {
+    return taskOperation(await this.operations(progress), name, prompt, opts);
   }
 
   async diff(name: string, opts: { stat: boolean }): Promise<DiffResult> {
-    const orchestrator = await this.orchestrator();
-    const client = await orchestrator.connect(await orchestrator.get(name));
-    const diff = await client.diff({ stat: opts.stat });
-    return { name, files: diff.files, patch: opts.stat ? "" : (diff.patch ?? "") };
+    return diffOperation(await this.operations(), name, opts);
   }
 
-  async login(name: string): Promise<{ web_url: string }> {
-    const orchestrator = await this.orchestrator();
-    const record = await orchestrator.get(name);
-    const { code } = await (await orchestrator.connect(record)).login();
-    const base = record.runtime?.web_url?.replace(/\/$/, "") ?? "";
-    return { web_url: `${base}/auth/${code}` };
+  async login(name: string): Promise<LoginView> {
+    return loginOperation(await this.operations(), name);
   }
 
   async export(
@@ -82,31 +83,22 @@ export class LocalSandboxService implements SandboxService {
     input: { branch?: string; pr?: boolean; patch?: boolean; from_checkpoint?: boolean },
     progress: Progress,
   ): Promise<ExportView & { patch?: string }> {
-    const result = await (await this.orchestrator()).export(name, input, progress);
-    return { ...exportView(name, result), ...(input.patch ? { patch: result.work.patch ?? "" } : {}) };
+    return exportOperation(await this.operations(progress), name, input);
   }
 
   async checkpoint(name: string, progress: Progress): Promise<CheckpointView> {
-    return checkpointView(name, await (await this.orchestrator()).checkpoint(name, progress));
+    return checkpointOperation(await this.operations(progress), name);
   }
 
   async teardown(name: string, opts: { force: boolean }, progress: Progress): Promise<TeardownView> {
-    return teardownView(name, await (await this.orchestrator()).teardown(name, opts, progress), opts.force);
+    return teardownOperation(await this.operations(progress), name, opts);
   }
 
-  async logs(name: string, opts: { tail: number; afterSeq?: number }): Promise<LogsResult> {
-    const orchestrator = await this.orchestrator();
-    const record = await orchestrator.get(name);
-    const events = await orchestrator.events(name, { afterSeq: opts.afterSeq });
-    const lines = record.runtime
-      ? await (await this.ctx.provider(record.provider))
-          .logs(record.runtime.handle, { tail: opts.tail })
-          .catch(() => [])
-      : [];
-    return { name, events, lines };
+  async logs(name: string, opts: { tail: number; afterSeq?: number }): Promise<LogsView> {
+    return logsOperation(await this.operations(), name, opts);
   }
 
-  async gc(opts: { dryRun: boolean }) {
-    return (await this.orchestrator()).gc(opts);
+  async gc(opts: { dryRun: boolean }): Promise<GcView> {
+    return gcOperation(await this.operations(), opts);
   }
 }

@@ -1,31 +1,22 @@
 import type {
   CheckpointView,
+  DiffView,
   ExportView,
   LaunchView,
   ListItemView,
+  LogsView,
   Progress,
   StatusView,
-  StoredEvent,
+  TaskView,
   TeardownView,
 } from "@alpine/core";
 
-export interface TaskResult {
-  name: string;
-  session_id: string;
-  state: string;
-}
-
-export interface DiffResult {
-  name: string;
-  files: { path: string; status: string; insertions: number; deletions: number }[];
-  patch: string;
-}
-
-export interface LogsResult {
-  name: string;
-  events: StoredEvent[];
-  lines: string[];
-}
+/** `alpine task`'s result (core's TaskView). */
+export type TaskResult = TaskView;
+/** `alpine diff`'s result (core's DiffView). */
+export type DiffResult = DiffView;
+/** `alpine logs`'s result (core's LogsView). */
+export type LogsResult = LogsView;
 
 export interface LaunchRequest {
   name: string;
@@ -43,10 +34,11 @@ export interface LaunchRequest {
  * the command's `--json` output (core's views.ts), so local and remote print
  * the same JSON.
  *
- * - LocalSandboxService (service-local.ts): the orchestrator in this process,
- *   SQLite state, local checkpoints; providers `local` and `docker`.
- * - RemoteSandboxService (providers/cloudflare.ts): HTTP to the Cloudflare
- *   control plane, whose Durable Objects run the same orchestrator.
+ * - LocalSandboxService (service-local.ts): the operations (core's
+ *   operations/) on the orchestrator in this process, SQLite state, local
+ *   checkpoints; providers `local` and `docker`.
+ * - RemoteSandboxService (remote/): HTTP to the Cloudflare control plane,
+ *   built from core's route table; its Durable Objects run the same operations.
  */
 export interface SandboxService {
   readonly remote: boolean;
@@ -91,11 +83,7 @@ export async function sandboxService(
   let service: SandboxService;
   if (key === "remote") {
     const [{ ControlPlaneClient, RemoteSandboxService, controlPlaneFrom }, credentials, { hostGitAuthor }] =
-      await Promise.all([
-        import("./providers/cloudflare.ts"),
-        import("./credentials.ts"),
-        import("./git-host.ts"),
-      ]);
+      await Promise.all([import("./remote/index.ts"), import("./credentials.ts"), import("./git-host.ts")]);
     const config = opts.config ?? ctx.config;
     service = new RemoteSandboxService(new ControlPlaneClient(controlPlaneFrom(config)), {
       config,

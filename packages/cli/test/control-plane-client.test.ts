@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { ControlPlaneClient } from "../src/providers/cloudflare.ts";
+import { ControlPlaneClient } from "../src/remote/client.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse, hit: number) => void;
 const servers: Server[] = [];
@@ -129,5 +129,94 @@ describe("the cloudflare provider's HTTP client", () => {
       reason: "control_plane_unreachable",
       message: expect.stringContaining("may still be running"),
     });
+  });
+
+  it("builds each route's request from the route table: method, encoded path, query or JSON body", async () => {
+    const seen: { method: string; url: string; accept: string; body: string }[] = [];
+    const s = await serve((req, res) => {
+      let body = "";
+      req.on("data", (c) => {
+        body += c;
+      });
+      req.on("end", () => {
+        seen.push({
+          method: req.method ?? "",
+          url: req.url ?? "",
+          accept: String(req.headers.accept),
+          body,
+        });
+        if (String(req.headers.accept).includes("ndjson")) {
+          res.writeHead(200, { "content-type": "application/x-ndjson" });
+          res.end(`${JSON.stringify({ type: "result", ok: true, value: { via: "stream" } })}\n`);
+        } else res.writeHead(200, { "content-type": "application/json" }).end('{"via":"json"}');
+      });
+    });
+    const client = new ControlPlaneClient({ url: `${s.url}/`, token: "t".repeat(20) });
+    expect(await client.call("logs", { tail: "5", after_seq: undefined }, { sandbox: "my box" })).toEqual({
+      via: "json",
+    });
+    expect(await client.call("diff", { stat: undefined }, { sandbox: "x" })).toEqual({ via: "json" });
+    expect(await client.call("teardown", { force: true }, { sandbox: "x" })).toEqual({ via: "stream" });
+    expect(await client.call("auth", { entries: { p: 1 } })).toEqual({ via: "json" });
+    await client.start("launch", { repo: "r" }, { sandbox: "x" });
+    expect(seen.map(({ method, url }) => `${method} ${url}`)).toEqual([
+      "GET /v1/sandboxes/my%20box/logs?tail=5",
+      "GET /v1/sandboxes/x/diff",
+      "POST /v1/sandboxes/x/teardown",
+      "PUT /v1/auth",
+      "POST /v1/sandboxes/x/launch",
+    ]);
+    expect(seen[0]!.body).toBe("");
+    expect(seen[2]!.accept).toBe("application/x-ndjson");
+    expect(JSON.parse(seen[2]!.body)).toEqual({ force: true });
+    expect(JSON.parse(seen[3]!.body)).toEqual({ entries: { p: 1 } });
+  });
+
+  it("a detached start reports an operation that failed at once", async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      res.end(
+        `${JSON.stringify({ type: "result", ok: false, error: JSON.parse(error("sandbox_identity_conflict", 1, false)) })}\n`,
+      );
+    });
+    const client = new ControlPlaneClient({ url: s.url, token: "t".repeat(20) });
+    await expect(client.start("launch", {}, { sandbox: "x" })).rejects.toMatchObject({
+      reason: "sandbox_identity_conflict",
+    });
+  });
+
+  it("a malformed stream line is control_plane_error, not a crash", async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      res.end("{not json\n");
+    });
+    const client = new ControlPlaneClient({ url: s.url, token: "t".repeat(20) });
+    await expect(client.stream("/v1/sandboxes/x/task", {})).rejects.toMatchObject({
+      reason: "control_plane_error",
+      message: expect.stringContaining("malformed"),
+    });
+  });
+
+  it("a stream outlives the per-attempt timeout while heartbeats arrive (the timeout is for the answer's headers)", async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      let beats = 0;
+      const timer = setInterval(() => {
+        beats += 1;
+        if (beats < 8) {
+          res.write(`${JSON.stringify({ type: "heartbeat" })}\n`);
+          return;
+        }
+        clearInterval(timer);
+        res.end(`${JSON.stringify({ type: "result", ok: true, value: { done: beats } })}\n`);
+      }, 100);
+    });
+    const client = new ControlPlaneClient({
+      url: s.url,
+      token: "t".repeat(20),
+      timeoutMs: 300,
+      idleTimeoutMs: 1000,
+    });
+    expect(await client.stream("/v1/sandboxes/x/launch", {})).toEqual({ done: 8 });
   });
 });

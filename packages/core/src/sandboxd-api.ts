@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AlpineError } from "./errors.ts";
+import { errorFromResponse, ndjsonValues } from "./http-wire.ts";
 import { REASON_CODES, type ReasonCode } from "./reasons.ts";
 import { AgentStateSchema } from "./schemas.ts";
 
@@ -509,52 +510,20 @@ export class SandboxdClient {
     const res = await this.request("POST", path, body, this.initTimeoutMs);
     if (!res.ok) throw await this.errorFrom(res);
     if (!res.body) throw new AlpineError("sandbox_unavailable", `sandboxd sent an empty ${path} response`);
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    const handle = (line: string): SandboxdStatus | undefined => {
-      if (!line.trim()) return undefined;
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch {
-        throw new AlpineError("internal_error", `sandboxd sent a malformed ${path} line`, {
-          line: line.slice(0, 200),
-        });
-      }
+    const lines = ndjsonValues(res.body, {
+      malformed: (line) =>
+        new AlpineError("internal_error", `sandboxd sent a malformed ${path} line`, { line }),
+      readFailed: (err) => this.unavailable(err),
+    });
+    for await (const value of lines) {
       const parsed = InitEventSchema.safeParse(value);
-      if (!parsed.success) return undefined; // unknown line types are for newer clients
+      if (!parsed.success) continue; // unknown line types are for newer clients
       const ev = parsed.data;
       if (ev.type === "phase") onPhase?.(ev.phase);
       if (ev.type === "result") {
         if (ev.ok) return ev.status;
         throw AlpineError.fromJSON(ev.error);
       }
-      return undefined;
-    };
-    try {
-      for (;;) {
-        let chunk: ReadableStreamReadResult<Uint8Array>;
-        try {
-          chunk = await reader.read();
-        } catch (err) {
-          throw this.unavailable(err);
-        }
-        if (chunk.value) buffer += decoder.decode(chunk.value, { stream: true });
-        let nl = buffer.indexOf("\n");
-        while (nl >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          const result = handle(line);
-          if (result) return result;
-          nl = buffer.indexOf("\n");
-        }
-        if (chunk.done) break;
-      }
-      const result = handle(buffer);
-      if (result) return result;
-    } finally {
-      reader.cancel().catch(() => {});
     }
     throw new AlpineError("sandbox_unavailable", `sandboxd closed the ${path} stream without a result`);
   }
@@ -634,19 +603,14 @@ export class SandboxdClient {
     );
   }
 
-  private async errorFrom(res: Response): Promise<AlpineError> {
-    const text = await res.text().catch(() => "");
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      value = undefined;
-    }
-    const parsed = SandboxdErrorSchema.safeParse(value);
-    if (parsed.success) return AlpineError.fromJSON(parsed.data);
-    return new AlpineError(fallbackReason(res.status), `sandboxd answered HTTP ${res.status}`, {
-      status: res.status,
-      body: text.slice(0, 200),
+  private errorFrom(res: Response): Promise<AlpineError> {
+    return errorFromResponse(res, {
+      unknownReason: "internal_error",
+      fallback: (status, text) =>
+        new AlpineError(fallbackReason(status), `sandboxd answered HTTP ${status}`, {
+          status,
+          body: text.slice(0, 200),
+        }),
     });
   }
 }

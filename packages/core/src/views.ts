@@ -2,10 +2,10 @@ import type { AlpineConfig } from "./config.ts";
 import type { ErrorJson } from "./errors.ts";
 import type { ExportResult, LaunchResult, Orchestrator, Probe } from "./orchestrator.ts";
 import type { CheckpointManifest } from "./ports.ts";
-import type { Lease, SandboxRecord } from "./schemas.ts";
+import type { Lease, SandboxRecord, StoredEvent } from "./schemas.ts";
 
 /**
- * The `--json` outputs of DESIGN §5, built from orchestrator results. Both the
+ * The `--json` outputs (docs/json-contract.md), built from orchestrator results. Both the
  * CLI (local providers) and the Cloudflare control plane (in its Durable
  * Object) build them here, so a command prints the same JSON whichever side
  * ran the orchestrator.
@@ -232,4 +232,39 @@ export function teardownView(
     destroyed: result.destroyed,
     forced,
   };
+}
+
+/** `alpine task --json`. */
+export interface TaskView {
+  name: string;
+  session_id: string;
+  /** The sandbox's state after sending (or, with --wait, after the agent finished). */
+  state: SandboxRecord["state"];
+}
+
+/** `alpine diff --json`: `patch` is empty with --stat. */
+export interface DiffView {
+  name: string;
+  files: { path: string; status: string; insertions: number; deletions: number }[];
+  patch: string;
+}
+
+/** A one-time login link to the sandbox's web UI. */
+export interface LoginView {
+  name: string;
+  web_url: string;
+  expires_at: string;
+}
+
+/** `alpine logs --json`: lifecycle events and the runtime's own log lines. */
+export interface LogsView {
+  name: string;
+  events: StoredEvent[];
+  lines: string[];
+}
+
+/** `alpine gc --json`. */
+export interface GcView {
+  torn_down: string[];
+  kept: { name: string; reason: string }[];
 }

@@ -1,22 +1,29 @@
-import { AlpineError, RemoteAuthSchema, RemoteGcSchema, validateName } from "@alpine/core";
-import { Hono } from "hono";
+import {
+  AlpineError,
+  CONTROL_PLANE_ROUTES,
+  type GcView,
+  parseRouteRequest,
+  ROUTE_NAMES,
+  type RouteName,
+  validateName,
+} from "@alpine/core";
+import { type Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { safeEqual } from "./crypto.ts";
 import type { Env } from "./env.ts";
-import { errorResponse } from "./http.ts";
-import { htmlPage } from "./sandbox-object.ts";
+import { htmlPage } from "./html.ts";
+import { errorResponse, forwardedInit } from "./http.ts";
 
 /** The browser's routing cookie: which sandbox the UI at this origin's root belongs to. */
 export const UI_COOKIE = "alpine_ui";
 
-const OPS_POST = new Set(["launch", "task", "checkpoint", "export", "teardown", "login"]);
-const OPS_GET = new Set(["diff", "logs"]);
+type WorkerContext = Context<{ Bindings: Env }>;
 
 function sandboxStub(env: Env, name: string) {
   return env.SANDBOX.getByName(validateName(name));
 }
 
-/** Forwards a request to a sandbox's Durable Object as operation `op`. */
+/** Forwards a request to a sandbox's Durable Object as `op`: a route's name, or `ui/<path>` for the web UI. */
 async function toSandbox(
   env: Env,
   request: Request,
@@ -29,14 +36,9 @@ async function toSandbox(
   headers.delete("authorization");
   headers.set("x-alpine-name", name);
   headers.set("x-alpine-origin", origin);
-  const init: RequestInit & { duplex?: "half" } = {
-    method: request.method,
-    headers,
-    body: request.method === "GET" || request.method === "HEAD" ? undefined : request.body,
-    redirect: "manual",
-  };
-  if (init.body) init.duplex = "half";
-  return sandboxStub(env, name).fetch(new Request(`https://sandbox-object/${op}${search}`, init));
+  return sandboxStub(env, name).fetch(
+    new Request(`https://sandbox-object/${op}${search}`, forwardedInit(request, headers)),
+  );
 }
 
 function withoutCookie(request: Request, cookie: string): Request {
@@ -53,6 +55,44 @@ function withoutCookie(request: Request, cookie: string): Request {
 function uiCookie(request: Request, name: string): string {
   const secure = new URL(request.url).protocol === "https:" ? "; Secure" : "";
   return `${UI_COOKIE}=${name}; HttpOnly; SameSite=Strict; Path=/${secure}`;
+}
+
+/** Routes the registry object answers: `list` and `auth`. */
+async function registryRoute(c: WorkerContext, name: RouteName): Promise<Response> {
+  const registry = c.env.REGISTRY.getByName("registry");
+  if (name === "list") return c.json(await registry.list());
+  if (name === "auth") {
+    const { entries } = parseRouteRequest("auth", { body: await c.req.text() });
+    const held = await registry.putAuth(entries);
+    return c.json({ providers: Object.keys(entries).sort(), held });
+  }
+  throw new AlpineError("internal_error", `route ${name} has no registry handler`);
+}
+
+/**
+ * A route every sandbox answers for itself (`gc`): sent to each sandbox the
+ * registry knows, in turn; the answers are merged, and a sandbox that failed
+ * is reported as kept with its reason code.
+ */
+async function everySandbox(c: WorkerContext, name: RouteName): Promise<Response> {
+  const input = parseRouteRequest(name, { body: await c.req.text() });
+  const merged: GcView = { torn_down: [], kept: [] };
+  for (const sandbox of await c.env.REGISTRY.getByName("registry").names()) {
+    const forward = new Request(c.req.url, {
+      method: CONTROL_PLANE_ROUTES[name].method,
+      headers: c.req.raw.headers,
+      body: JSON.stringify(input),
+    });
+    const res = await toSandbox(c.env, forward, sandbox, name);
+    const out = (await res.json()) as Partial<GcView> & { reason_code?: string };
+    if (!res.ok) {
+      merged.kept.push({ name: sandbox, reason: String(out.reason_code ?? res.status) });
+      continue;
+    }
+    merged.torn_down.push(...(out.torn_down ?? []));
+    merged.kept.push(...(out.kept ?? []));
+  }
+  return c.json(merged);
 }
 
 export function createApp() {
@@ -77,58 +117,20 @@ export function createApp() {
     await next();
   });
 
-  app.get("/v1/sandboxes", async (c) => c.json(await c.env.REGISTRY.getByName("registry").list()));
-
-  app.put("/v1/auth", async (c) => {
-    const parsed = RemoteAuthSchema.safeParse(await c.req.json().catch(() => null));
-    if (!parsed.success) throw new AlpineError("usage_invalid", "body must be {entries: {provider: entry}}");
-    const held = await c.env.REGISTRY.getByName("registry").putAuth(parsed.data.entries);
-    return c.json({ providers: Object.keys(parsed.data.entries).sort(), held });
-  });
-
-  app.post("/v1/gc", async (c) => {
-    const text = await c.req.text();
-    const parsed = RemoteGcSchema.safeParse(text.trim() ? JSON.parse(text) : {});
-    if (!parsed.success) throw new AlpineError("usage_invalid", "body must be {dry_run?, config?}");
-    const tornDown: string[] = [];
-    const kept: { name: string; reason: string }[] = [];
-    for (const name of await c.env.REGISTRY.getByName("registry").names()) {
-      const res = await toSandbox(
-        c.env,
-        new Request(c.req.url, {
-          method: "POST",
-          headers: c.req.raw.headers,
-          body: JSON.stringify(parsed.data),
-        }),
-        name,
-        "gc",
-      );
-      const out = (await res.json()) as { torn_down?: string[]; kept?: { name: string; reason: string }[] };
-      if (!res.ok) {
-        kept.push({ name, reason: String((out as { reason_code?: string }).reason_code ?? res.status) });
-        continue;
+  // Every /v1 route comes from core's route table (control-plane-routes.ts).
+  for (const name of ROUTE_NAMES) {
+    const route = CONTROL_PLANE_ROUTES[name];
+    app.on(route.method, route.path, (c) => {
+      switch (route.target) {
+        case "sandbox":
+          return toSandbox(c.env, c.req.raw, c.req.param("name") ?? "", name, new URL(c.req.url).search);
+        case "registry":
+          return registryRoute(c, name);
+        case "every-sandbox":
+          return everySandbox(c, name);
       }
-      tornDown.push(...(out.torn_down ?? []));
-      kept.push(...(out.kept ?? []));
-    }
-    return c.json({ torn_down: tornDown, kept });
-  });
-
-  app.get("/v1/sandboxes/:name", (c) => toSandbox(c.env, c.req.raw, c.req.param("name"), "status"));
-
-  app.on(["GET", "POST"], "/v1/sandboxes/:name/:op", (c) => {
-    const op = c.req.param("op");
-    const method = c.req.method;
-    if ((method === "POST" && OPS_POST.has(op)) || (method === "GET" && OPS_GET.has(op))) {
-      return toSandbox(c.env, c.req.raw, c.req.param("name"), op, new URL(c.req.url).search);
-    }
-    throw Object.assign(
-      new AlpineError("usage_invalid", `no such endpoint: ${method} /v1/sandboxes/:name/${op}`),
-      {
-        httpStatus: 404,
-      },
-    );
-  });
+    });
+  }
 
   app.all("/v1/*", (c) => {
     throw Object.assign(new AlpineError("usage_invalid", `no such endpoint: ${c.req.method} ${c.req.path}`), {

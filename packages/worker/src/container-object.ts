@@ -44,7 +44,11 @@ export class SandboxContainer extends DurableObject<Env> {
     if (c.running) await this.stopSandbox();
     c.start({ entrypoint: ENTRYPOINT, env: { ALPINE_SANDBOXD_CONFIG: config }, enableInternet: true });
     // Watch for the exit so a crashed container does not look alive; the error is logged by the runtime.
-    this.ctx.waitUntil(c.monitor().catch(() => {}));
+    this.ctx.waitUntil(
+      c
+        .monitor()
+        .catch((err: unknown) => console.warn("alpine: the container exited", { error: String(err) })),
+    );
     await c.setInactivityTimeout(inactivityMs);
     const deadline = Date.now() + 120_000;
     let last = "";
@@ -84,7 +88,13 @@ export class SandboxContainer extends DurableObject<Env> {
     }
     const deadline = Date.now() + 10_000;
     while (c.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-    if (c.running) await c.destroy().catch(() => {});
+    if (c.running) {
+      await c
+        .destroy()
+        .catch((err: unknown) =>
+          console.warn("alpine: destroying the container failed", { error: String(err) }),
+        );
+    }
   }
 
   /** sandboxd's HTTP (API and web UI, WebSocket upgrades included). */

@@ -8,7 +8,7 @@ export function isGithubHost(host: string, config: AlpineConfig): boolean {
     const api = new URL(config.github.api_url).hostname;
     return host === api || host === api.replace(/^api\./, "");
   } catch {
-    return false;
+    return false; // github.api_url is not a URL: no host matches it
   }
 }
 
@@ -17,7 +17,7 @@ export function requiresAuth(repo: string, config: AlpineConfig): boolean {
   try {
     return isGithubHost(new URL(repo).hostname, config);
   } catch {
-    return false;
+    return false; // not a URL (a local path): no GitHub host to authenticate to
   }
 }
 
@@ -81,6 +81,7 @@ export class FetchPullRequests implements PullRequestOpener {
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(30_000),
       });
+      // A body that is not JSON still has its status, which decides below.
       const value = (await res.json().catch(() => ({}))) as Record<string, unknown>;
       if (res.status === 401 || res.status === 403) {
         throw new AlpineError("github_auth_missing", `GitHub refused the token (${res.status})`, {

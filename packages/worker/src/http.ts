@@ -41,6 +41,7 @@ export async function streamOperation(
   const emit = (ev: RemoteEvent) => {
     if (!open) return;
     writer.write(encoder.encode(`${JSON.stringify(ev)}\n`)).catch(() => {
+      // The client went away: stop writing; the operation itself runs to its end (keepAlive).
       open = false;
     });
   };
@@ -57,13 +58,30 @@ export async function streamOperation(
     } finally {
       clearInterval(heartbeat);
       open = false;
-      await writer.close().catch(() => {});
+      // Closing a stream whose reader already left rejects; there is no one to tell.
+      await writer.close().catch(() => undefined);
     }
   })();
   keepAlive(done);
   return new Response(readable, {
     headers: { "content-type": NDJSON, "cache-control": "no-store", "x-content-type-options": "nosniff" },
   });
+}
+
+/**
+ * The init of a request passed on to another hop (a Durable Object, sandboxd)
+ * with `headers`: same method, body streamed through, redirects returned as they are.
+ */
+export function forwardedInit(request: Request, headers: Headers): RequestInit {
+  const init: RequestInit & { duplex?: "half" } = {
+    method: request.method,
+    headers,
+    body: request.method === "GET" || request.method === "HEAD" ? undefined : request.body,
+    redirect: "manual",
+  };
+  // A streamed request body needs half duplex.
+  if (init.body) init.duplex = "half";
+  return init;
 }
 
 export { AlpineError };

@@ -96,8 +96,10 @@ export class R2CheckpointStore implements CheckpointStore {
       }
       return result;
     } catch (err) {
-      if (upload) await (upload as R2MultipartUpload).abort().catch(() => {});
-      await this.bucket.delete(key).catch(() => {});
+      // Clean-up after a failed store: the artifact is not recorded anywhere, and prune removes
+      // what a failed abort or delete leaves; the store's own error is what the caller needs.
+      if (upload) await (upload as R2MultipartUpload).abort().catch(() => undefined);
+      await this.bucket.delete(key).catch(() => undefined);
       if (err instanceof AlpineError) throw err;
       throw new AlpineError(
         "checkpoint_failed",

@@ -37,7 +37,7 @@ export async function authSync(ctx: Context, opts: { providers?: string }): Prom
     // The control plane keeps them sealed and hands them to a sandbox's container only at its start;
     // nothing is written on this machine.
     const { sandboxService } = await import("../service.ts");
-    const remote = (await sandboxService(ctx)) as import("../providers/cloudflare.ts").RemoteSandboxService;
+    const remote = (await sandboxService(ctx)) as import("../remote/index.ts").RemoteSandboxService;
     await remote.syncAuth(entries);
     out = { providers: Object.keys(entries), missing, target: `${ctx.config.sandbox.control_plane_url}` };
   } else {

@@ -1,0 +1,67 @@
+import type { ExportInput, LaunchInput } from "../orchestrator.ts";
+import {
+  type CheckpointView,
+  checkpointView,
+  type ExportView,
+  exportView,
+  type GcView,
+  type LaunchView,
+  launchView,
+  type TaskView,
+  type TeardownView,
+  teardownView,
+} from "../views.ts";
+import type { OperationContext } from "./context.ts";
+
+/** The sandbox verbs that change state: launch, task, export, checkpoint, teardown, gc. */
+
+export async function launchOperation(ctx: OperationContext, input: LaunchInput): Promise<LaunchView> {
+  const result = await ctx.orchestrator.launch(input, ctx.progress);
+  return launchView(result, ctx.webUrl?.(result.record));
+}
+
+/** `alpine task`: sends the prompt; with `wait`, returns once the agent finished it. */
+export async function taskOperation(
+  ctx: OperationContext,
+  name: string,
+  prompt: string,
+  opts: { wait: boolean },
+): Promise<TaskView> {
+  const o = ctx.orchestrator;
+  const sent = await o.task(name, prompt);
+  let record = sent.record;
+  if (opts.wait) {
+    ctx.progress.step("waiting for the agent to finish");
+    record = await o.waitForTask(name);
+  }
+  return { name, session_id: sent.session_id, state: record.state };
+}
+
+/**
+ * `alpine export`. With `patch`, the patch text rides along as `patch`: it is
+ * not part of export's `--json` output (the CLI writes it to --patch FILE).
+ */
+export async function exportOperation(
+  ctx: OperationContext,
+  name: string,
+  input: ExportInput,
+): Promise<ExportView & { patch?: string }> {
+  const result = await ctx.orchestrator.export(name, input, ctx.progress);
+  return { ...exportView(name, result), ...(input.patch ? { patch: result.work.patch ?? "" } : {}) };
+}
+
+export async function checkpointOperation(ctx: OperationContext, name: string): Promise<CheckpointView> {
+  return checkpointView(name, await ctx.orchestrator.checkpoint(name, ctx.progress));
+}
+
+export async function teardownOperation(
+  ctx: OperationContext,
+  name: string,
+  opts: { force: boolean },
+): Promise<TeardownView> {
+  return teardownView(name, await ctx.orchestrator.teardown(name, opts, ctx.progress), opts.force);
+}
+
+export function gcOperation(ctx: OperationContext, opts: { dryRun: boolean }): Promise<GcView> {
+  return ctx.orchestrator.gc(opts);
+}

@@ -1,0 +1,4 @@
+export * from "./changes.ts";
+export * from "./context.ts";
+export * from "./reads.ts";
+export * from "./routes.ts";

@@ -1,0 +1,80 @@
+import {
+  type DiffView,
+  type ListItemView,
+  type LoginView,
+  type LogsView,
+  listItemView,
+  type StatusView,
+  statusView,
+} from "../views.ts";
+import type { OperationContext } from "./context.ts";
+
+/** The sandbox verbs that read: status, list, diff, login, logs. */
+
+/**
+ * `alpine status`: settles what a command that died mid-way left behind,
+ * probes sandboxd (within `probeTimeoutMs` when given, so a hung sandboxd is
+ * reported unavailable instead of holding the command), and reconciles the
+ * record with what the probe saw before reporting.
+ */
+export async function statusOperation(
+  ctx: OperationContext,
+  name: string,
+  opts: { probeTimeoutMs?: number } = {},
+): Promise<StatusView> {
+  const o = ctx.orchestrator;
+  let record = await o.settle(await o.get(name));
+  // The probe and the lease are independent reads.
+  const [probe, lease] = await Promise.all([
+    o.probe(record, opts.probeTimeoutMs ? { timeoutMs: opts.probeTimeoutMs } : {}),
+    o.activeLease(name),
+  ]);
+  record = await o.reconcile(record, probe);
+  return statusView(o, record, probe, lease, ctx.config, ctx.webUrl?.(record));
+}
+
+/** `alpine list`: every sandbox this orchestrator's store holds. */
+export async function listOperation(ctx: OperationContext): Promise<ListItemView[]> {
+  return (await ctx.orchestrator.list()).map(listItemView);
+}
+
+/** `alpine diff`: the agent's changes, untracked files included; no patch text with `stat`. */
+export async function diffOperation(
+  ctx: OperationContext,
+  name: string,
+  opts: { stat: boolean },
+): Promise<DiffView> {
+  const o = ctx.orchestrator;
+  const diff = await (await o.connect(await o.get(name))).diff({ stat: opts.stat });
+  return { name, files: diff.files, patch: opts.stat ? "" : (diff.patch ?? "") };
+}
+
+/** `alpine open`: a one-time login link to the web UI (sandboxd mints the code). */
+export async function loginOperation(ctx: OperationContext, name: string): Promise<LoginView> {
+  const o = ctx.orchestrator;
+  const record = await o.get(name);
+  const { code, expires_at } = await (await o.connect(record)).login();
+  return { name, web_url: ctx.loginUrl(record, code), expires_at };
+}
+
+/** `alpine logs`: lifecycle events after `afterSeq`, and the tail of the runtime's own log. */
+export async function logsOperation(
+  ctx: OperationContext,
+  name: string,
+  opts: { tail: number; afterSeq?: number },
+): Promise<LogsView> {
+  const o = ctx.orchestrator;
+  const record = await o.get(name);
+  const events = await o.events(name, { afterSeq: opts.afterSeq });
+  let lines: string[] = [];
+  if (record.runtime) {
+    try {
+      lines = await ctx.runtimeLogs(record, opts.tail);
+    } catch (err) {
+      // The events are the record of what happened; a runtime whose log cannot be read
+      // (stopped, or its provider is not reachable from here) only lacks the extra lines.
+      ctx.progress.warn(`the runtime's log could not be read: ${(err as Error)?.message ?? String(err)}`);
+    }
+  }
+  return { name, events, lines };
+}

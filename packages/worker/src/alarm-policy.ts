@@ -1,0 +1,88 @@
+import type { AlpineConfig, SandboxRecord } from "@alpine/core";
+
+/**
+ * What a sandbox's alarm does, decided from facts alone (no I/O), so the
+ * policy is tested without a Durable Object. While a sandbox is live the
+ * alarm keeps a busy agent's container alive, saves the work of an idle
+ * sandbox before its container's inactivity timeout would stop it (a
+ * teardown, so the state says `destroyed` and `alpine launch` resumes it),
+ * and tears down a `completed` sandbox whose retention has passed
+ * (sandbox.auto_teardown, sandbox.completed_retention_minutes; see
+ * docs/cloudflare.md, "The alarm").
+ */
+
+/** States in which a sandbox has a runtime worth watching. */
+export const LIVE_STATES: ReadonlySet<SandboxRecord["state"]> = new Set(["running", "completed", "saving"]);
+
+export interface AlarmFacts {
+  /** The sandbox's record, settled, as it was before this alarm looked at sandboxd. */
+  record: Pick<SandboxRecord, "state" | "agent" | "last_activity" | "updated_at">;
+  now: number;
+  /** When the Durable Object last served a request for this sandbox (0: not since it started). */
+  lastRequestAt: number;
+  intervalMs: number;
+  /** How long a container keeps running after its object went idle. */
+  inactivityMs: number;
+  sandbox: Pick<AlpineConfig["sandbox"], "auto_teardown" | "completed_retention_minutes">;
+}
+
+export type AlarmPlan =
+  /** Not live: nothing to watch, and no next alarm. */
+  | { kind: "stop" }
+  /** Live and quiet, well inside the container's timeout: only schedule the next alarm. */
+  | { kind: "reschedule" }
+  /** Look at sandboxd (probe and reconcile), then `decideAfterProbe`. */
+  | { kind: "probe"; idleForMs: number; nearTimeout: boolean };
+
+export function planAlarm(facts: AlarmFacts): AlarmPlan {
+  const { record } = facts;
+  if (!LIVE_STATES.has(record.state)) return { kind: "stop" };
+  const lastActive = Math.max(
+    facts.lastRequestAt,
+    Date.parse(record.last_activity ?? record.updated_at) || 0,
+  );
+  const idleForMs = facts.now - lastActive;
+  // Two alarm intervals of margin: the save must finish before the container stops.
+  const nearTimeout = idleForMs >= facts.inactivityMs - 2 * facts.intervalMs;
+  const busy = record.agent === "busy" || record.agent === "retry" || record.state === "saving";
+  if (busy || nearTimeout || record.state === "completed") return { kind: "probe", idleForMs, nearTimeout };
+  return { kind: "reschedule" };
+}
+
+export interface ProbedFacts {
+  /** The record after reconciling it with the probe. */
+  record: Pick<SandboxRecord, "state" | "updated_at" | "task">;
+  /** sandboxd answered. */
+  reachable: boolean;
+  /** The agent is working (a teardown would be blocked by `agent_busy`). */
+  agentBusy: boolean;
+}
+
+export interface AlarmDecision {
+  /** Extend the container's life: the agent is working. */
+  renew: boolean;
+  /** Tear the sandbox down (checkpointing unsaved work first) and log why; null: keep it. */
+  teardown: string | null;
+}
+
+export function decideAfterProbe(
+  facts: AlarmFacts,
+  plan: Extract<AlarmPlan, { kind: "probe" }>,
+  probed: ProbedFacts,
+): AlarmDecision {
+  const { record } = probed;
+  const retention = facts.sandbox.completed_retention_minutes;
+  const retentionDue =
+    record.state === "completed" &&
+    facts.sandbox.auto_teardown &&
+    facts.now >= Date.parse(record.task?.finished_at ?? record.updated_at) + retention * 60_000;
+  if (probed.agentBusy || !probed.reachable) return { renew: probed.agentBusy, teardown: null };
+  if (retentionDue) return { renew: false, teardown: `auto-teardown: completed ${retention} min ago` };
+  if (plan.nearTimeout) {
+    return {
+      renew: false,
+      teardown: `idle ${Math.round(plan.idleForMs / 1000)} s: saved and stopped before the container's inactivity timeout`,
+    };
+  }
+  return { renew: false, teardown: null };
+}

@@ -1,0 +1,101 @@
+import { describe, expect, it } from "vitest";
+import { type AlarmFacts, decideAfterProbe, planAlarm } from "../src/alarm-policy.ts";
+
+const NOW = Date.parse("2026-01-02T00:00:00.000Z");
+const MIN = 60_000;
+
+function facts(
+  over: Partial<Omit<AlarmFacts, "record">> & { record?: Partial<AlarmFacts["record"]> } = {},
+): AlarmFacts {
+  return {
+    now: NOW,
+    lastRequestAt: 0,
+    intervalMs: MIN,
+    inactivityMs: 10 * MIN,
+    sandbox: { auto_teardown: true, completed_retention_minutes: 30 },
+    ...over,
+    record: {
+      state: "running",
+      agent: "idle",
+      last_activity: new Date(NOW - MIN).toISOString(),
+      updated_at: new Date(NOW - MIN).toISOString(),
+      ...over.record,
+    },
+  };
+}
+
+describe("the alarm's policy", () => {
+  it("stops watching a sandbox that is not live", () => {
+    for (const state of ["destroyed", "error", "tearing_down", "provisioning", "new"] as const) {
+      expect(planAlarm(facts({ record: { state } }))).toEqual({ kind: "stop" });
+    }
+  });
+
+  it("only reschedules a quiet running sandbox well inside the container's timeout", () => {
+    expect(planAlarm(facts())).toEqual({ kind: "reschedule" });
+  });
+
+  it("probes a busy agent, a saving or completed sandbox, and one near the timeout", () => {
+    expect(planAlarm(facts({ record: { agent: "busy" } })).kind).toBe("probe");
+    expect(planAlarm(facts({ record: { agent: "retry" } })).kind).toBe("probe");
+    expect(planAlarm(facts({ record: { state: "saving" } })).kind).toBe("probe");
+    expect(planAlarm(facts({ record: { state: "completed" } }))).toMatchObject({
+      kind: "probe",
+      nearTimeout: false,
+    });
+    // 8 of 10 minutes idle: inside the two-interval margin.
+    const idle = facts({ record: { last_activity: new Date(NOW - 8 * MIN).toISOString() } });
+    expect(planAlarm(idle)).toEqual({ kind: "probe", idleForMs: 8 * MIN, nearTimeout: true });
+  });
+
+  it("counts the object's own last request as activity", () => {
+    const old = { last_activity: new Date(NOW - 60 * MIN).toISOString() };
+    expect(planAlarm(facts({ record: old })).kind).toBe("probe");
+    expect(planAlarm(facts({ record: old, lastRequestAt: NOW - MIN })).kind).toBe("reschedule");
+  });
+
+  it("renews a busy agent's container and never tears it down", () => {
+    const f = facts({ record: { last_activity: new Date(NOW - 9 * MIN).toISOString() } });
+    const plan = planAlarm(f);
+    if (plan.kind !== "probe") throw new Error("expected a probe");
+    const record = { state: "running" as const, updated_at: f.record.updated_at, task: null };
+    expect(decideAfterProbe(f, plan, { record, reachable: true, agentBusy: true })).toEqual({
+      renew: true,
+      teardown: null,
+    });
+    // An idle agent near the timeout: saved and stopped.
+    expect(decideAfterProbe(f, plan, { record, reachable: true, agentBusy: false }).teardown).toMatch(
+      /^idle 540 s: saved and stopped before the container's inactivity timeout$/,
+    );
+    // sandboxd did not answer: nothing is decided on a guess.
+    expect(decideAfterProbe(f, plan, { record, reachable: false, agentBusy: false })).toEqual({
+      renew: false,
+      teardown: null,
+    });
+  });
+
+  it("tears down a completed sandbox once its retention passed, only with auto_teardown", () => {
+    const finished = (minutesAgo: number) => ({
+      state: "completed" as const,
+      updated_at: new Date(NOW).toISOString(),
+      task: {
+        prompt_summary: "x",
+        session_id: "s",
+        started_at: new Date(NOW - 100 * MIN).toISOString(),
+        finished_at: new Date(NOW - minutesAgo * MIN).toISOString(),
+      },
+    });
+    const f = facts({ record: { state: "completed" } });
+    const plan = planAlarm(f);
+    if (plan.kind !== "probe") throw new Error("expected a probe");
+    const probed = (minutesAgo: number) => ({
+      record: finished(minutesAgo),
+      reachable: true,
+      agentBusy: false,
+    });
+    expect(decideAfterProbe(f, plan, probed(31)).teardown).toBe("auto-teardown: completed 30 min ago");
+    expect(decideAfterProbe(f, plan, probed(29)).teardown).toBeNull();
+    const off = { ...f, sandbox: { auto_teardown: false, completed_retention_minutes: 30 } };
+    expect(decideAfterProbe(off, plan, probed(31)).teardown).toBeNull();
+  });
+});
