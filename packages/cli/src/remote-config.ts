@@ -10,5 +10,6 @@ export async function remoteConfig(configFlag: string | undefined): Promise<Alpi
   if (!mayBeRemote(configFlag)) return null;
   const { loadConfig } = await import("./config-loader.ts");
   const config = loadConfig({ configPath: configFlag }).config;
-  return config.sandbox.provider === "cloudflare" ? config : null;
+  const { PROVIDERS } = await import("@alpine/core/provider-kinds");
+  return PROVIDERS[config.sandbox.provider].runs_in === "control_plane" ? config : null;
 }

@@ -6,10 +6,12 @@ import type {
   ListItemView,
   LogsView,
   Progress,
+  ProviderKind,
   StatusView,
   TaskView,
   TeardownView,
 } from "@alpine/core";
+import { PROVIDERS } from "@alpine/core/provider-kinds";
 
 /** `alpine task`'s result (core's TaskView). */
 export type TaskResult = TaskView;
@@ -23,7 +25,7 @@ export interface LaunchRequest {
   repo?: string;
   ref?: string;
   image_profile?: string;
-  provider?: "local" | "docker" | "cloudflare";
+  provider?: ProviderKind;
   task?: string;
   force_recreate?: boolean;
 }
@@ -64,15 +66,16 @@ export interface SandboxService {
 const services = new WeakMap<object, Map<string, SandboxService>>();
 
 /**
- * The service for a command: remote when the sandbox's provider is
- * `cloudflare` (sandbox.provider, or `launch --provider cloudflare`), else local.
+ * The service for a command: remote when the sandbox's provider runs on the
+ * control plane (sandbox.provider, or `launch --provider`; see provider-kinds.ts),
+ * else the orchestrator in this process.
  */
 export async function sandboxService(
   ctx: import("./context.ts").Context,
-  opts: { provider?: "local" | "docker" | "cloudflare"; config?: import("@alpine/core").AlpineConfig } = {},
+  opts: { provider?: ProviderKind; config?: import("@alpine/core").AlpineConfig } = {},
 ): Promise<SandboxService> {
   const kind = opts.provider ?? (opts.config ?? ctx.config).sandbox.provider;
-  const key = kind === "cloudflare" ? "remote" : "local";
+  const key = PROVIDERS[kind].runs_in === "control_plane" ? "remote" : "local";
   let byKind = services.get(ctx);
   if (!byKind) {
     byKind = new Map();

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { AlpineError } from "@alpine/core";
+import { PROVIDERS } from "@alpine/core/provider-kinds";
 import type { Context } from "../context.ts";
 import { pickProviders, readJsonObject } from "../credentials.ts";
 import { printJson } from "../output.ts";
@@ -33,7 +34,7 @@ export async function authSync(ctx: Context, opts: { providers?: string }): Prom
   }
   const { entries, missing } = pickProviders(parsed, providers);
   let out: { providers: string[]; missing: string[]; target: string };
-  if (ctx.config.sandbox.provider === "cloudflare") {
+  if (PROVIDERS[ctx.config.sandbox.provider].runs_in === "control_plane") {
     // The control plane keeps them sealed and hands them to a sandbox's container only at its start;
     // nothing is written on this machine.
     const { sandboxService } = await import("../service.ts");
