@@ -2,6 +2,7 @@ import type {
   CheckpointView,
   DiffView,
   ExportView,
+  LaunchInput,
   LaunchView,
   ListItemView,
   LogsView,
@@ -20,15 +21,8 @@ export type DiffResult = DiffView;
 /** `alpine logs`'s result (core's LogsView). */
 export type LogsResult = LogsView;
 
-export interface LaunchRequest {
-  name: string;
-  repo?: string;
-  ref?: string;
-  image_profile?: string;
-  provider?: ProviderKind;
-  task?: string;
-  force_recreate?: boolean;
-}
+/** What `alpine launch` asks for: the orchestrator's own launch input. */
+export type LaunchRequest = LaunchInput;
 
 /**
  * The seam between commands and where the orchestrator runs. Commands parse
