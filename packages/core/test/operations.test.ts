@@ -292,3 +292,200 @@ describe("the operations layer", () => {
     expect(diff.patch).toBe("");
   });
 });
+
+describe("ROUTE_OPERATIONS", () => {
+  const CP = {
+    id: "cp_9",
+    verified: true,
+    content_hash: "d".repeat(64),
+    tree_hash: "c".repeat(40),
+    head_commit: "a".repeat(40),
+    bytes: 1234,
+    created_at: AT,
+  };
+
+  /** A fake orchestrator whose mutating calls record their arguments. */
+  function recording() {
+    const args: Record<string, unknown[]> = {};
+    const keep =
+      <R>(name: string, result: () => R) =>
+      async (...a: unknown[]): Promise<Awaited<R>> => {
+        args[name] = a;
+        return await result();
+      };
+    const { orchestrator, calls } = fakeOrchestrator({
+      task: keep("task", () => ({ record: record(), session_id: "ses_7" })) as never,
+      checkpoint: keep("checkpoint", () => ({
+        record: record({ checkpoint: CP }),
+        manifest: {} as never,
+      })) as never,
+      teardown: keep("teardown", () => ({
+        record: record({ state: "destroyed" }),
+        destroyed: true,
+        checkpoint_id: null,
+      })) as never,
+      gc: keep("gc", () => ({ torn_down: ["old"], kept: [] })) as never,
+    });
+    const base = orchestrator.export;
+    orchestrator.export = async (...a) => {
+      args.export = a;
+      return base(...a);
+    };
+    return { ctx: context(orchestrator).ctx, args, calls };
+  }
+
+  it("status reports the named sandbox", async () => {
+    const { ctx, calls } = recording();
+    const view = await ROUTE_OPERATIONS.status(ctx, "demo", parseRouteRequest("status", {}));
+    expect(view.name).toBe("demo");
+    expect(calls).toContain("probe");
+    expect(StatusOutputSchema.safeParse(view).success).toBe(true);
+  });
+
+  it("task passes the prompt and waits only when asked", async () => {
+    const { ctx, args, calls } = recording();
+    const sent = await ROUTE_OPERATIONS.task(
+      ctx,
+      "demo",
+      parseRouteRequest("task", { body: '{"prompt":"go"}' }),
+    );
+    expect(sent).toEqual({ name: "demo", session_id: "ses_7", state: "running" });
+    expect(args.task?.slice(0, 2)).toEqual(["demo", "go"]);
+    expect(calls).not.toContain("waitForTask");
+    const waited = await ROUTE_OPERATIONS.task(
+      ctx,
+      "demo",
+      parseRouteRequest("task", { body: '{"prompt":"go","wait":true}' }),
+    );
+    expect(waited.state).toBe("completed");
+    expect(calls).toContain("waitForTask");
+  });
+
+  it("launch passes the request's fields through, on the cloudflare provider", async () => {
+    let launched: unknown;
+    const { orchestrator } = fakeOrchestrator({
+      launch: async (input) => {
+        launched = input;
+        return {
+          record: record(),
+          reused: true,
+          resumed: false,
+          task_accepted: false,
+          session_id: null,
+          operation_id: "op",
+        };
+      },
+    });
+    const { ctx } = context(orchestrator);
+    const body = JSON.stringify({
+      repo: "r",
+      ref: "v1",
+      image_profile: "big",
+      task: "t",
+      force_recreate: true,
+    });
+    await ROUTE_OPERATIONS.launch(ctx, "demo", parseRouteRequest("launch", { body }));
+    expect(launched).toMatchObject({
+      name: "demo",
+      repo: "r",
+      ref: "v1",
+      image_profile: "big",
+      task: "t",
+      force_recreate: true,
+      provider: "cloudflare",
+    });
+  });
+
+  it("login answers the one-time link", async () => {
+    const { ctx } = recording();
+    expect(await ROUTE_OPERATIONS.login(ctx, "demo", parseRouteRequest("login", {}))).toEqual({
+      name: "demo",
+      web_url: "http://127.0.0.1:7000/auth/c0de",
+      expires_at: AT,
+    });
+  });
+
+  it("checkpoint reports the record's new checkpoint", async () => {
+    const { ctx, args } = recording();
+    const view = await ROUTE_OPERATIONS.checkpoint(ctx, "demo", parseRouteRequest("checkpoint", {}));
+    expect(view).toEqual({
+      name: "demo",
+      checkpoint_id: "cp_9",
+      verified: true,
+      content_hash: CP.content_hash,
+      bytes: 1234,
+      created_at: AT,
+    });
+    expect(args.checkpoint?.[0]).toBe("demo");
+  });
+
+  it("export passes its options and carries the patch only when asked", async () => {
+    const { ctx, args } = recording();
+    const plain = await ROUTE_OPERATIONS.export(
+      ctx,
+      "demo",
+      parseRouteRequest("export", { body: '{"branch":"feat","pr":true,"from_checkpoint":false}' }),
+    );
+    expect(args.export?.slice(0, 2)).toEqual([
+      "demo",
+      { branch: "feat", pr: true, patch: undefined, from_checkpoint: false },
+    ]);
+    expect("patch" in plain).toBe(false);
+    expect(ExportOutputSchema.safeParse(plain).success).toBe(true);
+    const withPatch = await ROUTE_OPERATIONS.export(
+      ctx,
+      "demo",
+      parseRouteRequest("export", { body: '{"patch":true}' }),
+    );
+    expect(withPatch.patch).toBe("+a\n");
+  });
+
+  it("export gives an empty patch when the work has none", async () => {
+    const { orchestrator } = fakeOrchestrator();
+    const base = orchestrator.export;
+    orchestrator.export = async (...a) => {
+      const r = await base(...a);
+      return { ...r, work: { ...r.work, patch: undefined } };
+    };
+    const { ctx } = context(orchestrator);
+    const view = await ROUTE_OPERATIONS.export(
+      ctx,
+      "demo",
+      parseRouteRequest("export", { body: '{"patch":true}' }),
+    );
+    expect(view.patch).toBe("");
+  });
+
+  it("teardown passes force, false when absent", async () => {
+    const { ctx, args } = recording();
+    const view = await ROUTE_OPERATIONS.teardown(ctx, "demo", parseRouteRequest("teardown", { body: "" }));
+    expect(args.teardown?.slice(0, 2)).toEqual(["demo", { force: false }]);
+    expect(view).toMatchObject({ name: "demo", destroyed: true, forced: false });
+    await ROUTE_OPERATIONS.teardown(ctx, "demo", parseRouteRequest("teardown", { body: '{"force":true}' }));
+    expect(args.teardown?.slice(0, 2)).toEqual(["demo", { force: true }]);
+  });
+
+  it("gc ignores the name and passes dry_run", async () => {
+    const { ctx, args } = recording();
+    expect(
+      await ROUTE_OPERATIONS.gc(ctx, "ignored", parseRouteRequest("gc", { body: '{"dry_run":true}' })),
+    ).toEqual({
+      torn_down: ["old"],
+      kept: [],
+    });
+    expect(args.gc).toEqual([{ dryRun: true }]);
+    await ROUTE_OPERATIONS.gc(ctx, "ignored", parseRouteRequest("gc", {}));
+    expect(args.gc).toEqual([{ dryRun: false }]);
+  });
+
+  it("refuses a request that does not fit the route", () => {
+    expect(() => parseRouteRequest("task", { body: "{not json" })).toThrow(AlpineError);
+    try {
+      parseRouteRequest("task", { body: '{"prompt":5}' });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as AlpineError).reason).toBe("usage_invalid");
+      expect((err as AlpineError).details.issues).toEqual([{ path: "prompt", message: expect.any(String) }]);
+    }
+  });
+});
