@@ -396,6 +396,24 @@ describe("ROUTE_OPERATIONS", () => {
     });
   });
 
+  it("logs reads from the start when after_seq is not given", async () => {
+    let after: unknown;
+    const { orchestrator } = fakeOrchestrator({
+      events: async (_name, opts) => {
+        after = opts?.afterSeq;
+        return [];
+      },
+    });
+    const { ctx } = context(orchestrator);
+    const view = await ROUTE_OPERATIONS.logs(
+      ctx,
+      "demo",
+      parseRouteRequest("logs", { query: new URLSearchParams() }),
+    );
+    expect(after).toBe(0);
+    expect(LogsOutputSchema.safeParse(view).success).toBe(true);
+  });
+
   it("login answers the one-time link", async () => {
     const { ctx } = recording();
     expect(await ROUTE_OPERATIONS.login(ctx, "demo", parseRouteRequest("login", {}))).toEqual({

@@ -265,6 +265,30 @@ describe("SandboxdClient errors", () => {
   });
 });
 
+describe("SandboxdClient failures that are not Errors", () => {
+  it("describes a thrown non-Error value", async () => {
+    const { c } = client(() => {
+      throw "refused";
+    });
+    const err = await rejection(c.status());
+    expect(err.message).toBe("cannot reach sandboxd at http://sbx.test:9000: refused");
+    expect(err.details.timeout).toBe(false);
+  });
+
+  it("counts an aborted stream read as a timeout", async () => {
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        ctl.error(new DOMException("The operation was aborted", "AbortError"));
+      },
+    });
+    const { c } = client(() => new Response(body));
+    const err = await rejection(c.init({ repo: "r" }));
+    expect(err.reason).toBe("sandbox_unavailable");
+    expect(err.message).toBe("sandboxd at http://sbx.test:9000 did not answer within 0 s");
+    expect(err.details).toEqual({ url: "http://sbx.test:9000", timeout: true, timeout_ms: null });
+  });
+});
+
 describe("SandboxdClient init and restore streams", () => {
   it("reports each phase and resolves with the result's status, skipping heartbeats and unknown lines", async () => {
     const { seen, c } = client(() =>
