@@ -17,7 +17,7 @@ export * from "./records.ts";
 export * from "./refs.ts";
 export * from "./runtime-handle.ts";
 export * as sandboxdApi from "./sandboxd-api.ts";
-export { SandboxdClient } from "./sandboxd-api.ts";
+export { SandboxdClient } from "./sandboxd-client.ts";
 export * from "./sandboxd-config.ts";
 export * from "./schemas.ts";
 export * from "./views.ts";

@@ -2,7 +2,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlpineError } from "../src/errors.ts";
-import { SandboxdClient, type SandboxdStatus } from "../src/sandboxd-api.ts";
+import type { SandboxdStatus } from "../src/sandboxd-api.ts";
+import { SandboxdClient } from "../src/sandboxd-client.ts";
 
 const SHA = "a".repeat(40);
 const SHA256 = "b".repeat(64);

@@ -88,13 +88,13 @@ describe("bearer auth", () => {
   }
 
   it("the client turns a wrong token into an unauthorized AlpineError", async () => {
-    const { SandboxdClient } = await import("@alpine/core/sandboxd-api");
+    const { SandboxdClient } = await import("@alpine/core/sandboxd-client");
     const bad = new SandboxdClient({ baseUrl: sbx.baseUrl, token: "x".repeat(32) });
     await expect(bad.status()).rejects.toMatchObject({ reason: "unauthorized" });
   });
 
   it("an unreachable sandboxd is sandbox_unavailable", async () => {
-    const { SandboxdClient } = await import("@alpine/core/sandboxd-api");
+    const { SandboxdClient } = await import("@alpine/core/sandboxd-client");
     const gone = new SandboxdClient({
       baseUrl: "http://127.0.0.1:1",
       token: "x".repeat(32),
