@@ -139,9 +139,11 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
     };
     process.once("SIGINT", stopAll);
     process.once("SIGTERM", stopAll);
-    // Miniflare does not report a workerd that died; its port then refuses connections. Two
-    // refusals in a row end this command (exit 2) instead of leaving a dead control plane up.
-    // A TCP connect only (no request in workerd's log); a slow or busy workerd is not dead.
+    // Miniflare starts a new workerd on the same port when one dies (tested), but does not
+    // report one it could not bring back: its port then keeps refusing connections. Three
+    // refusals in a row (≥ 4 s, longer than a restart takes) end this command (exit 2) instead
+    // of leaving a dead control plane up. A TCP connect only (no request in workerd's log); a
+    // slow or busy workerd is not dead.
     let refused = 0;
     const { port } = new URL(url);
     const watch = setInterval(() => {
@@ -152,7 +154,7 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
       });
       socket.once("error", (err: NodeJS.ErrnoException) => {
         refused = err.code === "ECONNREFUSED" ? refused + 1 : 0;
-        if (refused < 2 || stopping) return;
+        if (refused < 3 || stopping) return;
         process.stderr.write(`workerd stopped (${url} refuses connections)\n${tail.slice(-10).join("\n")}\n`);
         process.exitCode = 2;
         stopAll();
