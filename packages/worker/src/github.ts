@@ -1,4 +1,4 @@
-import type { AlpineConfig, GitCredentials, PullRequestOpener } from "@alpine/core";
+import type { AlpineConfig, PullRequestOpener } from "@alpine/core";
 import { AlpineError } from "@alpine/core/errors";
 
 /** Hosts whose pushes need credentials under github.require_auth (same rule as the CLI). */
@@ -50,14 +50,7 @@ export class FetchPullRequests implements PullRequestOpener {
     private readonly token: string | null,
   ) {}
 
-  async open(opts: {
-    repo: string;
-    head: string;
-    base: string | null;
-    title: string;
-    body: string;
-    credentials: GitCredentials | null;
-  }): Promise<{ url: string }> {
+  async open(opts: Parameters<PullRequestOpener["open"]>[0]): Promise<{ url: string }> {
     const token = this.token ?? opts.credentials?.password;
     if (!token) {
       throw new AlpineError(
