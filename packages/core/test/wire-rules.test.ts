@@ -40,6 +40,8 @@ function runHelper(snippet: string, action: string, request: string, secret: str
     const fd3 = child.stdio[CREDENTIAL_FD] as NodeJS.WritableStream;
     fd3.on("error", () => undefined); // the helper may exit without reading it
     fd3.end(secret);
+    // Likewise stdin: a helper that declines may exit before git's request is written (EPIPE).
+    child.stdin!.on("error", () => undefined);
     child.stdin!.end(request);
   });
 }
