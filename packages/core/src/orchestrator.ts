@@ -5,7 +5,7 @@ import { gc } from "./orchestrator/gc.ts";
 import { launch } from "./orchestrator/launch.ts";
 import { activeLease, connectTo, getRecord, probe } from "./orchestrator/reading.ts";
 import { settle } from "./orchestrator/settle.ts";
-import { reconcile, task, waitForTask } from "./orchestrator/task.ts";
+import { reconcile, type TaskWaitOptions, task, waitForTask } from "./orchestrator/task.ts";
 import { teardown } from "./orchestrator/teardown.ts";
 import type {
   ExportInput,
@@ -25,6 +25,7 @@ import type { Lease, SandboxRecord, StoredEvent } from "./schemas.ts";
 
 export { contentHash } from "./orchestrator/decisions/checkpoints.ts";
 export { exportMessage, summarise } from "./orchestrator/decisions/export.ts";
+export type { TaskWaitOptions } from "./orchestrator/task.ts";
 export type {
   CheckpointExporter,
   ExportInput,
@@ -104,7 +105,7 @@ export class Orchestrator {
   }
 
   /** Waits until the current task finishes; the sandbox is then completed (or task_failed is thrown). */
-  waitForTask(name: string, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<SandboxRecord> {
+  waitForTask(name: string, opts: TaskWaitOptions = {}): Promise<SandboxRecord> {
     return waitForTask(this.deps, name, opts);
   }
 

@@ -1,4 +1,4 @@
-import type { ExportInput, LaunchInput } from "../orchestrator.ts";
+import type { ExportInput, LaunchInput, TaskWaitOptions } from "../orchestrator.ts";
 import {
   type CheckpointView,
   checkpointView,
@@ -20,6 +20,19 @@ export async function launchOperation(ctx: OperationContext, input: LaunchInput)
   return launchView(result, ctx.webUrl?.(result.record));
 }
 
+/**
+ * `task --wait` on the control plane. The wait runs inside one request of the sandbox's Durable
+ * Object, and each probe is an RPC to the container's object plus an HTTP call through its port:
+ * two or three subrequests, of a budget of 1,000 per request (Workers Paid, Standard; newer
+ * accounts have 10,000). So it probes every 2 s at first (a short task still ends promptly), then
+ * every tenth of the time waited so far, at most once a minute, and at most 300 times:
+ * ≈ 45 probes in the first 10 minutes, ≈ 4.5 hours in all, ≤ 900 subrequests.
+ */
+export const CONTROL_PLANE_TASK_WAIT = {
+  pollMs: (waitedMs: number) => Math.min(60_000, Math.max(2_000, Math.round(waitedMs / 10))),
+  maxPolls: 300,
+} as const satisfies TaskWaitOptions;
+
 /** `alpine task`: sends the prompt; with `wait`, returns once the agent finished it. */
 export async function taskOperation(
   ctx: OperationContext,
@@ -32,7 +45,12 @@ export async function taskOperation(
   let record = sent.record;
   if (opts.wait) {
     ctx.progress.step("waiting for the agent to finish");
-    record = await o.waitForTask(name);
+    record = await o.waitForTask(name, ctx.taskWait);
+    if (record.state === "running") {
+      ctx.progress.warn(
+        `the agent is still working; stopped waiting (follow it with \`alpine status ${name}\`)`,
+      );
+    }
   }
   return { name, session_id: sent.session_id, state: record.state };
 }

@@ -1,5 +1,5 @@
 import type { AlpineConfig } from "../config.ts";
-import type { Orchestrator } from "../orchestrator.ts";
+import type { Orchestrator, TaskWaitOptions } from "../orchestrator.ts";
 import type { Progress } from "../ports.ts";
 import type { SandboxRecord } from "../schemas.ts";
 
@@ -42,4 +42,9 @@ export interface OperationContext {
   webUrl?(record: SandboxRecord): string | null;
   /** The one-time login link that trades `code` for the web UI's session cookie. */
   loginUrl(record: SandboxRecord, code: string): string;
+  /**
+   * How `task --wait` paces its probes of sandboxd. Omitted: every 500 ms (the CLI, whose
+   * sandboxd is a local process); the control plane passes CONTROL_PLANE_TASK_WAIT.
+   */
+  taskWait?: TaskWaitOptions;
 }

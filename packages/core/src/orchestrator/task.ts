@@ -79,14 +79,27 @@ export async function reconcile(
   }
 }
 
+/**
+ * How waitForTask paces its polls (each one a probe of sandboxd). `pollMs` is a fixed pause or
+ * one computed from the time waited so far; `maxPolls` bounds the number of probes (the control
+ * plane pays a subrequest per probe). At `timeoutMs` or `maxPolls` it returns the record as it is.
+ */
+export interface TaskWaitOptions {
+  pollMs?: number | ((waitedMs: number) => number);
+  timeoutMs?: number;
+  maxPolls?: number;
+}
+
 /** Waits until the current task finishes; the sandbox is then completed (or task_failed is thrown). */
 export async function waitForTask(
   deps: OrchestratorDeps,
   name: string,
-  opts: { pollMs?: number; timeoutMs?: number },
+  opts: TaskWaitOptions,
 ): Promise<SandboxRecord> {
-  const deadline = deps.clock.now() + (opts.timeoutMs ?? 24 * 3600_000);
-  for (;;) {
+  const started = deps.clock.now();
+  const deadline = started + (opts.timeoutMs ?? 24 * 3600_000);
+  const pause = opts.pollMs ?? 500;
+  for (let polls = 1; ; polls++) {
     let record = await getRecord(deps, name);
     const found = await probe(deps, record);
     if (found.state === "unavailable")
@@ -95,7 +108,7 @@ export async function waitForTask(
     const failure = taskFailure(record, found.status);
     if (failure) throw failure;
     if (record.state !== "running") return record;
-    if (deps.clock.now() > deadline) return record;
-    await deps.clock.sleep(opts.pollMs ?? 500);
+    if (deps.clock.now() > deadline || polls >= (opts.maxPolls ?? Number.POSITIVE_INFINITY)) return record;
+    await deps.clock.sleep(typeof pause === "number" ? pause : pause(deps.clock.now() - started));
   }
 }
