@@ -91,6 +91,7 @@ export function httpStatusOf(reason: string, exitCode: 1 | 2): number {
     case "sandbox_unavailable":
     case "provider_unavailable":
     case "agent_start_failed":
+    case "container_capacity":
       return 503;
     default:
       return exitCode === 1 ? 400 : 500;

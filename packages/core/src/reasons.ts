@@ -36,6 +36,11 @@ export const REASONS = {
     retryable: true,
     hint: "run `alpine doctor` to see what this machine lacks",
   },
+  container_capacity: {
+    exit: 2,
+    retryable: true,
+    hint: "the platform has no container free for it now (max_instances, or still provisioning); retry in a minute",
+  },
   sandbox_not_found: { exit: 1, retryable: false, hint: "run `alpine list` to see your sandboxes" },
   sandbox_not_running: {
     exit: 1,

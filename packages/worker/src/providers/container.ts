@@ -2,6 +2,7 @@ import type { ProviderCapabilities, RuntimeEndpoint, RuntimeHandle, RuntimeSpec 
 import { AlpineError, declaredCapabilities, imageSandboxdConfig, requireHandle } from "@alpine/core";
 import type { SandboxContainer } from "../container-object.ts";
 import { SANDBOXD_PORT } from "../container-object.ts";
+import type { StartOutcome } from "../container-start.ts";
 import { randomId, sandboxToken } from "../crypto.ts";
 import type { Env } from "../env.ts";
 import type { ControlPlaneProvider } from "./types.ts";
@@ -77,12 +78,24 @@ export class ContainerProvider implements ControlPlaneProvider {
       listen: { host: "0.0.0.0", port: SANDBOXD_PORT },
       auth: spec.auth,
     });
+    let outcome: StartOutcome;
     try {
-      await this.stub(h).startSandbox(JSON.stringify(config), this.inactivityMs);
+      outcome = await this.stub(h).startSandbox(JSON.stringify(config), this.inactivityMs);
     } catch (err) {
       throw new AlpineError("agent_start_failed", `the container did not start: ${(err as Error).message}`, {
         binding: h.binding,
       });
+    }
+    if (!outcome.ok) {
+      const details = {
+        binding: h.binding,
+        cause: outcome.kind,
+        attempts: outcome.attempts,
+        ...(outcome.exit_code === null ? {} : { exit_code: outcome.exit_code }),
+      };
+      // No instance after retrying allocation is the platform's capacity, not alpine's failure: its own reason.
+      if (outcome.kind === "capacity") throw new AlpineError("container_capacity", outcome.message, details);
+      throw new AlpineError("agent_start_failed", outcome.message, details);
     }
     return { ...h };
   }
