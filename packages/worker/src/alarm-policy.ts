@@ -11,6 +11,24 @@ import type { AlpineConfig, SandboxRecord } from "@alpine/core";
  * docs/cloudflare.md, "The alarm").
  */
 
+/**
+ * While an operation runs, the next alarm is at most this far away. Until compatibility date
+ * 2026-10-01 a Durable Object with no connected client is evicted 70-140 s after its last event
+ * even while work it left in `waitUntil` is pending; an alarm is an event, so one every 30 s keeps
+ * such work (a launch, a checkpoint, `task --wait` whose client went away) alive to its end.
+ */
+export const KEEP_ALIVE_MS = 30_000;
+
+/** Milliseconds to the next alarm, or null for none: nothing is live and nothing runs. */
+export function nextAlarmIn(facts: {
+  live: boolean;
+  operationsInFlight: number;
+  intervalMs: number;
+}): number | null {
+  if (facts.operationsInFlight > 0) return Math.min(KEEP_ALIVE_MS, facts.intervalMs);
+  return facts.live ? facts.intervalMs : null;
+}
+
 /** States in which a sandbox has a runtime worth watching. */
 export const LIVE_STATES: ReadonlySet<SandboxRecord["state"]> = new Set(["running", "completed", "saving"]);
 

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import {
   type AlpineConfig,
   CONTROL_PLANE_ROUTES,
+  CONTROL_PLANE_TASK_WAIT,
   listItemView,
   type OperationContext,
   type Orchestrator,
@@ -12,7 +13,8 @@ import {
   toAlpineError,
   validateName,
 } from "@alpine/core";
-import { decideAfterProbe, LIVE_STATES, planAlarm } from "./alarm-policy.ts";
+import { decideAfterProbe, LIVE_STATES, nextAlarmIn, planAlarm } from "./alarm-policy.ts";
+import { inactivityMsOf } from "./container-object.ts";
 import { DoStateStore } from "./do-store.ts";
 import type { Env } from "./env.ts";
 import { errorResponse } from "./http.ts";
@@ -46,6 +48,10 @@ export class SandboxObject extends DurableObject<Env> {
   private readonly pid = 1 + Math.floor(Math.random() * 2_000_000_000);
   private providerInstance: ControlPlaneProvider | null = null;
   private lastActive = 0;
+  /** Operations of this instance still running (a streamed one outlives its client). */
+  private inFlight = 0;
+  /** When the alarm's policy is next due (0: at the next alarm; a new instance runs it at once). */
+  private policyDueAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -63,7 +69,7 @@ export class SandboxObject extends DurableObject<Env> {
   }
 
   private inactivityMs(): number {
-    return Math.max(10, Number(this.env.CONTAINER_INACTIVITY_SECONDS ?? 600)) * 1000;
+    return inactivityMsOf(this.env);
   }
 
   private provider(): ControlPlaneProvider {
@@ -128,6 +134,8 @@ export class SandboxObject extends DurableObject<Env> {
         record.runtime ? this.provider().logs(record.runtime.handle, { tail }) : Promise.resolve([]),
       webUrl: (record) => (record.runtime ? `${origin}/s/${record.name}/` : null),
       loginUrl: (record, code) => `${origin}/s/${record.name}/?code=${encodeURIComponent(code)}`,
+      // One request pays a subrequest or more per probe: probe rarely, and a bounded number of times.
+      taskWait: CONTROL_PLANE_TASK_WAIT,
     };
   }
 
@@ -144,17 +152,42 @@ export class SandboxObject extends DurableObject<Env> {
     }
   }
 
-  /** Schedules the next alarm while the sandbox is live (a failure waits for the next request). */
-  private async scheduleAlarm(name: string): Promise<void> {
+  /**
+   * Arms the next alarm when it is due sooner than the one armed (or none is): every interval while
+   * the sandbox is live, every KEEP_ALIVE_MS while an operation runs (alarm-policy.ts,
+   * `nextAlarmIn`). A failure waits for the next request or alarm.
+   */
+  private async scheduleAlarm(name: string | null): Promise<void> {
     try {
-      const record = await this.store.get(name);
-      if (!record || !LIVE_STATES.has(record.state)) return;
-      if ((await this.ctx.storage.getAlarm()) === null) {
-        await this.ctx.storage.setAlarm(Date.now() + this.intervalMs());
-      }
+      const record = name ? await this.store.get(name) : null;
+      const inMs = nextAlarmIn({
+        live: record !== null && LIVE_STATES.has(record.state),
+        operationsInFlight: this.inFlight,
+        intervalMs: this.intervalMs(),
+      });
+      if (inMs === null) return;
+      const at = Date.now() + inMs;
+      const armed = await this.ctx.storage.getAlarm();
+      if (armed === null || armed > at) await this.ctx.storage.setAlarm(at);
     } catch (err) {
       console.warn("alpine: scheduling the sandbox's alarm failed", { name, error: String(err) });
     }
+  }
+
+  /**
+   * An operation begins. Until the compatibility date 2026-10-01 (which this workerd does not
+   * know yet), work left in `waitUntil` after its client went away does not keep a Durable Object
+   * from being evicted (after 70-140 s without events): an alarm every KEEP_ALIVE_MS while it runs
+   * is such an event (docs/cloudflare.md, "Work that outlives its request").
+   */
+  private async beginOperation(name: string): Promise<() => void> {
+    this.inFlight++;
+    await this.scheduleAlarm(name);
+    let ended = false;
+    return () => {
+      if (!ended) this.inFlight--;
+      ended = true;
+    };
   }
 
   // ---------- HTTP (from the Worker) ----------
@@ -175,6 +208,7 @@ export class SandboxObject extends DurableObject<Env> {
       const response = await dispatchRoute(request, op, {
         name,
         operations: (route, input) => this.operations(route, input, origin),
+        beginOperation: () => this.beginOperation(name),
         afterStream: () => this.scheduleAlarm(name),
         keepAlive: (p) => this.ctx.waitUntil(p),
       });
@@ -188,10 +222,30 @@ export class SandboxObject extends DurableObject<Env> {
 
   // ---------- alarm ----------
 
-  /** Carries out alarm-policy.ts's plan for this sandbox, then schedules the next alarm while it is live. */
+  /**
+   * Carries out alarm-policy.ts's plan for this sandbox. The next alarm is armed in `finally`,
+   * whatever the policy did: a handler that throws is retried by the platform only a few times
+   * and then dropped, which would end the chain for good (no keep-alive, no save before the
+   * container's timeout, no auto-teardown). A failure is logged; the next alarm is the retry.
+   */
   override async alarm(): Promise<void> {
     const name = this.name;
-    if (!name) return;
+    try {
+      // An alarm armed only to keep running operations alive: the policy waits for its interval.
+      if (this.inFlight > 0 && Date.now() < this.policyDueAt) return;
+      this.policyDueAt = Date.now() + this.intervalMs();
+      if (name) await this.runPolicy(name);
+    } catch (err) {
+      console.error("alpine: the sandbox's alarm failed; the next one tries again", {
+        name,
+        error: toAlpineError(err).toJSON(),
+      });
+    } finally {
+      await this.scheduleAlarm(name);
+    }
+  }
+
+  private async runPolicy(name: string): Promise<void> {
     const config = await keptConfig(this.env, this.store);
     const o = this.orchestrator(config);
     const stored = await this.store.get(name);
@@ -206,17 +260,13 @@ export class SandboxObject extends DurableObject<Env> {
       sandbox: config.sandbox,
     };
     const plan = planAlarm(facts);
-    if (plan.kind === "stop") return;
-    if (plan.kind === "probe") {
-      const probe = await o.probe(record);
-      record = await o.reconcile(record, probe);
-      const agentBusy = probe.status ? o.blockers(record, probe, null).includes("agent_busy") : false;
-      const decision = decideAfterProbe(facts, plan, { record, reachable: probe.state === "ok", agentBusy });
-      if (decision.renew && record.runtime) await this.renew(name, record);
-      if (decision.teardown && (await this.tearDown(o, record, decision.teardown))) return;
-    }
-    const now = await this.store.get(name);
-    if (now && LIVE_STATES.has(now.state)) await this.ctx.storage.setAlarm(Date.now() + this.intervalMs());
+    if (plan.kind !== "probe") return;
+    const probe = await o.probe(record);
+    record = await o.reconcile(record, probe);
+    const agentBusy = probe.status ? o.blockers(record, probe, null).includes("agent_busy") : false;
+    const decision = decideAfterProbe(facts, plan, { record, reachable: probe.state === "ok", agentBusy });
+    if (decision.renew && record.runtime) await this.renew(name, record);
+    if (decision.teardown) await this.tearDown(o, record, decision.teardown);
   }
 
   /** Keeps a busy agent's container alive past its inactivity timeout (Containers only). */

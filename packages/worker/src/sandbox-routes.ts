@@ -22,6 +22,8 @@ export interface DispatchDeps {
   name: string;
   /** The operations' context for this route and request (config kept when the route mutates). */
   operations(route: SandboxRouteName, input: RouteInput<SandboxRouteName>): Promise<OperationContext>;
+  /** A streamed operation begins (it may outlive its client); the function returned ends it. */
+  beginOperation(): Promise<() => void>;
   /** After a streamed operation ended (it changed state after the answer began). */
   afterStream(): Promise<void>;
   keepAlive(p: Promise<unknown>): void;
@@ -50,9 +52,11 @@ export async function dispatchRoute(request: Request, op: string, deps: Dispatch
   return streamOperation(
     request,
     async (progress) => {
+      const end = await deps.beginOperation();
       try {
         return await run({ ...ops, progress }, deps.name, input);
       } finally {
+        end();
         await deps.afterStream();
       }
     },

@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { api, cliConfig, gitCredentials, waitFor } from "./helpers.ts";
+import { api, call, cliConfig, gitCredentials, TOKEN, waitFor } from "./helpers.ts";
 
 beforeAll(async () => {
   await api("PUT", "/v1/auth", { entries: { stub: { type: "api", key: inject("modelKey") } } });
@@ -126,5 +126,60 @@ describe("the SandboxObject's alarm", () => {
     expect(after.durability).toMatchObject({ verified: true });
     const events = (await api("GET", `/v1/sandboxes/${name}/logs`)).body.events;
     expect(events.at(-1).reason).toMatch(/inactivity timeout/);
+  });
+
+  it("an alarm whose work throws still arms the next one: the chain never ends", async () => {
+    const name = "alarm-throws";
+    await launch(name, "WRITE T.md t", cliConfig({ sandbox: { completed_retention_minutes: 600 } }));
+    const stub = env.SANDBOX.getByName(name);
+    type Patchable = { orchestrator?: () => never };
+    await runInDurableObject(stub, (instance) => {
+      (instance as unknown as Patchable).orchestrator = () => {
+        throw new Error("simulated failure inside the alarm");
+      };
+    });
+    // The platform would retry a throwing handler a few times, then drop it.
+    await runDurableObjectAlarm(stub).catch(() => undefined);
+    const next = await runInDurableObject(stub, (instance, state) => {
+      delete (instance as unknown as Patchable).orchestrator;
+      return state.storage.getAlarm();
+    });
+    expect(next).not.toBeNull();
+    await api("POST", `/v1/sandboxes/${name}/teardown`, { force: true });
+  });
+
+  it("an operation whose client went away keeps an alarm within 30 s until it ends, so the object is not evicted under it", async () => {
+    const name = "alarm-keepalive";
+    await launch(name, "WRITE K0.md first", cliConfig({ sandbox: { completed_retention_minutes: 600 } }));
+    await waitFor("completed", async () => (await stateOf(name)).state === "completed");
+    const stub = env.SANDBOX.getByName(name);
+    const armedIn = async () =>
+      ((await runInDurableObject(stub, (_i, state) => state.storage.getAlarm())) ?? Number.NaN) - Date.now();
+    const inFlight = () => runInDurableObject(stub, (i) => (i as unknown as { inFlight: number }).inFlight);
+    const res = await call(`/v1/sandboxes/${name}/task`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        "content-type": "application/json",
+        accept: "application/x-ndjson",
+      },
+      body: JSON.stringify({ prompt: "SLEEP 6000 WRITE K.md kept", wait: true, config: cliConfig() }),
+    });
+    expect(res.status).toBe(200);
+    // The client reads the first line and leaves; `task --wait` goes on in the object.
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    expect(await inFlight()).toBe(1);
+    expect(await armedIn()).toBeLessThanOrEqual(30_000);
+    // The keep-alive alarm fires while the operation runs, and arms the next one as close.
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await armedIn()).toBeLessThanOrEqual(30_000);
+    await waitFor("the abandoned task --wait to end", async () => (await inFlight()) === 0, 90_000);
+    expect((await stateOf(name)).state).toBe("completed");
+    // Nothing runs: back to the interval (600 s in these tests).
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await armedIn()).toBeGreaterThan(30_000);
+    await api("POST", `/v1/sandboxes/${name}/teardown`, { force: true });
   });
 });
