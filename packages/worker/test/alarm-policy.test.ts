@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { type AlarmFacts, decideAfterProbe, planAlarm } from "../src/alarm-policy.ts";
+import {
+  type AlarmFacts,
+  decideAfterProbe,
+  KEEP_ALIVE_MS,
+  nextAlarmIn,
+  planAlarm,
+} from "../src/alarm-policy.ts";
 
 const NOW = Date.parse("2026-01-02T00:00:00.000Z");
 const MIN = 60_000;
@@ -97,5 +103,20 @@ describe("the alarm's policy", () => {
     expect(decideAfterProbe(f, plan, probed(29)).teardown).toBeNull();
     const off = { ...f, sandbox: { auto_teardown: false, completed_retention_minutes: 30 } };
     expect(decideAfterProbe(off, plan, probed(31)).teardown).toBeNull();
+  });
+});
+
+describe("nextAlarmIn", () => {
+  it("every interval while live; none once nothing is live and nothing runs", () => {
+    expect(nextAlarmIn({ live: true, operationsInFlight: 0, intervalMs: MIN })).toBe(MIN);
+    expect(nextAlarmIn({ live: false, operationsInFlight: 0, intervalMs: MIN })).toBeNull();
+  });
+
+  it("while an operation runs, well inside the 70 s after which an object without events may be evicted", () => {
+    expect(KEEP_ALIVE_MS).toBeLessThan(70_000);
+    expect(nextAlarmIn({ live: false, operationsInFlight: 1, intervalMs: 10 * MIN })).toBe(KEEP_ALIVE_MS);
+    expect(nextAlarmIn({ live: true, operationsInFlight: 2, intervalMs: 10 * MIN })).toBe(KEEP_ALIVE_MS);
+    // A shorter interval stays the interval.
+    expect(nextAlarmIn({ live: true, operationsInFlight: 1, intervalMs: 5_000 })).toBe(5_000);
   });
 });

@@ -170,8 +170,8 @@ describe("the SandboxObject's alarm", () => {
     const reader = res.body!.getReader();
     await reader.read();
     await reader.cancel();
-    expect(await inFlight()).toBe(1);
     expect(await armedIn()).toBeLessThanOrEqual(30_000);
+    expect(await inFlight()).toBe(1);
     // The keep-alive alarm fires while the operation runs, and arms the next one as close.
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(await armedIn()).toBeLessThanOrEqual(30_000);
