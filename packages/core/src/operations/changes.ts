@@ -26,7 +26,7 @@ export async function launchOperation(ctx: OperationContext, input: LaunchInput)
  * two or three subrequests, of a budget of 1,000 per request (Workers Paid, Standard; newer
  * accounts have 10,000). So it probes every 2 s at first (a short task still ends promptly), then
  * every tenth of the time waited so far, at most once a minute, and at most 300 times:
- * ≈ 45 probes in the first 10 minutes, ≈ 4.5 hours in all, ≤ 900 subrequests.
+ * ≈ 46 probes in the first 10 minutes, ≈ 97 for a one-hour task, ≈ 4.4 hours in all, ≤ 900 subrequests.
  */
 export const CONTROL_PLANE_TASK_WAIT = {
   pollMs: (waitedMs: number) => Math.min(60_000, Math.max(2_000, Math.round(waitedMs / 10))),
