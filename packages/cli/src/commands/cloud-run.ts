@@ -4,6 +4,8 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { AlpineError } from "@alpine/core";
+import type { ContainerHost } from "../cloud/container-host.ts";
+import type { DevDocker } from "../cloud/dev-runtime.ts";
 import { type Check, wranglerDryRun, wranglerRunner } from "../cloud/dry-run.ts";
 import { parseJsonc, readWranglerConfig, type WranglerConfig } from "../cloud/wrangler-config.ts";
 import type { Context } from "../context.ts";
@@ -75,20 +77,41 @@ function wranglerEnv(base: string, extra: Record<string, string>): NodeJS.Proces
   return env;
 }
 
-export async function cloudDevCommand(ctx: Context, opts: { port: number }): Promise<void> {
+export async function cloudDevCommand(
+  ctx: Context,
+  opts: { port: number; containers?: "processes" | "docker" },
+): Promise<void> {
   const token = controlPlaneToken();
   const progress = stderrProgress(ctx.globals);
   const base = join(ctx.home, "cloud-dev");
   mkdirSync(base, { recursive: true, mode: 0o700 });
-  // The dev control plane's sandboxes live apart from the local provider's (own sandboxes/ dir).
-  const devCtx = Object.create(ctx, { home: { value: base } }) as Context;
-  const [{ LocalProvider }, { startContainerHost }, { startDevRuntime }] = await Promise.all([
-    import("../providers/local.ts"),
-    import("../cloud/container-host.ts"),
-    import("../cloud/dev-runtime.ts"),
-  ]);
-  progress.step("starting the container host (sandboxd processes on 127.0.0.1)");
-  const host = await startContainerHost({ provider: new LocalProvider(devCtx) });
+  const config = readWranglerConfig(workerDir());
+  const { startDevRuntime } = await import("../cloud/dev-runtime.ts");
+  const docker = opts.containers === "docker";
+  let host: ContainerHost | null = null;
+  let dockerOpts: DevDocker | undefined;
+  if (docker) {
+    const { devDocker } = await import("../cloud/dev-docker.ts");
+    progress.step("checking the Docker daemon and the sandbox images");
+    dockerOpts = await devDocker(config, ctx.config.sandbox.image_profiles);
+  } else {
+    // The dev control plane's sandboxes live apart from the local provider's (own sandboxes/ dir).
+    const devCtx = Object.create(ctx, { home: { value: base } }) as Context;
+    const [{ LocalProvider }, { startContainerHost }] = await Promise.all([
+      import("../providers/local.ts"),
+      import("../cloud/container-host.ts"),
+    ]);
+    progress.step("starting the container host (sandboxd processes on 127.0.0.1)");
+    host = await startContainerHost({ provider: new LocalProvider(devCtx) });
+  }
+  /** What runs the sandboxes: the container host's processes, or workerd's containers on Docker. */
+  const closeHost = async () => {
+    await host?.close();
+    if (dockerOpts) {
+      const { removeDevContainers } = await import("../cloud/dev-docker.ts");
+      await removeDevContainers(dockerOpts.socketPath, config.name ?? "alpine-control-plane");
+    }
+  };
   const stateDir = join(base, "state");
   // The last lines of workerd's output, for the error when it fails to start or dies.
   const tail: string[] = [];
@@ -103,26 +126,37 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
     runtime = await startDevRuntime({
       port: opts.port,
       stateDir,
-      config: readWranglerConfig(workerDir()),
+      config,
       secrets: {
         ALPINE_CONTROL_PLANE_TOKEN: token,
-        ALPINE_CONTAINER_HOST_URL: host.url,
-        ALPINE_CONTAINER_HOST_TOKEN: host.token,
+        // Without a container host the Worker runs its production provider on `ctx.container`.
+        ...(host ? { ALPINE_CONTAINER_HOST_URL: host.url, ALPINE_CONTAINER_HOST_TOKEN: host.token } : {}),
       },
+      docker: dockerOpts,
       log,
       verbose: ctx.globals.verbose,
     });
   } catch (err) {
-    await host.close();
+    await closeHost();
     if (err instanceof AlpineError) Object.assign(err.details, { output_tail: tail.slice(-15) });
     throw err;
   }
   const url = runtime.url;
-  const out = { url, container_host: host.url, state_dir: stateDir, pid: process.pid };
+  const out = {
+    url,
+    containers: docker ? ("docker" as const) : ("processes" as const),
+    container_host: host?.url ?? null,
+    docker_host: dockerOpts?.socketPath ?? null,
+    state_dir: stateDir,
+    pid: process.pid,
+  };
   if (ctx.globals.json) printJson(out);
   else {
+    const where = dockerOpts
+      ? `containers started by workerd on ${dockerOpts.socketPath} (${Object.values(dockerOpts.images).join(", ")})`
+      : `sandboxd processes under ${join(base, "sandboxes")}`;
     process.stdout.write(
-      `alpine control plane (dev) on ${url}\n  Durable Objects and R2: ${out.state_dir}\n  sandboxes: sandboxd processes under ${join(base, "sandboxes")}\n  use it with sandbox.provider: cloudflare, sandbox.control_plane_url: ${url}\nCtrl-C stops it (and its sandboxes' processes).\n`,
+      `alpine control plane (dev) on ${url}\n  Durable Objects and R2: ${out.state_dir}\n  sandboxes: ${where}\n  use it with sandbox.provider: cloudflare, sandbox.control_plane_url: ${url}\nCtrl-C stops it (and its sandboxes).\n`,
     );
   }
   await new Promise<void>((resolveDone) => {
@@ -131,7 +165,14 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
       if (stopping) return;
       stopping = true;
       clearInterval(watch);
-      void Promise.allSettled([runtime.dispose(), host.close()]).then(() => resolveDone());
+      // workerd first, so it starts no container while they are removed. Both are best effort:
+      // the command is ending, and a failure of one must not keep the other from running.
+      void runtime
+        .dispose()
+        .catch(() => {})
+        .then(() => closeHost())
+        .catch(() => {})
+        .then(() => resolveDone());
     };
     process.once("SIGINT", stopAll);
     process.once("SIGTERM", stopAll);
