@@ -18,6 +18,9 @@ describe("alpine cloud deploy --dry-run (offline)", () => {
       env: {
         ALPINE_HOME: mkdtempSync(join(tmpdir(), "alpine-deploy-")),
         ALPINE_CONTROL_PLANE_TOKEN: "0123456789abcdef0123",
+        // No Docker, even on a machine that has one: with Docker the dry run builds the image,
+        // whose base comes from a registry, and this test stays offline.
+        DOCKER_HOST: "unix:///nonexistent/docker.sock",
       },
       timeoutMs: 120_000,
     });
