@@ -57,7 +57,7 @@ afterEach((ctx) => {
 
 afterAll(async () => {
   if (!e) return;
-  await alpine("teardown", "durable", "--force", "--json").catch(() => {});
+  for (const n of ["durable", "rollout"]) await alpine("teardown", n, "--force", "--json").catch(() => {});
   await p.stop?.();
   await e.close();
 });
@@ -178,6 +178,48 @@ describe("durability of a cloudflare sandbox (alpine cloud dev)", () => {
       { timeoutMs: 90_000 },
     );
     expect(running.workspace.changed_files).toContainEqual({ path: "late.txt", status: "added" });
+  });
+
+  // Issue 15, finding 6: a redeploy with the default rollout sends every container SIGTERM and
+  // starts its replacement on a fresh disk. sandboxd must save within the grace period (its
+  // SIGTERM checkpoint is sandboxd's side of this, in packages/sandboxd).
+  it("SIGTERM of a busy container (a rollout): the next launch resumes with nothing lost", async () => {
+    const r = await alpine(
+      "launch",
+      "rollout",
+      "--repo",
+      e.repoUrl,
+      "--task",
+      "SLEEP 120000 WRITE SLOW.md the agent is still working",
+      "--json",
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const rid = r.json().id as string;
+    await waitFor("the agent busy", async () => {
+      const s = (await alpine("status", "rollout", "--json")).json();
+      return s.runtime?.agent === "busy";
+    });
+    const files = p.workspace(e.alpineHome, rid);
+    // Work no checkpoint has seen: a commit, an edit, an untracked file.
+    await files.write("src/main.txt", "changed before the rollout\n");
+    await files.git("commit", "-qam", "work before the rollout");
+    await files.write("unsaved.txt", "written after the last checkpoint\n");
+    const before = await files.digest();
+
+    await p.terminate!(e.alpineHome, rid);
+
+    try {
+      const l = await alpine("launch", "rollout", "--json");
+      expect(l.code, l.stdout + l.stderr).toBe(0);
+      expect(l.json()).toMatchObject({ name: "rollout", state: "running" });
+      const after = await files.digest();
+      expect(after.files).toEqual(before.files);
+      expect(after.digest).toBe(before.digest);
+      expect(await files.git("log", "--format=%s", "-1")).toBe("work before the rollout");
+    } finally {
+      // A running sandbox holds its model credentials on disk: the secrets scan below expects none.
+      await alpine("teardown", "rollout", "--force", "--json");
+    }
   });
 
   it("no secret is stored by the control plane (DO SQLite, R2), printed, or put in process arguments", async () => {

@@ -1,5 +1,15 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -40,6 +50,12 @@ export interface ProviderUnderTest {
   loginLink: RegExp;
   /** Where a browser without the link lands (answered 401 with `alpine open <name>`). */
   anonymousUrl(link: string, name: string): string;
+  /**
+   * What a platform rollout does to a busy runtime: SIGTERM to its sandboxd (a container's
+   * PID 1), a grace period for it to exit, then the runtime is gone with its disk (a replaced
+   * container starts on a fresh one). Only providers whose runtimes a platform replaces have it.
+   */
+  terminate?(alpineHome: string, sandboxId: string): Promise<void>;
   /** Brings up what the provider needs once the environment exists (cloudflare: `alpine cloud dev`). */
   start?(e: E2EEnv): Promise<void>;
   stop?(): Promise<void>;
@@ -237,6 +253,22 @@ function cloudflareProvider(): ProviderUnderTest {
       const dir = dirOf(alpineHome, id);
       return [...processesMatching(id), ...(existsSync(dir) ? [dir] : [])];
     },
+    async terminate(alpineHome, id) {
+      // The container host runs the runtime as a sandboxd process in the runtime's dir (its
+      // cwd); a container's PID 1 is that same sandboxd (the entrypoint execs it).
+      const dir = dirOf(alpineHome, id);
+      const pids = pidsIn(dir);
+      const sandboxd = pids.filter((pid) => cmdline(pid).includes("sandboxd"));
+      if (sandboxd.length !== 1) throw new Error(`expected one sandboxd in ${dir}, found ${sandboxd.length}`);
+      process.kill(sandboxd[0]!, "SIGTERM");
+      // The grace period: sandboxd has this long to save and exit, as before a platform's SIGKILL.
+      await waitFor("sandboxd to exit after SIGTERM", async () => !alive(sandboxd[0]!), {
+        timeoutMs: 60_000,
+      }).catch(() => undefined);
+      // Then the container is gone, with whatever still ran in it and its disk.
+      for (const pid of [...pids, ...pidsIn(dir)]) if (alive(pid)) process.kill(pid, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
     async start(e) {
       const port = await freePort();
       e.env.ALPINE_SANDBOX_CONTROL_PLANE_URL = `http://127.0.0.1:${port}`;
@@ -279,6 +311,38 @@ function cloudflareProvider(): ProviderUnderTest {
     },
   };
 }
+
+/** Pids of the processes whose working directory is dir or under it. */
+function pidsIn(dir: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      if (cwd === dir || cwd.startsWith(`${dir}/`)) out.push(Number(entry));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
+}
+
+const cmdline = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+  } catch {
+    return "";
+  }
+};
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** The control plane's token in the cloudflare e2e runs (a recognisable test value, scanned for leaks too). */
 export const CONTROL_PLANE_TOKEN = "cp-E2ECONTROLPLANE0123456789abcdef";

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CLI, ROOT } from "../../../test/helpers/cli.ts";
 import { freePort } from "../../../test/helpers/ports.ts";
+import { containerImages, dockerSocket } from "../src/cloud/dev-docker.ts";
 import { miniflareOptions, startDevRuntime } from "../src/cloud/dev-runtime.ts";
 import { readWranglerConfig } from "../src/cloud/wrangler-config.ts";
 
@@ -52,6 +53,72 @@ describe("alpine cloud dev's workerd runtime (Miniflare)", () => {
     expect(o.r2Buckets).toEqual({ CHECKPOINTS: "alpine-checkpoints" });
     expect(o.bindings).toMatchObject({ CHECKPOINT_PREFIX: "sandboxes", ALPINE_CONTROL_PLANE_TOKEN: TOKEN });
     expect(o.defaultPersistRoot).toBe("/x/state/v3");
+  });
+
+  it("with Docker, each container class is bound to its profile's sandbox image and workerd's engine is the daemon's socket", () => {
+    const images = containerImages(config(), { default: "sbx:default", large: "sbx:large", other: "x" });
+    expect(images).toEqual({ SandboxContainer: "sbx:default", SandboxContainerLarge: "sbx:large" });
+    // A profile without its own image builds the same Dockerfile: the default profile's image.
+    expect(containerImages(config(), { default: "sbx:default" })).toEqual({
+      SandboxContainer: "sbx:default",
+      SandboxContainerLarge: "sbx:default",
+    });
+    const o = miniflareOptions(
+      {
+        port: 8787,
+        stateDir: "/x/state",
+        config: config(),
+        secrets: { ALPINE_CONTROL_PLANE_TOKEN: TOKEN },
+        docker: { socketPath: "unix:///run/d.sock", images },
+      },
+      "/x/worker.js",
+    ) as Record<string, unknown>;
+    expect(o.durableObjects).toMatchObject({
+      SANDBOX: { className: "SandboxObject" },
+      SANDBOX_CONTAINER: { className: "SandboxContainer", container: { imageName: "sbx:default" } },
+      SANDBOX_CONTAINER_LARGE: { className: "SandboxContainerLarge", container: { imageName: "sbx:large" } },
+    });
+    expect((o.durableObjects as Record<string, object>).SANDBOX).not.toHaveProperty("container");
+    expect(o.containerEngine).toEqual({ localDocker: { socketPath: "unix:///run/d.sock" } });
+    expect(dockerSocket({ DOCKER_HOST: "unix:///run/alpine-test-docker/docker.sock" })).toBe(
+      "unix:///run/alpine-test-docker/docker.sock",
+    );
+    expect(() => dockerSocket({ DOCKER_HOST: "tcp://10.0.0.1:2375" })).toThrow(/unix socket/);
+  });
+
+  it("with Docker, the Worker runs its production provider on ctx.container: a launch's start goes to the daemon's socket", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "alpine-devrt-docker-"));
+    // No daemon listens there: what is checked is that workerd, not a container host, starts the container.
+    const socket = `unix://${join(dir, "no-daemon.sock")}`;
+    const lines: string[] = [];
+    const rt = await startDevRuntime({
+      port: await freePort(),
+      stateDir: join(dir, "state"),
+      config: config(),
+      secrets: { ALPINE_CONTROL_PLANE_TOKEN: TOKEN },
+      docker: { socketPath: socket, images: containerImages(config(), { default: "sbx:default" }) },
+      log: (l) => lines.push(l),
+      verbose: true,
+    });
+    try {
+      const r = await fetch(`${rt.url}/v1/sandboxes/probe/launch`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ repo: "https://git.invalid/x.git" }),
+      });
+      const body = (await r.json()) as {
+        reason_code: string;
+        error: string;
+        details: Record<string, unknown>;
+      };
+      expect(body.reason_code).toBe("agent_start_failed");
+      expect(body.details.binding).toBe("SANDBOX_CONTAINER");
+      // Without a container engine the class has no ctx.container ("containers are disabled here").
+      expect(body.error).not.toMatch(/disabled/);
+      expect(lines.join("\n")).toContain(join(dir, "no-daemon.sock"));
+    } finally {
+      await rt.dispose();
+    }
   });
 
   it("serves the Worker with auth, keeps Durable Object state across restarts, never puts the token in argv, and leaves no workerd", async () => {

@@ -275,9 +275,17 @@ export const ImageBuildOutputSchema = z.object({
 
 export const CloudDevOutputSchema = z.object({
   url: z.string().describe("the control plane, on 127.0.0.1"),
+  containers: z
+    .enum(["processes", "docker"])
+    .describe("how sandboxes run: sandboxd processes, or containers workerd starts on Docker"),
   container_host: z
     .string()
-    .describe("the container host that runs sandboxd processes in place of Containers"),
+    .nullable()
+    .describe("the container host that runs sandboxd processes in place of Containers (null with docker)"),
+  docker_host: z
+    .string()
+    .nullable()
+    .describe("the Docker socket workerd starts containers on (null with processes)"),
   state_dir: z.string().describe("where workerd keeps Durable Object storage and R2"),
   pid: z.number().int(),
 });

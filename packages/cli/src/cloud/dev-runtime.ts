@@ -27,6 +27,21 @@ export interface DevRuntimeOptions {
   /** Where Miniflare's and the Worker's log lines go (never stdout: `cloud dev --json` owns it). */
   log: (line: string) => void;
   verbose: boolean;
+  /**
+   * Run the container classes as real containers: workerd's own local container support,
+   * backed by this Docker daemon. Absent: they run as plain Durable Objects (no `ctx.container`)
+   * and the Worker's dev provider goes to the container host named in `secrets`.
+   */
+  docker?: DevDocker;
+}
+
+export interface DevDocker {
+  /** The daemon's unix socket, e.g. unix:///var/run/docker.sock. */
+  socketPath: string;
+  /** Container class → the image its containers start (the sandbox image of that class's profile). */
+  images: Record<string, string>;
+  /** workerd's networking sidecar image (Miniflare's default, cloudflare/proxy-everything, when unset). */
+  egressImage?: string;
 }
 
 export interface DevRuntime {
@@ -34,18 +49,33 @@ export interface DevRuntime {
   dispose(): Promise<void>;
 }
 
-/** Miniflare options from wrangler.jsonc: the bindings `wrangler dev --enable-containers=false` would give. */
+/**
+ * Miniflare options from wrangler.jsonc: the bindings `wrangler dev` gives, with the container
+ * classes either bound to their images on a Docker daemon (`opts.docker`) or, without it, as
+ * plain Durable Objects (`wrangler dev --enable-containers=false`).
+ */
 export function miniflareOptions(
   opts: Omit<DevRuntimeOptions, "log" | "verbose">,
   script: string,
 ): MiniflareOptions {
   const c = opts.config;
   const sqlite = new Set((c.migrations ?? []).flatMap((m) => m.new_sqlite_classes ?? []));
+  const containerClasses = new Set((c.containers ?? []).map((k) => k.class_name));
+  const imageOf = (cls: string) => {
+    if (!opts.docker || !containerClasses.has(cls)) return undefined;
+    const imageName = opts.docker.images[cls];
+    if (!imageName)
+      throw new AlpineError("image_profile_unknown", `no sandbox image for container class ${cls}`);
+    return { imageName };
+  };
   const durableObjects = Object.fromEntries(
-    (c.durable_objects?.bindings ?? []).map((b) => [
-      b.name,
-      { className: b.class_name, useSQLite: sqlite.has(b.class_name) },
-    ]),
+    (c.durable_objects?.bindings ?? []).map((b) => {
+      const container = imageOf(b.class_name);
+      return [
+        b.name,
+        { className: b.class_name, useSQLite: sqlite.has(b.class_name), ...(container ? { container } : {}) },
+      ];
+    }),
   );
   const r2Buckets = Object.fromEntries((c.r2_buckets ?? []).map((b) => [b.binding, b.bucket_name]));
   return {
@@ -58,9 +88,21 @@ export function miniflareOptions(
     modulesRoot: dirname(script),
     compatibilityDate: c.compatibility_date,
     compatibilityFlags: c.compatibility_flags ?? [],
-    // Containers are absent here (workerd cannot start them); their classes run as plain Durable
-    // Objects and the dev Provider goes to the container host instead.
     durableObjects,
+    // workerd starts, signals and removes the containers through the daemon's API and reaches
+    // their ports through its networking sidecar (docs/cloudflare.md, "Running it locally").
+    ...(opts.docker
+      ? {
+          containerEngine: {
+            localDocker: {
+              socketPath: opts.docker.socketPath,
+              ...(opts.docker.egressImage
+                ? { containerEgressInterceptorImage: opts.docker.egressImage }
+                : {}),
+            },
+          },
+        }
+      : {}),
     r2Buckets,
     bindings: { ...(c.vars ?? {}), ...opts.secrets },
     defaultPersistRoot: join(opts.stateDir, "v3"),

@@ -1,20 +1,12 @@
-import { spawn } from "node:child_process";
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { AlpineError } from "@alpine/core";
+import type { ContainerHost } from "../cloud/container-host.ts";
+import type { DevDocker } from "../cloud/dev-runtime.ts";
+import { type Check, wranglerDryRun, wranglerRunner } from "../cloud/dry-run.ts";
 import { parseJsonc, readWranglerConfig, type WranglerConfig } from "../cloud/wrangler-config.ts";
 import type { Context } from "../context.ts";
 import { printJson, stderrProgress } from "../output.ts";
@@ -70,6 +62,12 @@ function wranglerEnv(base: string, extra: Record<string, string>): NodeJS.Proces
   for (const key of [
     "CLOUDFLARE_API_TOKEN",
     "CLOUDFLARE_ACCOUNT_ID",
+    // wrangler builds the container images with the user's Docker (dry run included).
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
     "http_proxy",
     "https_proxy",
     "no_proxy",
@@ -79,20 +77,41 @@ function wranglerEnv(base: string, extra: Record<string, string>): NodeJS.Proces
   return env;
 }
 
-export async function cloudDevCommand(ctx: Context, opts: { port: number }): Promise<void> {
+export async function cloudDevCommand(
+  ctx: Context,
+  opts: { port: number; containers?: "processes" | "docker" },
+): Promise<void> {
   const token = controlPlaneToken();
   const progress = stderrProgress(ctx.globals);
   const base = join(ctx.home, "cloud-dev");
   mkdirSync(base, { recursive: true, mode: 0o700 });
-  // The dev control plane's sandboxes live apart from the local provider's (own sandboxes/ dir).
-  const devCtx = Object.create(ctx, { home: { value: base } }) as Context;
-  const [{ LocalProvider }, { startContainerHost }, { startDevRuntime }] = await Promise.all([
-    import("../providers/local.ts"),
-    import("../cloud/container-host.ts"),
-    import("../cloud/dev-runtime.ts"),
-  ]);
-  progress.step("starting the container host (sandboxd processes on 127.0.0.1)");
-  const host = await startContainerHost({ provider: new LocalProvider(devCtx) });
+  const config = readWranglerConfig(workerDir());
+  const { startDevRuntime } = await import("../cloud/dev-runtime.ts");
+  const docker = opts.containers === "docker";
+  let host: ContainerHost | null = null;
+  let dockerOpts: DevDocker | undefined;
+  if (docker) {
+    const { devDocker } = await import("../cloud/dev-docker.ts");
+    progress.step("checking the Docker daemon and the sandbox images");
+    dockerOpts = await devDocker(config, ctx.config.sandbox.image_profiles);
+  } else {
+    // The dev control plane's sandboxes live apart from the local provider's (own sandboxes/ dir).
+    const devCtx = Object.create(ctx, { home: { value: base } }) as Context;
+    const [{ LocalProvider }, { startContainerHost }] = await Promise.all([
+      import("../providers/local.ts"),
+      import("../cloud/container-host.ts"),
+    ]);
+    progress.step("starting the container host (sandboxd processes on 127.0.0.1)");
+    host = await startContainerHost({ provider: new LocalProvider(devCtx) });
+  }
+  /** What runs the sandboxes: the container host's processes, or workerd's containers on Docker. */
+  const closeHost = async () => {
+    await host?.close();
+    if (dockerOpts) {
+      const { removeDevContainers } = await import("../cloud/dev-docker.ts");
+      await removeDevContainers(dockerOpts.socketPath, config.name ?? "alpine-control-plane");
+    }
+  };
   const stateDir = join(base, "state");
   // The last lines of workerd's output, for the error when it fails to start or dies.
   const tail: string[] = [];
@@ -107,26 +126,37 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
     runtime = await startDevRuntime({
       port: opts.port,
       stateDir,
-      config: readWranglerConfig(workerDir()),
+      config,
       secrets: {
         ALPINE_CONTROL_PLANE_TOKEN: token,
-        ALPINE_CONTAINER_HOST_URL: host.url,
-        ALPINE_CONTAINER_HOST_TOKEN: host.token,
+        // Without a container host the Worker runs its production provider on `ctx.container`.
+        ...(host ? { ALPINE_CONTAINER_HOST_URL: host.url, ALPINE_CONTAINER_HOST_TOKEN: host.token } : {}),
       },
+      docker: dockerOpts,
       log,
       verbose: ctx.globals.verbose,
     });
   } catch (err) {
-    await host.close();
+    await closeHost();
     if (err instanceof AlpineError) Object.assign(err.details, { output_tail: tail.slice(-15) });
     throw err;
   }
   const url = runtime.url;
-  const out = { url, container_host: host.url, state_dir: stateDir, pid: process.pid };
+  const out = {
+    url,
+    containers: docker ? ("docker" as const) : ("processes" as const),
+    container_host: host?.url ?? null,
+    docker_host: dockerOpts?.socketPath ?? null,
+    state_dir: stateDir,
+    pid: process.pid,
+  };
   if (ctx.globals.json) printJson(out);
   else {
+    const where = dockerOpts
+      ? `containers started by workerd on ${dockerOpts.socketPath} (${Object.values(dockerOpts.images).join(", ")})`
+      : `sandboxd processes under ${join(base, "sandboxes")}`;
     process.stdout.write(
-      `alpine control plane (dev) on ${url}\n  Durable Objects and R2: ${out.state_dir}\n  sandboxes: sandboxd processes under ${join(base, "sandboxes")}\n  use it with sandbox.provider: cloudflare, sandbox.control_plane_url: ${url}\nCtrl-C stops it (and its sandboxes' processes).\n`,
+      `alpine control plane (dev) on ${url}\n  Durable Objects and R2: ${out.state_dir}\n  sandboxes: ${where}\n  use it with sandbox.provider: cloudflare, sandbox.control_plane_url: ${url}\nCtrl-C stops it (and its sandboxes).\n`,
     );
   }
   await new Promise<void>((resolveDone) => {
@@ -135,7 +165,14 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
       if (stopping) return;
       stopping = true;
       clearInterval(watch);
-      void Promise.allSettled([runtime.dispose(), host.close()]).then(() => resolveDone());
+      // workerd first, so it starts no container while they are removed. Both are best effort:
+      // the command is ending, and a failure of one must not keep the other from running.
+      void runtime
+        .dispose()
+        .catch(() => {})
+        .then(() => closeHost())
+        .catch(() => {})
+        .then(() => resolveDone());
     };
     process.once("SIGINT", stopAll);
     process.once("SIGTERM", stopAll);
@@ -165,14 +202,6 @@ export async function cloudDevCommand(ctx: Context, opts: { port: number }): Pro
 
 // ---------------------------------------------------------------------------
 // deploy
-
-const stripAnsi = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, "");
-
-interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
 
 /** Static checks of wrangler.jsonc against what the Worker's code expects. */
 export function checkWranglerConfig(dir: string, config: WranglerConfig): Check[] {
@@ -250,24 +279,19 @@ function assembleImageContext(target: string): void {
   copyFileSync(join(imageDir(), "Dockerfile"), join(target, "Dockerfile"));
 }
 
-async function run(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  opts: { input?: string; cwd?: string } = {},
-): Promise<{ code: number; output: string }> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [wranglerBin(), ...args], {
-      cwd: opts.cwd ?? workerDir(),
-      env,
-      stdio: ["pipe", "pipe", "pipe"],
+/** Whether a Docker daemon answers here (DOCKER_HOST and contexts as the user's own `docker`). */
+async function dockerAnswers(): Promise<boolean> {
+  const { docker } = await import("../providers/docker-cli.ts");
+  try {
+    const r = await docker(["version", "--format", "{{.Server.Version}}"], {
+      reject: false,
+      timeoutMs: 10_000,
     });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    child.once("error", reject);
-    child.stdin.end(opts.input ?? "");
-    child.once("exit", (code) => resolveRun({ code: code ?? -1, output }));
-  });
+    return r.exitCode === 0 && r.stdout.trim() !== "";
+  } catch {
+    // No docker CLI, or no daemon behind it: the dry run then validates without building.
+    return false;
+  }
 }
 
 export async function cloudDeployCommand(ctx: Context, opts: { dryRun: boolean }): Promise<void> {
@@ -277,6 +301,7 @@ export async function cloudDeployCommand(ctx: Context, opts: { dryRun: boolean }
   const config = parseJsonc(readFileSync(configPath, "utf8")) as WranglerConfig;
   const checks = checkWranglerConfig(dir, config);
   const notChecked: string[] = [];
+  const run = wranglerRunner(wranglerBin(), dir);
   const token = process.env.ALPINE_CONTROL_PLANE_TOKEN ?? "";
   checks.push({
     name: "ALPINE_CONTROL_PLANE_TOKEN",
@@ -288,34 +313,26 @@ export async function cloudDeployCommand(ctx: Context, opts: { dryRun: boolean }
     progress.step("assembling the sandbox image's build context");
     assembleImageContext(join(dir, ".image-context"));
     checks.push({ name: "image build context", ok: true, detail: join(dir, ".image-context") });
-    progress.step("bundling the Worker (wrangler deploy --dry-run, offline)");
+    const docker = await dockerAnswers();
+    progress.step(
+      docker
+        ? "bundling the Worker and building the container images (wrangler deploy --dry-run)"
+        : "bundling the Worker (wrangler deploy --dry-run, offline; no Docker, so no image build)",
+    );
     const env = wranglerEnv(base, {});
-    const outdir = join(base, "bundle");
-    // wrangler's dry run builds container images with Docker; the image is checked above and built
-    // by the real deploy, so the dry run bundles and checks the Worker from a copy without `containers`.
-    const dryConfig = join(dir, ".wrangler-dry-run.json");
-    const { containers: _containers, ...withoutContainers } = config as WranglerConfig &
-      Record<string, unknown>;
-    writeFileSync(
-      dryConfig,
-      JSON.stringify({ ...withoutContainers, main: resolve(dir, config.main ?? "src/index.ts") }),
-    );
-    const dry = await run(["deploy", "--dry-run", "--outdir", outdir, "--config", dryConfig], env).finally(
-      () => rmSync(dryConfig, { force: true }),
-    );
-    const bundle = join(outdir, "index.js");
-    const bundled = dry.code === 0 && existsSync(bundle);
-    checks.push({
-      name: "worker bundle",
-      ok: bundled,
-      detail: bundled
-        ? `${(statSync(bundle).size / 1024).toFixed(0)} KiB, bindings checked by wrangler`
-        : stripAnsi(dry.output).trim().split("\n").filter(Boolean).slice(-8).join(" | "),
+    const dry = await wranglerDryRun({
+      dir,
+      config,
+      env,
+      outdir: join(base, "bundle"),
+      run: wranglerRunner(wranglerBin(), dir),
+      docker,
     });
+    checks.push(...dry.checks);
+    notChecked.push(...dry.notChecked);
     notChecked.push(
       "Cloudflare account, API token and workers.dev subdomain (needs the network)",
       "that the R2 bucket exists (created by a real deploy if missing)",
-      "the container image build (needs Docker: wrangler builds and pushes it on a real deploy; `alpine image build` builds the same Dockerfile locally)",
       "Containers availability on your plan (Workers Paid) and instance_type limits",
     );
     const failed = checks.filter((c) => !c.ok);

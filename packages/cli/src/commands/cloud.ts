@@ -14,9 +14,9 @@ export default defineGroup({
   commands: [
     defineCommand({
       name: "dev",
-      summary: "run the control plane locally in workerd, with sandboxd processes in place of Containers",
+      summary: "run the control plane locally in workerd, with sandboxd processes or Docker containers",
       description:
-        "Run the control plane on 127.0.0.1 in workerd (the Worker bundle through Miniflare, offline, local Durable Objects and R2 under $ALPINE_HOME/cloud-dev). workerd cannot start processes, so a small authenticated container host on 127.0.0.1 runs each sandbox as a sandboxd process (the local provider's code) where production runs a Container. Reads ALPINE_CONTROL_PLANE_TOKEN from the environment. Runs until interrupted.",
+        "Run the control plane on 127.0.0.1 in workerd (the Worker bundle through Miniflare, offline, local Durable Objects and R2 under $ALPINE_HOME/cloud-dev). With --containers processes (the default) a small authenticated container host on 127.0.0.1 runs each sandbox as a sandboxd process (the local provider's code) where production runs a Container; with --containers docker workerd starts the sandbox image (`alpine image build`) as a real container on the Docker daemon, so the Worker's production container code runs. Reads ALPINE_CONTROL_PLANE_TOKEN from the environment. Runs until interrupted.",
       flags: {
         port: {
           type: "number",
@@ -25,10 +25,19 @@ export default defineGroup({
           default: 8787,
           parse: port,
         },
+        containers: {
+          type: "string",
+          value: "engine",
+          description:
+            "processes (sandboxd processes through a container host) or docker (workerd starts the sandbox image as real containers on the Docker daemon)",
+          default: "processes",
+          choices: ["processes", "docker"] as const,
+        },
       },
       examples: [
         "export ALPINE_CONTROL_PLANE_TOKEN=$(openssl rand -hex 24)",
         "alpine cloud dev --port 8787",
+        "alpine cloud dev --containers docker   # needs `alpine image build` and a Docker daemon with its bridge network",
         "# elsewhere, with sandbox.provider: cloudflare and sandbox.control_plane_url: http://127.0.0.1:8787",
         "alpine launch demo --repo https://github.com/acme/app.git",
       ],
