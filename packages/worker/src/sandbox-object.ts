@@ -30,7 +30,8 @@ import { DevHostProvider } from "./providers/dev-host.ts";
 import type { ControlPlaneProvider } from "./providers/types.ts";
 import { R2CheckpointStore } from "./r2-store.ts";
 import { dispatchRoute } from "./sandbox-routes.ts";
-import { proxyUi } from "./ui-proxy.ts";
+import { uiLinks } from "./ui-origin.ts";
+import { proxyUi, UiConnections } from "./ui-proxy.ts";
 
 /**
  * One Durable Object per sandbox name. It runs the same core operations and
@@ -46,6 +47,8 @@ export class SandboxObject extends DurableObject<Env> {
   private readonly pid = 1 + Math.floor(Math.random() * 2_000_000_000);
   private providerInstance: ControlPlaneProvider | null = null;
   private lastActive = 0;
+  /** Web UI event streams open through this object: activity for the alarm (ui-proxy.ts). */
+  private readonly ui = new UiConnections();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -126,8 +129,8 @@ export class SandboxObject extends DurableObject<Env> {
       progress: silentProgress,
       runtimeLogs: (record, tail) =>
         record.runtime ? this.provider().logs(record.runtime.handle, { tail }) : Promise.resolve([]),
-      webUrl: (record) => (record.runtime ? `${origin}/s/${record.name}/` : null),
-      loginUrl: (record, code) => `${origin}/s/${record.name}/?code=${encodeURIComponent(code)}`,
+      webUrl: (record) => (record.runtime ? uiLinks(this.env, origin, record.name).web : null),
+      loginUrl: (record, code) => uiLinks(this.env, origin, record.name).login(code),
     };
   }
 
@@ -170,7 +173,8 @@ export class SandboxObject extends DurableObject<Env> {
       const op = url.pathname.replace(/^\/+/, "");
       if (op.startsWith("ui/") || op === "ui") {
         const path = url.pathname.slice("/ui".length) || "/";
-        return await proxyUi(request, await this.store.get(name), name, this.provider(), path, url.search);
+        const record = await this.store.get(name);
+        return await proxyUi(request, record, name, this.provider(), path, url.search, this.ui);
       }
       const response = await dispatchRoute(request, op, {
         name,
@@ -200,7 +204,8 @@ export class SandboxObject extends DurableObject<Env> {
     const facts = {
       record,
       now: Date.now(),
-      lastRequestAt: this.lastActive,
+      lastRequestAt: Math.max(this.lastActive, this.ui.lastClosedAt),
+      uiConnectionsOpen: this.ui.open,
       intervalMs: this.intervalMs(),
       inactivityMs: this.inactivityMs(),
       sandbox: config.sandbox,
