@@ -35,6 +35,11 @@ export const SandboxdConfigSchema = z.object({
   home_dir: absPath,
   tmp_dir: absPath,
   log_file: absPath,
+  /**
+   * Also write every log line to stderr: for a container, whose platform keeps what its
+   * process prints (Cloudflare's dashboard and `wrangler tail`) after its disk is gone.
+   */
+  log_stderr: z.boolean().optional(),
   isolation: z.enum(["bubblewrap", "none"]),
   /** Host paths hidden from the agent under bubblewrap (a tmpfs over each that exists). */
   mask_paths: z.array(absPath).default([]),
@@ -254,6 +259,11 @@ export const LoginResponseSchema = z.object({
 export type LoginResponse = z.infer<typeof LoginResponseSchema>;
 
 export const ShutdownResponseSchema = z.object({ ok: z.literal(true) });
+
+/** GET /v1/logs?tail=N: the last N lines of sandboxd's log (its own and OpenCode's), oldest first. */
+export const LOGS_TAIL_MAX = 5000;
+export const LogsResponseSchema = z.object({ lines: z.array(z.string()) });
+export type LogsResponse = z.infer<typeof LogsResponseSchema>;
 export type ShutdownResponse = z.infer<typeof ShutdownResponseSchema>;
 
 // ---------------------------------------------------------------------------

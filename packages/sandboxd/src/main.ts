@@ -1,7 +1,8 @@
 /**
  * sandboxd: the one process in every sandbox. Reads its config (secrets
  * included) as one JSON object on stdin, listens, writes exactly one line on
- * stdout ({"event":"listening","port":N,"pid":P}), then logs to log_file only.
+ * stdout ({"event":"listening","port":N,"pid":P}), then logs to log_file (and
+ * stderr too with log_stderr: in a container).
  */
 import { AlpineError, toAlpineError } from "@alpine/core/errors";
 import { validateName } from "@alpine/core/names";
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
   } catch (err) {
     fatal(toAlpineError(err));
   }
-  const log = new Logger(config.log_file, { component: "sandboxd" });
+  const log = new Logger(config.log_file, { component: "sandboxd" }, config.log_stderr ?? false);
   log.addSecret(config.token);
   for (const s of secretStrings(config.opencode.auth, true)) log.addSecret(s);
   for (const s of secretStrings(config.opencode.config, false)) log.addSecret(s);

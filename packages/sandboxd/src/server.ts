@@ -12,7 +12,9 @@ import {
   type HealthResponse,
   type InitEvent,
   InitRequestSchema,
+  LOGS_TAIL_MAX,
   type LoginResponse,
+  type LogsResponse,
   RestoreRequestSchema,
   type ShutdownResponse,
   TaskRequestSchema,
@@ -181,6 +183,13 @@ export function createApi(deps: ApiDeps): Server {
         log.info("login code issued", { expires_at });
         return sendJson(res, 200, { code, expires_at, path: `/auth/${code}` } satisfies LoginResponse);
       }
+      case "GET /v1/logs": {
+        const tail = Number(url.searchParams.get("tail") ?? "200");
+        if (!Number.isInteger(tail) || tail < 1 || tail > LOGS_TAIL_MAX) {
+          throw new AlpineError("usage_invalid", `tail must be a whole number from 1 to ${LOGS_TAIL_MAX}`);
+        }
+        return sendJson(res, 200, { lines: log.tail(tail) } satisfies LogsResponse);
+      }
       case "POST /v1/shutdown": {
         await readBody(req, 64 * 1024);
         res.on("finish", () => deps.onShutdown());
@@ -236,6 +245,7 @@ export function createApi(deps: ApiDeps): Server {
       "/v1/task",
       "/v1/diff",
       "/v1/login",
+      "/v1/logs",
       "/v1/shutdown",
       "/v1/checkpoint",
       "/v1/export",

@@ -1,5 +1,11 @@
 import type { ProviderCapabilities, RuntimeEndpoint, RuntimeHandle, RuntimeSpec } from "@alpine/core";
-import { AlpineError, declaredCapabilities, imageSandboxdConfig, requireHandle } from "@alpine/core";
+import {
+  AlpineError,
+  declaredCapabilities,
+  imageSandboxdConfig,
+  requireHandle,
+  SandboxdClient,
+} from "@alpine/core";
 import type { SandboxContainer } from "../container-object.ts";
 import { SANDBOXD_PORT } from "../container-object.ts";
 import { randomId, sandboxToken } from "../crypto.ts";
@@ -76,6 +82,8 @@ export class ContainerProvider implements ControlPlaneProvider {
       token,
       listen: { host: "0.0.0.0", port: SANDBOXD_PORT },
       auth: spec.auth,
+      // The platform keeps what the container prints (dashboard, `wrangler tail`) after its disk is gone.
+      extra: { log_stderr: true },
     });
     try {
       await this.stub(h).startSandbox(JSON.stringify(config), this.inactivityMs);
@@ -116,9 +124,16 @@ export class ContainerProvider implements ControlPlaneProvider {
     await this.stop(handle);
   }
 
-  async logs(): Promise<string[]> {
-    // sandboxd logs to a file inside the container; read them with `wrangler tail` / the dashboard.
-    return [];
+  /** The tail of sandboxd's log (its and OpenCode's lines), from sandboxd's `GET /v1/logs`. */
+  async logs(handle: RuntimeHandle, opts: { tail?: number } = {}): Promise<string[]> {
+    const endpoint = await this.endpoint(handle);
+    if (!endpoint) return [];
+    const client = new SandboxdClient({
+      baseUrl: endpoint.url,
+      token: endpoint.token,
+      fetch: this.fetchFor(endpoint.url),
+    });
+    return client.logs(opts.tail ?? 200);
   }
 
   /** Keeps a busy sandbox's container alive (called by the SandboxObject's alarm). */
