@@ -99,6 +99,14 @@ export const SandboxdConfigSchema = z.object({
    * another repo is refused as usual (the workspace's repo decides).
    */
   prestart: z.object({ repo: z.string().min(1) }).optional(),
+  /**
+   * A runtime whose disk dies with it (a Cloudflare Container, replaced by a rollout): on
+   * SIGTERM, sandboxd writes a checkpoint of unsaved work into checkpoint_dir (as
+   * `POST /v1/checkpoint` would), reports it in `GET /v1/status` as `exit_checkpoint`, and keeps
+   * serving its API until the control plane has copied it (its `DELETE`) or `hold_ms` passed,
+   * then exits. Absent: SIGTERM stops at once (the local and docker providers keep the disk).
+   */
+  exit_checkpoint: z.object({ hold_ms: z.number().int().min(0) }).optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;
@@ -212,6 +220,11 @@ export const StatusResponseSchema = z.object({
     ready: z.boolean(),
     started_at: isoTime.nullable(),
   }),
+  /**
+   * The checkpoint sandboxd wrote on SIGTERM and holds for the control plane to copy
+   * (config `exit_checkpoint`): its manifest, artifacts at the usual checkpoint routes.
+   */
+  exit_checkpoint: z.lazy(() => CheckpointManifestSchema).optional(),
 });
 export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
 

@@ -26,7 +26,7 @@ export interface SandboxdStartInput {
   /** Settings only some providers have (host masks, repo cache, passed-on env, warm or prestart). */
   extra?: Pick<
     SandboxdConfigInput,
-    "mask_paths" | "repo_cache_dir" | "env" | "warm" | "prestart" | "log_stderr"
+    "mask_paths" | "repo_cache_dir" | "env" | "warm" | "prestart" | "log_stderr" | "exit_checkpoint"
   >;
 }
 

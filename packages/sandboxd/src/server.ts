@@ -6,6 +6,7 @@ import { AlpineError, toAlpineError } from "@alpine/core/errors";
 import type { ReasonCode } from "@alpine/core/reasons";
 import {
   AdoptRequestSchema,
+  type CheckpointManifestData,
   CheckpointRequestSchema,
   type DeleteCheckpointResponse,
   ExportRequestSchema,
@@ -144,6 +145,8 @@ export interface ApiDeps {
   log: Logger;
   /** Called once the shutdown response went out. */
   onShutdown(): void;
+  /** The checkpoint written on SIGTERM, held for the control plane to copy (config exit_checkpoint). */
+  exitCheckpoint?: () => CheckpointManifestData | null;
 }
 
 export function createApi(deps: ApiDeps): Server {
@@ -160,8 +163,13 @@ export function createApi(deps: ApiDeps): Server {
     const method = req.method ?? "GET";
     const route = `${method} ${path}`;
     switch (route) {
-      case "GET /v1/status":
-        return sendJson(res, 200, await sandbox.status());
+      case "GET /v1/status": {
+        const exit = deps.exitCheckpoint?.();
+        return sendJson(res, 200, {
+          ...(await sandbox.status()),
+          ...(exit ? { exit_checkpoint: exit } : {}),
+        });
+      }
       case "POST /v1/init":
         return init(req, res);
       case "POST /v1/adopt":

@@ -82,8 +82,10 @@ export class ContainerProvider implements ControlPlaneProvider {
       token,
       listen: { host: "0.0.0.0", port: SANDBOXD_PORT },
       auth: spec.auth,
-      // The platform keeps what the container prints (dashboard, `wrangler tail`) after its disk is gone.
-      extra: { log_stderr: true },
+      // The platform keeps what the container prints (dashboard, `wrangler tail`) after its disk is
+      // gone; a rollout's SIGTERM leaves 15 minutes, of which sandboxd holds its exit checkpoint 12
+      // for the control plane to copy (docs/cloudflare.md, "Rollouts").
+      extra: { log_stderr: true, exit_checkpoint: { hold_ms: 12 * 60_000 } },
     });
     try {
       await this.stub(h).startSandbox(JSON.stringify(config), this.inactivityMs);
