@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
-import { type E2EEnv, filesContaining, makeEnv, processArgs, SECRETS, waitFor } from "./env.ts";
+import { type E2EEnv, fetchLink, filesContaining, makeEnv, processArgs, SECRETS, waitFor } from "./env.ts";
 import { CONTROL_PLANE_TOKEN, providerUnderTest } from "./providers.ts";
 import type { treeDigest } from "./tree.ts";
 
@@ -30,13 +30,14 @@ const ws = () => p.workspace(e.alpineHome, id);
 /** Session ids OpenCode lists, read through the control plane's UI route with a one-time login. */
 async function sessions(name: string): Promise<string[]> {
   const link = (await alpine("open", name, "--print", "--json")).json().web_url as string;
-  const login = await fetch(link, { redirect: "manual" });
+  const login = await fetchLink(link, { redirect: "manual" });
   expect(login.status).toBe(302);
   const cookies = login.headers.getSetCookie().map((c) => c.split(";")[0]!);
-  // sandboxd's session cookie and the control plane's routing cookie naming the sandbox.
-  expect(cookies.some((c) => c.startsWith("alpine_ui="))).toBe(true);
+  // sandboxd's session cookie only: the sandbox's own origin needs no routing cookie.
+  expect(cookies.some((c) => c.startsWith("alpine_session_"))).toBe(true);
+  expect(cookies.some((c) => c.startsWith("alpine_ui="))).toBe(false);
   // A bounded wait, so a sandbox whose OpenCode hangs fails here with a clear message.
-  const res = await fetch(`${new URL(link).origin}/session`, {
+  const res = await fetchLink(`${new URL(link).origin}/session`, {
     headers: { cookie: cookies.join("; ") },
     signal: AbortSignal.timeout(45_000),
   });

@@ -184,3 +184,48 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
   }
 }
+
+/**
+ * fetch for test links, `*.localhost` included: a sandbox's UI under `alpine cloud dev` is at
+ * `http://<name>.localhost:<port>`, which browsers resolve to the loopback but this machine's
+ * resolver (and so Node's fetch) does not. Such a host is connected to on 127.0.0.1, with the
+ * URL's host as the Host header; every other URL goes to the global fetch.
+ */
+export async function fetchLink(url: string, init: RequestInit = {}): Promise<Response> {
+  const u = new URL(url);
+  if (!u.hostname.endsWith(".localhost")) return fetch(url, init);
+  const { request } = await import("node:http");
+  const { Readable } = await import("node:stream");
+  const headers = Object.fromEntries(new Headers(init.headers).entries());
+  return new Promise<Response>((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: init.method ?? "GET",
+        headers,
+        lookup: (_host, _opts, cb) => cb(null, [{ address: "127.0.0.1", family: 4 }]),
+        signal: init.signal ?? undefined,
+      },
+      (res) => {
+        const out = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value])
+            out.append(name, v);
+        }
+        const status = res.statusCode ?? 502;
+        const empty =
+          status === 204 || status === 304 || (status >= 300 && status < 400) || init.method === "HEAD";
+        if (empty) res.resume();
+        // Redirects are never followed here (the tests read them with redirect: "manual").
+        resolve(
+          new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+            status,
+            headers: out,
+          }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(typeof init.body === "string" ? init.body : undefined);
+  });
+}

@@ -241,9 +241,9 @@ function cloudflareProvider(): ProviderUnderTest {
     skipReason: null,
     yaml: ["sandbox:", "  provider: cloudflare"],
     env: { ALPINE_CONTROL_PLANE_TOKEN: CONTROL_PLANE_TOKEN },
-    webUrl: /^http:\/\/127\.0\.0\.1:\d+\/s\/[a-z0-9-]+\/$/,
+    webUrl: /^http:\/\/[a-z0-9-]+\.localhost:\d+\/$/,
     ownPort: false,
-    loginLink: /^http:\/\/127\.0\.0\.1:\d+\/s\/[a-z0-9-]+\/\?code=\S+$/,
+    loginLink: /^http:\/\/[a-z0-9-]+\.localhost:\d+\/auth\/\S+$/,
     anonymousUrl: (link, name) => `${new URL(link).origin}/s/${name}/`,
     workspace: (alpineHome, id) => files(join(alpineHome, "cloud-dev"), id),
     async snapshot(alpineHome, id) {

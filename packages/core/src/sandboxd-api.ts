@@ -35,6 +35,11 @@ export const SandboxdConfigSchema = z.object({
   home_dir: absPath,
   tmp_dir: absPath,
   log_file: absPath,
+  /**
+   * Also write every log line to stderr: for a container, whose platform keeps what its
+   * process prints (Cloudflare's dashboard and `wrangler tail`) after its disk is gone.
+   */
+  log_stderr: z.boolean().optional(),
   isolation: z.enum(["bubblewrap", "none"]),
   /** Host paths hidden from the agent under bubblewrap (a tmpfs over each that exists). */
   mask_paths: z.array(absPath).default([]),
@@ -94,6 +99,14 @@ export const SandboxdConfigSchema = z.object({
    * another repo is refused as usual (the workspace's repo decides).
    */
   prestart: z.object({ repo: z.string().min(1) }).optional(),
+  /**
+   * A runtime whose disk dies with it (a Cloudflare Container, replaced by a rollout): on
+   * SIGTERM, sandboxd writes a checkpoint of unsaved work into checkpoint_dir (as
+   * `POST /v1/checkpoint` would), reports it in `GET /v1/status` as `exit_checkpoint`, and keeps
+   * serving its API until the control plane has copied it (its `DELETE`) or `hold_ms` passed,
+   * then exits. Absent: SIGTERM stops at once (the local and docker providers keep the disk).
+   */
+  exit_checkpoint: z.object({ hold_ms: z.number().int().min(0) }).optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;
@@ -207,6 +220,11 @@ export const StatusResponseSchema = z.object({
     ready: z.boolean(),
     started_at: isoTime.nullable(),
   }),
+  /**
+   * The checkpoint sandboxd wrote on SIGTERM and holds for the control plane to copy
+   * (config `exit_checkpoint`): its manifest, artifacts at the usual checkpoint routes.
+   */
+  exit_checkpoint: z.lazy(() => CheckpointManifestSchema).optional(),
 });
 export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
 
@@ -254,6 +272,11 @@ export const LoginResponseSchema = z.object({
 export type LoginResponse = z.infer<typeof LoginResponseSchema>;
 
 export const ShutdownResponseSchema = z.object({ ok: z.literal(true) });
+
+/** GET /v1/logs?tail=N: the last N lines of sandboxd's log (its own and OpenCode's), oldest first. */
+export const LOGS_TAIL_MAX = 5000;
+export const LogsResponseSchema = z.object({ lines: z.array(z.string()) });
+export type LogsResponse = z.infer<typeof LogsResponseSchema>;
 export type ShutdownResponse = z.infer<typeof ShutdownResponseSchema>;
 
 // ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import {
   type InitRequest,
   type LoginResponse,
   LoginResponseSchema,
+  LogsResponseSchema,
   type RestoreArtifactResponse,
   RestoreArtifactResponseSchema,
   type RestoreRequest,
@@ -90,6 +91,12 @@ export class SandboxdClient {
 
   login(): Promise<LoginResponse> {
     return this.json("POST", "/v1/login", {}, LoginResponseSchema);
+  }
+
+  /** GET /v1/logs: the tail of sandboxd's log (JSON lines of sandboxd and OpenCode). */
+  async logs(tail = 200): Promise<string[]> {
+    const n = Math.max(1, Math.floor(tail));
+    return (await this.json("GET", `/v1/logs?tail=${n}`, undefined, LogsResponseSchema)).lines;
   }
 
   async shutdown(): Promise<void> {

@@ -1,12 +1,13 @@
-import { appendFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 /**
- * JSON lines appended to the sandbox's log file. Every registered secret is
- * replaced by "***" before a line is written, as a safety net: code should
- * never log secrets in the first place.
+ * JSON lines appended to the sandbox's log file, and to stderr too with
+ * `stderr` (in a container, whose platform keeps what it prints after its disk
+ * is gone). Every registered secret is replaced by "***" before a line is
+ * written, as a safety net: code should never log secrets in the first place.
  */
 export class Logger {
   private readonly secrets = new Set<string>();
@@ -14,6 +15,7 @@ export class Logger {
   constructor(
     private readonly file: string,
     private readonly base: Record<string, unknown> = {},
+    private readonly stderr = false,
   ) {
     mkdirSync(dirname(file), { recursive: true });
     appendFileSync(file, "", { mode: 0o600 });
@@ -35,6 +37,31 @@ export class Logger {
       appendFileSync(this.file, line + "\n");
     } catch {
       // A full disk must not take sandboxd down; nothing better to do with the line.
+    }
+    // stderr's errors are ignored (main.ts): a closed stderr must not stop the file log.
+    if (this.stderr) process.stderr.write(line + "\n");
+  }
+
+  /** The last `n` lines of the log file, oldest first (reads at most its last 4 MiB). */
+  tail(n: number): string[] {
+    let fd: number;
+    try {
+      fd = openSync(this.file, "r");
+    } catch {
+      // Removed underneath us: nothing to show.
+      return [];
+    }
+    try {
+      const size = fstatSync(fd).size;
+      const len = Math.min(size, 4 * 1024 * 1024);
+      const buf = Buffer.alloc(len);
+      readSync(fd, buf, 0, len, size - len);
+      const lines = buf.toString("utf8").split("\n").filter(Boolean);
+      // A window that starts mid-file starts mid-line: drop the partial first one.
+      if (len < size) lines.shift();
+      return lines.slice(-n);
+    } finally {
+      closeSync(fd);
     }
   }
 

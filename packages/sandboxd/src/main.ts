@@ -1,16 +1,22 @@
 /**
  * sandboxd: the one process in every sandbox. Reads its config (secrets
  * included) as one JSON object on stdin, listens, writes exactly one line on
- * stdout ({"event":"listening","port":N,"pid":P}), then logs to log_file only.
+ * stdout ({"event":"listening","port":N,"pid":P}), then logs to log_file (and
+ * stderr too with log_stderr: in a container).
  */
 import { AlpineError, toAlpineError } from "@alpine/core/errors";
 import { validateName } from "@alpine/core/names";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
-import { type SandboxdConfig, SandboxdConfigSchema } from "@alpine/core/sandboxd-api";
+import {
+  type CheckpointManifestData,
+  type SandboxdConfig,
+  SandboxdConfigSchema,
+} from "@alpine/core/sandboxd-api";
 import { Auth } from "./auth.ts";
 import { checkpointDirOf } from "./checkpoint.ts";
 import { Logger } from "./log.ts";
 import { Sandbox } from "./sandbox.ts";
+import { holdForCollection, writeExitCheckpoint } from "./sandbox-checkpoint.ts";
 import { createApi } from "./server.ts";
 
 // The parent may close our stdout/stderr at any time; a write must never kill us.
@@ -68,7 +74,7 @@ async function main(): Promise<void> {
   } catch (err) {
     fatal(toAlpineError(err));
   }
-  const log = new Logger(config.log_file, { component: "sandboxd" });
+  const log = new Logger(config.log_file, { component: "sandboxd" }, config.log_stderr ?? false);
   log.addSecret(config.token);
   for (const s of secretStrings(config.opencode.auth, true)) log.addSecret(s);
   for (const s of secretStrings(config.opencode.config, false)) log.addSecret(s);
@@ -86,10 +92,14 @@ async function main(): Promise<void> {
   if (config.prestart && !config.warm) sandbox.prestart(config.prestart.repo);
 
   let stopping = false;
+  let exitCheckpoint: CheckpointManifestData | null = null;
   const shutdown = async (why: string) => {
     if (stopping) return;
     stopping = true;
     log.info("shutting down", { why });
+    // A signal from the platform (a rollout replacing the container) would lose the disk: save
+    // unsaved work first and keep the API up until the control plane has copied it.
+    if (why === "SIGTERM" && config.exit_checkpoint) await saveBeforeExit(config.exit_checkpoint.hold_ms);
     server.close();
     try {
       await sandbox.shutdown();
@@ -100,7 +110,25 @@ async function main(): Promise<void> {
     log.info("stopped");
     process.exit(0);
   };
-  const server = createApi({ sandbox, auth, log, onShutdown: () => void shutdown("api") });
+  const saveBeforeExit = async (holdMs: number) => {
+    try {
+      exitCheckpoint = await writeExitCheckpoint(sandbox);
+      if (!exitCheckpoint) return;
+      const id = exitCheckpoint.checkpoint_id;
+      log.info("exit checkpoint written; held for the control plane", { checkpoint_id: id, hold_ms: holdMs });
+      const taken = await holdForCollection(sandbox, id, holdMs);
+      log.info(taken ? "exit checkpoint taken" : "exit checkpoint not taken in time", { checkpoint_id: id });
+    } catch (err) {
+      log.error("exit checkpoint failed", { error: toAlpineError(err).toJSON() });
+    }
+  };
+  const server = createApi({
+    sandbox,
+    auth,
+    log,
+    onShutdown: () => void shutdown("api"),
+    exitCheckpoint: () => exitCheckpoint,
+  });
 
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));

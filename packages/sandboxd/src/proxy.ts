@@ -75,6 +75,23 @@ export function upstreamHeaders(
   return out;
 }
 
+/**
+ * The Set-Cookie lines of a proxied response a browser may keep: none named
+ * like alpine's own cookies (`alpine_…`: sandboxd's session, the control
+ * plane's routing cookie), and none with a `Domain` attribute (one that names
+ * a parent domain would reach every sandbox's origin under it). Whatever runs
+ * in a sandbox (OpenCode, or a page it serves) can then neither log this
+ * browser into another sandbox nor replace a session.
+ */
+export function sandboxSetCookies(lines: readonly string[]): string[] {
+  return lines.filter((line) => {
+    const [pair = "", ...attrs] = line.split(";");
+    const name = pair.split("=")[0]!.trim().toLowerCase();
+    if (name.startsWith("alpine_")) return false;
+    return !attrs.some((a) => a.trim().toLowerCase().startsWith("domain"));
+  });
+}
+
 function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const drop = connectionTokens(headers);
   const out: OutgoingHttpHeaders = {};
@@ -82,6 +99,11 @@ function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
     if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name)) continue;
     // The browser must never be asked for OpenCode's password.
     if (name === "www-authenticate") continue;
+    if (name === "set-cookie") {
+      const kept = sandboxSetCookies(Array.isArray(value) ? value : [String(value)]);
+      if (kept.length) out[name] = kept;
+      continue;
+    }
     out[name] = value;
   }
   return out;
@@ -139,7 +161,11 @@ export function proxyHttp(
 
 function rawResponseHead(statusCode: number, statusMessage: string, rawHeaders: string[]): string {
   let head = `HTTP/1.1 ${statusCode} ${statusMessage}\r\n`;
-  for (let i = 0; i < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const [name, value] = [rawHeaders[i]!, rawHeaders[i + 1]!];
+    if (name.toLowerCase() === "set-cookie" && !sandboxSetCookies([value]).length) continue;
+    head += `${name}: ${value}\r\n`;
+  }
   return head + "\r\n";
 }
 

@@ -1,10 +1,13 @@
-import { mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { AlpineError, toAlpineError } from "@alpine/core/errors";
 import type { CheckpointManifestData, CheckpointRequest } from "@alpine/core/sandboxd-api";
 import { packOpencodeData } from "./opencode-data.ts";
 import type { Sandbox } from "./sandbox.ts";
 import { snapshotWorkspace } from "./workspace-snapshot.ts";
+
+/** Tree of the last checkpoint this process wrote: work with that tree is saved. */
+const savedTrees = new WeakMap<Sandbox, string>();
 
 /**
  * POST /v1/checkpoint: writes checkpoint `checkpoint_id` into the checkpoint
@@ -52,6 +55,7 @@ export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Prom
       ],
     };
     sb.checkpoints.publish(work, manifest);
+    savedTrees.set(sb, snap.tree);
     sb.log.info("checkpoint written", {
       checkpoint_id: req.checkpoint_id,
       tree_hash: snap.tree,
@@ -71,4 +75,38 @@ export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Prom
     if (work) rmSync(work, { recursive: true, force: true });
     end();
   }
+}
+
+/**
+ * On SIGTERM of a runtime whose disk dies with it (config `exit_checkpoint`): a checkpoint of
+ * the workspace and OpenCode's sessions, written exactly as `POST /v1/checkpoint` writes one
+ * (so the control plane copies, verifies and records it with its ordinary checkpoint code),
+ * when there is unsaved work: changes against the base commit whose tree this process has not
+ * checkpointed yet. Null when there is nothing to save or the workspace is not ready.
+ */
+export async function writeExitCheckpoint(sb: Sandbox): Promise<CheckpointManifestData | null> {
+  if (sb.phase !== "ready") return null;
+  const ws = await sb.workspaceStatus();
+  if (!ws || (!ws.dirty && ws.ahead === 0) || (ws.tree_hash && ws.tree_hash === savedTrees.get(sb))) {
+    return null;
+  }
+  const now = new Date();
+  return writeCheckpoint(sb, {
+    checkpoint_id: `ckpt_exit_${now.getTime().toString(36)}`,
+    created_at: now.toISOString(),
+  });
+}
+
+/**
+ * Waits until the control plane has taken a checkpoint (it deletes sandboxd's copy once its own
+ * is verified) or `holdMs` passed; true when it was taken.
+ */
+export async function holdForCollection(sb: Sandbox, checkpointId: string, holdMs: number): Promise<boolean> {
+  const dir = join(sb.checkpoints.root, checkpointId);
+  const deadline = Date.now() + holdMs;
+  while (existsSync(dir)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return true;
 }

@@ -6,13 +6,16 @@ import { AlpineError, toAlpineError } from "@alpine/core/errors";
 import type { ReasonCode } from "@alpine/core/reasons";
 import {
   AdoptRequestSchema,
+  type CheckpointManifestData,
   CheckpointRequestSchema,
   type DeleteCheckpointResponse,
   ExportRequestSchema,
   type HealthResponse,
   type InitEvent,
   InitRequestSchema,
+  LOGS_TAIL_MAX,
   type LoginResponse,
+  type LogsResponse,
   RestoreRequestSchema,
   type ShutdownResponse,
   TaskRequestSchema,
@@ -142,6 +145,8 @@ export interface ApiDeps {
   log: Logger;
   /** Called once the shutdown response went out. */
   onShutdown(): void;
+  /** The checkpoint written on SIGTERM, held for the control plane to copy (config exit_checkpoint). */
+  exitCheckpoint?: () => CheckpointManifestData | null;
 }
 
 export function createApi(deps: ApiDeps): Server {
@@ -158,8 +163,13 @@ export function createApi(deps: ApiDeps): Server {
     const method = req.method ?? "GET";
     const route = `${method} ${path}`;
     switch (route) {
-      case "GET /v1/status":
-        return sendJson(res, 200, await sandbox.status());
+      case "GET /v1/status": {
+        const exit = deps.exitCheckpoint?.();
+        return sendJson(res, 200, {
+          ...(await sandbox.status()),
+          ...(exit ? { exit_checkpoint: exit } : {}),
+        });
+      }
       case "POST /v1/init":
         return init(req, res);
       case "POST /v1/adopt":
@@ -180,6 +190,13 @@ export function createApi(deps: ApiDeps): Server {
         const { code, expires_at } = auth.newLoginCode();
         log.info("login code issued", { expires_at });
         return sendJson(res, 200, { code, expires_at, path: `/auth/${code}` } satisfies LoginResponse);
+      }
+      case "GET /v1/logs": {
+        const tail = Number(url.searchParams.get("tail") ?? "200");
+        if (!Number.isInteger(tail) || tail < 1 || tail > LOGS_TAIL_MAX) {
+          throw new AlpineError("usage_invalid", `tail must be a whole number from 1 to ${LOGS_TAIL_MAX}`);
+        }
+        return sendJson(res, 200, { lines: log.tail(tail) } satisfies LogsResponse);
       }
       case "POST /v1/shutdown": {
         await readBody(req, 64 * 1024);
@@ -236,6 +253,7 @@ export function createApi(deps: ApiDeps): Server {
       "/v1/task",
       "/v1/diff",
       "/v1/login",
+      "/v1/logs",
       "/v1/shutdown",
       "/v1/checkpoint",
       "/v1/export",

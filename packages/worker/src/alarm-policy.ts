@@ -42,6 +42,12 @@ export interface AlarmFacts {
   /** How long a container keeps running after its object went idle. */
   inactivityMs: number;
   sandbox: Pick<AlpineConfig["sandbox"], "auto_teardown" | "completed_retention_minutes">;
+  /**
+   * Web UI connections (event streams) open through the object right now: someone is watching,
+   * though an open stream makes no new requests. Activity, so no idle save-and-stop and no
+   * auto-teardown while one is open (absent: none).
+   */
+  uiConnectionsOpen?: number;
 }
 
 export type AlarmPlan =
@@ -56,6 +62,7 @@ export function planAlarm(facts: AlarmFacts): AlarmPlan {
   const { record } = facts;
   if (!LIVE_STATES.has(record.state)) return { kind: "stop" };
   const lastActive = Math.max(
+    facts.uiConnectionsOpen ? facts.now : 0,
     facts.lastRequestAt,
     Date.parse(record.last_activity ?? record.updated_at) || 0,
   );
@@ -94,7 +101,9 @@ export function decideAfterProbe(
     record.state === "completed" &&
     facts.sandbox.auto_teardown &&
     facts.now >= Date.parse(record.task?.finished_at ?? record.updated_at) + retention * 60_000;
-  if (probed.agentBusy || !probed.reachable) return { renew: probed.agentBusy, teardown: null };
+  if (probed.agentBusy || !probed.reachable || facts.uiConnectionsOpen) {
+    return { renew: probed.agentBusy, teardown: null };
+  }
   if (retentionDue) return { renew: false, teardown: `auto-teardown: completed ${retention} min ago` };
   if (plan.nearTimeout) {
     return {

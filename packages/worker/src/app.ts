@@ -13,8 +13,12 @@ import { safeEqual } from "./crypto.ts";
 import type { Env } from "./env.ts";
 import { htmlPage } from "./html.ts";
 import { errorResponse, forwardedInit } from "./http.ts";
+import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
 
-/** The browser's routing cookie: which sandbox the UI at this origin's root belongs to. */
+/**
+ * The browser's routing cookie of the one-origin fallback (no per-sandbox origins, e.g. on a
+ * `workers.dev` URL): which sandbox the UI at this origin's root belongs to.
+ */
 export const UI_COOKIE = "alpine_ui";
 
 type WorkerContext = Context<{ Bindings: Env }>;
@@ -100,6 +104,20 @@ export function createApp() {
 
   app.onError((err) => errorResponse(err));
 
+  // ---- a sandbox's own UI origin, <name>.<parent host> (ui-origin.ts) ----
+  // Everything there is that sandbox's web UI, proxied to its sandboxd, which checks its own
+  // session cookie; `/auth/<code>` is sandboxd's one-time login. The control plane's API is
+  // not served on these origins.
+  app.use("*", async (c, next) => {
+    const name = sandboxOfUiHost(c.env, new URL(c.req.url));
+    if (!name) return next();
+    const path = c.req.path;
+    if (path === "/v1" || path.startsWith("/v1/") || path.startsWith("/internal/")) {
+      return htmlPage(404, "Not found", "No such page.");
+    }
+    return toSandbox(c.env, c.req.raw, name, `ui${path}`, new URL(c.req.url).search);
+  });
+
   app.get("/healthz", (c) => c.json({ ok: true }));
 
   // Every /v1 route: `Authorization: Bearer <ALPINE_CONTROL_PLANE_TOKEN>`, compared in constant time.
@@ -146,6 +164,9 @@ export function createApp() {
   app.get("/s/:name/", async (c) => {
     const name = validateName(c.req.param("name"));
     const code = c.req.query("code");
+    // Where the sandbox has its own origin, a link of this form (an older CLI's) goes there.
+    const own = uiLinks(c.env, new URL(c.req.url).origin, name);
+    if (code && !own.web.startsWith(`${new URL(c.req.url).origin}/`)) return c.redirect(own.login(code), 302);
     if (!code) {
       if (getCookie(c, UI_COOKIE) === name) return c.redirect("/", 302);
       return htmlPage(

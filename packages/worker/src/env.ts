@@ -23,6 +23,12 @@ export interface Env {
   ALPINE_CONTAINER_HOST_TOKEN?: string;
   /** Seconds a container keeps running after its Durable Object went idle (default 600). */
   CONTAINER_INACTIVITY_SECONDS?: string;
+  /**
+   * Parent host of per-sandbox web UI origins (`<name>.<ALPINE_UI_HOST>`, a custom domain with a
+   * wildcard route). Unset: `<name>.localhost:<port>` when reached on the loopback (`alpine cloud
+   * dev`), else the one-origin `/s/<name>/` fallback (docs/cloudflare.md, "The web UI").
+   */
+  ALPINE_UI_HOST?: string;
   /** Seconds between alarm runs while a sandbox is live (default 60). */
   ALARM_INTERVAL_SECONDS?: string;
 }

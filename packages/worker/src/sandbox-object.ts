@@ -32,7 +32,8 @@ import { DevHostProvider } from "./providers/dev-host.ts";
 import type { ControlPlaneProvider } from "./providers/types.ts";
 import { R2CheckpointStore } from "./r2-store.ts";
 import { dispatchRoute } from "./sandbox-routes.ts";
-import { proxyUi } from "./ui-proxy.ts";
+import { uiLinks } from "./ui-origin.ts";
+import { proxyUi, UiConnections } from "./ui-proxy.ts";
 
 /**
  * One Durable Object per sandbox name. It runs the same core operations and
@@ -52,6 +53,8 @@ export class SandboxObject extends DurableObject<Env> {
   private inFlight = 0;
   /** When the alarm's policy is next due (0: at the next alarm; a new instance runs it at once). */
   private policyDueAt = 0;
+  /** Web UI event streams open through this object: activity for the alarm (ui-proxy.ts). */
+  private readonly ui = new UiConnections();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -132,8 +135,8 @@ export class SandboxObject extends DurableObject<Env> {
       progress: silentProgress,
       runtimeLogs: (record, tail) =>
         record.runtime ? this.provider().logs(record.runtime.handle, { tail }) : Promise.resolve([]),
-      webUrl: (record) => (record.runtime ? `${origin}/s/${record.name}/` : null),
-      loginUrl: (record, code) => `${origin}/s/${record.name}/?code=${encodeURIComponent(code)}`,
+      webUrl: (record) => (record.runtime ? uiLinks(this.env, origin, record.name).web : null),
+      loginUrl: (record, code) => uiLinks(this.env, origin, record.name).login(code),
       // One request pays a subrequest or more per probe: probe rarely, and a bounded number of times.
       taskWait: CONTROL_PLANE_TASK_WAIT,
     };
@@ -203,7 +206,8 @@ export class SandboxObject extends DurableObject<Env> {
       const op = url.pathname.replace(/^\/+/, "");
       if (op.startsWith("ui/") || op === "ui") {
         const path = url.pathname.slice("/ui".length) || "/";
-        return await proxyUi(request, await this.store.get(name), name, this.provider(), path, url.search);
+        const record = await this.store.get(name);
+        return await proxyUi(request, record, name, this.provider(), path, url.search, this.ui);
       }
       const response = await dispatchRoute(request, op, {
         name,
@@ -254,7 +258,8 @@ export class SandboxObject extends DurableObject<Env> {
     const facts = {
       record,
       now: Date.now(),
-      lastRequestAt: this.lastActive,
+      lastRequestAt: Math.max(this.lastActive, this.ui.lastClosedAt),
+      uiConnectionsOpen: this.ui.open,
       intervalMs: this.intervalMs(),
       inactivityMs: this.inactivityMs(),
       sandbox: config.sandbox,

@@ -4,6 +4,85 @@ import { htmlPage } from "./html.ts";
 import { forwardedInit } from "./http.ts";
 import type { ControlPlaneProvider } from "./providers/types.ts";
 
+/**
+ * The web UI connections open through this object (event streams): the alarm
+ * counts them as activity, since a person watching the UI makes no new requests.
+ */
+export class UiConnections {
+  open = 0;
+  /** When the last one closed (0: none yet): the idle time starts there. */
+  lastClosedAt = 0;
+
+  /** The body of a long-lived response, counted as open until it ends or the browser goes away. */
+  track(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    this.open++;
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      this.open--;
+      this.lastClosedAt = Date.now();
+    };
+    const reader = body.getReader();
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const { done: ended, value } = await reader.read();
+          if (ended) {
+            done();
+            controller.close();
+          } else controller.enqueue(value);
+        } catch (err) {
+          done();
+          controller.error(err);
+        }
+      },
+      cancel(reason) {
+        done();
+        return reader.cancel(reason);
+      },
+    });
+  }
+}
+
+/**
+ * The Set-Cookie lines of a proxied UI response the browser may keep: none
+ * named like alpine's own cookies (`alpine_…`), except sandboxd's session
+ * cookie on its login answer (`/auth/<code>`), and none with a `Domain`
+ * attribute (a cookie for a parent domain would reach every sandbox's origin).
+ * So nothing a sandbox serves can set the routing cookie or a session, and
+ * drive another sandbox with this browser. sandboxd filters the same; this is
+ * the control plane's own guarantee.
+ */
+export function uiSetCookies(lines: readonly string[], login: boolean): string[] {
+  return lines.filter((line) => {
+    const [pair = "", ...attrs] = line.split(";");
+    const name = pair.split("=")[0]!.trim().toLowerCase();
+    if (name.startsWith("alpine_") && !(login && name.startsWith("alpine_session_"))) return false;
+    return !attrs.some((a) => a.trim().toLowerCase().startsWith("domain"));
+  });
+}
+
+function filtered(response: Response, login: boolean, connections: UiConnections | null): Response {
+  const cookies = response.headers.getSetCookie();
+  const kept = uiSetCookies(cookies, login);
+  const stream =
+    connections &&
+    response.body &&
+    (response.headers.get("content-type") ?? "").includes("text/event-stream");
+  if (kept.length === cookies.length && !stream) return response;
+  const headers = new Headers(response.headers);
+  headers.delete("set-cookie");
+  for (const c of kept) headers.append("set-cookie", c);
+  if (response.status === 101)
+    return new Response(null, { status: 101, headers, webSocket: response.webSocket });
+  return new Response(stream ? connections.track(response.body) : response.body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
+}
+
 /** Headers of the Worker's own routing and of the caller that sandboxd must not see. */
 const STRIPPED = ["x-alpine-name", "x-alpine-origin", "cf-connecting-ip", "x-forwarded-for", "authorization"];
 
@@ -19,6 +98,7 @@ export async function proxyUi(
   provider: ControlPlaneProvider,
   path: string,
   search: string,
+  connections: UiConnections | null = null,
 ): Promise<Response> {
   if (!record?.runtime || !LIVE_STATES.has(record.state)) {
     return htmlPage(
@@ -41,5 +121,6 @@ export async function proxyUi(
   target.search = search;
   const headers = new Headers(request.headers);
   for (const h of STRIPPED) headers.delete(h);
-  return provider.fetchFor(endpoint.url)(target.toString(), forwardedInit(request, headers));
+  const response = await provider.fetchFor(endpoint.url)(target.toString(), forwardedInit(request, headers));
+  return filtered(response, path.startsWith("/auth/"), connections);
 }

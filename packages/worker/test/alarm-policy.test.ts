@@ -60,6 +60,23 @@ describe("the alarm's policy", () => {
     expect(planAlarm(facts({ record: old, lastRequestAt: NOW - MIN })).kind).toBe("reschedule");
   });
 
+  it("counts an open web UI connection as activity: no idle save-and-stop, no auto-teardown while it is open", () => {
+    const old = { last_activity: new Date(NOW - 60 * MIN).toISOString() };
+    expect(planAlarm(facts({ record: old, uiConnectionsOpen: 1 })).kind).toBe("reschedule");
+    const done = facts({
+      record: { ...old, state: "completed", updated_at: old.last_activity },
+      uiConnectionsOpen: 1,
+    });
+    const plan = planAlarm(done);
+    if (plan.kind !== "probe") throw new Error("expected a probe");
+    expect(plan.nearTimeout).toBe(false);
+    const probed = { record: { ...done.record, task: null }, reachable: true, agentBusy: false };
+    expect(decideAfterProbe(done, plan, probed)).toEqual({ renew: false, teardown: null });
+    expect(decideAfterProbe({ ...done, uiConnectionsOpen: 0 }, plan, probed).teardown).toMatch(
+      /auto-teardown/,
+    );
+  });
+
   it("renews a busy agent's container and never tears it down", () => {
     const f = facts({ record: { last_activity: new Date(NOW - 9 * MIN).toISOString() } });
     const plan = planAlarm(f);

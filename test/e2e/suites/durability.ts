@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI, runCli } from "../../helpers/cli.ts";
-import { type E2EEnv, filesContaining, filesUnder, makeEnv, SECRETS, waitFor } from "../env.ts";
+import { type E2EEnv, fetchLink, filesContaining, filesUnder, makeEnv, SECRETS, waitFor } from "../env.ts";
 import { providerUnderTest } from "../providers.ts";
 import type { treeDigest } from "../tree.ts";
 
@@ -24,9 +24,9 @@ export function durabilitySuite(kind: "local" | "docker"): void {
   /** Session ids OpenCode lists, read through sandboxd's UI proxy with a one-time login. */
   async function sessions(name: string): Promise<string[]> {
     const link = (await alpine("open", name, "--print", "--json")).json().web_url as string;
-    const login = await fetch(link, { redirect: "manual" });
+    const login = await fetchLink(link, { redirect: "manual" });
     const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0]!;
-    const res = await fetch(`${new URL(link).origin}/session`, { headers: { cookie } });
+    const res = await fetchLink(`${new URL(link).origin}/session`, { headers: { cookie } });
     expect(res.status).toBe(200);
     return ((await res.json()) as { id: string }[]).map((s) => s.id).sort();
   }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI, runCli } from "../../helpers/cli.ts";
-import { type E2EEnv, filesContaining, makeEnv, processArgs, SECRETS, waitFor } from "../env.ts";
+import { type E2EEnv, fetchLink, filesContaining, makeEnv, processArgs, SECRETS, waitFor } from "../env.ts";
 import { CONTROL_PLANE_TOKEN, providerUnderTest } from "../providers.ts";
 
 /**
@@ -195,7 +195,9 @@ export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
       expect(link).toMatch(p.loginLink);
 
       // Without the link the UI answers 401 with a page that says what to do.
-      const anon = await fetch(p.anonymousUrl(link, "fix-login"), { signal: AbortSignal.timeout(20_000) });
+      const anon = await fetchLink(p.anonymousUrl(link, "fix-login"), {
+        signal: AbortSignal.timeout(20_000),
+      });
       expect(anon.status).toBe(401);
       expect(await anon.text()).toContain("alpine open fix-login");
 

@@ -1,5 +1,11 @@
 import type { ProviderCapabilities, RuntimeEndpoint, RuntimeHandle, RuntimeSpec } from "@alpine/core";
-import { AlpineError, declaredCapabilities, imageSandboxdConfig, requireHandle } from "@alpine/core";
+import {
+  AlpineError,
+  declaredCapabilities,
+  imageSandboxdConfig,
+  requireHandle,
+  SandboxdClient,
+} from "@alpine/core";
 import type { SandboxContainer } from "../container-object.ts";
 import { SANDBOXD_PORT } from "../container-object.ts";
 import type { StartOutcome } from "../container-start.ts";
@@ -77,6 +83,10 @@ export class ContainerProvider implements ControlPlaneProvider {
       token,
       listen: { host: "0.0.0.0", port: SANDBOXD_PORT },
       auth: spec.auth,
+      // The platform keeps what the container prints (dashboard, `wrangler tail`) after its disk is
+      // gone; a rollout's SIGTERM leaves 15 minutes, of which sandboxd holds its exit checkpoint 12
+      // for the control plane to copy (docs/cloudflare.md, "Rollouts").
+      extra: { log_stderr: true, exit_checkpoint: { hold_ms: 12 * 60_000 } },
     });
     let outcome: StartOutcome;
     try {
@@ -129,9 +139,16 @@ export class ContainerProvider implements ControlPlaneProvider {
     await this.stop(handle);
   }
 
-  async logs(): Promise<string[]> {
-    // sandboxd logs to a file inside the container; read them with `wrangler tail` / the dashboard.
-    return [];
+  /** The tail of sandboxd's log (its and OpenCode's lines), from sandboxd's `GET /v1/logs`. */
+  async logs(handle: RuntimeHandle, opts: { tail?: number } = {}): Promise<string[]> {
+    const endpoint = await this.endpoint(handle);
+    if (!endpoint) return [];
+    const client = new SandboxdClient({
+      baseUrl: endpoint.url,
+      token: endpoint.token,
+      fetch: this.fetchFor(endpoint.url),
+    });
+    return client.logs(opts.tail ?? 200);
   }
 
   /** Keeps a busy sandbox's container alive (called by the SandboxObject's alarm). */
