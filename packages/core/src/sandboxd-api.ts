@@ -36,8 +36,16 @@ export const SandboxdConfigSchema = z.object({
   tmp_dir: absPath,
   log_file: absPath,
   isolation: z.enum(["bubblewrap", "none"]),
-  /** Host paths hidden from the agent under bubblewrap (a tmpfs over each that exists). */
+  /**
+   * Host paths hidden from the agent under bubblewrap even where they lie
+   * under a visible path (a tmpfs over a dir, /dev/null over a file).
+   */
   mask_paths: z.array(absPath).default([]),
+  /**
+   * More host paths the agent may read under bubblewrap (`sandbox.read_only_paths`);
+   * everything else of the host but the system's runtime dirs stays invisible.
+   */
+  read_only_paths: z.array(absPath).default([]),
   opencode_bin: absPath,
   opencode: z
     .object({

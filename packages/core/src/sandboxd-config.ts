@@ -24,7 +24,10 @@ export interface SandboxdStartInput {
   /** OpenCode's auth.json entries; left out for a runtime started before its sandbox is known (warm pool). */
   auth?: Record<string, unknown>;
   /** Settings only some providers have (host masks, repo cache, passed-on env, warm or prestart). */
-  extra?: Pick<SandboxdConfigInput, "mask_paths" | "repo_cache_dir" | "env" | "warm" | "prestart">;
+  extra?: Pick<
+    SandboxdConfigInput,
+    "mask_paths" | "read_only_paths" | "repo_cache_dir" | "env" | "warm" | "prestart"
+  >;
 }
 
 /**
