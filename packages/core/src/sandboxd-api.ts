@@ -215,6 +215,15 @@ export const StatusResponseSchema = z.object({
     ready: z.boolean(),
     started_at: isoTime.nullable(),
   }),
+  /** What OpenCode can see of the host (absent from a sandboxd older than this field). */
+  confinement: z
+    .object({
+      isolation: z.enum(["bubblewrap", "none"]),
+      /** Host paths visible read-only (bubblewrap); [] without isolation (everything is). */
+      read_only: z.array(z.string()),
+      read_write: z.array(z.string()),
+    })
+    .optional(),
 });
 export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
 

@@ -1,5 +1,6 @@
 import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { dirname, isAbsolute, resolve, sep } from "node:path";
+import { ETC_SECRETS, SYSTEM_DIRS } from "@alpine/core/confinement";
 
 /**
  * What OpenCode sees under bubblewrap: an allow-list. Nothing of the host is
@@ -27,57 +28,6 @@ export interface BwrapLayout {
   /** More bwrap arguments (e.g. a network namespace), placed before `--chdir`. */
   extraArgs?: string[];
 }
-
-/**
- * The system's runtime dirs, read-only. Not /opt, /srv, /var, /run, /home,
- * /root, /mnt, /media: they hold other software's state and users' files
- * (and /run the Docker socket); a tool that lives there is bound on its own.
- * On a merged-/usr system /bin, /lib… are symlinks into /usr and are
- * recreated as such.
- */
-export const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"] as const;
-
-/**
- * Entries of /etc that hold credentials or keys, hidden although /etc is
- * visible: password hashes, sudo rules, the host's SSH and TLS private keys,
- * Kerberos keytabs, saved network passwords (Wi-Fi, VPN, PPP), the Docker
- * daemon's and containerd's configs (registry auth, TLS keys), systemd's
- * credential store, and system-wide npm/pip configs (they may hold registry
- * tokens; a registry mirror reaches the agent through npm_config_registry and
- * the proxy variables instead). Most are unreadable to a normal user anyway;
- * a user running alpine as root would read them all.
- */
-export const ETC_SECRETS = [
-  "/etc/shadow",
-  "/etc/shadow-",
-  "/etc/gshadow",
-  "/etc/gshadow-",
-  "/etc/security/opasswd",
-  "/etc/sudoers",
-  "/etc/sudoers.d",
-  "/etc/ssh/ssh_host_rsa_key",
-  "/etc/ssh/ssh_host_ecdsa_key",
-  "/etc/ssh/ssh_host_ed25519_key",
-  "/etc/ssh/ssh_host_dsa_key",
-  "/etc/ssl/private",
-  "/etc/krb5.keytab",
-  "/etc/NetworkManager/system-connections",
-  "/etc/wpa_supplicant",
-  "/etc/ppp/chap-secrets",
-  "/etc/ppp/pap-secrets",
-  "/etc/ipsec.secrets",
-  "/etc/ipsec.d/private",
-  "/etc/wireguard",
-  "/etc/openvpn",
-  "/etc/docker",
-  "/etc/containerd",
-  "/etc/credstore",
-  "/etc/credstore.encrypted",
-  "/etc/letsencrypt",
-  "/etc/libvirt/secrets",
-  "/etc/npmrc",
-  "/etc/pip.conf",
-] as const;
 
 function isUnder(path: string, parent: string): boolean {
   return path === parent || path.startsWith(parent.endsWith(sep) ? parent : parent + sep);

@@ -377,6 +377,7 @@ export class Sandbox {
         ready: oc.ready,
         started_at: oc.startedAt?.toISOString() ?? null,
       },
+      confinement: oc.confinement(),
     };
   }
 
