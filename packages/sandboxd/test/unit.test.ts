@@ -6,7 +6,7 @@ import { AlpineError } from "@alpine/core/errors";
 import { credentialHelperSnippet, credentialPayload } from "@alpine/core/git-credential-pipe";
 import { describe, expect, it } from "vitest";
 import { Auth, parseCookies, safeEqual } from "../src/auth.ts";
-import { bwrapArgs } from "../src/bwrap.ts";
+import { bwrapArgs, installPrefix } from "../src/bwrap.ts";
 import { checkRef, resolveRepo } from "../src/git.ts";
 import { parseNameStatus, parseNumstat } from "../src/git-output.ts";
 import { opencodeConfig } from "../src/opencode-env.ts";
@@ -83,6 +83,16 @@ describe("bubblewrap layout", () => {
       rmSync(root, { recursive: true, force: true });
     },
   );
+
+  it("shows a tool's install prefix, never a user's whole home or the root", () => {
+    const root = tempDir("alpine-prefix-");
+    for (const d of ["opt/node/bin", "home/u/bin"]) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, "opt/node/bin/node"), "");
+    writeFileSync(join(root, "home/u/bin/git"), "");
+    expect(installPrefix(join(root, "opt/node/bin/node"), join(root, "home/u"))).toBe(join(root, "opt/node"));
+    expect(installPrefix(join(root, "home/u/bin/git"), join(root, "home/u"))).toBeNull();
+    expect(installPrefix("/does/not/exist/bin/x", undefined)).toBeNull();
+  });
 
   it("orders mounts parents first, masks only what is visible, extra arguments go before --chdir", () => {
     const root = tempDir("alpine-bwrap-");
