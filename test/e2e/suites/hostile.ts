@@ -139,7 +139,7 @@ export function hostileSuite(kind: "local" | "docker"): void {
   function attempts(): Attempt[] {
     const h = e.home;
     const victimDir = join(e.alpineHome, "sandboxes", victimId);
-    const escape = join(e.root, "escaped-from-sandbox");
+    const escaped = join(e.root, "escaped-from-sandbox");
     return [
       { name: "read ~/.git-credentials", command: `cat ${h}/.git-credentials` },
       { name: "read ~/.netrc", command: `cat ${h}/.netrc` },
@@ -208,8 +208,8 @@ export function hostileSuite(kind: "local" | "docker"): void {
       },
       {
         name: "write outside the workspace (host dirs, the user's home, /etc)",
-        command: `echo x > ${escape}; echo x > ${h}/.bashrc-escaped; touch /etc/escaped-from-sandbox; echo x > ${victimDir}/workspace/PWNED.md; ls ${escape} 2>&1`,
-        mustNotExist: [escape, join(h, ".bashrc-escaped"), join(victimDir, "workspace", "PWNED.md")],
+        command: `echo x > ${escaped}; echo x > ${h}/.bashrc-escaped; touch /etc/escaped-from-sandbox; echo x > ${victimDir}/workspace/PWNED.md; ls ${escaped} 2>&1`,
+        mustNotExist: [escaped, join(h, ".bashrc-escaped"), join(victimDir, "workspace", "PWNED.md")],
       },
       {
         name: "read its own model key (OpenCode's auth.json in its home)",
