@@ -68,8 +68,9 @@ export function hostileSuite(kind: "local" | "docker"): void {
     e = await makeEnv({ yaml: p.yaml, parent });
     Object.assign(e.env, p.env);
     plantCanaries(e.home);
-    // A process of the host with a canary in its environment and its arguments.
-    hostProcess = spawn("sh", ["-c", "sleep 600", CANARY.hostArgv], {
+    // A process of the host with a canary in its environment and its arguments (one process, so
+    // killing it leaves no child behind).
+    hostProcess = spawn(process.execPath, ["-e", "setTimeout(() => {}, 600_000)", CANARY.hostArgv], {
       env: { PATH: process.env.PATH, HOSTILE_CANARY: CANARY.hostEnv },
       stdio: "ignore",
     });
@@ -190,7 +191,7 @@ export function hostileSuite(kind: "local" | "docker"): void {
       {
         name: "read every process's environment and arguments in /proc",
         command: `for f in /proc/[0-9]*; do tr '\\0' ' ' < $f/cmdline; echo; tr '\\0' '\\n' < $f/environ 2>/dev/null | grep -i -E 'canary|token|key'; done 2>/dev/null | head -c 20000`,
-        mustNotContain: ["sleep 600"],
+        mustNotContain: ["600_000"],
       },
       {
         name: "reach the Docker socket",
