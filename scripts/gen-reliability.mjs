@@ -87,6 +87,7 @@ Suites in this run: ${suites.length ? suites.join("; ") : "none"}.
 - Race rounds: **${of("race").length}** (${of("race").reduce((n, r) => n + r.processes, 0)} processes at once in total).
 - Hostile or bad inputs refused before anything ran: **${inputs.length}**.
 - Auth checks: **${of("auth").length}**. Secret scans: **${of("secret").length}**, secrets found: **${of("secret").reduce((n, r) => n + r.hits, 0)}**.
+- Hostile-agent attempts: **${of("hostile").length}** (${[...new Set(of("hostile").map((r) => r.provider))].join(", ") || "no provider"}); planted secrets the agent got: **${of("hostile").filter((r) => r.leaked && !/known gap/.test(r.verdict)).length}**${of("hostile").some((r) => /known gap/.test(r.verdict)) ? `, plus **${of("hostile").filter((r) => /known gap/.test(r.verdict)).length}** attempts on known gaps (below)` : ""}.
 
 ## How the faults are made
 
@@ -167,6 +168,29 @@ credential files planted in the workspace and in OpenCode's data. Then:
 ${table(
   ["scanned", "items", "secrets found"],
   of("secret").map((r) => [cell(r.scanned), r.items, r.hits]),
+)}
+## Hostile agent
+
+The agent itself attacks: the stub model makes it run each command below through
+OpenCode's bash tool (\`test/e2e/suites/hostile.ts\`, run per provider), in a sandbox
+whose user has a home outside \`/tmp\` holding canaries (\`~/.git-credentials\`,
+\`~/.netrc\`, \`~/.npmrc\`, \`~/.ssh\`, \`~/.aws\`, another project's \`.env\`,
+another alpine home's state database, OpenCode's \`auth.json\`), beside another
+sandbox with private work and a checkpoint, and a host process with a canary in its
+environment and arguments. Every command must run (it ends with a marker); what it
+got must hold no canary, secret or token (shown redacted as «secret»), and no write
+may land. A row marked *known gap* is recorded as it is until the change named
+closes it.
+
+${table(
+  ["provider", "attempt", "command", "what the agent got", "verdict"],
+  of("hostile").map((r) => [
+    cell(r.provider),
+    cell(r.attempt),
+    code(r.command),
+    code(r.got),
+    cell(r.verdict),
+  ]),
 )}`);
   writeFileSync(
     DOC,

@@ -43,10 +43,15 @@ export interface EnvOptions {
   repoName?: string;
   /** More alpine.yaml lines (top-level sections other than opencode). */
   yaml?: string[];
+  /**
+   * The dir the environment is made in (default the system's temp dir). The hostile-agent suite
+   * uses one outside /tmp: a local sandbox's own /tmp hides the host's, so canaries there prove nothing.
+   */
+  parent?: string;
 }
 
 export async function makeEnv(opts: EnvOptions = {}): Promise<E2EEnv> {
-  const root = mkdtempSync(join(tmpdir(), "alpine-e2e-"));
+  const root = mkdtempSync(join(opts.parent ?? tmpdir(), "alpine-e2e-"));
   const home = join(root, "home");
   const alpineHome = join(root, "alpine-home");
   const cwd = join(root, "project");

@@ -220,7 +220,18 @@ export type Row =
   | { kind: "input"; surface: string; input: string; reason_code: string; outcome: string }
   | { kind: "auth"; target: string; credential: string; outcome: string }
   | { kind: "race"; round: string; processes: number; outcomes: string; events: string }
-  | { kind: "secret"; scanned: string; items: number; hits: number };
+  | { kind: "secret"; scanned: string; items: number; hits: number }
+  | {
+      kind: "hostile";
+      provider: string;
+      attempt: string;
+      command: string;
+      /** What the agent got, shortened, secrets redacted. */
+      got: string;
+      verdict: string;
+      /** A planted canary or secret was in what the agent got (only for an attempt marked as a known gap). */
+      leaked: boolean;
+    };
 
 /**
  * Collects one test file's rows in test-results/reliability/<suite>.<pid>.jsonl. The tree may be

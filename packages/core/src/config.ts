@@ -16,6 +16,13 @@ const sandboxSection = z.strictObject({
   image_profile: z.string().min(1).default("default"),
   image_profiles: z.record(z.string().min(1), z.string().min(1)).default({ default: "opencode-default" }),
   isolation: z.enum(["auto", "bubblewrap", "none"]).default("auto"),
+  /**
+   * Host paths a local sandbox's agent may read under bubblewrap, besides the
+   * system's runtime dirs (docs/providers.md); absolute, `~/` for the home.
+   */
+  read_only_paths: z
+    .array(z.string().regex(/^(\/|~\/)/, "an absolute path, or one starting with ~/"))
+    .default([]),
   auto_teardown: z.boolean().default(true),
   completed_retention_minutes: z.number().int().min(0).default(60),
   control_plane_url: z.url().optional(),
@@ -73,7 +80,7 @@ export const DEFAULT_CONFIG: AlpineConfig = ConfigSchema.parse({});
 
 /** Leaf keys whose values are whole objects: set as one value, never merged key by key from env. */
 const OPAQUE_LEAVES = new Set(["sandbox.image_profiles", "opencode.config"]);
-const ARRAY_LEAVES = new Set(["opencode.auth_providers"]);
+const ARRAY_LEAVES = new Set(["opencode.auth_providers", "sandbox.read_only_paths"]);
 
 /** Every settable key path, e.g. `sandbox.auto_teardown`. */
 export const CONFIG_KEYS: readonly string[] = Object.entries(ConfigSchema.shape).flatMap(

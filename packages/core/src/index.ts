@@ -1,4 +1,5 @@
 export * from "./config.ts";
+export * from "./confinement.ts";
 export * from "./control-plane-api.ts";
 export * from "./control-plane-routes.ts";
 export * from "./errors.ts";

@@ -41,8 +41,16 @@ export const SandboxdConfigSchema = z.object({
    */
   log_stderr: z.boolean().optional(),
   isolation: z.enum(["bubblewrap", "none"]),
-  /** Host paths hidden from the agent under bubblewrap (a tmpfs over each that exists). */
+  /**
+   * Host paths hidden from the agent under bubblewrap even where they lie
+   * under a visible path (a tmpfs over a dir, /dev/null over a file).
+   */
   mask_paths: z.array(absPath).default([]),
+  /**
+   * More host paths the agent may read under bubblewrap (`sandbox.read_only_paths`);
+   * everything else of the host but the system's runtime dirs stays invisible.
+   */
+  read_only_paths: z.array(absPath).default([]),
   opencode_bin: absPath,
   opencode: z
     .object({
@@ -225,6 +233,15 @@ export const StatusResponseSchema = z.object({
    * (config `exit_checkpoint`): its manifest, artifacts at the usual checkpoint routes.
    */
   exit_checkpoint: z.lazy(() => CheckpointManifestSchema).optional(),
+  /** What OpenCode can see of the host (absent from a sandboxd older than this field). */
+  confinement: z
+    .object({
+      isolation: z.enum(["bubblewrap", "none"]),
+      /** Host paths visible read-only (bubblewrap); [] without isolation (everything is). */
+      read_only: z.array(z.string()),
+      read_write: z.array(z.string()),
+    })
+    .optional(),
 });
 export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
 

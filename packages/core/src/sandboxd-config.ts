@@ -26,7 +26,14 @@ export interface SandboxdStartInput {
   /** Settings only some providers have (host masks, repo cache, passed-on env, warm or prestart). */
   extra?: Pick<
     SandboxdConfigInput,
-    "mask_paths" | "repo_cache_dir" | "env" | "warm" | "prestart" | "log_stderr" | "exit_checkpoint"
+    | "mask_paths"
+    | "read_only_paths"
+    | "repo_cache_dir"
+    | "env"
+    | "warm"
+    | "prestart"
+    | "log_stderr"
+    | "exit_checkpoint"
   >;
 }
 

@@ -196,6 +196,18 @@ export const StatusOutputSchema = z.object({
     expires_at: true,
   }).nullable(),
   teardown: z.object({ auto_teardown: z.boolean(), blockers: z.array(z.string()) }),
+  confinement: z
+    .object({
+      boundary: z.enum(["bubblewrap", "container", "none"]),
+      read_only: z
+        .array(z.string())
+        .nullable()
+        .describe("host paths the agent can read; null: none (container) or all (none)"),
+      read_write: z.array(z.string()).nullable(),
+      warning: z.string().nullable().describe("set when the agent runs unconfined"),
+    })
+    .nullable()
+    .describe("what the agent can see of the host; null until a local sandbox's sandboxd answered"),
   last_activity: isoTime.nullable(),
   error: ErrorOutputSchema.nullable(),
 });
@@ -320,6 +332,10 @@ export const DoctorCheckSchema = z.object({
 export const DoctorOutputSchema = z.object({
   checks: z.array(DoctorCheckSchema),
   isolation: z.enum(["bubblewrap", "none"]),
+  sandbox_sees: z
+    .object({ read_only: z.array(z.string()), read_write: z.array(z.string()) })
+    .nullable()
+    .describe("what a local sandbox's agent can see under bubblewrap; null without isolation (everything)"),
   alpine_home: z.string(),
 });
 

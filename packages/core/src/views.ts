@@ -1,7 +1,9 @@
 import type { AlpineConfig } from "./config.ts";
+import { confinementView } from "./confinement.ts";
 import type { ErrorJson } from "./errors.ts";
 import type { ExportResult, LaunchResult, Orchestrator, Probe } from "./orchestrator.ts";
 import type { CheckpointManifest } from "./ports.ts";
+import { providerDescriptor } from "./provider-kinds.ts";
 import type { Lease, SandboxRecord, StoredEvent } from "./schemas.ts";
 
 /**
@@ -143,6 +145,7 @@ export function statusView(
       auto_teardown: config.sandbox.auto_teardown,
       blockers: orchestrator.blockers(record, probe, lease),
     },
+    confinement: confinementView(providerDescriptor(record.provider).isolation, s?.confinement),
     last_activity: s?.agent.last_activity ?? record.last_activity,
     error: (probe.state === "unavailable" && probe.error
       ? probe.error.toJSON()

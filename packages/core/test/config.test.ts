@@ -34,6 +34,7 @@ describe("defaults and keys", () => {
       image_profile: "default",
       image_profiles: { default: "opencode-default" },
       isolation: "auto",
+      read_only_paths: [],
       auto_teardown: true,
       completed_retention_minutes: 60,
       warm_pool: 0,
@@ -258,6 +259,14 @@ describe("resolveConfig", () => {
     expect(ok.config.opencode.model).toBe("openai/gpt-5");
     expect(ok.config.docker).toEqual({ network: "bridge", memory: "4g", cpus: 2 });
     expect(ok.sources["repo.default"]).toBe("/home/u/alpine.yaml");
+  });
+
+  it("takes sandbox.read_only_paths as absolute or ~/ paths, from a file or a comma-separated variable", () => {
+    expect(
+      configError(() => resolveConfig([file({ sandbox: { read_only_paths: ["relative/dir"] } })])).message,
+    ).toContain("an absolute path, or one starting with ~/");
+    const env = envLayer({ ALPINE_SANDBOX_READ_ONLY_PATHS: "/opt/tools, ~/src/lib" });
+    expect(resolveConfig([env]).config.sandbox.read_only_paths).toEqual(["/opt/tools", "~/src/lib"]);
   });
 
   it("names the first failing layer even when a later one is valid", () => {

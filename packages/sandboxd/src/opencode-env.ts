@@ -1,7 +1,8 @@
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
+import { userInfo } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
-import { bwrapArgs } from "./bwrap.ts";
+import { type BwrapLayout, bwrapArgs, installPrefix } from "./bwrap.ts";
 import type { Logger } from "./log.ts";
 
 /** What OpenCode runs with: where, as whom, under which isolation, with which config. */
@@ -11,7 +12,10 @@ export interface OpencodeOptions {
   home: string;
   tmp: string;
   isolation: "bubblewrap" | "none";
+  /** Host paths hidden even under a visible path (credential dirs of the user's home, alpine's). */
   mask: string[];
+  /** Host paths the user granted read-only (`sandbox.read_only_paths`). */
+  readOnlyPaths?: string[];
   model?: string;
   config?: Record<string, unknown>;
   auth?: Record<string, unknown>;
@@ -92,6 +96,57 @@ export function opencodeEnv(o: OpencodeOptions, password: string): Record<string
   return env;
 }
 
+/** The user's home from the password database (sandboxd's own HOME is the sandbox's). */
+function userHome(): string | undefined {
+  try {
+    return userInfo().homedir;
+  } catch {
+    return undefined; // no passwd entry (a container's arbitrary uid): nothing to keep out
+  }
+}
+
+/**
+ * Tools the agent runs that may live outside the system dirs (a Node from
+ * nvm, a git in /opt): their install prefix read-only (`<prefix>/bin/node`
+ * needs `<prefix>/lib`), or the binary alone when the prefix is too wide.
+ */
+function toolPaths(path: string): string[] {
+  const home = userHome();
+  const out: string[] = [];
+  for (const bin of [process.execPath, findOnPath("git", path), findOnPath("rg", path)]) {
+    if (!bin) continue;
+    let realBin: string;
+    try {
+      realBin = realpathSync(bin);
+    } catch {
+      continue; // gone meanwhile: nothing to show
+    }
+    out.push(installPrefix(realBin, home) ?? realBin);
+  }
+  return out;
+}
+
+/**
+ * What OpenCode sees under bubblewrap (the filesystem part): the system dirs
+ * (bwrap.ts), the OpenCode binary, the tools above, `readOnly` (a repo's
+ * object cache) and the user's grants read-only; workspace, home and a
+ * private /tmp read-write. Tools under a system dir need no mount of their own.
+ */
+export function bwrapLayout(o: OpencodeOptions, readOnly: readonly string[]): BwrapLayout {
+  return {
+    workspace: o.workspace,
+    home: o.home,
+    tmp: o.tmp,
+    readOnly: [
+      o.bin,
+      ...toolPaths(process.env.PATH || "/usr/bin:/bin"),
+      ...readOnly,
+      ...(o.readOnlyPaths ?? []),
+    ],
+    mask: o.mask,
+  };
+}
+
 /**
  * The command line (without env) that runs OpenCode on `port`: under
  * bubblewrap (with `readOnly` host paths visible), else under setpriv's
@@ -104,14 +159,7 @@ export function opencodeCommand(
 ): { cmd: string; args: string[] } {
   const serve = ["serve", "--hostname", "127.0.0.1", "--port", String(port)];
   if (o.isolation === "bubblewrap") {
-    const layout = {
-      workspace: o.workspace,
-      home: o.home,
-      tmp: o.tmp,
-      mask: o.mask,
-      keep: [o.bin, ...readOnly],
-    };
-    return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", o.bin, ...serve] };
+    return { cmd: "bwrap", args: [...bwrapArgs(bwrapLayout(o, readOnly)), "--", o.bin, ...serve] };
   }
   // Outside bubblewrap nothing kills OpenCode if sandboxd dies; setpriv's parent-death signal does.
   const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));

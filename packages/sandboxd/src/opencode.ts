@@ -5,8 +5,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { AlpineError } from "@alpine/core/errors";
+import { visiblePaths } from "./bwrap.ts";
 import { lineSplitter } from "./log.ts";
-import { type OpencodeOptions, opencodeCommand, opencodeEnv, xdgDirs } from "./opencode-env.ts";
+import { bwrapLayout, type OpencodeOptions, opencodeCommand, opencodeEnv, xdgDirs } from "./opencode-env.ts";
 import { descendants, isAlive, signal, sleep } from "./proc.ts";
 
 const LISTENING = /opencode server listening on\s+(\S+)/;
@@ -149,6 +150,13 @@ export class OpencodeSupervisor extends EventEmitter {
     if (this.started) return false;
     this.readOnly.push(path);
     return true;
+  }
+
+  /** What OpenCode sees of the host (status): its mounts under bubblewrap, or everything. */
+  confinement(): { isolation: "bubblewrap" | "none"; read_only: string[]; read_write: string[] } {
+    const o = this.opts;
+    if (o.isolation === "none") return { isolation: "none", read_only: [], read_write: [] };
+    return { isolation: "bubblewrap", ...visiblePaths(bwrapLayout(o, this.readOnly)) };
   }
 
   /**

@@ -85,6 +85,7 @@ export class Sandbox {
       tmp: config.tmp_dir,
       isolation: config.isolation,
       mask: config.mask_paths,
+      readOnlyPaths: config.read_only_paths,
       model: config.opencode.model,
       config: config.opencode.config,
       auth: config.opencode.auth,
@@ -376,6 +377,7 @@ export class Sandbox {
         ready: oc.ready,
         started_at: oc.startedAt?.toISOString() ?? null,
       },
+      confinement: oc.confinement(),
     };
   }
 

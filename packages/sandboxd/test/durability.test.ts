@@ -851,6 +851,7 @@ describe("checkpoint building blocks", () => {
       log_file: "/s/log",
       isolation: "none" as const,
       mask_paths: [],
+      read_only_paths: [],
       opencode_bin: "/bin/true",
       opencode: {},
       branch_prefix: "alpine",

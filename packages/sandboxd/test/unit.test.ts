@@ -6,7 +6,7 @@ import { AlpineError } from "@alpine/core/errors";
 import { credentialHelperSnippet, credentialPayload } from "@alpine/core/git-credential-pipe";
 import { describe, expect, it } from "vitest";
 import { Auth, parseCookies, safeEqual } from "../src/auth.ts";
-import { bwrapArgs } from "../src/bwrap.ts";
+import { bwrapArgs, installPrefix } from "../src/bwrap.ts";
 import { checkRef, resolveRepo } from "../src/git.ts";
 import { parseNameStatus, parseNumstat } from "../src/git-output.ts";
 import { opencodeConfig } from "../src/opencode-env.ts";
@@ -25,64 +25,100 @@ describe("bubblewrap layout", () => {
   const hasBwrap = spawnSync("bwrap", ["--version"]).status === 0;
 
   it.skipIf(!hasBwrap)(
-    "confines writes to the workspace, home and private /tmp; masks are empty and read-only",
+    "an allow-list: system dirs and grants read-only, workspace/home/tmp writable, nothing else of the host",
     () => {
       // Not under /tmp: the sandbox's own tmp dir replaces /tmp, which would hide this layout anyway.
       const root = mkdtempSync("/var/tmp/alpine-bwrap-");
-      const mask = join(root, "state");
-      const home = join(mask, "sandboxes", "s1", "home"); // inside a masked dir, like the real layout
-      const ws = join(mask, "sandboxes", "s1", "workspace");
-      const tmp = join(mask, "sandboxes", "s1", "tmp");
+      const userHome = join(root, "user");
+      const state = join(userHome, ".local", "state", "alpine"); // alpine's home, masked
+      const home = join(state, "sandboxes", "s1", "home"); // inside a masked dir, like the real layout
+      const ws = join(state, "sandboxes", "s1", "workspace");
+      const tmp = join(state, "sandboxes", "s1", "tmp");
       for (const d of [home, ws, tmp]) mkdirSync(d, { recursive: true });
-      writeFileSync(join(mask, "secret.db"), "secret");
-      const outside = join(root, "outside");
-      mkdirSync(outside);
-      const args = bwrapArgs({ workspace: ws, home, tmp, mask: [mask, "/does/not/exist"] });
+      writeFileSync(join(state, "state.db"), "secret-state");
+      writeFileSync(join(userHome, ".git-credentials"), "secret-git");
+      const granted = join(root, "granted");
+      mkdirSync(join(granted, "keys"), { recursive: true });
+      writeFileSync(join(granted, "lib.txt"), "granted-ok");
+      writeFileSync(join(granted, "keys", "k"), "secret-masked");
+      const layout = {
+        workspace: ws,
+        home,
+        tmp,
+        readOnly: [granted, "/does/not/exist"],
+        mask: [state, join(granted, "keys"), "/does/not/exist"],
+      };
+      const args = bwrapArgs(layout);
       const script = [
+        // The path down to the sandbox's dirs exists (empty dirs bwrap made); nothing beside it.
+        `cat ${userHome}/.git-credentials 2>/dev/null; echo listed=$(ls -A ${userHome} ${state} | tr '\\n' ,)`,
+        `cat ${state}/state.db 2>/dev/null`,
+        `cat ${granted}/lib.txt`,
+        `cat ${granted}/keys/k 2>/dev/null`,
+        `touch ${granted}/x 2>/dev/null && echo grant-writable`,
         `touch /etc/alpine-escape 2>/dev/null && echo etc-writable`,
-        `touch ${outside}/x 2>/dev/null && echo outside-writable`,
-        `cat ${mask}/secret.db 2>/dev/null && echo secret-visible`,
-        `touch ${mask}/new 2>/dev/null && echo mask-writable`,
+        `touch /alpine-escape 2>/dev/null && echo root-writable`,
+        `touch ${state}/new 2>/dev/null && echo mask-writable`,
+        `cat /etc/shadow 2>/dev/null | head -c 1 | grep -q . && echo shadow-read`,
+        `test -e /root && echo root-home-visible; test -e /work && echo work-visible; test -e /run && echo run-visible`,
         `echo ws > ${ws}/ok && echo ws-ok`,
         `echo home > ${home}/ok && echo home-ok`,
         `echo tmp > /tmp/ok && echo tmp-ok`,
+        `git --version >/dev/null && echo git-ok`,
         `echo pid=$$`,
       ].join("; ");
       const out = execFileSync("bwrap", [...args, "--", "/bin/sh", "-c", script], { encoding: "utf8" });
-      expect(out).toContain("ws-ok");
-      expect(out).toContain("home-ok");
-      expect(out).toContain("tmp-ok");
-      expect(out).not.toContain("etc-writable");
-      expect(out).not.toContain("outside-writable");
-      expect(out).not.toContain("secret-visible");
-      expect(out).not.toContain("mask-writable");
+      for (const ok of ["ws-ok", "home-ok", "tmp-ok", "git-ok", "granted-ok"]) expect(out).toContain(ok);
+      expect(out).not.toMatch(/secret|writable|shadow-read|visible/);
+      expect(out).toMatch(/listed=.*\.local,.*sandboxes,\n/);
+      expect(out).not.toMatch(/listed=.*(git-credentials|state\.db)/);
       expect(out).toMatch(/pid=\d\b/); // own pid namespace
       expect(readFileSync(join(ws, "ok"), "utf8")).toBe("ws\n");
       expect(readFileSync(join(home, "ok"), "utf8")).toBe("home\n");
       expect(readFileSync(join(tmp, "ok"), "utf8")).toBe("tmp\n");
       expect(existsSync("/etc/alpine-escape")).toBe(false);
-      expect(existsSync(join(outside, "x"))).toBe(false);
-      expect(existsSync(join(mask, "new"))).toBe(false);
+      expect(existsSync("/alpine-escape")).toBe(false);
+      expect(existsSync(join(granted, "x"))).toBe(false);
+      expect(existsSync(join(state, "new"))).toBe(false);
       rmSync(root, { recursive: true, force: true });
     },
   );
 
-  it("orders mounts parents first and skips masks under /tmp or missing", () => {
+  it("shows a tool's install prefix, never a user's whole home or the root", () => {
+    const root = tempDir("alpine-prefix-");
+    for (const d of ["opt/node/bin", "home/u/bin"]) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, "opt/node/bin/node"), "");
+    writeFileSync(join(root, "home/u/bin/git"), "");
+    expect(installPrefix(join(root, "opt/node/bin/node"), join(root, "home/u"))).toBe(join(root, "opt/node"));
+    expect(installPrefix(join(root, "home/u/bin/git"), join(root, "home/u"))).toBeNull();
+    expect(installPrefix("/does/not/exist/bin/x", undefined)).toBeNull();
+  });
+
+  it("orders mounts parents first, masks only what is visible, extra arguments go before --chdir", () => {
     const root = tempDir("alpine-bwrap-");
+    mkdirSync(join(root, "m"), { recursive: true });
     const args = bwrapArgs({
       workspace: join(root, "ws"),
       home: "/home/x/h",
       tmp: join(root, "t"),
+      readOnly: [],
       mask: [join(root, "m"), "/nonexistent-mask", "/etc"],
+      extraArgs: ["--unshare-net"],
     }).join(" ");
-    expect(args.startsWith("--ro-bind / / --tmpfs /etc --bind")).toBe(true);
+    expect(args).not.toContain("--ro-bind / /");
+    expect(args).toContain("--ro-bind /usr /usr");
     expect(args).not.toContain("nonexistent-mask");
+    // Not visible (no grant covers it): nothing to hide.
     expect(args).not.toContain(`--tmpfs ${join(root, "m")}`);
+    expect(args).toContain("--tmpfs /etc");
+    expect(args.indexOf("--ro-bind /etc /etc")).toBeLessThan(args.indexOf("--tmpfs /etc"));
     expect(args.indexOf(`--bind ${join(root, "t")} /tmp`)).toBeLessThan(
       args.indexOf(`--bind ${join(root, "ws")}`),
     );
     expect(args).toContain("--remount-ro /etc");
-    expect(args).toContain("--unshare-pid --die-with-parent --new-session");
+    expect(args).toContain(
+      "--remount-ro / --unshare-pid --die-with-parent --new-session --unshare-net --chdir",
+    );
   });
 });
 

@@ -1,8 +1,11 @@
+import { lstatSync } from "node:fs";
+import { NO_ISOLATION_WARNING, SYSTEM_DIRS } from "@alpine/core";
 import { execa } from "execa";
 import type { Context } from "../context.ts";
 import { sandboxAuthEntries } from "../credentials.ts";
 import { green, printJson, red, table } from "../output.ts";
 import { bubblewrapWorks } from "../providers/isolation.ts";
+import { readOnlyPaths } from "../providers/local-sandboxd.ts";
 import { opencodeBinary } from "../runtime-paths.ts";
 
 interface Check {
@@ -73,6 +76,7 @@ export async function doctorCommand(ctx: Context): Promise<void> {
   const authNames = Object.keys(auth);
   const isolation: "bubblewrap" | "none" =
     config.sandbox.isolation === "none" ? "none" : bwrapOk.ok ? "bubblewrap" : "none";
+  const sees = isolation === "bubblewrap" ? sandboxSees(config.sandbox.read_only_paths) : null;
   const checks: Check[] = [
     { name: "node", ok: true, version: process.version, detail: process.execPath },
     git,
@@ -85,6 +89,7 @@ export async function doctorCommand(ctx: Context): Promise<void> {
       version: isolation,
       detail: `sandbox.isolation=${config.sandbox.isolation}`,
     },
+    seesCheck(sees),
     docker,
     await sandboxImageCheck(docker.ok, config.sandbox.image_profiles[config.sandbox.image_profile]),
     wrangler,
@@ -97,7 +102,7 @@ export async function doctorCommand(ctx: Context): Promise<void> {
         : `no credentials for ${config.opencode.auth_providers.join(", ")}; run \`alpine auth sync\` (the web UI still opens)`,
     },
   ];
-  const out = { checks, isolation, alpine_home: ctx.home };
+  const out = { checks, isolation, sandbox_sees: sees, alpine_home: ctx.home };
   if (ctx.globals.json) return printJson(out);
   process.stdout.write(
     `${table(
@@ -106,6 +111,29 @@ export async function doctorCommand(ctx: Context): Promise<void> {
     )}\n`,
   );
   process.stdout.write(`alpine home: ${ctx.home}\n`);
+}
+
+/** What a local sandbox's agent sees under bubblewrap (sandboxd's bwrap.ts builds the same from core's list). */
+function sandboxSees(granted: readonly string[]): { read_only: string[]; read_write: string[] } {
+  const system = SYSTEM_DIRS.filter((d) => lstatSync(d, { throwIfNoEntry: false })?.isDirectory());
+  return {
+    read_only: [
+      ...system.map((d) => (d === "/etc" ? "/etc (without its secret files)" : d)),
+      "OpenCode, node, git, rg",
+      ...readOnlyPaths(granted),
+    ],
+    read_write: ["its workspace", "its home", "its own /tmp"],
+  };
+}
+
+function seesCheck(sees: { read_only: string[]; read_write: string[] } | null): Check {
+  if (!sees) return { name: "sandbox sees", ok: false, version: null, detail: NO_ISOLATION_WARNING };
+  return {
+    name: "sandbox sees",
+    ok: true,
+    version: null,
+    detail: `reads ${sees.read_only.join(", ")}; writes ${sees.read_write.join(", ")}; nothing else of this machine`,
+  };
 }
 
 /** Whether the image of the default profile is on the Docker host (the docker provider needs it). */

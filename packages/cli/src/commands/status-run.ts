@@ -1,5 +1,5 @@
 import type { Context } from "../context.ts";
-import { bold, dim, printJson, relativeTime } from "../output.ts";
+import { bold, dim, printJson, red, relativeTime } from "../output.ts";
 
 export async function statusCommand(ctx: Context, name: string): Promise<void> {
   const { sandboxService } = await import("../service.ts");
@@ -39,6 +39,16 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
     lines.push(
       `  operation ${out.operation.type} by ${out.operation.holder} since ${out.operation.acquired_at}`,
     );
+  const c = out.confinement;
+  if (c?.boundary === "none") lines.push(`  confined  ${red(c.warning ?? "no")}`);
+  else if (c?.boundary === "container")
+    lines.push("  confined  container: sees its image and its own volume only");
+  else if (c?.read_only && c.read_write) {
+    const more = c.read_only.length > 2 ? ` and ${c.read_only.length - 2} more (--json lists them)` : "";
+    lines.push(
+      `  confined  bubblewrap: reads ${c.read_only.slice(0, 2).join(", ")}${more}; writes its workspace, home and /tmp`,
+    );
+  }
   lines.push(`  activity  ${relativeTime(out.last_activity)}`);
   if (out.teardown.blockers.length) lines.push(`  teardown  blocked by: ${out.teardown.blockers.join(", ")}`);
   if (out.error) lines.push(`  error     ${out.error.error} (${out.error.reason_code})`);

@@ -44,21 +44,44 @@ export function sandboxdEnv(home: string): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Directories under the user's home that hold credentials; hidden from the agent under bubblewrap. */
-function credentialDirs(alpineHome: string): string[] {
+/**
+ * alpine's home and the places of the user's home that hold credentials.
+ * Under bubblewrap the agent sees none of the user's home anyway; these stay
+ * hidden even when the user grants a dir above them (`sandbox.read_only_paths: [~]`).
+ */
+function credentialPaths(alpineHome: string): string[] {
   const home = homedir();
   const candidates = [
     alpineHome,
     process.env.XDG_DATA_HOME
       ? join(process.env.XDG_DATA_HOME, "opencode")
       : join(home, ".local", "share", "opencode"),
-    join(home, ".config", "opencode"),
-    join(home, ".config", "gh"),
-    join(home, ".ssh"),
-    join(home, ".aws"),
-    join(home, ".docker"),
+    ...[
+      ".config/opencode",
+      ".config/gh",
+      ".config/gcloud",
+      ".config/hub",
+      ".ssh",
+      ".aws",
+      ".azure",
+      ".kube",
+      ".docker",
+      ".gnupg",
+      ".git-credentials",
+      ".netrc",
+      ".npmrc",
+      ".pypirc",
+      ".yarnrc.yml",
+      ".cargo/credentials.toml",
+      ".local/state/alpine",
+    ].map((rel) => join(home, rel)),
   ];
   return [...new Set(candidates)].filter((p) => existsSync(p));
+}
+
+/** sandbox.read_only_paths with `~/` made the user's home. */
+export function readOnlyPaths(paths: readonly string[]): string[] {
+  return paths.map((p) => (p.startsWith("~/") ? join(homedir(), p.slice(2)) : p));
 }
 
 /**
@@ -84,7 +107,8 @@ export function localSandboxdConfig(opts: {
     opencode_bin: opencodeBinary(),
     auth: opts.auth,
     extra: {
-      mask_paths: credentialDirs(opts.alpineHome),
+      mask_paths: credentialPaths(opts.alpineHome),
+      read_only_paths: readOnlyPaths(opts.sandbox.config.sandbox.read_only_paths),
       repo_cache_dir: join(opts.alpineHome, "cache", "repos"),
       ...opts.extra,
     },

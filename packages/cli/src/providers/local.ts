@@ -9,7 +9,7 @@ import type {
   RuntimeSpec,
   RuntimeStartIntent,
 } from "@alpine/core";
-import { AlpineError, declaredCapabilities, requireHandle } from "@alpine/core";
+import { AlpineError, declaredCapabilities, NO_ISOLATION_WARNING, requireHandle } from "@alpine/core";
 import type { Context } from "../context.ts";
 import { thisHost } from "../context.ts";
 import { cachedIsolation, type IsolationOf, resolveIsolation } from "./isolation.ts";
@@ -82,6 +82,18 @@ export class LocalProvider implements Provider {
   }
 
   async start(handle: RuntimeHandle, spec: RuntimeSpec, intent?: RuntimeStartIntent): Promise<RuntimeHandle> {
+    const started = await this.startRuntime(handle, spec, intent);
+    // Every start of an unconfined agent says so, whatever the config and however often.
+    if (asLocal(started).isolation === "none")
+      process.stderr.write(`warning: ${spec.name}: ${NO_ISOLATION_WARNING}\n`);
+    return started;
+  }
+
+  private async startRuntime(
+    handle: RuntimeHandle,
+    spec: RuntimeSpec,
+    intent?: RuntimeStartIntent,
+  ): Promise<RuntimeHandle> {
     const h = asLocal(handle);
     // Whatever this launch does, the pool is topped up once it is over.
     if (spec.config.sandbox.warm_pool > 0) (await this.pool()).refillAtExit(spec.config);
