@@ -10,6 +10,8 @@ export interface BwrapLayout {
   mask: string[];
   /** Paths that must stay visible read-only even under a mask or /tmp (e.g. the opencode binary). */
   keep?: string[];
+  /** More bwrap arguments, placed after the mounts and before `--chdir` (e.g. `--unshare-net` and its socket dir). */
+  extraArgs?: string[];
 }
 
 function isUnder(path: string, parent: string): boolean {
@@ -62,6 +64,7 @@ export function bwrapArgs(layout: BwrapLayout): string[] {
     "--unshare-pid",
     "--die-with-parent",
     "--new-session",
+    ...(layout.extraArgs ?? []),
     "--chdir",
     layout.workspace,
   ];

@@ -852,7 +852,8 @@ describe("checkpoint building blocks", () => {
       isolation: "none" as const,
       mask_paths: [],
       opencode_bin: "/bin/true",
-      opencode: {},
+      opencode: { providers: [] },
+      egress: "open" as const,
       branch_prefix: "alpine",
     };
     expect(checkpointDirOf(base)).toBe("/s/checkpoints");
