@@ -8,6 +8,8 @@ import { bridgeArgs } from "./net-bridge.ts";
 /** Ports inside a closed namespace (its loopback is the agent's alone): OpenCode's, and the proxy's bridge. */
 export const INNER_OPENCODE_PORT = 4096;
 export const INNER_PROXY_PORT = 3128;
+/** Where the bridge's socket dir appears inside: under the sandbox's own /tmp, which is always writable for the mount point. */
+const INNER_NET_DIR = "/tmp/.alpine-net";
 
 /**
  * The agent's network as sandboxd arranges it: its model providers point at
@@ -159,13 +161,13 @@ export function opencodeCommand(
       mask: o.mask,
       keep: [o.bin, ...(dir ? [process.execPath] : []), ...readOnly],
       // Only loopback inside; the bridge's socket dir is the one way to sandboxd.
-      ...(dir ? { extraArgs: ["--unshare-net", "--bind", dir, dir] } : {}),
+      ...(dir ? { extraArgs: ["--unshare-net", "--bind", dir, INNER_NET_DIR] } : {}),
     };
     if (!dir) return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", o.bin, ...serve] };
     const inner = ["serve", "--hostname", "127.0.0.1", "--port", String(INNER_OPENCODE_PORT)];
     const bridge = bridgeArgs({
-      tcpToUnix: [{ port: INNER_PROXY_PORT, path: join(dir, "egress.sock") }],
-      unixToTcp: [{ path: join(dir, "opencode.sock"), port: INNER_OPENCODE_PORT }],
+      tcpToUnix: [{ port: INNER_PROXY_PORT, path: join(INNER_NET_DIR, "egress.sock") }],
+      unixToTcp: [{ path: join(INNER_NET_DIR, "opencode.sock"), port: INNER_OPENCODE_PORT }],
       cmd: [o.bin, ...inner],
     });
     return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", process.execPath, ...bridge] };
