@@ -51,15 +51,16 @@ async function agentShell(command: string): Promise<string> {
 
 beforeAll(async () => {
   if (!hasBwrap) return;
-  e = await makeEnv({
-    yaml: ["sandbox:", "  isolation: bubblewrap", "  egress:", "    allow: [allowed.invalid]"],
-  });
   devServer = createServer((_req, res) => {
     devHits++;
     res.end("dev-server-data");
   });
   await new Promise<void>((r) => devServer.listen(0, "127.0.0.1", () => r()));
   devPort = (devServer.address() as AddressInfo).port;
+  // localhost is allowed on the dev server's port: the proxy must still refuse it for its address.
+  e = await makeEnv({
+    yaml: ["sandbox:", "  isolation: bubblewrap", "  egress:", `    allow: [localhost:${devPort}]`],
+  });
   const r = await alpine("launch", "hostile", "--repo", e.repoUrl, "--json");
   expect(r.code, r.stdout + r.stderr).toBe(0);
 }, 240_000);
@@ -94,11 +95,11 @@ describe.skipIf(!hasBwrap)("hostile agent: network and keys (local, bubblewrap)"
   it("connects to the host's loopback services and cloud metadata: refused", async () => {
     const cases = [
       {
-        target: `127.0.0.1:${devPort} (the user's dev server)`,
+        target: "127.0.0.1:<port> (the user's dev server)",
         cmd: `curl -sS -m 5 http://127.0.0.1:${devPort}/`,
       },
       {
-        target: `localhost:${devPort} through the proxy (a name that resolves to loopback)`,
+        target: "localhost:<port> through the proxy (allow-listed, but it resolves to loopback)",
         cmd: `curl -sSf -m 5 --noproxy '' http://localhost:${devPort}/`,
       },
       {
@@ -114,10 +115,16 @@ describe.skipIf(!hasBwrap)("hostile agent: network and keys (local, bubblewrap)"
         kind: "auth",
         target: `agent → ${c.target}`,
         credential: "none",
-        outcome: `refused: ${out.split("\n").find((l) => l.startsWith("curl:")) ?? "no connection"}`,
+        outcome: /returned error: 403/.test(out)
+          ? "refused: 403 from the egress proxy"
+          : /Couldn't connect|Connection refused/i.test(out)
+            ? "refused: nothing listens there (the namespace's own loopback)"
+            : `refused (curl ${/exit=(\d+)/.exec(out)?.[0] ?? "failed"})`,
       });
     }
     expect(devHits).toBe(0);
+    const logs = await alpine("logs", "hostile");
+    expect(logs.stdout).toMatch(/egress refused.*localhost.*loopback/);
   });
 
   it("connects to a host outside the allow-list: refused, logged, counted in status", async () => {
