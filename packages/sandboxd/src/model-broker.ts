@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import {
+  Agent as HttpAgent,
   request as httpRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
   type ServerResponse,
 } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Logger } from "./log.ts";
 
 /**
@@ -60,6 +61,15 @@ export class ModelBroker {
   private readonly upstreams = new Map<string, Upstream>();
   /** Auth entries the broker cannot stand in for (OAuth…): OpenCode gets them as they are. */
   private passThrough: Json = {};
+  /**
+   * The model API is reached the way OpenCode reached it before the broker:
+   * through the owner's HTTP(S)_PROXY (NO_PROXY honoured) when sandboxd was
+   * given one (Node 24's proxyEnv), else directly.
+   */
+  private readonly agents = {
+    http: new HttpAgent({ keepAlive: true, proxyEnv: process.env }),
+    https: new HttpsAgent({ keepAlive: true, proxyEnv: process.env }),
+  };
 
   constructor(
     private readonly log: Logger,
@@ -158,8 +168,10 @@ export class ModelBroker {
     const target = new URL(upstream.url.href);
     target.pathname = `${target.pathname.replace(/\/+$/, "")}${m[2] ?? ""}`;
     target.search = m[3] ?? "";
-    const send = target.protocol === "https:" ? httpsRequest : httpRequest;
-    const out = send(target, { method: req.method, headers }, (up) => {
+    const https = target.protocol === "https:";
+    const send = https ? httpsRequest : httpRequest;
+    const agent = https ? this.agents.https : this.agents.http;
+    const out = send(target, { method: req.method, headers, agent }, (up) => {
       res.writeHead(up.statusCode ?? 502, stripHop(up.headers));
       up.pipe(res);
       up.on("error", () => res.destroy());

@@ -138,3 +138,51 @@ describe("model broker and egress proxy", () => {
     expect(s.refused_hosts).toEqual(["example.com:443", "localhost:443", "169.254.169.254:80"]);
   });
 });
+
+describe("model broker behind the owner's proxy", () => {
+  it("reaches the model API through HTTP(S)_PROXY when sandboxd was given one", async () => {
+    const via: string[] = [];
+    const ownerProxy = createServer((req, res) => {
+      via.push(req.url ?? "");
+      res.end("ok");
+    });
+    await new Promise<void>((r) => ownerProxy.listen(0, "127.0.0.1", () => r()));
+    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY };
+    process.env.HTTP_PROXY = `http://127.0.0.1:${(ownerProxy.address() as AddressInfo).port}`;
+    delete process.env.NO_PROXY;
+    try {
+      const broker = new ModelBroker(log, ["m"], {
+        provider: { m: { options: { baseURL: "http://model.example/v1" } } },
+      });
+      broker.setAuth({ m: { type: "api", key: "sk-owner-proxy" } });
+      const proxy = new EgressProxy({ allow: null, enforced: false, broker, log });
+      await proxy.listen({ port: 0 });
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          {
+            host: "127.0.0.1",
+            port: proxy.port,
+            path: "/model/m/chat",
+            method: "POST",
+            headers: { authorization: `Bearer ${broker.token}` },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject);
+        req.end("{}");
+      });
+      proxy.close();
+      expect(status).toBe(200);
+      expect(via).toEqual(["http://model.example/v1/chat"]);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      ownerProxy.close();
+    }
+  });
+});
