@@ -43,6 +43,12 @@ interface Upstream {
   url: URL;
   /** The real key; undefined until credentials arrive (a warm sandboxd before adoption). */
   key?: string;
+  /**
+   * Its credentials are not an API key (OAuth…), so OpenCode holds them:
+   * left out of the rewritten config, and requests that still come (a warm
+   * OpenCode configured before they arrived) are forwarded unchanged.
+   */
+  passThrough?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -113,7 +119,8 @@ export class ModelBroker {
    */
   opencodeConfig(config: Json, base: string): Json {
     const provider: Json = isObject(config.provider) ? { ...config.provider } : {};
-    for (const id of this.upstreams.keys()) {
+    for (const [id, upstream] of this.upstreams) {
+      if (upstream.passThrough) continue;
       const entry = isObject(provider[id]) ? provider[id] : {};
       const options = isObject(entry.options) ? entry.options : {};
       const apiKey = options.apiKey !== undefined ? { apiKey: this.token } : {};
@@ -138,6 +145,7 @@ export class ModelBroker {
         continue;
       }
       if (upstream) {
+        upstream.passThrough = true;
         this.log.warn("this provider's credentials are not an API key: the agent holds them", {
           provider: id,
           type: isObject(entry) ? String(entry.type) : typeof entry,
@@ -146,8 +154,8 @@ export class ModelBroker {
       out[id] = entry;
       this.passThrough[id] = entry;
     }
-    for (const id of this.upstreams.keys()) {
-      if (!(id in out)) out[id] = { type: "api", key: this.token };
+    for (const [id, upstream] of this.upstreams) {
+      if (!(id in out) && !upstream.passThrough) out[id] = { type: "api", key: this.token };
     }
     return out;
   }
@@ -160,7 +168,7 @@ export class ModelBroker {
       refuse(res, 404, "no such model provider at this broker");
       return;
     }
-    const headers = this.swapToken(req.headers, upstream.key);
+    const headers = upstream.passThrough ? stripHop(req.headers) : this.swapToken(req.headers, upstream.key);
     if (!headers) {
       refuse(res, 401, "the sandbox's model token is missing or wrong");
       return;

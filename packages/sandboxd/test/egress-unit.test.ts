@@ -186,3 +186,14 @@ describe("model broker behind the owner's proxy", () => {
     }
   });
 });
+
+describe("credentials the broker cannot stand in for", () => {
+  it("an OAuth entry reaches OpenCode as it is, and its provider keeps its own address", () => {
+    const broker = new ModelBroker(log, ["openai", "anthropic"], {});
+    const oauth = { type: "oauth", refresh: "r", access: "a", expires: 1 };
+    const auth = broker.setAuth({ openai: oauth, anthropic: { type: "api", key: "sk-ant-real" } });
+    expect(auth).toEqual({ openai: oauth, anthropic: { type: "api", key: broker.token } });
+    const config = broker.opencodeConfig({}, "B") as { provider: Record<string, unknown> };
+    expect(Object.keys(config.provider)).toEqual(["anthropic"]);
+  });
+});
