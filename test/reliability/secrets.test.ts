@@ -265,9 +265,10 @@ describe("secret hygiene over the whole lifecycle", () => {
     expect(files.some((f) => f.endsWith("state.db"))).toBe(true);
     expect(files.some((f) => f.endsWith("sandboxd.log"))).toBe(true);
     for (const h of homes) expect(secretHits(h, ALL, allowed)).toEqual([]);
-    // The sandbox's own auth.json holds the allowed provider's key and never the forbidden one.
+    // The sandbox's own auth.json holds the allowed provider's entry with the broker's token: no key at all.
     for (const f of files.filter((f) => f.endsWith("opencode/auth.json"))) {
-      expect(readFileSync(f, "utf8")).toContain(SECRETS.modelKey);
+      expect(Object.keys(JSON.parse(readFileSync(f, "utf8")))).toContain("stub");
+      expect(readFileSync(f, "utf8")).not.toContain(SECRETS.modelKey);
       expect(readFileSync(f, "utf8")).not.toContain(SECRETS.forbiddenKey);
     }
     record({

@@ -11,6 +11,28 @@ const repoSection = z.strictObject({
   default: z.string().min(1).optional(),
 });
 
+/**
+ * A host the agent may reach through the sandbox's egress proxy: `example.com`
+ * (ports 80 and 443), `*.example.com` (its subdomains), `example.com:8443` (that port).
+ */
+export const EgressHostSchema = z
+  .string()
+  .regex(
+    /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/i,
+    "a host name, *.domain or host:port",
+  );
+
+/**
+ * `open`: the agent shares the network of the machine sandboxd runs on (alpine
+ * before 0.x). `{ allow }`: only the default hosts (the model's API, the repo's
+ * git host, package registries) and these, through sandboxd's proxy.
+ */
+export const EgressSchema = z.union([
+  z.literal("open"),
+  z.strictObject({ allow: z.array(EgressHostSchema).default([]) }),
+]);
+export type Egress = z.infer<typeof EgressSchema>;
+
 const sandboxSection = z.strictObject({
   provider: z.enum(PROVIDER_KINDS).default("local"),
   image_profile: z.string().min(1).default("default"),
@@ -28,6 +50,8 @@ const sandboxSection = z.strictObject({
   control_plane_url: z.url().optional(),
   /** Pre-started sandboxd+OpenCode runtimes that a launch adopts (local provider). */
   warm_pool: z.number().int().min(0).max(16).default(0),
+  /** What the agent's network reaches (docs/config.md, docs/providers.md). */
+  egress: EgressSchema.default({ allow: [] }),
 });
 
 const dockerSection = z.strictObject({
@@ -79,7 +103,7 @@ export type AlpineConfig = z.infer<typeof ConfigSchema>;
 export const DEFAULT_CONFIG: AlpineConfig = ConfigSchema.parse({});
 
 /** Leaf keys whose values are whole objects: set as one value, never merged key by key from env. */
-const OPAQUE_LEAVES = new Set(["sandbox.image_profiles", "opencode.config"]);
+const OPAQUE_LEAVES = new Set(["sandbox.image_profiles", "sandbox.egress", "opencode.config"]);
 const ARRAY_LEAVES = new Set(["opencode.auth_providers", "sandbox.read_only_paths"]);
 
 /** Every settable key path, e.g. `sandbox.auto_teardown`. */

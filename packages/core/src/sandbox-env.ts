@@ -2,7 +2,8 @@
  * The only variables of the user's environment that reach a sandbox's agent
  * (the npm registry and proxies it may need to reach its model): the local
  * provider hands them to sandboxd, sandboxd to OpenCode. A proxy URL holding a
- * password would be visible to the agent.
+ * password would be visible to the agent. Under an egress allow-list
+ * (`sandbox.egress`) the proxies are replaced by sandboxd's egress proxy.
  */
 export const PASS_THROUGH_ENV = [
   "npm_config_registry",

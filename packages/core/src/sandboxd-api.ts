@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EgressHostSchema } from "./config.ts";
 import { REASON_CODES, type ReasonCode } from "./reasons.ts";
 import { AgentStateSchema } from "./schemas.ts";
 
@@ -60,8 +61,34 @@ export const SandboxdConfigSchema = z.object({
       config: z.record(z.string(), z.unknown()).optional(),
       /** auth.json entries, whole, keyed by provider id. */
       auth: z.record(z.string(), z.unknown()).optional(),
+      /**
+       * Providers whose traffic goes through sandboxd's model broker (the
+       * agent gets the broker's address and a per-sandbox token, never the
+       * key): the model's and `opencode.auth_providers`. Known at start, so a
+       * warm OpenCode (credentials come at adoption) is configured for them.
+       */
+      providers: z.array(z.string().min(1)).default([]),
     })
-    .default({}),
+    .default({ providers: [] }),
+  /**
+   * The agent's network (config `sandbox.egress`): `open` shares sandboxd's;
+   * `allow` closes it (a network namespace under bubblewrap) but for sandboxd's
+   * egress proxy, which lets through the default hosts and these.
+   */
+  egress: z
+    .union([
+      z.literal("open"),
+      z.object({
+        allow: z.array(EgressHostSchema).default([]),
+        /**
+         * Names resolved to these addresses instead of by DNS, exempt from the
+         * rule that an allowed name never reaches a loopback or private address.
+         * Never from user config: only what starts sandboxd sets it (tests).
+         */
+        pin: z.record(z.string(), z.string()).optional(),
+      }),
+    ])
+    .default({ allow: [] }),
   branch_prefix: z.string().min(1).default("alpine"),
   /**
    * Where checkpoint artifacts and staged restore artifacts live: sandboxd's own
@@ -209,6 +236,20 @@ export const TaskStatusSchema = z.object({
 });
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
+/** What the agent's network reaches and what it was refused (sandboxd's egress proxy). */
+export const EgressStatusSchema = z.object({
+  /** `open`: the host's network; `allow`: only the allowed hosts, through the proxy. */
+  policy: z.enum(["open", "allow"]),
+  /** The policy is enforced by a closed network (false: advisory, the agent could go around the proxy). */
+  enforced: z.boolean(),
+  /** Connections the proxy let through / refused since sandboxd started. */
+  allowed: z.number().int(),
+  refused: z.number().int(),
+  /** The latest refused hosts (host:port), newest last, at most 10. */
+  refused_hosts: z.array(z.string()),
+});
+export type EgressStatus = z.infer<typeof EgressStatusSchema>;
+
 export const StatusResponseSchema = z.object({
   sandbox_id: z.string(),
   name: z.string(),
@@ -242,6 +283,7 @@ export const StatusResponseSchema = z.object({
       read_write: z.array(z.string()),
     })
     .optional(),
+  egress: EgressStatusSchema.optional(),
 });
 export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
 

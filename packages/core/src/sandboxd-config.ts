@@ -44,7 +44,9 @@ export interface SandboxdStartInput {
  */
 export function sandboxdStartConfig(input: SandboxdStartInput): SandboxdConfigInput {
   const root = input.root.replace(/\/+$/, "");
-  const { opencode, github } = input.sandbox.config;
+  const { opencode, github, sandbox } = input.sandbox.config;
+  const modelProvider = opencode.model?.split("/")[0];
+  const providers = [...new Set([...(modelProvider ? [modelProvider] : []), ...opencode.auth_providers])];
   return {
     sandbox_id: input.sandbox.sandbox_id,
     name: input.sandbox.name,
@@ -62,7 +64,9 @@ export function sandboxdStartConfig(input: SandboxdStartInput): SandboxdConfigIn
       model: opencode.model,
       config: opencode.config,
       ...(input.auth ? { auth: input.auth } : {}),
+      providers,
     },
+    egress: sandbox.egress,
     branch_prefix: github.branch_prefix,
     ...input.extra,
   };

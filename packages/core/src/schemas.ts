@@ -161,6 +161,16 @@ export const StatusOutputSchema = z.object({
     agent: AgentStateSchema,
     opencode_version: z.string().nullable(),
     opencode_restarts: z.number().int().nullable(),
+    /** The agent's network: its policy and what the egress proxy let through or refused (null: not reported). */
+    egress: z
+      .object({
+        policy: z.enum(["open", "allow"]),
+        enforced: z.boolean(),
+        allowed: z.number().int(),
+        refused: z.number().int(),
+        refused_hosts: z.array(z.string()),
+      })
+      .nullable(),
   }),
   workspace: z
     .object({

@@ -100,6 +100,7 @@ export function statusView(
       agent: s?.agent.state ?? (probe.state === "ok" ? "unknown" : record.agent),
       opencode_version: s?.opencode.version ?? null,
       opencode_restarts: s?.opencode.restarts ?? null,
+      egress: s?.egress ?? null,
     },
     workspace: s?.workspace
       ? {

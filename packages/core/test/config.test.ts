@@ -27,6 +27,25 @@ const file = (values: Record<string, unknown>, source = "/home/u/alpine.yaml"): 
   values,
 });
 
+describe("sandbox.egress", () => {
+  it("is open, or an allow-list of hosts, *.domains and host:ports", () => {
+    expect(ConfigSchema.parse({ sandbox: { egress: "open" } }).sandbox.egress).toBe("open");
+    const allow = ["example.com", "*.example.org", "mirror.internal:8443"];
+    expect(ConfigSchema.parse({ sandbox: { egress: { allow } } }).sandbox.egress).toEqual({ allow });
+    for (const bad of ["http://example.com", "exa mple.com", "*", "closed"]) {
+      const value = bad === "closed" ? bad : { allow: [bad] };
+      expect(() => ConfigSchema.parse({ sandbox: { egress: value } }), bad).toThrow();
+    }
+  });
+
+  it("is set whole from ALPINE_SANDBOX_EGRESS (open, or JSON)", () => {
+    expect(envLayer({ ALPINE_SANDBOX_EGRESS: "open" }).values).toEqual({ sandbox: { egress: "open" } });
+    expect(envLayer({ ALPINE_SANDBOX_EGRESS: '{"allow":["a.example"]}' }).values).toEqual({
+      sandbox: { egress: { allow: ["a.example"] } },
+    });
+  });
+});
+
 describe("defaults and keys", () => {
   it("has the documented defaults", () => {
     expect(DEFAULT_CONFIG.sandbox).toEqual({
@@ -38,6 +57,7 @@ describe("defaults and keys", () => {
       auto_teardown: true,
       completed_retention_minutes: 60,
       warm_pool: 0,
+      egress: { allow: [] },
     });
     expect(DEFAULT_CONFIG.docker).toEqual({ network: "bridge" });
     expect(DEFAULT_CONFIG.durability).toEqual({

@@ -115,6 +115,7 @@ describe("statusView", () => {
       agent: "busy",
       opencode_version: "1.2.3",
       opencode_restarts: 1,
+      egress: null,
     });
     expect(view.workspace).toEqual({
       branch: "alpine/demo",

@@ -25,7 +25,7 @@ export interface BwrapLayout {
    * /dev/null over a file. A mask under nothing visible costs nothing.
    */
   mask: string[];
-  /** More bwrap arguments (e.g. a network namespace), placed before `--chdir`. */
+  /** More bwrap arguments, placed after the mounts and before `--chdir` (e.g. `--unshare-net` and its socket dir). */
   extraArgs?: string[];
 }
 

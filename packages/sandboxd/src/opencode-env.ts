@@ -4,6 +4,32 @@ import { delimiter, dirname, join } from "node:path";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import { type BwrapLayout, bwrapArgs, installPrefix } from "./bwrap.ts";
 import type { Logger } from "./log.ts";
+import { bridgeArgs } from "./net-bridge.ts";
+
+/** Ports inside a closed namespace (its loopback is the agent's alone): OpenCode's, and the proxy's bridge. */
+export const INNER_OPENCODE_PORT = 4096;
+export const INNER_PROXY_PORT = 3128;
+/** Where the bridge's socket dir appears inside: under the sandbox's own /tmp, which is always writable for the mount point. */
+const INNER_NET_DIR = "/tmp/.alpine-net";
+
+/**
+ * The agent's network as sandboxd arranges it: its model providers point at
+ * sandboxd's broker, and with a closed policy its proxy variables at the
+ * egress proxy. Under bubblewrap a closed policy also closes the namespace,
+ * and both cross it through unix sockets in `namespaceDir` (net-bridge.ts).
+ */
+export interface AgentNet {
+  /** OpenCode's config with the brokered providers pointed at `base`. */
+  rewrite(config: Record<string, unknown>, base: string): Record<string, unknown>;
+  /** The per-sandbox token: the proxy's password (the broker's key stand-in is the same). */
+  token: string;
+  /** An allow-list policy: proxy variables are set and the owner's own proxies dropped. */
+  closed: boolean;
+  /** The proxy's port on the host's 127.0.0.1 (no namespace). */
+  hostPort: number;
+  /** With bubblewrap and a closed policy: the dir of the bridge's sockets (bind-mounted in). */
+  namespaceDir?: string;
+}
 
 /** What OpenCode runs with: where, as whom, under which isolation, with which config. */
 export interface OpencodeOptions {
@@ -22,6 +48,10 @@ export interface OpencodeOptions {
   log: Logger;
   /** How long to wait for the `listening` line (default: OpencodeSupervisor's START_TIMEOUT_MS). */
   startTimeoutMs?: number;
+  /** The agent's network (egress proxy, model broker); absent: the host's network and the config as given. */
+  net?: AgentNet;
+  /** Resolves once the egress proxy listens (OpenCode starts after it). */
+  netReady?: Promise<void>;
 }
 
 /** Headless defaults: never ask, never block on a question. */
@@ -80,7 +110,7 @@ export function opencodeEnv(o: OpencodeOptions, password: string): Record<string
     SHELL: existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh",
     GIT_TERMINAL_PROMPT: "0",
     OPENCODE_SERVER_PASSWORD: password,
-    OPENCODE_CONFIG_CONTENT: JSON.stringify(opencodeConfig(o.config, o.model)),
+    OPENCODE_CONFIG_CONTENT: JSON.stringify(agentConfig(o)),
     OPENCODE_DISABLE_AUTOUPDATE: "1",
     OPENCODE_DISABLE_MODELS_FETCH: "1",
     OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
@@ -89,9 +119,17 @@ export function opencodeEnv(o: OpencodeOptions, password: string): Record<string
   if (process.env.TZ) env.TZ = process.env.TZ;
   // Network settings the sandbox's owner chose: OpenCode's background plugin install goes
   // through them (npm_config_registry=http://127.0.0.1:9/ skips it, see docs/opencode.md).
+  // Under an allow-list the egress proxy replaces the owner's proxies (it connects directly).
   for (const k of PASS_THROUGH_ENV) {
     const v = process.env[k];
-    if (v) env[k] = v;
+    if (v && !(o.net?.closed && /proxy/i.test(k))) env[k] = v;
+  }
+  if (o.net?.closed) {
+    const proxy = `http://alpine:${o.net.token}@127.0.0.1:${proxyPort(o)}`;
+    // curl reads only the lower-case http_proxy; Bun and npm read either.
+    for (const k of ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]) env[k] = proxy;
+    // The broker is reached directly (it is the proxy's own address).
+    for (const k of ["NO_PROXY", "no_proxy"]) env[k] = "127.0.0.1,localhost,::1";
   }
   return env;
 }
@@ -147,6 +185,17 @@ export function bwrapLayout(o: OpencodeOptions, readOnly: readonly string[]): Bw
   };
 }
 
+/** The proxy's (and broker's) port as the agent sees it. */
+function proxyPort(o: OpencodeOptions): number {
+  return o.isolation === "bubblewrap" && o.net?.namespaceDir ? INNER_PROXY_PORT : (o.net?.hostPort ?? 0);
+}
+
+/** OpenCode's config, with the brokered providers pointed at sandboxd's broker. */
+export function agentConfig(o: OpencodeOptions): Record<string, unknown> {
+  const config = opencodeConfig(o.config, o.model);
+  return o.net ? o.net.rewrite(config, `http://127.0.0.1:${proxyPort(o)}`) : config;
+}
+
 /**
  * The command line (without env) that runs OpenCode on `port`: under
  * bubblewrap (with `readOnly` host paths visible), else under setpriv's
@@ -159,7 +208,20 @@ export function opencodeCommand(
 ): { cmd: string; args: string[] } {
   const serve = ["serve", "--hostname", "127.0.0.1", "--port", String(port)];
   if (o.isolation === "bubblewrap") {
-    return { cmd: "bwrap", args: [...bwrapArgs(bwrapLayout(o, readOnly)), "--", o.bin, ...serve] };
+    const dir = o.net?.namespaceDir;
+    const layout: BwrapLayout = {
+      ...bwrapLayout(o, readOnly),
+      // Only loopback inside; the bridge's socket dir is the one way to sandboxd.
+      ...(dir ? { extraArgs: ["--unshare-net", "--bind", dir, INNER_NET_DIR] } : {}),
+    };
+    if (!dir) return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", o.bin, ...serve] };
+    const inner = ["serve", "--hostname", "127.0.0.1", "--port", String(INNER_OPENCODE_PORT)];
+    const bridge = bridgeArgs({
+      tcpToUnix: [{ port: INNER_PROXY_PORT, path: join(INNER_NET_DIR, "egress.sock") }],
+      unixToTcp: [{ path: join(INNER_NET_DIR, "opencode.sock"), port: INNER_OPENCODE_PORT }],
+      cmd: [o.bin, ...inner],
+    });
+    return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", process.execPath, ...bridge] };
   }
   // Outside bubblewrap nothing kills OpenCode if sandboxd dies; setpriv's parent-death signal does.
   const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));

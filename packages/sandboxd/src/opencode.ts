@@ -2,11 +2,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, type Server } from "node:net";
 import { dirname, join } from "node:path";
 import { AlpineError } from "@alpine/core/errors";
 import { visiblePaths } from "./bwrap.ts";
 import { lineSplitter } from "./log.ts";
+import { hostForwarder } from "./net-bridge.ts";
 import { bwrapLayout, type OpencodeOptions, opencodeCommand, opencodeEnv, xdgDirs } from "./opencode-env.ts";
 import { descendants, isAlive, signal, sleep } from "./proc.ts";
 
@@ -72,6 +73,8 @@ export class OpencodeSupervisor extends EventEmitter {
   private answered = false;
   /** Extra host paths visible read-only inside bubblewrap (a repo's object cache). */
   private readonly readOnly: string[] = [];
+  /** In a closed namespace: the host port that leads to OpenCode through the bridge (net-bridge.ts). */
+  private forwarder: Server | null = null;
 
   constructor(private readonly opts: OpencodeOptions) {
     super();
@@ -216,13 +219,31 @@ export class OpencodeSupervisor extends EventEmitter {
     this.supervising = true;
   }
 
+  /**
+   * OpenCode's port as sandboxd calls it: a free one on 127.0.0.1, or in a
+   * closed namespace a new host port bridged to OpenCode's socket (a new one
+   * per start, as a restarted OpenCode gets a new port outside one).
+   */
+  private async hostPort(): Promise<number> {
+    this.forwarder?.close();
+    this.forwarder = null;
+    const dir = this.opts.isolation === "bubblewrap" ? this.opts.net?.namespaceDir : undefined;
+    if (!dir) return freePort();
+    const f = await hostForwarder(join(dir, "opencode.sock"));
+    this.forwarder = f.server;
+    return f.port;
+  }
+
   private async spawnOnce(): Promise<void> {
-    const port = await freePort();
+    await this.opts.netReady;
+    const port = await this.hostPort();
     if (this.stopping) throw new AlpineError("agent_start_failed", "OpenCode was stopped while starting");
     const { cmd, args } = opencodeCommand(this.opts, port, this.readOnly);
     const o = this.opts;
     const t0 = Date.now();
-    o.log.info("starting opencode", { cmd, args, isolation: o.isolation });
+    // The bridge's program is long and says nothing: logged by its first words.
+    const shown = args.map((a) => (a.length > 200 ? `${a.slice(0, 60)}…` : a));
+    o.log.info("starting opencode", { cmd, args: shown, isolation: o.isolation });
     const child = spawn(cmd, args, {
       cwd: o.workspace,
       env: opencodeEnv(this.opts, this.password),
@@ -424,5 +445,7 @@ export class OpencodeSupervisor extends EventEmitter {
     if (child.exitCode === null && child.signalCode === null && isAlive(child.pid))
       signal(child.pid, "SIGKILL");
     this.ready = false;
+    this.forwarder?.close();
+    this.forwarder = null;
   }
 }

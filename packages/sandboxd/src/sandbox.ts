@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AlpineError, type ErrorJson, toAlpineError } from "@alpine/core/errors";
@@ -15,9 +15,12 @@ import type {
 import { AgentTracker } from "./agent.ts";
 import { CheckpointDir, checkpointDirOf } from "./checkpoint.ts";
 import type { GitCredentials } from "./credentials.ts";
+import { EgressProxy } from "./egress-proxy.ts";
 import { checkRef, GitRunner, type ResolvedRepo, resolveRepo } from "./git.ts";
 import type { Logger } from "./log.ts";
+import { ModelBroker } from "./model-broker.ts";
 import { OpencodeSupervisor } from "./opencode.ts";
+import type { AgentNet } from "./opencode-env.ts";
 import { killRunning } from "./proc.ts";
 import { type CacheUse, RepoCache } from "./repo-cache.ts";
 import { indexEntries, SpareCheckouts } from "./spare-checkout.ts";
@@ -50,6 +53,11 @@ export class Sandbox {
   readonly views: WorkspaceViews;
   readonly opencode: OpencodeSupervisor;
   readonly agent: AgentTracker;
+  /** Stands in for the model credentials: the agent gets a per-sandbox token, never a key. */
+  readonly broker: ModelBroker;
+  /** The agent's way out (and to the broker); listening once `netReady` resolves. */
+  readonly egress: EgressProxy;
+  private readonly netReady: Promise<void>;
   readonly checkpoints: CheckpointDir;
   /** The host's shared per-repo object caches, when the provider offers them. */
   readonly repoCache: RepoCache | null;
@@ -78,6 +86,42 @@ export class Sandbox {
     this.shadowDir = mkdtempSync(join(tmpdir(), "alpine-sandboxd-"));
     this.workspace = new Workspace(config.workspace_dir, join(this.shadowDir, "shadow.git"), this.git, log);
     this.views = new WorkspaceViews(this.workspace);
+    this.broker = new ModelBroker(log, config.opencode.providers, config.opencode.config);
+    const closed = config.egress !== "open";
+    // A closed policy under bubblewrap closes the agent's namespace; its sockets live in sandboxd's private dir.
+    const namespaceDir =
+      closed && config.isolation === "bubblewrap" ? join(this.shadowDir, "net") : undefined;
+    this.egress = new EgressProxy({
+      allow: config.egress === "open" ? null : config.egress.allow,
+      pin: config.egress === "open" ? undefined : config.egress.pin,
+      enforced: namespaceDir !== undefined,
+      broker: this.broker,
+      log,
+    });
+    if (namespaceDir) mkdirSync(namespaceDir, { mode: 0o700 });
+    this.netReady = this.egress.listen(
+      namespaceDir ? { path: join(namespaceDir, "egress.sock") } : { port: 0 },
+    );
+    // Failing to listen fails OpenCode's start (which awaits it), not sandboxd.
+    this.netReady.catch((err: unknown) =>
+      log.error("the egress proxy cannot listen", { error: String(err) }),
+    );
+    if (closed && !namespaceDir) {
+      log.warn("egress policy not enforced: without bubblewrap the agent can go around the proxy", {
+        isolation: config.isolation,
+      });
+    }
+    const broker = this.broker;
+    const egress = this.egress;
+    const net: AgentNet = {
+      rewrite: (c, base) => broker.opencodeConfig(c, base),
+      token: broker.token,
+      closed,
+      get hostPort() {
+        return egress.port;
+      },
+      namespaceDir,
+    };
     this.opencode = new OpencodeSupervisor({
       bin: config.opencode_bin,
       workspace: config.workspace_dir,
@@ -88,8 +132,11 @@ export class Sandbox {
       readOnlyPaths: config.read_only_paths,
       model: config.opencode.model,
       config: config.opencode.config,
-      auth: config.opencode.auth,
+      // The real keys stay with the broker; OpenCode's auth.json holds the token.
+      auth: this.broker.setAuth(config.opencode.auth ?? {}),
       log,
+      net,
+      netReady: this.netReady,
     });
     this.agent = new AgentTracker(this.opencode, config.opencode.model, log);
     // Before any OpenCode of this sandboxd ran: was there ever a session?
@@ -130,6 +177,7 @@ export class Sandbox {
   prestart(repoInput: string): void {
     try {
       const repo = resolveRepo(repoInput);
+      this.allowGitHost(repo);
       this.mountRepoObjects(this.workspace.loadMeta() ? null : repo);
     } catch (err) {
       this.log.info("not prestarting opencode", { error: String((err as Error).message ?? err) });
@@ -139,6 +187,17 @@ export class Sandbox {
     this.opencode.start().catch(() => {
       // init starts it again and reports what fails
     });
+  }
+
+  /** The agent may fetch from its repo's host (pushes stay with sandboxd). */
+  private allowGitHost(repo: ResolvedRepo): void {
+    if (repo.local) return;
+    try {
+      const url = new URL(repo.url);
+      if (url.protocol === "https:" || url.protocol === "http:") this.egress.addHost(url.hostname);
+    } catch {
+      // An scp-like ssh address: the agent's ssh does not go through the HTTP proxy anyway.
+    }
   }
 
   /**
@@ -169,7 +228,7 @@ export class Sandbox {
     }
     validateName(req.name);
     for (const secret of allStrings(req.auth)) this.log.addSecret(secret);
-    this.opencode.writeAuth(req.auth ?? {});
+    this.opencode.writeAuth(this.broker.setAuth(req.auth ?? {}));
     this.sandboxId = req.sandbox_id;
     this.name = req.name;
     this.adopted = true;
@@ -208,6 +267,7 @@ export class Sandbox {
     }
     if (this.phase === "ready") return "ready";
     for (const c of [req.credentials?.password, repo.urlCredentials?.password]) this.log.addSecret(c);
+    this.allowGitHost(repo);
     // Reserved now (no await between here and init): a concurrent init gets operation_in_progress.
     this.phase = "cloning";
     return { repo, ref: req.ref, branch, credentials: req.credentials };
@@ -378,6 +438,7 @@ export class Sandbox {
         started_at: oc.startedAt?.toISOString() ?? null,
       },
       confinement: oc.confinement(),
+      egress: this.egress.status(),
     };
   }
 
@@ -421,6 +482,7 @@ export class Sandbox {
     killRunning();
     this.agent.close();
     await this.opencode.stop();
+    this.egress.close();
     rmSync(this.shadowDir, { recursive: true, force: true });
   }
 }

@@ -853,7 +853,8 @@ describe("checkpoint building blocks", () => {
       mask_paths: [],
       read_only_paths: [],
       opencode_bin: "/bin/true",
-      opencode: {},
+      opencode: { providers: [] },
+      egress: "open" as const,
       branch_prefix: "alpine",
     };
     expect(checkpointDirOf(base)).toBe("/s/checkpoints");

@@ -82,11 +82,15 @@ describe("sandbox under bubblewrap", () => {
     expect(status.opencode).toMatchObject({ ready: true, restarts: 0, version: "1.18.33" });
     expect(status.opencode.pid).toBeGreaterThan(0);
     expect(readFileSync(join(sbx.dirs.workspace, "src/app.txt"), "utf8")).toBe("one\ntwo\nthree\n");
-    // The model key is only in auth.json (0600), never in the log.
+    // The model key stays with sandboxd's broker: auth.json (0600) holds the sandbox's token, the log neither.
     const auth = join(sbx.dirs.home, ".local/share/opencode/auth.json");
     expect(statSync(auth).mode & 0o777).toBe(0o600);
-    expect(JSON.parse(readFileSync(auth, "utf8"))).toEqual({ stub: { type: "api", key: API_KEY } });
+    const entry = (JSON.parse(readFileSync(auth, "utf8")) as { stub: { type: string; key: string } }).stub;
+    expect(entry.type).toBe("api");
+    expect(entry.key).not.toBe(API_KEY);
+    expect(readFileSync(auth, "utf8")).not.toContain(API_KEY);
     expect(readLog(sbx.dirs.log)).not.toContain(API_KEY);
+    expect(readLog(sbx.dirs.log)).not.toContain(entry.key);
   });
 
   it("a second init with the same repo just returns the status", async () => {

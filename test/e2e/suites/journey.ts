@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -254,9 +254,11 @@ export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
         const sandboxAuth = join(sandbox.dir, "home", ".local", "share", "opencode", "auth.json");
         const hits = filesContaining(e.alpineHome, secrets, (f) => f === sandboxAuth);
         expect(hits).toEqual([]);
-        // The sandbox's own auth file holds the allowed entry only, mode 0600.
+        // The sandbox's own auth file (0600) holds the allowed entry with the sandbox's broker
+        // token in place of the key: no model key anywhere in the sandbox.
         expect(filesContaining(sandbox.dir, [SECRETS.forbiddenKey])).toEqual([]);
-        expect(filesContaining(sandbox.dir, [SECRETS.modelKey]).map((h) => h.path)).toEqual([sandboxAuth]);
+        expect(filesContaining(sandbox.dir, [SECRETS.modelKey])).toEqual([]);
+        expect(Object.keys(JSON.parse(readFileSync(sandboxAuth, "utf8")))).toEqual(["stub"]);
         expect(statSync(sandboxAuth).mode & 0o777).toBe(0o600);
         // Nor in the workspace's git config or remotes.
         expect(filesContaining(join(sandbox.dir, "workspace", ".git"), [SECRETS.gitToken])).toEqual([]);

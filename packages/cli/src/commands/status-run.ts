@@ -17,6 +17,15 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
       `  runtime   ${out.runtime.phase}, agent ${out.runtime.agent}, OpenCode ${out.runtime.opencode_version ?? "?"}` +
         (out.runtime.opencode_restarts ? ` (${out.runtime.opencode_restarts} restarts)` : ""),
     );
+    const e = out.runtime.egress;
+    if (e) {
+      const how =
+        e.policy === "open"
+          ? "open (the host's network)"
+          : `allow-list${e.enforced ? "" : " (not enforced)"}`;
+      const refused = e.refused ? `, ${e.refused} refused: ${e.refused_hosts.join(" ")}` : "";
+      lines.push(`  network   ${how}, ${e.allowed} allowed${refused}`);
+    }
   }
   if (out.workspace) {
     const w = out.workspace;

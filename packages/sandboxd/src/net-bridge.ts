@@ -1,0 +1,104 @@
+import { rmSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+
+/**
+ * Inside a closed network namespace (bwrap --unshare-net) only loopback
+ * exists. Two things must still cross it, through unix sockets in a directory
+ * both sides see: OpenCode's HTTP port, which sandboxd calls, and sandboxd's
+ * egress proxy and model broker, which OpenCode and its tools call. The bridge
+ * is a small Node process that bwrap starts in place of OpenCode: it listens,
+ * then runs OpenCode as its child and exits with it.
+ */
+export interface BridgeSpec {
+  /** Listen on 127.0.0.1:port inside, forward to a unix socket (sandboxd's proxy). */
+  tcpToUnix: { port: number; path: string }[];
+  /** Listen on a unix socket, forward to 127.0.0.1:port inside (OpenCode). */
+  unixToTcp: { path: string; port: number }[];
+  /** OpenCode's command line. */
+  cmd: string[];
+}
+
+/**
+ * The bridge program. It runs as `node -e <source> <spec JSON>`, so it must be
+ * self-contained: it is turned into source with toString() and gets its
+ * modules as arguments (no imports, no helpers from the bundle).
+ */
+function bridgeMain(
+  spec: BridgeSpec,
+  net: typeof import("node:net"),
+  cp: typeof import("node:child_process"),
+  fs: typeof import("node:fs"),
+): void {
+  const join = (a: import("node:net").Socket, b: import("node:net").Socket): void => {
+    a.pipe(b);
+    b.pipe(a);
+    a.on("error", () => b.destroy());
+    b.on("error", () => a.destroy());
+    a.on("close", () => b.destroy());
+    b.on("close", () => a.destroy());
+  };
+  let pending = spec.tcpToUnix.length + spec.unixToTcp.length;
+  const listening = (): void => {
+    pending--;
+    if (pending === 0) start();
+  };
+  const fail = (err: Error): void => {
+    process.stderr.write(`alpine net bridge: ${err.message}\n`);
+    process.exit(70);
+  };
+  for (const f of spec.tcpToUnix) {
+    const s = net.createServer((c) => join(c, net.connect(f.path)));
+    s.on("error", fail);
+    s.listen(f.port, "127.0.0.1", listening);
+  }
+  for (const r of spec.unixToTcp) {
+    // A socket left by an earlier bridge (OpenCode restarted) would make listen fail.
+    fs.rmSync(r.path, { force: true });
+    const s = net.createServer((c) => join(c, net.connect(r.port, "127.0.0.1")));
+    s.on("error", fail);
+    s.listen(r.path, listening);
+  }
+  if (pending === 0) start();
+  function start(): void {
+    const child = cp.spawn(spec.cmd[0]!, spec.cmd.slice(1), { stdio: "inherit" });
+    for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => child.kill(sig));
+    child.on("error", fail);
+    child.on("exit", (code, sig) => process.exit(code ?? (sig === "SIGKILL" ? 137 : 143)));
+  }
+}
+
+/** `node` arguments that run the bridge with `spec`. */
+export function bridgeArgs(spec: BridgeSpec): string[] {
+  const source = `(${bridgeMain.toString()})(JSON.parse(process.argv[1]), require("node:net"), require("node:child_process"), require("node:fs"))`;
+  return ["-e", source, JSON.stringify(spec)];
+}
+
+/**
+ * sandboxd's side of OpenCode's bridge: a TCP port on the host's 127.0.0.1
+ * that leads to the unix socket the bridge serves OpenCode on, so everything
+ * in sandboxd that calls OpenCode (supervisor, agent, UI proxy) keeps a plain
+ * `http://127.0.0.1:port` address.
+ */
+export async function hostForwarder(path: string): Promise<{ server: Server; port: number }> {
+  const server = createServer((c: Socket) => {
+    const up = connect(path);
+    c.pipe(up);
+    up.pipe(c);
+    c.on("error", () => up.destroy());
+    up.on("error", () => c.destroy());
+    c.on("close", () => up.destroy());
+    up.on("close", () => c.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  server.unref();
+  const a = server.address();
+  return { server, port: typeof a === "object" && a ? a.port : 0 };
+}
+
+/** Removes a bridge's socket dir (best effort: sandboxd is stopping). */
+export function removeBridgeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
