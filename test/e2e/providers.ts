@@ -273,7 +273,18 @@ function cloudflareProvider(): ProviderUnderTest {
       const port = await freePort();
       e.env.ALPINE_SANDBOX_CONTROL_PLANE_URL = `http://127.0.0.1:${port}`;
       e.env.ALPINE_CONTROL_PLANE_TOKEN = CONTROL_PLANE_TOKEN;
-      dev = spawn(process.execPath, [CLI, "--verbose", "cloud", "dev", "--port", String(port), "--json"], {
+      // The alarm looks at live sandboxes every 10 s instead of 60: a SIGTERMed runtime's exit
+      // checkpoint is then copied well within the grace `terminate()` allows.
+      const args = [
+        "--verbose",
+        "cloud",
+        "dev",
+        "--port",
+        String(port),
+        "--var",
+        "ALARM_INTERVAL_SECONDS=10",
+      ];
+      dev = spawn(process.execPath, [CLI, ...args, "--json"], {
         cwd: e.cwd,
         env: { PATH: process.env.PATH, NO_COLOR: "1", ...e.env },
         stdio: ["ignore", "pipe", "pipe"],
