@@ -56,8 +56,11 @@ export interface ProviderUnderTest {
    * container starts on a fresh one). Only providers whose runtimes a platform replaces have it.
    */
   terminate?(alpineHome: string, sandboxId: string): Promise<void>;
-  /** Brings up what the provider needs once the environment exists (cloudflare: `alpine cloud dev`). */
-  start?(e: E2EEnv): Promise<void>;
+  /**
+   * Brings up what the provider needs once the environment exists (cloudflare: `alpine cloud dev`,
+   * with `vars` overriding wrangler.jsonc's through `--var`).
+   */
+  start?(e: E2EEnv, opts?: { vars?: Record<string, string> }): Promise<void>;
   stop?(): Promise<void>;
   /** What the provider's own processes printed lately (cloudflare: `alpine cloud dev --verbose`), for a failed test. */
   diagnostics?(): string;
@@ -269,11 +272,13 @@ function cloudflareProvider(): ProviderUnderTest {
       for (const pid of [...pids, ...pidsIn(dir)]) if (alive(pid)) process.kill(pid, "SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     },
-    async start(e) {
+    async start(e, opts = {}) {
       const port = await freePort();
       e.env.ALPINE_SANDBOX_CONTROL_PLANE_URL = `http://127.0.0.1:${port}`;
       e.env.ALPINE_CONTROL_PLANE_TOKEN = CONTROL_PLANE_TOKEN;
-      dev = spawn(process.execPath, [CLI, "--verbose", "cloud", "dev", "--port", String(port), "--json"], {
+      const vars = Object.entries(opts.vars ?? {}).flatMap(([k, v]) => ["--var", `${k}=${v}`]);
+      const args = ["--verbose", "cloud", "dev", "--port", String(port), ...vars];
+      dev = spawn(process.execPath, [CLI, ...args, "--json"], {
         cwd: e.cwd,
         env: { PATH: process.env.PATH, NO_COLOR: "1", ...e.env },
         stdio: ["ignore", "pipe", "pipe"],

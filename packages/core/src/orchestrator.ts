@@ -6,7 +6,7 @@ import { launch } from "./orchestrator/launch.ts";
 import { activeLease, connectTo, getRecord, probe } from "./orchestrator/reading.ts";
 import { settle } from "./orchestrator/settle.ts";
 import { reconcile, type TaskWaitOptions, task, waitForTask } from "./orchestrator/task.ts";
-import { teardown } from "./orchestrator/teardown.ts";
+import { collectExitCheckpoint, teardown } from "./orchestrator/teardown.ts";
 import type {
   ExportInput,
   ExportResult,
@@ -132,6 +132,14 @@ export class Orchestrator {
     progress: Progress = silentProgress,
   ): Promise<TeardownResult> {
     return teardown(this.deps, name, opts, progress);
+  }
+
+  /**
+   * Copies the checkpoint a SIGTERMed runtime's sandboxd wrote and holds, then ends the sandbox as
+   * a teardown with a checkpoint does (null: none is held); see orchestrator/teardown.ts.
+   */
+  collectExitCheckpoint(name: string, progress: Progress = silentProgress): Promise<TeardownResult | null> {
+    return collectExitCheckpoint(this.deps, name, progress);
   }
 
   /** Commits the sandbox's work onto a branch and pushes it (or makes a patch); see orchestrator/export.ts. */

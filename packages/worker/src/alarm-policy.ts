@@ -3,7 +3,9 @@ import type { AlpineConfig, SandboxRecord } from "@alpine/core";
 /**
  * What a sandbox's alarm does, decided from facts alone (no I/O), so the
  * policy is tested without a Durable Object. While a sandbox is live the
- * alarm keeps a busy agent's container alive, saves the work of an idle
+ * alarm probes its sandboxd every time, copies the exit checkpoint of a
+ * container that got SIGTERM (a rollout) before its hold runs out, keeps a
+ * busy agent's container alive, saves the work of an idle
  * sandbox before its container's inactivity timeout would stop it (a
  * teardown, so the state says `destroyed` and `alpine launch` resumes it),
  * and tears down a `completed` sandbox whose retention has passed
@@ -53,9 +55,11 @@ export interface AlarmFacts {
 export type AlarmPlan =
   /** Not live: nothing to watch, and no next alarm. */
   | { kind: "stop" }
-  /** Live and quiet, well inside the container's timeout: only schedule the next alarm. */
-  | { kind: "reschedule" }
-  /** Look at sandboxd (probe and reconcile), then `decideAfterProbe`. */
+  /**
+   * Look at sandboxd (probe and reconcile), then `decideAfterProbe`. Every alarm of a live
+   * sandbox probes, quiet ones included: a container the platform SIGTERMed (a rollout) shows
+   * only there that its sandboxd holds an exit checkpoint, and it holds it for a limited time.
+   */
   | { kind: "probe"; idleForMs: number; nearTimeout: boolean };
 
 export function planAlarm(facts: AlarmFacts): AlarmPlan {
@@ -69,9 +73,7 @@ export function planAlarm(facts: AlarmFacts): AlarmPlan {
   const idleForMs = facts.now - lastActive;
   // Two alarm intervals of margin: the save must finish before the container stops.
   const nearTimeout = idleForMs >= facts.inactivityMs - 2 * facts.intervalMs;
-  const busy = record.agent === "busy" || record.agent === "retry" || record.state === "saving";
-  if (busy || nearTimeout || record.state === "completed") return { kind: "probe", idleForMs, nearTimeout };
-  return { kind: "reschedule" };
+  return { kind: "probe", idleForMs, nearTimeout };
 }
 
 export interface ProbedFacts {
@@ -81,9 +83,16 @@ export interface ProbedFacts {
   reachable: boolean;
   /** The agent is working (a teardown would be blocked by `agent_busy`). */
   agentBusy: boolean;
+  /** sandboxd got SIGTERM and holds an exit checkpoint for the control plane to copy. */
+  exitCheckpointHeld?: boolean;
 }
 
 export interface AlarmDecision {
+  /**
+   * Copy sandboxd's exit checkpoint and end the sandbox with it (core's collectExitCheckpoint):
+   * its container is going away whatever else holds, so this comes before anything else.
+   */
+  collectExitCheckpoint?: boolean;
   /** Extend the container's life: the agent is working. */
   renew: boolean;
   /** Tear the sandbox down (checkpointing unsaved work first) and log why; null: keep it. */
@@ -101,6 +110,7 @@ export function decideAfterProbe(
     record.state === "completed" &&
     facts.sandbox.auto_teardown &&
     facts.now >= Date.parse(record.task?.finished_at ?? record.updated_at) + retention * 60_000;
+  if (probed.exitCheckpointHeld) return { collectExitCheckpoint: true, renew: false, teardown: null };
   if (probed.agentBusy || !probed.reachable || facts.uiConnectionsOpen) {
     return { renew: probed.agentBusy, teardown: null };
   }

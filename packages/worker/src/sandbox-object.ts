@@ -3,6 +3,7 @@ import {
   type AlpineConfig,
   CONTROL_PLANE_ROUTES,
   CONTROL_PLANE_TASK_WAIT,
+  exitCheckpointToCollect,
   listItemView,
   type OperationContext,
   type Orchestrator,
@@ -269,9 +270,37 @@ export class SandboxObject extends DurableObject<Env> {
     const probe = await o.probe(record);
     record = await o.reconcile(record, probe);
     const agentBusy = probe.status ? o.blockers(record, probe, null).includes("agent_busy") : false;
-    const decision = decideAfterProbe(facts, plan, { record, reachable: probe.state === "ok", agentBusy });
+    const decision = decideAfterProbe(facts, plan, {
+      record,
+      reachable: probe.state === "ok",
+      agentBusy,
+      exitCheckpointHeld: exitCheckpointToCollect(record, probe) !== null,
+    });
+    if (decision.collectExitCheckpoint) return this.collectExitCheckpoint(o, record);
     if (decision.renew && record.runtime) await this.renew(name, record);
     if (decision.teardown) await this.tearDown(o, record, decision.teardown);
+  }
+
+  /**
+   * The container got SIGTERM (a rollout) and its sandboxd holds an exit checkpoint: copy it into
+   * R2 and end the sandbox with it, so the next launch resumes with nothing lost. A failure (e.g.
+   * another operation holds the lease) is retried by the next alarm while sandboxd still holds it.
+   */
+  private async collectExitCheckpoint(o: Orchestrator, record: SandboxRecord): Promise<void> {
+    const result = await o.collectExitCheckpoint(record.name);
+    if (!result) return;
+    await this.store.appendEvents([
+      {
+        sandbox_id: record.id,
+        name: record.name,
+        at: new Date().toISOString(),
+        kind: "note",
+        from: null,
+        to: null,
+        operation_id: null,
+        reason: `the container was stopped by its platform (SIGTERM): its exit checkpoint ${result.checkpoint_id} was saved`,
+      },
+    ]);
   }
 
   /** Keeps a busy agent's container alive past its inactivity timeout (Containers only). */

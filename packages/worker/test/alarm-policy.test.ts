@@ -37,8 +37,24 @@ describe("the alarm's policy", () => {
     }
   });
 
-  it("only reschedules a quiet running sandbox well inside the container's timeout", () => {
-    expect(planAlarm(facts())).toEqual({ kind: "reschedule" });
+  it("probes even a quiet running sandbox well inside the container's timeout (a rollout's SIGTERM shows only there)", () => {
+    expect(planAlarm(facts())).toEqual({ kind: "probe", idleForMs: MIN, nearTimeout: false });
+  });
+
+  it("collects a held exit checkpoint before anything else: busy agent, open UI, retention", () => {
+    const done = facts({
+      record: { state: "completed", updated_at: new Date(NOW - 60 * MIN).toISOString() },
+      uiConnectionsOpen: 1,
+    });
+    const plan = planAlarm(done);
+    if (plan.kind !== "probe") throw new Error("expected a probe");
+    const probed = { record: { ...done.record, task: null }, reachable: true, agentBusy: true };
+    expect(decideAfterProbe(done, plan, { ...probed, exitCheckpointHeld: true })).toEqual({
+      collectExitCheckpoint: true,
+      renew: false,
+      teardown: null,
+    });
+    expect(decideAfterProbe(done, plan, probed).collectExitCheckpoint).toBeFalsy();
   });
 
   it("probes a busy agent, a saving or completed sandbox, and one near the timeout", () => {
@@ -56,13 +72,13 @@ describe("the alarm's policy", () => {
 
   it("counts the object's own last request as activity", () => {
     const old = { last_activity: new Date(NOW - 60 * MIN).toISOString() };
-    expect(planAlarm(facts({ record: old })).kind).toBe("probe");
-    expect(planAlarm(facts({ record: old, lastRequestAt: NOW - MIN })).kind).toBe("reschedule");
+    expect(planAlarm(facts({ record: old }))).toMatchObject({ nearTimeout: true });
+    expect(planAlarm(facts({ record: old, lastRequestAt: NOW - MIN }))).toMatchObject({ nearTimeout: false });
   });
 
   it("counts an open web UI connection as activity: no idle save-and-stop, no auto-teardown while it is open", () => {
     const old = { last_activity: new Date(NOW - 60 * MIN).toISOString() };
-    expect(planAlarm(facts({ record: old, uiConnectionsOpen: 1 })).kind).toBe("reschedule");
+    expect(planAlarm(facts({ record: old, uiConnectionsOpen: 1 }))).toMatchObject({ nearTimeout: false });
     const done = facts({
       record: { ...old, state: "completed", updated_at: old.last_activity },
       uiConnectionsOpen: 1,

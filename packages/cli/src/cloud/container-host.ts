@@ -6,6 +6,7 @@ import {
   type Provider,
   type RuntimeHandle,
   type RuntimeSpec,
+  SandboxdClient,
   toAlpineError,
 } from "@alpine/core";
 
@@ -59,6 +60,26 @@ export async function startContainerHost(opts: {
   };
   // Runtimes started here, so closing the host never leaves a sandboxd behind.
   const started = new Map<string, RuntimeHandle>();
+  /**
+   * Stopping a runtime on purpose asks its sandboxd to shut down (POST /v1/shutdown) before the
+   * provider's SIGTERM: sandboxd runs here with `exit_checkpoint`, and a SIGTERM would have it
+   * write and hold a checkpoint nobody collects, cut short by the SIGKILL that follows.
+   */
+  const stopped = async (handle: RuntimeHandle, then: (h: RuntimeHandle) => Promise<void>) => {
+    try {
+      const endpoint = await p.endpoint(handle);
+      if (endpoint) {
+        await new SandboxdClient({
+          baseUrl: endpoint.url,
+          token: endpoint.token,
+          timeoutMs: 5000,
+        }).shutdown();
+      }
+    } catch {
+      // Not answering (or gone): the provider's signals below end it anyway.
+    }
+    await then(handle);
+  };
   const ops: Record<string, (body: Record<string, unknown>) => Promise<unknown>> = {
     create: async (b) => ({ handle: await p.create(specOf(b)) }),
     start: async (b) => {
@@ -69,11 +90,11 @@ export async function startContainerHost(opts: {
     },
     endpoint: async (b) => ({ endpoint: await p.endpoint(handleOf(b)) }),
     stop: async (b) => {
-      await p.stop(handleOf(b));
+      await stopped(handleOf(b), (h) => p.stop(h));
       return {};
     },
     destroy: async (b) => {
-      await p.destroy(handleOf(b));
+      await stopped(handleOf(b), (h) => p.destroy(h));
       return {};
     },
     "has-workspace": async (b) => ({ value: await p.hasWorkspace(handleOf(b)) }),
@@ -122,7 +143,7 @@ export async function startContainerHost(opts: {
     async close() {
       server.close();
       server.closeAllConnections();
-      await Promise.allSettled([...started.values()].map((h) => p.stop(h)));
+      await Promise.allSettled([...started.values()].map((h) => stopped(h, (x) => p.stop(x))));
     },
   };
 }

@@ -77,15 +77,31 @@ function wranglerEnv(base: string, extra: Record<string, string>): NodeJS.Proces
   return env;
 }
 
+/** `--var NAME=VALUE`: wrangler.jsonc's vars with these values instead (only vars it declares). */
+export function withVars(config: WranglerConfig, given: readonly string[]): WranglerConfig {
+  const vars = { ...(config.vars ?? {}) };
+  for (const arg of given) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/s.exec(arg);
+    if (!m) throw new AlpineError("usage_invalid", `--var expects NAME=VALUE, got '${arg}'`);
+    if (!(m[1]! in vars)) {
+      throw new AlpineError("usage_invalid", `--var ${m[1]}: wrangler.jsonc declares no such var`, {
+        known: Object.keys(vars),
+      });
+    }
+    vars[m[1]!] = m[2]!;
+  }
+  return { ...config, vars };
+}
+
 export async function cloudDevCommand(
   ctx: Context,
-  opts: { port: number; containers?: "processes" | "docker" },
+  opts: { port: number; containers?: "processes" | "docker"; var?: string[] },
 ): Promise<void> {
   const token = controlPlaneToken();
   const progress = stderrProgress(ctx.globals);
   const base = join(ctx.home, "cloud-dev");
   mkdirSync(base, { recursive: true, mode: 0o700 });
-  const config = readWranglerConfig(workerDir());
+  const config = withVars(readWranglerConfig(workerDir()), opts.var ?? []);
   const { startDevRuntime } = await import("../cloud/dev-runtime.ts");
   const docker = opts.containers === "docker";
   let host: ContainerHost | null = null;
@@ -102,7 +118,11 @@ export async function cloudDevCommand(
       import("../cloud/container-host.ts"),
     ]);
     progress.step("starting the container host (sandboxd processes on 127.0.0.1)");
-    host = await startContainerHost({ provider: new LocalProvider(devCtx) });
+    // As a Container is (src/providers/container.ts): a SIGTERM not sent by the control plane (a
+    // rollout's, here a test's) makes sandboxd write and hold an exit checkpoint for it to copy.
+    host = await startContainerHost({
+      provider: new LocalProvider(devCtx, { exitCheckpoint: { hold_ms: 12 * 60_000 } }),
+    });
   }
   /** What runs the sandboxes: the container host's processes, or workerd's containers on Docker. */
   const closeHost = async () => {

@@ -33,10 +33,17 @@ export default defineGroup({
           default: "processes",
           choices: ["processes", "docker"] as const,
         },
+        var: {
+          type: "strings",
+          value: "NAME=VALUE",
+          description:
+            "override a var of wrangler.jsonc for this run (e.g. ALARM_INTERVAL_SECONDS=5), as `wrangler dev --var` does; only vars wrangler.jsonc declares",
+        },
       },
       examples: [
         "export ALPINE_CONTROL_PLANE_TOKEN=$(openssl rand -hex 24)",
         "alpine cloud dev --port 8787",
+        "alpine cloud dev --var ALARM_INTERVAL_SECONDS=5   # a quicker alarm, e.g. for tests",
         "alpine cloud dev --containers docker   # needs `alpine image build` and a Docker daemon with its bridge network",
         "# elsewhere, with sandbox.provider: cloudflare and sandbox.control_plane_url: http://127.0.0.1:8787",
         "alpine launch demo --repo https://github.com/acme/app.git",

@@ -96,7 +96,7 @@ export function localSandboxdConfig(opts: {
   isolation: "bubblewrap" | "none";
   token: string;
   auth?: Record<string, unknown>;
-  extra?: Pick<NonNullable<SandboxdStartInput["extra"]>, "warm" | "prestart">;
+  extra?: Pick<NonNullable<SandboxdStartInput["extra"]>, "warm" | "prestart" | "exit_checkpoint">;
 }) {
   return sandboxdStartConfig({
     sandbox: opts.sandbox,

@@ -51,7 +51,14 @@ export class LocalProvider implements Provider {
   private readonly isolation: IsolationOf;
   private warmPool?: Promise<WarmPool>;
 
-  constructor(private readonly ctx: Context) {
+  constructor(
+    private readonly ctx: Context,
+    /**
+     * sandboxd's `exit_checkpoint` (a SIGTERM it did not get from alpine writes and holds a
+     * checkpoint): only for `alpine cloud dev`'s container host, which stands in for Containers.
+     */
+    private readonly opts: { exitCheckpoint?: { hold_ms: number } } = {},
+  ) {
     this.isolation = cachedIsolation(ctx.home);
   }
 
@@ -157,7 +164,10 @@ export class LocalProvider implements Provider {
         token,
         auth: spec.auth,
         // OpenCode starts at sandboxd's boot when the launch will init (never before a restore).
-        extra: intent?.init_repo ? { prestart: { repo: intent.init_repo } } : {},
+        extra: {
+          ...(intent?.init_repo ? { prestart: { repo: intent.init_repo } } : {}),
+          ...(this.opts.exitCheckpoint ? { exit_checkpoint: this.opts.exitCheckpoint } : {}),
+        },
       });
       if (!child.pid) throw new AlpineError("agent_start_failed", "cannot start sandboxd", {});
       writeFileSync(join(dir, PID_FILE), String(child.pid), { mode: 0o600 });

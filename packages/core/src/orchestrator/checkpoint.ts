@@ -40,6 +40,11 @@ export async function checkpoint(
  * running|completed → saving → `then`: has sandboxd write a checkpoint, copies its artifacts into
  * the checkpoint store, re-reads and verifies them, and only then records it as the sandbox's
  * verified checkpoint. A failure leaves the previous verified checkpoint in place.
+ *
+ * `written`: a checkpoint sandboxd already wrote on its own (its exit checkpoint,
+ * decisions/exit-checkpoint.ts) is copied as it is. sandboxd's copy of it is dropped only once
+ * the store holds it verified: dropping it lets that sandboxd exit, and after a failure it must
+ * stay for the next attempt, as it is the only copy of the work.
  */
 export async function saveCheckpoint(
   deps: OrchestratorDeps,
@@ -47,13 +52,21 @@ export async function saveCheckpoint(
   operationId: string,
   then: SandboxState,
   progress: Progress,
+  opts: { written?: CheckpointManifest } = {},
 ): Promise<{ record: SandboxRecord; manifest: CheckpointManifest }> {
   const back = record.state;
+  const { written } = opts;
   const client = await connectTo(deps, record);
-  let current = await move(deps, record, "saving", operationId, "checkpoint");
+  let current = await move(
+    deps,
+    record,
+    "saving",
+    operationId,
+    written ? `exit checkpoint ${written.checkpoint_id}` : "checkpoint",
+  );
   await reach(deps, "checkpoint.saving");
-  const checkpointId = checkpointIdFor(deps.ids.operationId());
-  const created_at = nowIso(deps);
+  const checkpointId = written?.checkpoint_id ?? checkpointIdFor(deps.ids.operationId());
+  const created_at = written?.created_at ?? nowIso(deps);
   const store = deps.checkpoints;
   // sandboxd's staging copy is only a cache of what the store now holds (or of a failed attempt).
   const dropStaged = () =>
@@ -61,8 +74,13 @@ export async function saveCheckpoint(
       .deleteCheckpoint(checkpointId)
       .catch(ignoreFailure(deps, `deleting sandboxd's copy of ${checkpointId}`));
   try {
-    progress.step("writing checkpoint");
-    const manifest = await client.checkpoint({ checkpoint_id: checkpointId, created_at });
+    let manifest: CheckpointManifest;
+    if (written) {
+      manifest = written;
+    } else {
+      progress.step("writing checkpoint");
+      manifest = await client.checkpoint({ checkpoint_id: checkpointId, created_at });
+    }
     if (manifest.checkpoint_id !== checkpointId || manifest.sandbox_id !== record.id) {
       throw new AlpineError("checkpoint_failed", "sandboxd returned a manifest for another checkpoint", {});
     }
@@ -102,7 +120,7 @@ export async function saveCheckpoint(
     await store
       .delete(record.id, checkpointId)
       .catch(ignoreFailure(deps, `deleting the failed checkpoint ${checkpointId}`, "warn"));
-    await dropStaged();
+    if (!written) await dropStaged();
     const error = toAlpineError(err);
     await move(deps, current, back, operationId, `checkpoint failed: ${error.reason}`);
     throw checkpointError(error, record.name);

@@ -3,6 +3,7 @@ import type { Progress } from "../ports.ts";
 import type { SandboxRecord } from "../schemas.ts";
 import { saveCheckpoint } from "./checkpoint.ts";
 import { ignoreFailure, move, reach } from "./context.ts";
+import { exitCheckpointToCollect } from "./decisions/exit-checkpoint.ts";
 import { teardownBlockers, teardownPlan, unsavedWork } from "./decisions/safety.ts";
 import { getRecord, probe } from "./reading.ts";
 import { withLease } from "./settle.ts";
@@ -45,25 +46,61 @@ export async function teardown(
       );
     }
     await reach(deps, "teardown.tearing_down");
-    try {
-      await destroyRuntime(deps, current);
-    } catch (err) {
-      const error = toAlpineError(err);
-      await move(deps, current, "error", op.id, `teardown failed: ${error.reason}`, {
-        error: error.toJSON(),
-      });
-      throw error;
-    }
-    current = await move(deps, current, "destroyed", op.id, "runtime removed", {
-      runtime: null,
-      agent: "unknown",
-      error: null,
-    });
+    current = await destroyTornDown(deps, current, op.id);
     return {
       record: current,
       destroyed: true,
       checkpoint_id: checkpointId ?? current.checkpoint?.id ?? null,
     };
+  });
+}
+
+/**
+ * A runtime that got SIGTERM from its platform (a Cloudflare rollout) and whose sandboxd wrote
+ * and holds an exit checkpoint (decisions/exit-checkpoint.ts): copies, verifies and records that
+ * checkpoint with the ordinary checkpoint code, drops sandboxd's copy (so it exits), and ends the
+ * sandbox as a teardown with a checkpoint does: running|completed → saving → tearing_down →
+ * destroyed, so the next `alpine launch` resumes from it. Null when no exit checkpoint is held
+ * (the probe under the lease decides, not the caller's). A failed copy leaves the sandbox as it
+ * was and sandboxd holding its checkpoint, for the next attempt.
+ */
+export async function collectExitCheckpoint(
+  deps: OrchestratorDeps,
+  name: string,
+  progress: Progress,
+): Promise<TeardownResult | null> {
+  const record = await getRecord(deps, name);
+  return withLease(deps, record, "teardown", async (op) => {
+    let current = await getRecord(deps, name);
+    const written = exitCheckpointToCollect(current, await probe(deps, current));
+    if (!written) return null;
+    progress.step("copying the exit checkpoint");
+    current = (await saveCheckpoint(deps, current, op.id, "tearing_down", progress, { written })).record;
+    await reach(deps, "teardown.checkpointed");
+    current = await destroyTornDown(deps, current, op.id);
+    return { record: current, destroyed: true, checkpoint_id: written.checkpoint_id };
+  });
+}
+
+/** tearing_down → destroyed: removes the runtime (→ error when that fails). */
+async function destroyTornDown(
+  deps: OrchestratorDeps,
+  record: SandboxRecord,
+  operationId: string,
+): Promise<SandboxRecord> {
+  try {
+    await destroyRuntime(deps, record);
+  } catch (err) {
+    const error = toAlpineError(err);
+    await move(deps, record, "error", operationId, `teardown failed: ${error.reason}`, {
+      error: error.toJSON(),
+    });
+    throw error;
+  }
+  return move(deps, record, "destroyed", operationId, "runtime removed", {
+    runtime: null,
+    agent: "unknown",
+    error: null,
   });
 }
 

@@ -30,6 +30,8 @@ export class FakeSandboxd implements SandboxdApi {
   readonly inits: sandboxdApi.InitRequest[] = [];
   readonly exports: sandboxdApi.ExportRequest[] = [];
   tamper: string | null = null;
+  /** The checkpoint written on SIGTERM (`sigterm`), held until the control plane deletes it. */
+  exitCheckpoint: CheckpointManifest | null = null;
   private sessions = 0;
 
   constructor(
@@ -48,8 +50,20 @@ export class FakeSandboxd implements SandboxdApi {
     return this.snapshot();
   }
 
+  /** What sandboxd started with `exit_checkpoint` does on SIGTERM with unsaved work. */
+  async sigterm(checkpointId = "ckpt_exit_1"): Promise<CheckpointManifest> {
+    this.exitCheckpoint = await this.checkpoint({
+      checkpoint_id: checkpointId,
+      created_at: "2026-01-01T00:10:00.000Z",
+    });
+    this.calls.pop();
+    return this.exitCheckpoint;
+  }
+
   private snapshot(): SandboxdStatusView {
+    const held = this.exitCheckpoint && this.written.has(this.exitCheckpoint.checkpoint_id);
     return {
+      ...(held ? { exit_checkpoint: structuredClone(this.exitCheckpoint!) } : {}),
       sandbox_id: this.sandboxId,
       name: this.name,
       phase: this.phase,

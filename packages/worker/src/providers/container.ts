@@ -126,7 +126,25 @@ export class ContainerProvider implements ControlPlaneProvider {
     };
   }
 
+  /**
+   * Stopping on purpose asks sandboxd to shut down (POST /v1/shutdown) before the container's
+   * SIGTERM: sandboxd treats a SIGTERM as the platform's (a rollout) and would write and hold an
+   * exit checkpoint that nobody collects, cut short by stopSandbox's grace period.
+   */
   async stop(handle: RuntimeHandle): Promise<void> {
+    try {
+      const endpoint = await this.endpoint(handle);
+      if (endpoint) {
+        await new SandboxdClient({
+          baseUrl: endpoint.url,
+          token: endpoint.token,
+          fetch: this.fetchFor(endpoint.url),
+          timeoutMs: 5000,
+        }).shutdown();
+      }
+    } catch {
+      // Not answering (or already gone): stopSandbox's signal and destroy end it anyway.
+    }
     await this.stub(asHandle(handle)).stopSandbox();
   }
 

@@ -1,4 +1,5 @@
 export * from "./checkpoints.ts";
+export * from "./exit-checkpoint.ts";
 export * from "./export.ts";
 export * from "./gc.ts";
 export * from "./launch.ts";
