@@ -17,6 +17,7 @@ import type { ProviderKind } from "@alpine/core";
 import { inject } from "vitest";
 import { CLI, runCli } from "../helpers/cli.ts";
 import { freePort } from "../helpers/ports.ts";
+import { isSandboxdCommand } from "../helpers/procs.ts";
 import { type E2EEnv, processesMatching, waitFor } from "./env.ts";
 import { treeDigest } from "./tree.ts";
 
@@ -261,7 +262,7 @@ function cloudflareProvider(): ProviderUnderTest {
       // cwd); a container's PID 1 is that same sandboxd (the entrypoint execs it).
       const dir = dirOf(alpineHome, id);
       const pids = pidsIn(dir);
-      const sandboxd = pids.filter((pid) => cmdline(pid).includes("sandboxd"));
+      const sandboxd = pids.filter((pid) => isSandboxdCommand(cmdline(pid)));
       if (sandboxd.length !== 1) throw new Error(`expected one sandboxd in ${dir}, found ${sandboxd.length}`);
       process.kill(sandboxd[0]!, "SIGTERM");
       // The grace period: sandboxd has this long to save and exit, as before a platform's SIGKILL.

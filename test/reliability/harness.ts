@@ -16,6 +16,7 @@ import { createConnection } from "node:net";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { CLI, type CliResult, ROOT } from "../helpers/cli.ts";
+import { isSandboxdCommand } from "../helpers/procs.ts";
 
 export { CLI, ROOT };
 
@@ -340,7 +341,7 @@ export function processesUnder(dir: string): Proc[] {
 
 /** sandboxd processes (one per live local sandbox) under an ALPINE_HOME. */
 export function sandboxdsUnder(alpineHome: string): Proc[] {
-  return processesUnder(alpineHome).filter((p) => p.cmd.includes("sandboxd.js"));
+  return processesUnder(alpineHome).filter((p) => isSandboxdCommand(p.cmd));
 }
 
 /**

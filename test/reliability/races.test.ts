@@ -2,6 +2,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2EEnv, makeEnv, waitFor } from "../e2e/env.ts";
+import { isSandboxdCommand } from "../helpers/procs.ts";
 import { eventsOf, illegalTransitions, leaseOf } from "./checks.ts";
 import { buildClis, killLeftovers, processesUnder, recorder, run } from "./harness.ts";
 
@@ -80,10 +81,12 @@ async function runtimesMatchRecords(names: string[]): Promise<void> {
   for (const n of names) {
     const s = await status(n);
     const procs = processesUnder(join(e.alpineHome, "sandboxes", s.id)).filter((p) =>
-      p.cmd.includes("sandboxd"),
+      isSandboxdCommand(p.cmd),
     );
     const live = ["running", "completed"].includes(s.state);
-    expect(procs.length, `${n} is ${s.state}`).toBe(live ? 1 : 0);
+    expect(procs.length, `${n} is ${s.state}: ${procs.map((p) => p.cmd.slice(0, 160)).join(" | ")}`).toBe(
+      live ? 1 : 0,
+    );
     if (live) expect(s.runtime.probe_state, n).toBe("ok");
   }
 }

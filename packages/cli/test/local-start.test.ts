@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CLI } from "../../../test/helpers/cli.ts";
+import { isSandboxdCommand } from "../../../test/helpers/procs.ts";
 
 /**
  * The local provider spawns sandboxd before it probes bubblewrap and stops a stale sandboxd of
@@ -45,7 +46,7 @@ function sandboxdsUnder(dir: string): number[] {
       const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       if (stat.split(") ")[1]?.startsWith("Z")) continue; // exited, not yet reaped
-      if (cmd.includes("sandboxd") && readlinkSync(`/proc/${entry}/cwd`).startsWith(dir))
+      if (isSandboxdCommand(cmd) && readlinkSync(`/proc/${entry}/cwd`).startsWith(dir))
         out.push(Number(entry));
     } catch {
       // gone, or not ours to read

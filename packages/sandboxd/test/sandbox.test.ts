@@ -284,7 +284,7 @@ describe("sandbox under bubblewrap", () => {
         .flatMap((r) => (r.body as { messages?: { role: string; content: unknown }[] })?.messages ?? [])
         .filter((m) => m.role === "tool")
         .map((m) => JSON.stringify(m.content));
-      expect(toolResults.at(-1)).toMatch(/FileSystem\.writeFile|read-only|EROFS/i);
+      expect(toolResults.at(-1)).toMatch(/FileSystem\.(writeFile|makeDirectory)|read-only|EROFS/i);
     }
   });
 

@@ -173,9 +173,12 @@ describe("warm sandboxd", () => {
     await expect(
       sbx.client.adopt({ sandbox_id: "sbx_other", name: "other", auth: {} }),
     ).rejects.toMatchObject({ reason: "sandbox_identity_conflict" });
-    // The key reached OpenCode's auth.json, never sandboxd's log.
+    // The key stays with sandboxd's broker: OpenCode's auth.json holds the sandbox's token, the log neither.
     const authFile = join(sbx.dirs.home, ".local", "share", "opencode", "auth.json");
-    expect(JSON.parse(readFileSync(authFile, "utf8")).stub.key).toBe(stubModel.apiKey);
+    const entry = JSON.parse(readFileSync(authFile, "utf8")).stub;
+    expect(entry.type).toBe("api");
+    expect(entry.key).not.toBe(stubModel.apiKey);
+    expect(readFileSync(authFile, "utf8")).not.toContain(stubModel.apiKey);
     expect(readLog(sbx.dirs.log)).not.toContain(stubModel.apiKey);
 
     const repo = makeBareRepo({ "README.md": "# warm\n" });
@@ -240,10 +243,9 @@ describe("prestarted sandboxd (config.prestart)", () => {
       const cacheDir = tempDir("alpine-repo-cache-");
       const repo = makeBareRepo({ "README.md": "# prestarted\n" });
       const first = await start({ isolation: "bubblewrap", repo_cache_dir: cacheDir, prestart: { repo } });
-      // OpenCode is starting before anyone asked for an init.
-      const log = readLog(first.dirs.log);
-      expect(log.indexOf('"starting opencode"')).toBeGreaterThan(-1);
-      expect(log.indexOf('"starting opencode"')).toBeLessThan(log.indexOf('"listening"'));
+      // OpenCode is starting before anyone asked for an init (once sandboxd's egress proxy and
+      // model broker, which its config points at, are up: so after sandboxd listens).
+      await waitFor(async () => readLog(first.dirs.log).includes('"starting opencode"'), 30_000);
       const status = await first.client.init({ repo, branch: "alpine/pre" });
       expect(status.phase).toBe("ready");
       expect(status.agent.state).toBe("idle");
