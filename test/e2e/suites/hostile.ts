@@ -251,8 +251,8 @@ export function hostileSuite(kind: "local" | "docker"): void {
           kind: "hostile",
           provider: kind,
           attempt: a.name,
-          command: show(a.command.replaceAll(e.root, "<test root>"), 120),
-          got: show(redact(got.replace(DONE, "").trim(), forbidden).replaceAll(e.root, "<test root>"), 100),
+          command: show(machineNeutral(a.command, e.root), 120),
+          got: show(machineNeutral(redact(got.replace(DONE, "").trim(), forbidden), e.root), 100),
           verdict: a.known ? `${verdict} — known gap: ${a.known}` : verdict,
           leaked: leaked.length > 0,
         });
@@ -297,4 +297,15 @@ function redact(text: string, secrets: string[]): string {
   let out = text.replace(/(OPENCODE_SERVER_PASSWORD=)\S+/g, "$1«password»");
   for (const s of secrets) if (s) out = out.replaceAll(s, "«secret»");
   return out;
+}
+
+/**
+ * What the agent printed, without this machine's paths (the doc is committed): the test's
+ * root, the checkout, and the `node_modules/.bin` of each of its parents that npm puts on PATH.
+ */
+function machineNeutral(text: string, testRoot: string): string {
+  return text
+    .replaceAll(testRoot, "<test root>")
+    .replaceAll(process.cwd(), "<repo>")
+    .replace(/(?<=^|[:=\s])\/[^:\s]*\/node_modules\/\.bin(?=$|[:\s])/g, "<…>/node_modules/.bin");
 }
