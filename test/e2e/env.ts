@@ -155,7 +155,15 @@ export function filesContaining(
   const hits: { path: string; secret: string }[] = [];
   for (const path of filesUnder(dir)) {
     if (allow(path)) continue;
-    const bytes = readFileSync(path);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch (err) {
+      // Removed between the listing and the read (a live sandbox's OpenCode runs git gc in its
+      // snapshot repo: gc.pid comes and goes): a file that is gone holds no secret.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw err;
+    }
     for (const s of secrets) if (bytes.includes(s)) hits.push({ path, secret: s });
   }
   return hits;
