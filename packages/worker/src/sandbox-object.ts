@@ -289,6 +289,14 @@ export class SandboxObject extends DurableObject<Env> {
   private async collectExitCheckpoint(o: Orchestrator, record: SandboxRecord): Promise<void> {
     const result = await o.collectExitCheckpoint(record.name);
     if (!result) return;
+    await this.note(
+      record,
+      `the container was stopped by its platform (SIGTERM): its exit checkpoint ${result.checkpoint_id} was saved`,
+    );
+  }
+
+  /** A note in the sandbox's event history: what the alarm did on its own, and why. */
+  private async note(record: SandboxRecord, reason: string): Promise<void> {
     await this.store.appendEvents([
       {
         sandbox_id: record.id,
@@ -298,7 +306,7 @@ export class SandboxObject extends DurableObject<Env> {
         from: null,
         to: null,
         operation_id: null,
-        reason: `the container was stopped by its platform (SIGTERM): its exit checkpoint ${result.checkpoint_id} was saved`,
+        reason,
       },
     ]);
   }
@@ -328,18 +336,7 @@ export class SandboxObject extends DurableObject<Env> {
       });
       return false;
     }
-    await this.store.appendEvents([
-      {
-        sandbox_id: record.id,
-        name: record.name,
-        at: new Date().toISOString(),
-        kind: "note",
-        from: null,
-        to: null,
-        operation_id: null,
-        reason,
-      },
-    ]);
+    await this.note(record, reason);
     return true;
   }
 }
