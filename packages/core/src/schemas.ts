@@ -9,7 +9,7 @@ import { REASON_CODES } from "./reasons.ts";
  */
 
 export const SandboxStateSchema = z.enum(STATES);
-export const AgentStateSchema = z.enum(["idle", "busy", "retry", "waiting_permission", "error", "unknown"]);
+export const AgentStateSchema = z.enum(["idle", "busy", "needs_input", "retry", "error", "budget", "unknown"]);
 export type AgentState = z.infer<typeof AgentStateSchema>;
 export const ProviderKindSchema = z.enum(PROVIDER_KINDS);
 export type ProviderKind = z.infer<typeof ProviderKindSchema>;

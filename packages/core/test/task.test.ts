@@ -89,13 +89,13 @@ describe("tasks", () => {
     const record = await launched(w);
     const sandboxd = w.provider.sandboxd(record.id);
     sandboxd.agent = {
-      state: "waiting_permission",
+      state: "needs_input",
       last_activity: "2026-01-01T00:02:00.000Z",
       session_id: null,
     };
     const probe = await w.orchestrator.probe(w.record());
     const updated = await w.orchestrator.reconcile(w.record(), probe);
-    expect(updated).toMatchObject({ state: "running", agent: "waiting_permission" });
+    expect(updated).toMatchObject({ state: "running", agent: "needs_input" });
     expect(await w.orchestrator.reconcile(updated, probe)).toEqual(updated);
     const down = { state: "unavailable" as const, at: null, status: null, error: null };
     expect(await w.orchestrator.reconcile(updated, down)).toBe(updated);

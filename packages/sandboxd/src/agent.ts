@@ -107,7 +107,7 @@ export class AgentTracker {
     if (!this.oc.ready) return "unknown";
     if (!this.connected) return this.idleByConstruction ? "idle" : "unknown";
     const all = [...this.sessions.values()];
-    if (all.some((s) => s.waiting.size > 0)) return "waiting_permission";
+    if (all.some((s) => s.waiting.size > 0)) return "needs_input";
     if (all.some((s) => s.status === "busy")) return "busy";
     if (all.some((s) => s.status === "retry")) return "retry";
     if (all.some((s) => s.error)) return "error";

@@ -9,7 +9,7 @@ import { makeBareRepo, type RunningSandboxd, startSandboxd, waitFor, waitTask } 
 
 /*
  * Agent states beyond busy/idle, without isolation: a permission the config
- * says to ask for (waiting_permission until answered through the UI proxy),
+ * says to ask for (needs_input until answered through the UI proxy),
  * a model error (task failed, agent error), explicit sessions.
  */
 
@@ -77,11 +77,11 @@ afterAll(async () => {
 });
 
 describe("agent states", () => {
-  it("waiting_permission until the permission is answered, then the task completes", async () => {
+  it("needs_input until the permission is answered, then the task completes", async () => {
     const { session_id } = await sbx.client.task({ prompt: "WRITE ASKED.md needs a yes" });
     const waiting = await waitFor(async () => {
       const s = await sbx.client.status();
-      return s.agent.state === "waiting_permission" ? s : undefined;
+      return s.agent.state === "needs_input" ? s : undefined;
     });
     expect(waiting.task!.state).toBe("running");
     const pending = (await (await ui("/permission")).json()) as { id: string; sessionID: string }[];
