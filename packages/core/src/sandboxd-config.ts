@@ -74,16 +74,20 @@ export function sandboxdStartConfig(input: SandboxdStartInput): SandboxdConfigIn
 
 /**
  * sandboxd's start-up config in the sandbox image (docker, Cloudflare
- * Containers): the image's layout and OpenCode, and no bubblewrap, the
- * container being the isolation boundary.
+ * Containers): the image's layout and OpenCode. Isolation inside the container
+ * is `none` unless the provider knows the image has bubblewrap and the
+ * container may create namespaces (docker with its seccomp profile); the
+ * container is the boundary either way.
  */
 export function imageSandboxdConfig(
-  input: Omit<SandboxdStartInput, "root" | "isolation" | "opencode_bin">,
+  input: Omit<SandboxdStartInput, "root" | "isolation" | "opencode_bin"> & {
+    isolation?: SandboxdStartInput["isolation"];
+  },
 ): SandboxdConfigInput {
   return sandboxdStartConfig({
     ...input,
     root: SANDBOX_IMAGE.root,
-    isolation: "none",
+    isolation: input.isolation ?? "none",
     opencode_bin: SANDBOX_IMAGE.opencode_bin,
   });
 }

@@ -96,6 +96,14 @@ describe("sandboxd's start config", () => {
       port: 7000,
       opencode: { auth },
     });
+    // An image with bubblewrap (the docker provider reads its label): OpenCode confined inside the container.
+    const confined = imageSandboxdConfig({
+      sandbox,
+      token,
+      listen: { host: "0.0.0.0", port: 7000 },
+      isolation: "bubblewrap",
+    });
+    expect(sandboxdApi.SandboxdConfigSchema.parse(confined).isolation).toBe("bubblewrap");
   });
 });
 

@@ -36,6 +36,9 @@ interface OcEvent {
   properties?: Record<string, unknown>;
 }
 
+/** How long a task waits for OpenCode's event stream before saying OpenCode is not answering. */
+const EVENT_STREAM_WAIT_MS = 30_000;
+
 export function summarise(prompt: string): string {
   const one = prompt.replace(/\s+/g, " ").trim();
   return one.length > 80 ? `${one.slice(0, 77)}...` : one;
@@ -377,7 +380,9 @@ export class AgentTracker {
   }
 
   private async startTask(prompt: string, sessionId?: string): Promise<{ session_id: string }> {
-    if (!this.oc.ready || !(await this.waitConnected(5000))) {
+    // The first subscription builds OpenCode's instance for the workspace (it scans the project),
+    // which on a loaded machine, under bubblewrap's bridge, takes seconds: a task waits for it.
+    if (!this.oc.ready || !(await this.waitConnected(EVENT_STREAM_WAIT_MS))) {
       throw new AlpineError("sandbox_unavailable", "OpenCode is not answering right now (restarting?)");
     }
     let sid = sessionId ?? this.taskSession;

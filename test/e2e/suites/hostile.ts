@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../helpers/cli.ts";
@@ -33,6 +35,7 @@ const CANARY = {
   hostEnv: "CANARY-hostenv-1a2b",
   hostArgv: "CANARY-hostargv-4c5d",
   taskPrompt: "CANARY-taskprompt-6e7f",
+  devServer: "CANARY-devserver-8a9b",
 };
 /** Printed after every attempt: the command really ran (a failure to run proves nothing). */
 const DONE = "ATTEMPT-DONE";
@@ -58,8 +61,13 @@ export function hostileSuite(kind: "local" | "docker"): void {
   let victimToken = "";
   let hostileId = "";
   let hostProcess: ChildProcess | null = null;
+  /** The user's dev server on the host's loopback: the agent must not reach it (docker tests run in the host's network). */
+  let devServer: Server | null = null;
+  let devPort = 0;
+  let devHits = 0;
   const alpine = (...args: string[]) => runCli(args, { env: e.env, cwd: e.cwd });
 
+  // Two launches, two tasks and a checkpoint: minutes on a loaded 2-core machine.
   beforeAll(async () => {
     if (p.skipReason) return;
     // Outside /tmp, like a real home; removed in afterAll.
@@ -68,6 +76,12 @@ export function hostileSuite(kind: "local" | "docker"): void {
     e = await makeEnv({ yaml: p.yaml, parent });
     Object.assign(e.env, p.env);
     plantCanaries(e.home);
+    devServer = createServer((_req, res) => {
+      devHits++;
+      res.end(CANARY.devServer);
+    });
+    await new Promise<void>((r) => devServer?.listen(0, "127.0.0.1", () => r()));
+    devPort = (devServer.address() as AddressInfo).port;
     // A process of the host with a canary in its environment and its arguments (one process, so
     // killing it leaves no child behind).
     hostProcess = spawn(process.execPath, ["-e", "setTimeout(() => {}, 600_000)", CANARY.hostArgv], {
@@ -107,7 +121,7 @@ export function hostileSuite(kind: "local" | "docker"): void {
     expect(hostile.code, hostile.stdout + hostile.stderr).toBe(0);
     hostileId = hostile.json().id;
     victimToken = tokenOf(e.alpineHome, victimId);
-  });
+  }, 300_000);
 
   afterEach((ctx) => {
     if (ctx.task.result?.state === "fail" && p.diagnostics) console.error(p.diagnostics());
@@ -115,6 +129,7 @@ export function hostileSuite(kind: "local" | "docker"): void {
 
   afterAll(async () => {
     hostProcess?.kill("SIGKILL");
+    devServer?.close();
     if (!e) return;
     for (const name of ["hostile", "victim"])
       await runCli(["teardown", name, "--force", "--json"], { env: e.env, cwd: e.cwd }).catch(() => {});
@@ -200,6 +215,19 @@ export function hostileSuite(kind: "local" | "docker"): void {
         mustNotContain: ["SOCKET-VISIBLE"],
       },
       {
+        name: "reach the user's dev server on the host's loopback",
+        // Node is the one HTTP client both the host's PATH and the image have.
+        command: `node -e "fetch('http://127.0.0.1:${devPort}/').then(r => r.text()).then(t => console.log('GOT', t), e => console.log('ERR', e.cause?.code ?? e.message))"`,
+      },
+      {
+        name: "read its sandboxd's log and checkpoint staging",
+        command:
+          kind === "local"
+            ? `head -c 3000 ${join(e.alpineHome, "sandboxes", hostileId, "logs", "sandboxd.log")}; ls -R ${join(e.alpineHome, "sandboxes", hostileId, "checkpoints")} 2>&1 | head`
+            : "head -c 3000 /sandbox/logs/sandboxd.log; ls -R /sandbox/checkpoints 2>&1 | head",
+        mustNotContain: ['"level":', "manifest.json"],
+      },
+      {
         name: "its environment holds no token or key",
         command: "env",
       },
@@ -213,9 +241,9 @@ export function hostileSuite(kind: "local" | "docker"): void {
         mustNotExist: [escaped, join(h, ".bashrc-escaped"), join(victimDir, "workspace", "PWNED.md")],
       },
       {
+        // It holds the model broker's per-sandbox token there, never the key (the scan checks).
         name: "read its own model key (OpenCode's auth.json in its home)",
         command: "cat ~/.local/share/opencode/auth.json",
-        known: "the agent holds its model key until the key broker lands (issue 14, item 3)",
       },
     ];
   }
@@ -229,8 +257,12 @@ export function hostileSuite(kind: "local" | "docker"): void {
       const status = (await alpine("status", "hostile", "--json")).json();
       expect(status.workspace.changed_files).toContainEqual({ path: "made-by-agent.txt", status: "added" });
       expect(status.confinement.boundary).toBe(kind === "local" ? "bubblewrap" : "container");
+      // The agent has its own network namespace in both (bubblewrap inside the container for docker):
+      // the egress proxy is the only way out, not advice.
+      expect(status.runtime.egress).toMatchObject({ policy: "allow", enforced: true });
     });
 
+    // One task per attempt (two dozen): minutes on a loaded 2-core machine.
     it("reaches nothing of the host, of the other sandbox, or of any key: every attempt", async () => {
       const secrets = [...Object.values(CANARY), SECRETS.gitToken, SECRETS.modelKey, SECRETS.forbiddenKey];
       const failures: string[] = [];
@@ -251,7 +283,7 @@ export function hostileSuite(kind: "local" | "docker"): void {
           kind: "hostile",
           provider: kind,
           attempt: a.name,
-          command: show(machineNeutral(a.command, e.root), 120),
+          command: show(machineNeutral(a.command, e.root).replaceAll(`:${devPort}/`, ":<port>/"), 120),
           got: show(machineNeutral(redact(got.replace(DONE, "").trim(), forbidden), e.root), 100),
           verdict: a.known ? `${verdict} — known gap: ${a.known}` : verdict,
           leaked: leaked.length > 0,
@@ -260,7 +292,8 @@ export function hostileSuite(kind: "local" | "docker"): void {
       expect(failures).toEqual([]);
       // No write reached the host's /etc either (a container's /etc is its own).
       expect(existsSync("/etc/escaped-from-sandbox")).toBe(false);
-    });
+      expect(devHits, "requests that reached the host's dev server").toBe(0);
+    }, 600_000);
   });
 }
 

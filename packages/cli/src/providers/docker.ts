@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type {
   Provider,
   ProviderCapabilities,
@@ -18,6 +19,7 @@ import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import type { Context } from "../context.ts";
 import { sandboxDir } from "../paths.ts";
 import { docker, dockerObjectExists, firstLine } from "./docker-cli.ts";
+import { sandboxSeccompProfile } from "./docker-seccomp.ts";
 import { awaitListeningLine } from "./sandboxd-start.ts";
 import { ensureToken, readToken, tokenIfAny } from "./token-file.ts";
 
@@ -34,6 +36,13 @@ interface DockerHandle {
   volume: string;
   image: string;
   network: "bridge" | "host";
+  /**
+   * How sandboxd confines OpenCode inside the container, decided when the
+   * container is created: `bubblewrap` when the image says it has it (and the
+   * container got the seccomp profile that lets it work); absent on handles
+   * made before this existed, which mean `none`.
+   */
+  isolation?: "bubblewrap" | "none";
   /** Host dir with the sandbox token (mode 0600), as for the local provider. */
   dir: string;
   url?: string;
@@ -44,6 +53,17 @@ const asDocker = (handle: RuntimeHandle) =>
   requireHandle<DockerHandle>("docker", handle, ["container", "volume", "dir"]);
 
 const resourceName = (sandboxId: string) => `alpine-${sandboxId}`;
+
+/** What the image's `alpine.isolation` label promises (image/Dockerfile); an image without it: none. */
+async function imageIsolation(image: string): Promise<"bubblewrap" | "none"> {
+  const r = await docker(
+    ["image", "inspect", "--format", '{{ index .Config.Labels "alpine.isolation" }}', image],
+    {
+      reject: false,
+    },
+  );
+  return r.exitCode === 0 && r.stdout.trim() === "bubblewrap" ? "bubblewrap" : "none";
+}
 
 /**
  * One container per sandbox from the image profile's image, running sandboxd
@@ -88,7 +108,14 @@ export class DockerProvider implements Provider {
     if (!(await dockerObjectExists("volume", name))) {
       await docker(["volume", "create", ...labels, name]);
     }
-    const handle: DockerHandle = { container: name, volume: name, image: spec.image, network, dir };
+    const handle: DockerHandle = {
+      container: name,
+      volume: name,
+      image: spec.image,
+      network,
+      dir,
+      isolation: await imageIsolation(spec.image),
+    };
     if (!(await dockerObjectExists("container", name))) await this.createContainer(handle, labels);
     return { ...handle };
   }
@@ -115,14 +142,32 @@ export class DockerProvider implements Provider {
     else args.push("--publish", `127.0.0.1::${CONTAINER_PORT}`);
     if (cpus !== undefined) args.push("--cpus", String(cpus));
     if (memory !== undefined) args.push("--memory", memory);
-    args.push(h.image);
-    await docker(args);
+    if (h.isolation !== "bubblewrap") {
+      args.push(h.image);
+      await docker(args);
+      return;
+    }
+    // The docker CLI reads the profile from a file and sends its text with the create call.
+    const profileDir = mkdtempSync(join(h.dir, ".seccomp-"));
+    try {
+      const profile = join(profileDir, "profile.json");
+      writeFileSync(profile, sandboxSeccompProfile(), { mode: 0o600 });
+      // bubblewrap mounts a fresh /proc for the agent's pid namespace, which the kernel refuses
+      // while Docker masks parts of the container's /proc (kcore, sysrq-trigger, …): unmasked, they
+      // stay closed to the container's user (uid 1000, no capability, no-new-privileges).
+      args.push("--security-opt", `seccomp=${profile}`, "--security-opt", "systempaths=unconfined", h.image);
+      await docker(args);
+    } finally {
+      rmSync(profileDir, { recursive: true, force: true });
+    }
   }
 
   async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
     const h = asDocker(handle);
     // Removed behind alpine's back: the volume (and so the work) is still there.
     if (!(await dockerObjectExists("container", h.container))) {
+      // The image may have changed since the handle was made: the new container follows it.
+      h.isolation = await imageIsolation(h.image);
       await this.createContainer(h, [
         "--label",
         `alpine.sandbox_id=${spec.sandbox_id}`,
@@ -138,6 +183,7 @@ export class DockerProvider implements Provider {
     }
     const config = imageSandboxdConfig({
       sandbox: spec,
+      isolation: h.isolation ?? "none",
       token: readToken(h.dir),
       // With its own network the container is the boundary and the token guards the port;
       // in the host's network sandboxd must stay on loopback.
