@@ -143,6 +143,8 @@ export class Notifier {
       if (!entry) return;
       const n = entry.notification;
       const result = target === "desktop" ? await this.desktop(n) : await this.webhook(n, target);
+      // A closed notifier writes nothing more: the ledger is the next sandboxd's now.
+      if (this.closed) return;
       entry.targets[target] = result;
       this.save();
     } finally {
@@ -157,8 +159,9 @@ export class Notifier {
     const where = { webhook: index, host: safeHost(hook.url), format: hook.format };
     const body = webhookBody(n, hook.format);
     for (let attempt = 1; attempt <= NOTIFY_RETRY.attempts; attempt++) {
-      if (this.closed) return "pending";
       if (attempt > 1) await sleep(NOTIFY_RETRY.delayMs(attempt));
+      // Stopped (sandboxd shutting down): what is not delivered stays pending for the next start.
+      if (this.closed) return "pending";
       const timestamp = String(Math.floor(Date.now() / 1000));
       const headers: Record<string, string> = { "content-type": "application/json" };
       if (hook.format === "json") {
