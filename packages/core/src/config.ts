@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AlpineError } from "./errors.ts";
+import { NOTIFY_EVENTS } from "./notify.ts";
 import { PROVIDER_KINDS } from "./provider-kinds.ts";
 
 /**
@@ -89,6 +90,28 @@ const opencodeSection = z.strictObject({
   config: z.record(z.string(), z.unknown()).default({}),
 });
 
+const notifyWebhook = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  /** `json`: alpine's signed JSON body; `slack`: a Slack incoming webhook (`{text}`; the URL is its secret). */
+  format: z.enum(["json", "slack"]).default("json"),
+  /**
+   * The name of the environment variable holding the HMAC secret (`json`): read by the CLI at
+   * launch and handed to sandboxd on its stdin; the secret itself is never in a config file.
+   */
+  secret_env: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name")
+    .optional(),
+});
+
+const notifySection = z.strictObject({
+  /** Which states of the agent send a notification. */
+  on: z.array(z.enum(NOTIFY_EVENTS)).default([...NOTIFY_EVENTS]),
+  webhooks: z.array(notifyWebhook).default([]),
+  /** A desktop notification (notify-send) from a local sandbox, where the machine has one. */
+  desktop: z.boolean().default(false),
+});
+
 export const ConfigSchema = z.strictObject({
   repo: repoSection.prefault({}),
   sandbox: sandboxSection.prefault({}),
@@ -96,6 +119,7 @@ export const ConfigSchema = z.strictObject({
   durability: durabilitySection.prefault({}),
   github: githubSection.prefault({}),
   opencode: opencodeSection.prefault({}),
+  notify: notifySection.prefault({}),
 });
 
 export type AlpineConfig = z.infer<typeof ConfigSchema>;
@@ -103,8 +127,13 @@ export type AlpineConfig = z.infer<typeof ConfigSchema>;
 export const DEFAULT_CONFIG: AlpineConfig = ConfigSchema.parse({});
 
 /** Leaf keys whose values are whole objects: set as one value, never merged key by key from env. */
-const OPAQUE_LEAVES = new Set(["sandbox.image_profiles", "sandbox.egress", "opencode.config"]);
-const ARRAY_LEAVES = new Set(["opencode.auth_providers", "sandbox.read_only_paths"]);
+const OPAQUE_LEAVES = new Set([
+  "sandbox.image_profiles",
+  "sandbox.egress",
+  "opencode.config",
+  "notify.webhooks",
+]);
+const ARRAY_LEAVES = new Set(["opencode.auth_providers", "sandbox.read_only_paths", "notify.on"]);
 
 /** Every settable key path, e.g. `sandbox.auto_teardown`. */
 export const CONFIG_KEYS: readonly string[] = Object.entries(ConfigSchema.shape).flatMap(

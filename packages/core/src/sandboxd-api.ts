@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { EgressHostSchema } from "./config.ts";
+import { NOTIFY_EVENTS } from "./notify.ts";
 import { REASON_CODES, type ReasonCode } from "./reasons.ts";
 import { AgentStateSchema } from "./schemas.ts";
 
@@ -142,6 +143,24 @@ export const SandboxdConfigSchema = z.object({
    * then exits. Absent: SIGTERM stops at once (the local and docker providers keep the disk).
    */
   exit_checkpoint: z.object({ hold_ms: z.number().int().min(0) }).optional(),
+  /**
+   * Notifications sandboxd sends when the agent is done, needs input, fails or reaches its budget
+   * (config `notify`, core/src/notify.ts). `secret` is the webhook's HMAC secret, read by the CLI
+   * from the variable `secret_env` names: this config travels on stdin only. `ledger_file`: where
+   * sandboxd remembers what it delivered and what is pending, outside the runtime dir (so it
+   * survives a teardown and resume) and out of the agent's reach; absent: in `checkpoint_dir`'s
+   * parent (survives a restart of sandboxd only).
+   */
+  notify: z
+    .object({
+      on: z.array(z.enum(NOTIFY_EVENTS)),
+      webhooks: z.array(
+        z.object({ url: z.string(), format: z.enum(["json", "slack"]), secret: z.string().optional() }),
+      ),
+      desktop: z.boolean(),
+      ledger_file: absPath.optional(),
+    })
+    .optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;

@@ -34,6 +34,7 @@ export interface SandboxdStartInput {
     | "prestart"
     | "log_stderr"
     | "exit_checkpoint"
+    | "notify"
   >;
 }
 

@@ -9,7 +9,15 @@ import { REASON_CODES } from "./reasons.ts";
  */
 
 export const SandboxStateSchema = z.enum(STATES);
-export const AgentStateSchema = z.enum(["idle", "busy", "needs_input", "retry", "error", "budget", "unknown"]);
+export const AgentStateSchema = z.enum([
+  "idle",
+  "busy",
+  "needs_input",
+  "retry",
+  "error",
+  "budget",
+  "unknown",
+]);
 export type AgentState = z.infer<typeof AgentStateSchema>;
 export const ProviderKindSchema = z.enum(PROVIDER_KINDS);
 export type ProviderKind = z.infer<typeof ProviderKindSchema>;
@@ -228,10 +236,30 @@ export const OpenOutputSchema = z.object({
   opened: z.boolean(),
 });
 
+export const WaitItemSchema = z.object({
+  name: z.string(),
+  outcome: z
+    .enum(["done", "input", "error", "budget", "gone", "timeout"])
+    .describe("why the wait on this sandbox stopped (docs/cli.md, `alpine wait`)"),
+  reason: z.string().describe("one line a person reads"),
+  state: SandboxStateSchema.nullable().describe("the sandbox's state as last seen; null: never seen"),
+  agent: AgentStateSchema.nullable(),
+  task_state: z.string().nullable(),
+  waited_ms: z.number().int(),
+});
+
+export const WaitOutputSchema = z.object({
+  for: z.enum(["done", "input", "any"]),
+  exit_code: z.number().int().describe("the command's exit code (docs/cli.md, `alpine wait`)"),
+  waited_ms: z.number().int(),
+  sandboxes: z.array(WaitItemSchema),
+});
+
 export const TaskOutputSchema = z.object({
   name: z.string(),
   session_id: z.string(),
   state: SandboxStateSchema,
+  wait: WaitItemSchema.optional().describe("with --wait: how the wait ended (as `alpine wait` reports it)"),
 });
 
 export const DiffFileSchema = z.object({
@@ -376,6 +404,7 @@ export const OUTPUT_SCHEMAS = {
   status: StatusOutputSchema,
   open: OpenOutputSchema,
   task: TaskOutputSchema,
+  wait: WaitOutputSchema,
   diff: DiffOutputSchema,
   export: ExportOutputSchema,
   checkpoint: CheckpointOutputSchema,

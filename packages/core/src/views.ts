@@ -244,6 +244,8 @@ export interface TaskView {
   session_id: string;
   /** The sandbox's state after sending (or, with --wait, after the agent finished). */
   state: SandboxRecord["state"];
+  /** With --wait in the CLI: how the wait ended (operations/wait.ts). */
+  wait?: import("./operations/wait.ts").WaitItemView;
 }
 
 /** `alpine diff --json`: `patch` is empty with --stat. */

@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { AlpineError, type ErrorJson, toAlpineError } from "@alpine/core/errors";
 import { validateName } from "@alpine/core/names";
 import type {
@@ -19,6 +19,7 @@ import { EgressProxy } from "./egress-proxy.ts";
 import { checkRef, GitRunner, type ResolvedRepo, resolveRepo } from "./git.ts";
 import type { Logger } from "./log.ts";
 import { ModelBroker } from "./model-broker.ts";
+import { Notifier } from "./notify.ts";
 import { OpencodeSupervisor } from "./opencode.ts";
 import type { AgentNet } from "./opencode-env.ts";
 import { killRunning } from "./proc.ts";
@@ -59,6 +60,8 @@ export class Sandbox {
   readonly egress: EgressProxy;
   private readonly netReady: Promise<void>;
   readonly checkpoints: CheckpointDir;
+  /** Sends config `notify`'s notifications (notify.ts); null without one. */
+  private notifier: Notifier | null = null;
   /** The host's shared per-repo object caches, when the provider offers them. */
   readonly repoCache: RepoCache | null;
   private readonly spares: SpareCheckouts | null;
@@ -146,6 +149,18 @@ export class Sandbox {
     this.spares = this.repoCache ? new SpareCheckouts(this.git, log, config.spare_min_files ?? 1000) : null;
     this.sandboxId = config.sandbox_id;
     this.name = config.name;
+    if (config.notify) {
+      const ledger =
+        config.notify.ledger_file ?? join(dirname(checkpointDirOf(config)), "notify-ledger.json");
+      this.notifier = new Notifier(
+        config.notify,
+        { id: config.sandbox_id, name: config.name },
+        this.agent,
+        log,
+        ledger,
+      );
+      this.notifier.start();
+    }
   }
 
   /**
@@ -480,6 +495,7 @@ export class Sandbox {
 
   async shutdown(): Promise<void> {
     killRunning();
+    this.notifier?.close();
     this.agent.close();
     await this.opencode.stop();
     this.egress.close();

@@ -21,6 +21,7 @@ import status from "./status.ts";
 import task from "./task.ts";
 import teardown from "./teardown.ts";
 import version from "./version.ts";
+import wait from "./wait.ts";
 
 export const REGISTRY: readonly RegistryEntry[] = [
   launch,
@@ -28,6 +29,7 @@ export const REGISTRY: readonly RegistryEntry[] = [
   status,
   open,
   task,
+  wait,
   diff,
   exportCommand,
   checkpoint,

@@ -9,7 +9,11 @@ export default defineCommand({
   summary: "give the agent a new task",
   description: "Send a prompt to the sandbox's agent (a completed sandbox goes back to running).",
   flags: {
-    wait: { type: "boolean", description: "wait until the agent has finished the task" },
+    wait: {
+      type: "boolean",
+      description:
+        "wait until the agent has finished the task (as `alpine wait NAME` does, with its exit codes)",
+    },
   },
   examples: [
     'alpine task fix-login "Now add a regression test"',

@@ -14,6 +14,7 @@ import {
   imageSandboxdConfig,
   requireHandle,
   SANDBOX_IMAGE,
+  sandboxdNotify,
 } from "@alpine/core";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import type { Context } from "../context.ts";
@@ -190,7 +191,8 @@ export class DockerProvider implements Provider {
       listen:
         h.network === "host" ? { host: "127.0.0.1", port: 0 } : { host: "0.0.0.0", port: CONTAINER_PORT },
       auth: spec.auth,
-      extra: { env },
+      // Notifications: sent from the container (no desktop there); the ledger stays in its volume.
+      extra: { env, ...dockerNotify(spec.config) },
     });
     // `docker start --attach --interactive` hands our stdin to sandboxd; once it has printed
     // its first line we drop the attachment with SIGKILL, which docker cannot forward: the container runs on.
@@ -324,4 +326,9 @@ export class DockerProvider implements Provider {
       : await this.inVolume(h, "tail", ["-n", tail, file]);
     return r.exitCode === 0 ? r.stdout.split("\n").filter(Boolean) : [];
   }
+}
+
+function dockerNotify(config: RuntimeSpec["config"]) {
+  const notify = sandboxdNotify({ ...config.notify, desktop: false }, process.env);
+  return notify ? { notify } : {};
 }

@@ -1,7 +1,13 @@
 import { existsSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { AlpineError, type SandboxdStartInput, sandboxdStartConfig } from "@alpine/core";
+import {
+  type AlpineConfig,
+  AlpineError,
+  type SandboxdStartInput,
+  sandboxdNotify,
+  sandboxdStartConfig,
+} from "@alpine/core";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import { thisHost } from "../context.ts";
 import { opencodeBinary as findOpencode, sandboxdEntry as findSandboxd } from "../runtime-paths.ts";
@@ -96,7 +102,7 @@ export function localSandboxdConfig(opts: {
   isolation: "bubblewrap" | "none";
   token: string;
   auth?: Record<string, unknown>;
-  extra?: Pick<NonNullable<SandboxdStartInput["extra"]>, "warm" | "prestart" | "exit_checkpoint">;
+  extra?: Pick<NonNullable<SandboxdStartInput["extra"]>, "warm" | "prestart" | "exit_checkpoint" | "notify">;
 }) {
   return sandboxdStartConfig({
     sandbox: opts.sandbox,
@@ -172,4 +178,14 @@ export async function stopSandboxd(dir: string, pid?: number): Promise<void> {
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && alive().length > 0) await new Promise((r) => setTimeout(r, 50));
   for (const p of alive()) signalGroup(p, "SIGKILL");
+}
+
+/**
+ * sandboxd's `notify` for a sandbox of this host: webhook secrets from this process's environment
+ * (they go on sandboxd's stdin), and the delivery ledger in $ALPINE_HOME/notify/, which a teardown
+ * does not remove and the agent cannot see ($ALPINE_HOME is masked).
+ */
+export function notifyExtra(config: AlpineConfig, alpineHome: string, sandboxId: string) {
+  const notify = sandboxdNotify(config.notify, process.env, join(alpineHome, "notify", `${sandboxId}.json`));
+  return notify ? { notify } : {};
 }

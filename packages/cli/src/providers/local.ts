@@ -15,6 +15,7 @@ import { thisHost } from "../context.ts";
 import { cachedIsolation, type IsolationOf, resolveIsolation } from "./isolation.ts";
 import {
   localSandboxdConfig,
+  notifyExtra,
   PID_FILE,
   RUNTIME_SUBDIRS,
   sandboxdEntry,
@@ -167,6 +168,7 @@ export class LocalProvider implements Provider {
         extra: {
           ...(intent?.init_repo ? { prestart: { repo: intent.init_repo } } : {}),
           ...(this.opts.exitCheckpoint ? { exit_checkpoint: this.opts.exitCheckpoint } : {}),
+          ...notifyExtra(spec.config, this.ctx.home, spec.sandbox_id),
         },
       });
       if (!child.pid) throw new AlpineError("agent_start_failed", "cannot start sandboxd", {});
