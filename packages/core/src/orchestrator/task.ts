@@ -63,8 +63,8 @@ export async function reconcile(
   const record = await settle(deps, given);
   if (found.state !== "ok" || !found.status) return record;
   const status = found.status;
-  const { finished, agentChanged } = observeStatus(record, status);
-  if (!finished && !agentChanged) return record;
+  const { finished, agentChanged, changesChanged } = observeStatus(record, status);
+  if (!finished && !agentChanged && !changesChanged) return record;
   try {
     return await withLease(deps, record, "reconcile", async (op) => {
       const current = await getRecord(deps, record.name);
