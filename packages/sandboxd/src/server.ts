@@ -29,6 +29,7 @@ import type { Sandbox } from "./sandbox.ts";
 import { writeCheckpoint } from "./sandbox-checkpoint.ts";
 import { exportWork } from "./sandbox-export.ts";
 import { planRestore, restoreSandbox, stageRestoreArtifact } from "./sandbox-restore.ts";
+import { sessionUsedBy } from "./ui-session.ts";
 
 const HTTP_STATUS: Partial<Record<ReasonCode, number>> = {
   unauthorized: 401,
@@ -177,7 +178,10 @@ export function createApi(deps: ApiDeps): Server {
       case "POST /v1/task": {
         const body = await readJson(req, TaskRequestSchema);
         sandbox.requireReady();
-        const { session_id } = await sandbox.agent.runTask(body.prompt, body.session_id);
+        const { session_id } = await sandbox.agent.runTask(body.prompt, body.session_id, {
+          newSession: body.new_session === true,
+          fallback: body.fallback_session_id,
+        });
         return sendJson(res, 200, { session_id, accepted: true } satisfies TaskResponse);
       }
       case "GET /v1/diff": {
@@ -393,6 +397,12 @@ export function createApi(deps: ApiDeps): Server {
         req.resume();
         return sendHtml401(res, sandbox.config.name, "This is the OpenCode web UI of an alpine sandbox.");
       }
+      const used = sessionUsedBy(
+        req.method ?? "GET",
+        path,
+        req.headers["sec-fetch-dest"] as string | undefined,
+      );
+      if (used) sandbox.agent.noteSessionUsed(used);
       return proxyHttp(req, res, upstream(), COOKIE_PREFIX);
     } catch (err) {
       const e = toAlpineError(err);

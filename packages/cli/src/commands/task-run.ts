@@ -6,12 +6,12 @@ export async function taskCommand(
   ctx: Context,
   name: string,
   words: string[],
-  opts: { wait: boolean },
+  opts: { wait: boolean; newSession?: boolean },
 ): Promise<void> {
   const out = await (await sandboxService(ctx)).task(
     name,
     words.join(" "),
-    { wait: opts.wait },
+    { wait: opts.wait, newSession: opts.newSession === true },
     stderrProgress(ctx.globals),
   );
   if (ctx.globals.json) return printJson(out);

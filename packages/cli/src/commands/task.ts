@@ -10,10 +10,15 @@ export default defineCommand({
   description: "Send a prompt to the sandbox's agent (a completed sandbox goes back to running).",
   flags: {
     wait: { type: "boolean", description: "wait until the agent has finished the task" },
+    newSession: {
+      type: "boolean",
+      description: "start a new OpenCode session instead of continuing the one last used (UI or CLI)",
+    },
   },
   examples: [
     'alpine task fix-login "Now add a regression test"',
     "alpine task fix-login --wait Update the changelog",
+    'alpine task fix-login --new-session "Review the diff with fresh eyes"',
   ],
   output: "task",
   handler: () => import("./task-run.ts").then((m) => m.taskCommand),

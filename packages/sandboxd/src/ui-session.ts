@@ -1,0 +1,36 @@
+/**
+ * Which OpenCode session a request through the UI proxy shows the person using
+ * (docs/opencode.md, "One conversation"): a prompt, command or shell sent to a
+ * session, or a page of a session loaded in the browser (a full load: `alpine
+ * open`'s landing, a reload, a link). Reads that the UI makes for other reasons
+ * (its session list, the home page's previews, a session's title) say nothing
+ * about which conversation the person is in, and are not counted.
+ */
+
+const SESSION_ID = /^ses_[A-Za-z0-9]+$/;
+const PROMPTING = new Set(["message", "prompt_async", "command", "shell"]);
+
+function decoded(segment: string | undefined): string | null {
+  if (!segment) return null;
+  try {
+    const id = decodeURIComponent(segment);
+    return SESSION_ID.test(id) ? id : null;
+  } catch {
+    // Malformed percent-encoding names no session.
+    return null;
+  }
+}
+
+export function sessionUsedBy(method: string, path: string, fetchDest: string | undefined): string | null {
+  const parts = path.split("/");
+  // POST /session/<id>/(message|prompt_async|command|shell)
+  if (method === "POST" && parts.length === 4 && parts[1] === "session" && PROMPTING.has(parts[3]!)) {
+    return decoded(parts[2]);
+  }
+  // A page load of /<dir>/session/<id> or /server/<key>/session/<id> (OpenCode's app routes).
+  if (method === "GET" && fetchDest === "document") {
+    const at = parts.lastIndexOf("session");
+    if (at >= 2 && at === parts.length - 2) return decoded(parts[at + 1]);
+  }
+  return null;
+}
