@@ -34,3 +34,37 @@ export function sessionUsedBy(method: string, path: string, fetchDest: string | 
   }
   return null;
 }
+
+/**
+ * The page a browser gets on its first page load after a login, before OpenCode's app: it adds
+ * the sandbox's workspace to the app's list of projects and loads the same address again.
+ * OpenCode's home page lists the projects this browser opened (kept by the app in localStorage,
+ * `opencode.global.dat:server` → `projects[<server URL>]`), not those the server knows, so a
+ * browser that only ever followed `alpine open`'s deep link to a session saw an empty home page
+ * ("Nothing here yet") and no way back to the workspace's sessions (docs/opencode.md).
+ */
+export function landingPage(workspaceDir: string, nonce: string): string {
+  // JSON in a script: "<" escaped so no "</script>" can end it early.
+  const dir = JSON.stringify(workspaceDir).replace(/</g, "\\u003c");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>OpenCode</title></head><body>
+<script nonce="${nonce}">
+(() => {
+  const key = "opencode.global.dat:server";
+  const dir = ${dir};
+  let state = {};
+  try { state = JSON.parse(localStorage.getItem(key) || "{}") || {}; } catch { state = {}; }
+  const server = location.origin;
+  state.list ??= [];
+  state.projects ??= {};
+  state.lastProject ??= {};
+  const projects = state.projects[server] ?? [];
+  if (!projects.some((p) => p && p.worktree === dir)) state.projects[server] = [{ worktree: dir, expanded: true }, ...projects];
+  state.lastProject[server] ??= dir;
+  try { localStorage.setItem(key, JSON.stringify(state)); } catch {}
+  location.replace(location.href);
+})();
+</script>
+</body></html>
+`;
+}
