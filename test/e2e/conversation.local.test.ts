@@ -1,6 +1,8 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliResult, runCli } from "../helpers/cli.ts";
+import { type CliResult, ROOT, runCli } from "../helpers/cli.ts";
 import { type E2EEnv, makeEnv, waitFor } from "./env.ts";
 
 /**
@@ -22,6 +24,7 @@ async function retrying(...args: string[]): Promise<CliResult> {
 }
 
 beforeAll(async () => {
+  mkdirSync(join(ROOT, "test-results"), { recursive: true });
   e = await makeEnv();
   const r = await alpine("launch", "conv", "--repo", e.repoUrl, "--json");
   expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -109,6 +112,22 @@ describe("one conversation", () => {
       page2.on("request", (q) => q.resourceType() === "document" && docs2.push(q.url()));
       await page2.goto(again.json().web_url, { timeout: 30_000 });
       expect(new URL(docs2.find((u) => !u.includes("/auth/"))!).pathname).toBe(`/${dir}/session/${first}`);
+
+      // OpenCode's home page lists the workspace as a project, with its sessions, to navigate back.
+      await page.goto(`${landing.origin}/`, { timeout: 30_000 });
+      const workspace = Buffer.from(dir!, "base64url").toString();
+      const home = await waitFor(
+        "the home page to list the workspace's sessions",
+        async () => {
+          const text = await page.innerText("body");
+          return !text.includes("Nothing here yet") && text.includes(basename(workspace)) ? text : null;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      ).catch(async (err) => {
+        throw new Error(`${String(err)}\nhome page:\n${await page.innerText("body")}`);
+      });
+      writeFileSync(join(ROOT, "test-results", "conversation-home.txt"), home);
+      await page.screenshot({ path: join(ROOT, "test-results", "conversation-home.png") });
     } finally {
       await browser.close();
     }
