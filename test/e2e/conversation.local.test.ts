@@ -120,7 +120,13 @@ describe("one conversation", () => {
         "the home page to list the workspace's sessions",
         async () => {
           const text = await page.innerText("body");
-          return !text.includes("Nothing here yet") && text.includes(basename(workspace)) ? text : null;
+          // "Projects" lists one named after the workspace dir; below "New session", one row per
+          // session ("<title>", then the project's name on a line of its own): two sessions here.
+          const project = basename(workspace);
+          const lines = text.split("\n").map((l) => l.trim());
+          const listed = lines.slice(lines.indexOf("Projects"), lines.indexOf("Settings")).includes(project);
+          const rows = lines.slice(lines.indexOf("New session")).filter((l) => l === project).length;
+          return listed && rows >= 2 ? text : null;
         },
         { timeoutMs: 60_000, intervalMs: 500 },
       ).catch(async (err) => {
