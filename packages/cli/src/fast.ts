@@ -59,13 +59,13 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
   if (mayBeRemote(globals.config)) return false;
   let store: { close(): void } | undefined;
   try {
-    const [{ SqliteStateStore }, { localListItem, printList }] = await Promise.all([
+    const [{ SqliteStateStore }, { localListItem, printList, withOverlaps }] = await Promise.all([
       import("./store/sqlite-store.ts"),
       import("./commands/list-view.ts"),
     ]);
     const opened = new SqliteStateStore(stateDbPath(alpineHome()));
     store = opened;
-    printList((await opened.list()).map(localListItem), globals.json);
+    printList(withOverlaps((await opened.list()).map(localListItem)), globals.json);
   } catch (err) {
     process.exitCode = reportError(err, globals);
   } finally {

@@ -34,6 +34,7 @@ export type RemoteLaunch = z.infer<typeof RemoteLaunchSchema>;
 export const RemoteTaskSchema = z.object({
   prompt: z.string(),
   wait: z.boolean().optional(),
+  new_session: z.boolean().optional(),
   config: configField,
 });
 

@@ -317,8 +317,15 @@ export type InitEvent = z.infer<typeof InitEventSchema>;
 
 export const TaskRequestSchema = z.object({
   prompt: z.string().min(1),
-  /** Continue this OpenCode session; default: the sandbox's task session (created on first use). */
+  /**
+   * Continue this OpenCode session; default: the sandbox's conversation, the session the person
+   * last used in the UI or a task last went to (docs/opencode.md, "One conversation").
+   */
   session_id: z.string().min(1).optional(),
+  /** Start a new session (`alpine task --new-session`); it becomes the conversation. */
+  new_session: z.boolean().optional(),
+  /** The session to continue when sandboxd knows no conversation (a new sandboxd on a kept workspace): the record's last task's. */
+  fallback_session_id: z.string().min(1).optional(),
 });
 export type TaskRequest = z.infer<typeof TaskRequestSchema>;
 export const TaskResponseSchema = z.object({ session_id: z.string(), accepted: z.literal(true) });

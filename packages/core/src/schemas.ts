@@ -85,6 +85,23 @@ export const ExportRecordSchema = z.object({
 });
 export type ExportRecord = z.infer<typeof ExportRecordSchema>;
 
+/**
+ * The files the sandbox changed against its base commit, as the last probe of its workspace saw
+ * them (status, task --wait, export, the Cloudflare alarm); `list`'s overlap warnings read it.
+ */
+export const ChangesRecordSchema = z.object({
+  files: z.array(z.string()),
+  tree_hash: z
+    .string()
+    .nullable()
+    .describe("the workspace's tree then; equal to export.tree_hash once exported"),
+  seen_at: isoTime,
+});
+export type ChangesRecord = z.infer<typeof ChangesRecordSchema>;
+
+/** `overlaps` in list/status/export: another sandbox on the same repo and the files both changed. */
+export const OverlapSchema = z.object({ name: z.string(), files: z.array(z.string()) });
+
 export const SandboxRecordSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -102,6 +119,8 @@ export const SandboxRecordSchema = z.object({
   task: TaskRecordSchema.nullable(),
   checkpoint: CheckpointRecordSchema.nullable(),
   export: ExportRecordSchema.nullable(),
+  /** Absent in records written before overlap warnings, and until a probe saw the workspace. */
+  changes: ChangesRecordSchema.nullable().optional(),
   error: ErrorOutputSchema.nullable(),
   /** Bumped on every write; writes compare it (optimistic concurrency on top of the lease). */
   version: z.number().int(),
@@ -150,6 +169,13 @@ export const ListItemSchema = z.object({
   agent: AgentStateSchema,
   last_activity: isoTime.nullable(),
   created_at: isoTime,
+  changed_files: z
+    .array(z.string())
+    .describe("the files changed against the base commit when a probe last saw the workspace"),
+  changes_seen_at: isoTime.nullable().describe("when that was (null: never)"),
+  overlaps: z
+    .array(OverlapSchema)
+    .describe("other sandboxes on the same repo whose changed files intersect, from the same records"),
 });
 export const ListOutputSchema = z.array(ListItemSchema);
 
@@ -228,6 +254,11 @@ export const StatusOutputSchema = z.object({
     .describe("what the agent can see of the host; null until a local sandbox's sandboxd answered"),
   last_activity: isoTime.nullable(),
   error: ErrorOutputSchema.nullable(),
+  overlaps: z
+    .array(OverlapSchema)
+    .describe(
+      "other sandboxes on the same repo whose changed files (as their records last saw them) intersect this one's",
+    ),
 });
 
 export const OpenOutputSchema = z.object({
@@ -289,6 +320,9 @@ export const ExportOutputSchema = z.object({
   checkpoint_id: z.string().nullable(),
   auto_tore_down: z.boolean(),
   exported_at: isoTime,
+  overlaps: z
+    .array(OverlapSchema)
+    .describe("other sandboxes' unexported work on the same repo touching the same files (a warning)"),
 });
 
 export const CheckpointOutputSchema = z.object({

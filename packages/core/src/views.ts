@@ -1,6 +1,7 @@
 import type { AlpineConfig } from "./config.ts";
 import { confinementView } from "./confinement.ts";
 import type { ErrorJson } from "./errors.ts";
+import { type Overlap, overlapsAmong } from "./orchestrator/decisions/overlaps.ts";
 import type { ExportResult, LaunchResult, Orchestrator, Probe } from "./orchestrator.ts";
 import type { CheckpointManifest } from "./ports.ts";
 import { providerDescriptor } from "./provider-kinds.ts";
@@ -60,6 +61,11 @@ export interface ListItemView {
   agent: SandboxRecord["agent"];
   last_activity: string | null;
   created_at: string;
+  /** The files changed against the base commit when a probe last saw the workspace. */
+  changed_files: string[];
+  changes_seen_at: string | null;
+  /** Filled in over the whole list by `withOverlaps`. */
+  overlaps: Overlap[];
 }
 
 export function listItemView(r: SandboxRecord): ListItemView {
@@ -73,7 +79,27 @@ export function listItemView(r: SandboxRecord): ListItemView {
     agent: r.agent,
     last_activity: r.last_activity,
     created_at: r.created_at,
+    changed_files: r.changes?.files ?? [],
+    changes_seen_at: r.changes?.seen_at ?? null,
+    overlaps: [],
   };
+}
+
+/**
+ * The list with each item's overlaps among the others (decisions/overlaps.ts), from what the
+ * items carry; items from an older control plane without `changed_files` count as unchanged.
+ */
+export function withOverlaps(items: readonly ListItemView[]): ListItemView[] {
+  const found = overlapsAmong(
+    items.map((i) => ({
+      name: i.name,
+      repo: i.repo,
+      files: i.changed_files ?? [],
+      destroyed: i.state === "destroyed",
+      unexported: false,
+    })),
+  );
+  return items.map((i) => ({ ...i, overlaps: found.get(i.name) ?? [] }));
 }
 
 /** `alpine status --json`. */
@@ -84,6 +110,7 @@ export function statusView(
   lease: Lease | null,
   config: AlpineConfig,
   webUrl?: string | null,
+  overlaps: Overlap[] = [],
 ) {
   const s = probe.status;
   return {
@@ -151,6 +178,7 @@ export function statusView(
     error: (probe.state === "unavailable" && probe.error
       ? probe.error.toJSON()
       : record.error) as ErrorJson | null,
+    overlaps,
   };
 }
 export type StatusView = ReturnType<typeof statusView>;
@@ -170,6 +198,7 @@ export interface ExportView {
   checkpoint_id: string | null;
   auto_tore_down: boolean;
   exported_at: string;
+  overlaps: Overlap[];
 }
 
 export function exportView(name: string, result: ExportResult): ExportView {
@@ -189,6 +218,7 @@ export function exportView(name: string, result: ExportResult): ExportView {
     checkpoint_id: result.checkpoint_id,
     auto_tore_down: result.auto_tore_down,
     exported_at: result.exported_at,
+    overlaps: result.overlaps ?? [],
   };
 }
 

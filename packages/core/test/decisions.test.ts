@@ -364,7 +364,7 @@ describe("reconciling a probe into the record", () => {
       false,
     ],
   ])("%s", (_, record, status, finished, agentChanged) => {
-    expect(observeStatus(record, status)).toEqual({ finished, agentChanged });
+    expect(observeStatus(record, status)).toMatchObject({ finished, agentChanged });
   });
 
   it("moves a finished task to completed with its finish time", () => {

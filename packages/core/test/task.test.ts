@@ -19,6 +19,28 @@ describe("tasks", () => {
     expect(w.record().task?.prompt_summary).toBe("two");
   });
 
+  it("lets sandboxd pick the conversation: the record's session is only the fallback", async () => {
+    const w = world();
+    const record = await launched(w, "box", { task: "one" });
+    const sandboxd = w.provider.sandboxd(record.id);
+    // The person moved to another session in the UI: sandboxd's conversation wins over the record's.
+    sandboxd.conversation = "ses_ui";
+    const { session_id } = await w.orchestrator.task("box", "two");
+    expect(session_id).toBe("ses_ui");
+    expect(sandboxd.lastTaskBody).toMatchObject({ fallback_session_id: "ses_1" });
+    expect(sandboxd.lastTaskBody?.session_id).toBeUndefined();
+    expect(w.record().task?.session_id).toBe("ses_ui");
+  });
+
+  it("--new-session asks sandboxd for a new session, which the record then holds", async () => {
+    const w = world();
+    const record = await launched(w, "box", { task: "one" });
+    const { session_id } = await w.orchestrator.task("box", "two", { newSession: true });
+    expect(session_id).not.toBe("ses_1");
+    expect(w.provider.sandboxd(record.id).lastTaskBody).toMatchObject({ new_session: true });
+    expect(w.record().task?.session_id).toBe(session_id);
+  });
+
   it("waitForTask polls on the clock until the task completes: running → completed", async () => {
     const w = world();
     const record = await launched(w, "box", { task: "t" });

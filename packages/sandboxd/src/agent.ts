@@ -65,6 +65,8 @@ export class AgentTracker {
   private starting = false;
   /** The session tasks continue when they name none (created by the first task). */
   private taskSession: string | null = null;
+  /** The session the person last used, in the UI (noteSessionUsed) or by a task: tasks continue it. */
+  private usedSession: string | null = null;
   lastActivity: Date | null = null;
   lastSession: string | null = null;
 
@@ -119,6 +121,20 @@ export class AgentTracker {
 
   get sessionId(): string | null {
     return this.task?.session_id ?? this.lastSession ?? this.taskSession;
+  }
+
+  /**
+   * The conversation: the session the person last used, in the UI or the CLI (a task). A task
+   * that names no session continues it, and `alpine open` lands on it (docs/opencode.md).
+   */
+  get conversation(): string | null {
+    return this.usedSession ?? this.taskSession;
+  }
+
+  /** The UI proxy saw the person prompt in, or load the page of, a session (ui-session.ts). */
+  noteSessionUsed(sessionId: string): void {
+    if (this.usedSession !== sessionId) this.log.debug("conversation moved", { session_id: sessionId });
+    this.usedSession = sessionId;
   }
 
   /** Makes tasks without a session id continue `sessionId` (after a restore: the newest session). */
@@ -297,6 +313,7 @@ export class AgentTracker {
       case "session.deleted": {
         if (sid) this.sessions.delete(sid);
         if (sid && this.taskSession === sid) this.taskSession = null;
+        if (sid && this.usedSession === sid) this.usedSession = null;
         break;
       }
     }
@@ -365,7 +382,11 @@ export class AgentTracker {
    * Sends a prompt. Without session_id it continues the sandbox's task session
    * (created by the first task), so follow-up tasks keep the agent's context.
    */
-  async runTask(prompt: string, sessionId?: string): Promise<{ session_id: string }> {
+  async runTask(
+    prompt: string,
+    sessionId?: string,
+    opts: { newSession?: boolean; fallback?: string } = {},
+  ): Promise<{ session_id: string }> {
     if (this.task?.state === "running" || this.starting) {
       throw new AlpineError("agent_busy", "a task is already running in this sandbox", {
         session_id: this.task?.session_id ?? null,
@@ -373,19 +394,23 @@ export class AgentTracker {
     }
     this.starting = true;
     try {
-      return await this.startTask(prompt, sessionId);
+      return await this.startTask(prompt, sessionId, opts);
     } finally {
       this.starting = false;
     }
   }
 
-  private async startTask(prompt: string, sessionId?: string): Promise<{ session_id: string }> {
+  private async startTask(
+    prompt: string,
+    sessionId?: string,
+    opts: { newSession?: boolean; fallback?: string } = {},
+  ): Promise<{ session_id: string }> {
     // The first subscription builds OpenCode's instance for the workspace (it scans the project),
     // which on a loaded machine, under bubblewrap's bridge, takes seconds: a task waits for it.
     if (!this.oc.ready || !(await this.waitConnected(EVENT_STREAM_WAIT_MS))) {
       throw new AlpineError("sandbox_unavailable", "OpenCode is not answering right now (restarting?)");
     }
-    let sid = sessionId ?? this.taskSession;
+    let sid = sessionId ?? (opts.newSession ? null : (this.conversation ?? opts.fallback ?? null));
     const known = sid ? this.sessions.get(sid) : undefined;
     if (sid && known && known.status !== "idle") {
       throw new AlpineError("agent_busy", "the agent is working in that session", { session_id: sid });
@@ -453,6 +478,7 @@ export class AgentTracker {
     }
     task.accepted = true;
     this.taskSession = sid;
+    this.usedSession = sid;
     this.log.info("task started", { session_id: sid, prompt_chars: prompt.length });
     return { session_id: sid };
   }

@@ -87,6 +87,12 @@ export class Auth {
     return session;
   }
 
+  /** A stable key of the UI session the cookie carries (not the secret itself), or null. */
+  sessionKey(cookieHeader: string | undefined): string | null {
+    const value = parseCookies(cookieHeader).get(this.cookieName);
+    return value === undefined ? null : hashKey(value);
+  }
+
   checkCookie(cookieHeader: string | undefined, now = Date.now()): boolean {
     const value = parseCookies(cookieHeader).get(this.cookieName);
     if (value === undefined) return false;

@@ -481,7 +481,10 @@ export class Sandbox {
   async uiPath(): Promise<string> {
     if (this.phase !== "ready") return "/";
     const dir = Buffer.from(this.config.workspace_dir).toString("base64url");
-    const session = this.agent.sessionId ?? (await this.agent.latestSession(this.config.workspace_dir));
+    const session =
+      this.agent.conversation ??
+      this.agent.sessionId ??
+      (await this.agent.latestSession(this.config.workspace_dir));
     return session ? `/${dir}/session/${encodeURIComponent(session)}` : `/${dir}`;
   }
 

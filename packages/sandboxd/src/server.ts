@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -29,6 +30,7 @@ import type { Sandbox } from "./sandbox.ts";
 import { writeCheckpoint } from "./sandbox-checkpoint.ts";
 import { exportWork } from "./sandbox-export.ts";
 import { planRestore, restoreSandbox, stageRestoreArtifact } from "./sandbox-restore.ts";
+import { landingPage, sessionUsedBy } from "./ui-session.ts";
 
 const HTTP_STATUS: Partial<Record<ReasonCode, number>> = {
   unauthorized: 401,
@@ -151,6 +153,8 @@ export interface ApiDeps {
 
 export function createApi(deps: ApiDeps): Server {
   const { sandbox, auth, log } = deps;
+  /** UI sessions whose browser got the landing page (ui-session.ts) already. */
+  const landed = new Set<string>();
 
   // Not before ready: a UI request would make OpenCode open the workspace before the checkout exists.
   const upstream = (): Upstream | null => {
@@ -177,7 +181,10 @@ export function createApi(deps: ApiDeps): Server {
       case "POST /v1/task": {
         const body = await readJson(req, TaskRequestSchema);
         sandbox.requireReady();
-        const { session_id } = await sandbox.agent.runTask(body.prompt, body.session_id);
+        const { session_id } = await sandbox.agent.runTask(body.prompt, body.session_id, {
+          newSession: body.new_session === true,
+          fallback: body.fallback_session_id,
+        });
         return sendJson(res, 200, { session_id, accepted: true } satisfies TaskResponse);
       }
       case "GET /v1/diff": {
@@ -393,6 +400,30 @@ export function createApi(deps: ApiDeps): Server {
         req.resume();
         return sendHtml401(res, sandbox.config.name, "This is the OpenCode web UI of an alpine sandbox.");
       }
+      // A browser's first page load after its login: add the workspace to OpenCode's home page first.
+      const dest = req.headers["sec-fetch-dest"];
+      if (req.method === "GET" && dest === "document" && sandbox.phase === "ready") {
+        const key = auth.sessionKey(req.headers.cookie);
+        if (key && !landed.has(key)) {
+          landed.add(key);
+          if (landed.size > 1000) landed.delete(landed.values().next().value!);
+          const nonce = randomBytes(16).toString("base64");
+          const body = landingPage(sandbox.config.workspace_dir, nonce);
+          res.writeHead(200, {
+            "content-type": "text/html; charset=utf-8",
+            "content-length": Buffer.byteLength(body),
+            "cache-control": "no-store",
+            "content-security-policy": `default-src 'none'; script-src 'nonce-${nonce}'`,
+          });
+          return res.end(body);
+        }
+      }
+      const used = sessionUsedBy(
+        req.method ?? "GET",
+        path,
+        req.headers["sec-fetch-dest"] as string | undefined,
+      );
+      if (used) sandbox.agent.noteSessionUsed(used);
       return proxyHttp(req, res, upstream(), COOKIE_PREFIX);
     } catch (err) {
       const e = toAlpineError(err);

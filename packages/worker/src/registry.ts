@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ListItemView } from "@alpine/core";
+import { withOverlaps } from "@alpine/core/views";
 import { openJson, sealJson } from "./crypto.ts";
 import type { Env } from "./env.ts";
 
@@ -35,10 +36,13 @@ export class RegistryObject extends DurableObject<Env> {
   }
 
   async list(): Promise<ListItemView[]> {
-    return this.ctx.storage.sql
-      .exec<{ item: string }>("SELECT item FROM sandboxes ORDER BY name")
-      .toArray()
-      .map((r) => JSON.parse(r.item) as ListItemView);
+    // Overlaps across sandboxes: each SandboxObject knows only its own record; the registry all summaries.
+    return withOverlaps(
+      this.ctx.storage.sql
+        .exec<{ item: string }>("SELECT item FROM sandboxes ORDER BY name")
+        .toArray()
+        .map((r) => JSON.parse(r.item) as ListItemView),
+    );
   }
 
   async names(): Promise<string[]> {

@@ -65,6 +65,8 @@ export function hostileSuite(kind: "local" | "docker"): void {
   let devServer: Server | null = null;
   let devPort = 0;
   let devHits = 0;
+  /** The victim sandbox's sandboxd (its /v1 API and UI proxy) on the host's loopback. */
+  let victimUrl = "";
   const alpine = (...args: string[]) => runCli(args, { env: e.env, cwd: e.cwd });
 
   // Two launches, two tasks and a checkpoint: minutes on a loaded 2-core machine.
@@ -121,6 +123,8 @@ export function hostileSuite(kind: "local" | "docker"): void {
     expect(hostile.code, hostile.stdout + hostile.stderr).toBe(0);
     hostileId = hostile.json().id;
     victimToken = tokenOf(e.alpineHome, victimId);
+    victimUrl = (await alpine("status", "victim", "--json")).json().runtime.web_url;
+    expect(victimUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   }, 300_000);
 
   afterEach((ctx) => {
@@ -220,6 +224,17 @@ export function hostileSuite(kind: "local" | "docker"): void {
         command: `node -e "fetch('http://127.0.0.1:${devPort}/').then(r => r.text()).then(t => console.log('GOT', t), e => console.log('ERR', e.cause?.code ?? e.message))"`,
       },
       {
+        name: "reach the other sandbox's sandboxd on the host's loopback",
+        command: `node -e "fetch('${victimUrl}/v1/status').then(r => console.log('GOT', r.status), e => console.log('ERR', e.cause?.code ?? e.message))"`,
+        mustNotContain: ["GOT"],
+      },
+      {
+        name: "reach a host outside the allow-list through the egress proxy",
+        // Node's fetch uses the proxy variables only when told to; the proxy refuses before any lookup.
+        command: `NODE_USE_ENV_PROXY=1 node -e "fetch('https://example.invalid/').then(r => console.log('GOT', r.status), e => console.log('ERR', e.cause?.code ?? e.cause?.message ?? e.message))"`,
+        mustNotContain: ["GOT"],
+      },
+      {
         name: "read its sandboxd's log and checkpoint staging",
         command:
           kind === "local"
@@ -283,7 +298,12 @@ export function hostileSuite(kind: "local" | "docker"): void {
           kind: "hostile",
           provider: kind,
           attempt: a.name,
-          command: show(machineNeutral(a.command, e.root).replaceAll(`:${devPort}/`, ":<port>/"), 120),
+          command: show(
+            machineNeutral(a.command, e.root)
+              .replaceAll(`:${devPort}/`, ":<port>/")
+              .replaceAll(victimUrl, "http://127.0.0.1:<victim's port>"),
+            120,
+          ),
           got: show(machineNeutral(redact(got.replace(DONE, "").trim(), forbidden), e.root), 100),
           verdict: a.known ? `${verdict} — known gap: ${a.known}` : verdict,
           leaked: leaked.length > 0,
@@ -293,6 +313,9 @@ export function hostileSuite(kind: "local" | "docker"): void {
       // No write reached the host's /etc either (a container's /etc is its own).
       expect(existsSync("/etc/escaped-from-sandbox")).toBe(false);
       expect(devHits, "requests that reached the host's dev server").toBe(0);
+      // The refusal is counted and named where a person looks.
+      const status = (await alpine("status", "hostile", "--json")).json();
+      expect(status.runtime.egress.refused_hosts).toContain("example.invalid:443");
     }, 600_000);
   });
 }

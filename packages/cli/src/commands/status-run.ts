@@ -1,5 +1,5 @@
 import type { Context } from "../context.ts";
-import { bold, dim, printJson, red, relativeTime } from "../output.ts";
+import { bold, dim, printJson, red, relativeTime, yellow } from "../output.ts";
 
 export async function statusCommand(ctx: Context, name: string): Promise<void> {
   const { sandboxService } = await import("../service.ts");
@@ -35,6 +35,8 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
     for (const f of w.changed_files.slice(0, 20)) lines.push(`            ${f.status.padEnd(9)} ${f.path}`);
     if (w.changed_files.length > 20) lines.push(`            … ${w.changed_files.length - 20} more`);
   }
+  for (const o of out.overlaps ?? [])
+    lines.push(`  overlap   ${yellow(`with ${o.name}: ${o.files.join(", ")}`)}`);
   if (out.durability)
     lines.push(
       `  saved     checkpoint ${out.durability.checkpoint_id} (${relativeTime(out.durability.created_at)})`,

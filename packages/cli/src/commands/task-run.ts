@@ -7,13 +7,18 @@ export async function taskCommand(
   ctx: Context,
   name: string,
   words: string[],
-  opts: { wait: boolean },
+  opts: { wait: boolean; newSession?: boolean },
 ): Promise<void> {
   const service = await sandboxService(ctx);
   const progress = stderrProgress(ctx.globals);
   // The wait is `alpine wait NAME`'s (wait-run.ts): short looks at the status, paced, on every
   // provider; the task route is not held open for it.
-  const out = await service.task(name, words.join(" "), { wait: false }, progress);
+  const out = await service.task(
+    name,
+    words.join(" "),
+    { wait: false, newSession: opts.newSession === true },
+    progress,
+  );
   if (opts.wait) {
     progress.step("waiting for the agent to finish");
     const { waitOn } = await import("./wait-run.ts");

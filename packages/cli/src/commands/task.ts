@@ -14,10 +14,15 @@ export default defineCommand({
       description:
         "wait until the agent has finished the task (as `alpine wait NAME` does, with its exit codes)",
     },
+    newSession: {
+      type: "boolean",
+      description: "start a new OpenCode session instead of continuing the one last used (UI or CLI)",
+    },
   },
   examples: [
     'alpine task fix-login "Now add a regression test"',
     "alpine task fix-login --wait Update the changelog",
+    'alpine task fix-login --new-session "Review the diff with fresh eyes"',
   ],
   output: "task",
   handler: () => import("./task-run.ts").then((m) => m.taskCommand),

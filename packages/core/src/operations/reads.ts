@@ -1,3 +1,4 @@
+import { overlapsOf, workOf } from "../orchestrator/decisions/overlaps.ts";
 import {
   type DiffView,
   type ListItemView,
@@ -6,6 +7,7 @@ import {
   listItemView,
   type StatusView,
   statusView,
+  withOverlaps,
 } from "../views.ts";
 import type { OperationContext } from "./context.ts";
 
@@ -30,12 +32,15 @@ export async function statusOperation(
     o.activeLease(name),
   ]);
   record = await o.reconcile(record, probe);
-  return statusView(o, record, probe, lease, ctx.config, ctx.webUrl?.(record));
+  // What the probe saw now, else what the record kept (reconcile is skipped while an operation runs).
+  const files = probe.status?.workspace?.changed_files.map((f) => f.path) ?? record.changes?.files ?? [];
+  const overlaps = overlapsOf({ ...workOf(record), files }, (await o.list()).map(workOf));
+  return statusView(o, record, probe, lease, ctx.config, ctx.webUrl?.(record), overlaps);
 }
 
-/** `alpine list`: every sandbox this orchestrator's store holds. */
+/** `alpine list`: every sandbox this orchestrator's store holds, with overlaps from the records alone. */
 export async function listOperation(ctx: OperationContext): Promise<ListItemView[]> {
-  return (await ctx.orchestrator.list()).map(listItemView);
+  return withOverlaps((await ctx.orchestrator.list()).map(listItemView));
 }
 
 /** `alpine diff`: the agent's changes, untracked files included; no patch text with `stat`. */

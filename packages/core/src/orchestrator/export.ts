@@ -1,7 +1,7 @@
 import { AlpineError, toAlpineError } from "../errors.ts";
 import type { Progress } from "../ports.ts";
 import { validateBranchName } from "../refs.ts";
-import type { ExportRecord, SandboxRecord } from "../schemas.ts";
+import type { ChangesRecord, ExportRecord, SandboxRecord } from "../schemas.ts";
 import { verifiedManifest } from "./checkpoint.ts";
 import { ignoreFailure, note, nowIso, reach, update } from "./context.ts";
 import {
@@ -11,6 +11,7 @@ import {
   exportRetryable,
   exportSource,
 } from "./decisions/export.ts";
+import { type Overlap, overlapsOf, workOf } from "./decisions/overlaps.ts";
 import { activeLease, connectTo, getRecord } from "./reading.ts";
 import { withLease } from "./settle.ts";
 import { teardown } from "./teardown.ts";
@@ -42,11 +43,15 @@ export async function exportWork(
     const credentials = push ? await pushCredentials(deps, current.repo) : undefined;
     const author = await deps.gitAuthor();
     let work: WorkExport;
+    let overlaps: Overlap[] = [];
+    let seen: ChangesRecord | null = null;
     if (source === "workspace") {
       const client = await connectTo(deps, current);
       const status = await client.status();
       const files = status.workspace?.changed_files.map((f) => f.path) ?? [];
+      overlaps = await warnOverlaps(deps, current, files, progress);
       const message = exportMessage(current.task?.prompt_summary ?? null, name, files);
+      seen = { files: [...files].sort(), tree_hash: null, seen_at: nowIso(deps) };
       progress.step(push ? `pushing ${branch}` : "making the patch");
       work = await client.export({ branch, message, author, push, credentials });
       if (!push) {
@@ -64,6 +69,7 @@ export async function exportWork(
           },
         );
       }
+      overlaps = await warnOverlaps(deps, current, current.changes?.files ?? [], progress);
       const manifest = await verifiedManifest(deps, current, checkpoint.id);
       progress.step(push ? `pushing ${branch} from checkpoint ${checkpoint.id}` : "making the patch");
       work = await deps.checkpointExporter.export(manifest, {
@@ -88,7 +94,9 @@ export async function exportWork(
       patch_file: null,
       exported_at: exportedAt,
     };
-    current = await update(deps, current, { export: exportRecord });
+    // The exported tree is the workspace's now: its changes count as exported (decisions/overlaps.ts).
+    const changes = seen ? { ...seen, tree_hash: work.tree_hash } : current.changes;
+    current = await update(deps, current, { export: exportRecord, ...(changes ? { changes } : {}) });
     await reach(deps, "export.recorded");
     let prUrl: string | null = null;
     if (input.pr && work.pushed) {
@@ -113,6 +121,7 @@ export async function exportWork(
       checkpoint_id: source === "checkpoint" ? (current.checkpoint?.id ?? null) : null,
       auto_tore_down: false,
       exported_at: exportedAt,
+      overlaps,
     };
   });
   if (autoTeardownAfterExport(result.work.pushed, result.record.state, deps.config)) {
@@ -169,4 +178,24 @@ async function openPullRequest(
         )
       : error;
   }
+}
+
+/**
+ * Warns (never refuses) when the files about to be exported overlap other sandboxes' unexported
+ * work on the same repo, as their records last saw it.
+ */
+async function warnOverlaps(
+  deps: OrchestratorDeps,
+  record: SandboxRecord,
+  files: readonly string[],
+  progress: Progress,
+): Promise<Overlap[]> {
+  const others = (await deps.store.list()).map(workOf);
+  const overlaps = overlapsOf({ ...workOf(record), files }, others, { unexportedOnly: true });
+  for (const o of overlaps) {
+    const shown =
+      o.files.slice(0, 5).join(", ") + (o.files.length > 5 ? ` and ${o.files.length - 5} more` : "");
+    progress.warn(`sandbox '${o.name}' has unexported changes to the same files: ${shown}`);
+  }
+  return overlaps;
 }

@@ -15,9 +15,16 @@ export async function sendTask(
   record: SandboxRecord,
   prompt: string,
   operationId: string,
+  opts: { newSession?: boolean } = {},
 ): Promise<{ record: SandboxRecord; session_id: string }> {
   const client = await connectTo(deps, record);
-  const { session_id } = await client.task({ prompt, session_id: record.task?.session_id ?? undefined });
+  // sandboxd picks the session: the one the person last used, in the UI or by a task
+  // (docs/opencode.md, "One conversation"); the record's is only its fallback.
+  const { session_id } = await client.task({
+    prompt,
+    ...(opts.newSession ? { new_session: true } : {}),
+    ...(record.task?.session_id ? { fallback_session_id: record.task.session_id } : {}),
+  });
   const at = nowIso(deps);
   const task = { prompt_summary: summarise(prompt), session_id, started_at: at, finished_at: null };
   const patch = { task, agent: "busy" as const, last_activity: at };
@@ -32,6 +39,7 @@ export async function task(
   deps: OrchestratorDeps,
   name: string,
   prompt: string,
+  opts: { newSession?: boolean } = {},
 ): Promise<{ record: SandboxRecord; session_id: string }> {
   const record = await getRecord(deps, name);
   if (!prompt.trim()) throw new AlpineError("usage_invalid", "the task prompt is empty");
@@ -46,7 +54,7 @@ export async function task(
         },
       );
     }
-    return sendTask(deps, current, prompt, op.id);
+    return sendTask(deps, current, prompt, op.id, opts);
   });
 }
 
@@ -63,8 +71,8 @@ export async function reconcile(
   const record = await settle(deps, given);
   if (found.state !== "ok" || !found.status) return record;
   const status = found.status;
-  const { finished, agentChanged } = observeStatus(record, status);
-  if (!finished && !agentChanged) return record;
+  const { finished, agentChanged, changesChanged } = observeStatus(record, status);
+  if (!finished && !agentChanged && !changesChanged) return record;
   try {
     return await withLease(deps, record, "reconcile", async (op) => {
       const current = await getRecord(deps, record.name);

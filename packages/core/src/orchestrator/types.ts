@@ -26,6 +26,7 @@ import type {
   TaskResponse,
 } from "../sandboxd-api.ts";
 import type { ProviderKind, SandboxRecord } from "../schemas.ts";
+import type { Overlap } from "./decisions/overlaps.ts";
 
 /**
  * The types the orchestrator is driven with and answers in. Wire types (what sandboxd sends and
@@ -131,6 +132,8 @@ export interface ExportResult {
   checkpoint_id: string | null;
   auto_tore_down: boolean;
   exported_at: string;
+  /** Other sandboxes' unexported work on the same repo touching the files exported (a warning). */
+  overlaps?: Overlap[];
 }
 
 export interface LaunchInput {

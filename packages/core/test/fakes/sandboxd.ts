@@ -109,9 +109,18 @@ export class FakeSandboxd implements SandboxdApi {
     this.workspace.tree_hash = fakeSha(`tree:${this.workspace.changed_files.map((f) => f.path).join(",")}`);
   }
 
+  /** The session a task naming none continues, as sandboxd keeps it (the person's last used). */
+  conversation: string | null = null;
+  lastTaskBody: sandboxdApi.TaskRequest | null = null;
+
   async task(body: sandboxdApi.TaskRequest): Promise<sandboxdApi.TaskResponse> {
     this.call("task");
-    const session_id = body.session_id ?? `ses_${++this.sessions}`;
+    this.lastTaskBody = body;
+    const session_id =
+      body.session_id ??
+      (body.new_session ? null : (this.conversation ?? body.fallback_session_id ?? null)) ??
+      `ses_${++this.sessions}`;
+    this.conversation = session_id;
     this.agent = { state: "busy", last_activity: "2026-01-01T00:00:01.000Z", session_id };
     this.task_ = {
       session_id,

@@ -1,6 +1,6 @@
 import { AlpineError } from "../../errors.ts";
 import type { SandboxState } from "../../lifecycle.ts";
-import type { SandboxRecord } from "../../schemas.ts";
+import type { ChangesRecord, SandboxRecord } from "../../schemas.ts";
 import type { SandboxdStatusView } from "../types.ts";
 
 /**
@@ -14,6 +14,26 @@ export interface Observation {
   finished: boolean;
   /** The agent's state or last activity differ from the record's. */
   agentChanged: boolean;
+  /** The workspace's changed files (or its tree) differ from what the record kept (`changes`). */
+  changesChanged: boolean;
+}
+
+/**
+ * What the record keeps of a status's workspace for overlap warnings (decisions/overlaps.ts):
+ * null when sandboxd reported no workspace (then the record keeps what it had).
+ */
+export function changesSeen(status: SandboxdStatusView, now: string): ChangesRecord | null {
+  const ws = status.workspace;
+  if (!ws) return null;
+  return { files: ws.changed_files.map((f) => f.path).sort(), tree_hash: ws.tree_hash, seen_at: now };
+}
+
+function sameChanges(a: ChangesRecord | null | undefined, b: ChangesRecord | null): boolean {
+  if (!b) return true;
+  // A record that kept nothing and a workspace with no changes agree (no write for an untouched sandbox).
+  if (!a) return b.files.length === 0;
+  if (a.tree_hash !== b.tree_hash || a.files.length !== b.files.length) return false;
+  return a.files.every((f, i) => f === b.files[i]);
 }
 
 export function observeStatus(record: SandboxRecord, status: SandboxdStatusView): Observation {
@@ -23,6 +43,7 @@ export function observeStatus(record: SandboxRecord, status: SandboxdStatusView)
   return {
     finished: record.state === "running" && sameTask && status.task?.state === "completed" && agentIdle,
     agentChanged: status.agent.state !== record.agent || status.agent.last_activity !== record.last_activity,
+    changesChanged: !sameChanges(record.changes, changesSeen(status, "")),
   };
 }
 
@@ -37,6 +58,9 @@ export function reconciliation(
     agent: status.agent.state,
     last_activity: status.agent.last_activity ?? current.last_activity,
   };
+  // The changed files are rewritten only when they differ, so `seen_at` says since when they are so.
+  const seen = changesSeen(status, now);
+  if (seen && !sameChanges(current.changes, seen)) patch.changes = seen;
   if (finished && current.state === "running" && current.task) {
     return {
       to: "completed",
