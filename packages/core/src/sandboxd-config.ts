@@ -1,4 +1,5 @@
 import type { AlpineConfig } from "./config.ts";
+import { suspendAfterMs } from "./orchestrator/decisions/suspend.ts";
 import type { SandboxdConfigInput } from "./sandboxd-api.ts";
 
 /**
@@ -34,6 +35,7 @@ export interface SandboxdStartInput {
     | "prestart"
     | "log_stderr"
     | "exit_checkpoint"
+    | "idle_suspend"
   >;
 }
 
@@ -86,4 +88,14 @@ export function imageSandboxdConfig(
     isolation: "none",
     opencode_bin: SANDBOX_IMAGE.opencode_bin,
   });
+}
+
+/**
+ * sandboxd's `idle_suspend` for a provider whose disk outlives its runtime (local, docker): from
+ * sandbox.suspend_after_minutes, undefined when suspension is off. Never for a runtime whose disk
+ * dies with it: there the control plane's alarm checkpoints and suspends.
+ */
+export function idleSuspendConfig(config: AlpineConfig): { after_ms: number } | undefined {
+  const ms = suspendAfterMs(config.sandbox);
+  return ms === null ? undefined : { after_ms: Math.max(1000, ms) };
 }

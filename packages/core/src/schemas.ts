@@ -9,7 +9,15 @@ import { REASON_CODES } from "./reasons.ts";
  */
 
 export const SandboxStateSchema = z.enum(STATES);
-export const AgentStateSchema = z.enum(["idle", "busy", "needs_input", "retry", "error", "budget", "unknown"]);
+export const AgentStateSchema = z.enum([
+  "idle",
+  "busy",
+  "needs_input",
+  "retry",
+  "error",
+  "budget",
+  "unknown",
+]);
 export type AgentState = z.infer<typeof AgentStateSchema>;
 export const ProviderKindSchema = z.enum(PROVIDER_KINDS);
 export type ProviderKind = z.infer<typeof ProviderKindSchema>;
@@ -77,6 +85,22 @@ export const ExportRecordSchema = z.object({
 });
 export type ExportRecord = z.infer<typeof ExportRecordSchema>;
 
+/**
+ * How a `suspended` sandbox was left (docs/durability.md, "Suspension"): its work in a verified
+ * checkpoint or in the workspace its provider keeps, the workspace as it was, the disk it holds.
+ */
+export const SuspensionRecordSchema = z.object({
+  at: isoTime,
+  saved: z.enum(["checkpoint", "kept_workspace"]),
+  disk_bytes: z.number().int().nonnegative().nullable(),
+  workspace: z
+    .object({ dirty: z.boolean(), ahead: z.number().int(), tree_hash: z.string().nullable() })
+    .nullable(),
+  /** The state it was suspended from, and goes back to when resumed. */
+  from: z.enum(["running", "completed"]),
+});
+export type SuspensionRecord = z.infer<typeof SuspensionRecordSchema>;
+
 export const SandboxRecordSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -95,6 +119,8 @@ export const SandboxRecordSchema = z.object({
   checkpoint: CheckpointRecordSchema.nullable(),
   export: ExportRecordSchema.nullable(),
   error: ErrorOutputSchema.nullable(),
+  /** Set while the sandbox is `suspended`; absent or null otherwise. */
+  suspension: SuspensionRecordSchema.nullable().optional(),
   /** Bumped on every write; writes compare it (optimistic concurrency on top of the lease). */
   version: z.number().int(),
 });
@@ -142,6 +168,8 @@ export const ListItemSchema = z.object({
   agent: AgentStateSchema,
   last_activity: isoTime.nullable(),
   created_at: isoTime,
+  /** What a `suspended` sandbox costs: the bytes of disk it holds (null: not suspended, or unknown). */
+  disk_bytes: z.number().int().nonnegative().nullable().optional(),
 });
 export const ListOutputSchema = z.array(ListItemSchema);
 

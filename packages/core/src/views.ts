@@ -60,6 +60,8 @@ export interface ListItemView {
   agent: SandboxRecord["agent"];
   last_activity: string | null;
   created_at: string;
+  /** Bytes of disk a `suspended` sandbox holds (its only cost); null otherwise or unknown. */
+  disk_bytes: number | null;
 }
 
 export function listItemView(r: SandboxRecord): ListItemView {
@@ -73,6 +75,7 @@ export function listItemView(r: SandboxRecord): ListItemView {
     agent: r.agent,
     last_activity: r.last_activity,
     created_at: r.created_at,
+    disk_bytes: r.state === "suspended" ? (r.suspension?.disk_bytes ?? null) : null,
   };
 }
 

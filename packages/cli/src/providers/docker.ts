@@ -10,6 +10,7 @@ import type {
 import {
   AlpineError,
   declaredCapabilities,
+  idleSuspendConfig,
   imageSandboxdConfig,
   requireHandle,
   SANDBOX_IMAGE,
@@ -144,7 +145,7 @@ export class DockerProvider implements Provider {
       listen:
         h.network === "host" ? { host: "127.0.0.1", port: 0 } : { host: "0.0.0.0", port: CONTAINER_PORT },
       auth: spec.auth,
-      extra: { env },
+      extra: { env, idle_suspend: idleSuspendConfig(spec.config) },
     });
     // `docker start --attach --interactive` hands our stdin to sandboxd; once it has printed
     // its first line we drop the attachment with SIGKILL, which docker cannot forward: the container runs on.

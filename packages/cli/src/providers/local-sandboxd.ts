@@ -96,7 +96,10 @@ export function localSandboxdConfig(opts: {
   isolation: "bubblewrap" | "none";
   token: string;
   auth?: Record<string, unknown>;
-  extra?: Pick<NonNullable<SandboxdStartInput["extra"]>, "warm" | "prestart" | "exit_checkpoint">;
+  extra?: Pick<
+    NonNullable<SandboxdStartInput["extra"]>,
+    "warm" | "prestart" | "exit_checkpoint" | "idle_suspend"
+  >;
 }) {
   return sandboxdStartConfig({
     sandbox: opts.sandbox,

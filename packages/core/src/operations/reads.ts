@@ -35,7 +35,7 @@ export async function statusOperation(
 
 /** `alpine list`: every sandbox this orchestrator's store holds. */
 export async function listOperation(ctx: OperationContext): Promise<ListItemView[]> {
-  return (await ctx.orchestrator.list()).map(listItemView);
+  return (await ctx.orchestrator.listNoticingSuspensions()).map(listItemView);
 }
 
 /** `alpine diff`: the agent's changes, untracked files included; no patch text with `stat`. */
@@ -45,14 +45,14 @@ export async function diffOperation(
   opts: { stat: boolean },
 ): Promise<DiffView> {
   const o = ctx.orchestrator;
-  const diff = await (await o.connect(await o.get(name))).diff({ stat: opts.stat });
+  const diff = await (await o.connect(await o.resume(name, ctx.progress))).diff({ stat: opts.stat });
   return { name, files: diff.files, patch: opts.stat ? "" : (diff.patch ?? "") };
 }
 
 /** `alpine open`: a one-time login link to the web UI (sandboxd mints the code). */
 export async function loginOperation(ctx: OperationContext, name: string): Promise<LoginView> {
   const o = ctx.orchestrator;
-  const record = await o.get(name);
+  const record = await o.resume(name, ctx.progress);
   const { code, expires_at } = await (await o.connect(record)).login();
   return { name, web_url: ctx.loginUrl(record, code), expires_at };
 }

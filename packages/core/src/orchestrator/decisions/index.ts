@@ -6,3 +6,4 @@ export * from "./launch.ts";
 export * from "./reconcile.ts";
 export * from "./safety.ts";
 export * from "./settlement.ts";
+export * from "./suspend.ts";
