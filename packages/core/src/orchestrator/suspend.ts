@@ -141,7 +141,9 @@ export async function suspend(
     });
     if (!verdict.suspend) return { suspended: false, record: current, why: verdict.why };
     const from = current.state === "completed" ? "completed" : "running";
-    const keeps = keepsWorkspace(current);
+    // Checkpointed unless both the kind and the provider here keep the disk (a Container never does).
+    const keeps =
+      keepsWorkspace(current) && (await deps.provider(current.provider).capabilities()).persistent_workspace;
     let saved: SuspensionRecord["saved"] = "kept_workspace";
     let diskBytes: number | null = null;
     if (!keeps) {
