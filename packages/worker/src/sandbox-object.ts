@@ -207,7 +207,16 @@ export class SandboxObject extends DurableObject<Env> {
       const op = url.pathname.replace(/^\/+/, "");
       if (op.startsWith("ui/") || op === "ui") {
         const path = url.pathname.slice("/ui".length) || "/";
-        const record = await this.store.get(name);
+        let record = await this.store.get(name);
+        if (record?.state === "suspended") {
+          // A web UI request resumes a suspended sandbox (as a command that needs it does).
+          const end = await this.beginOperation(name);
+          try {
+            record = await this.orchestrator(await keptConfig(this.env, this.store)).resume(name);
+          } finally {
+            end();
+          }
+        }
         return await proxyUi(request, record, name, this.provider(), path, url.search, this.ui);
       }
       const response = await dispatchRoute(request, op, {
@@ -279,6 +288,24 @@ export class SandboxObject extends DurableObject<Env> {
     if (decision.collectExitCheckpoint) return this.collectExitCheckpoint(o, record);
     if (decision.renew && record.runtime) await this.renew(name, record);
     if (decision.teardown) await this.tearDown(o, record, decision.teardown);
+    if (decision.suspend) await this.suspend(o, record, decision.suspend, facts.lastRequestAt);
+  }
+
+  /** The alarm's suspension; core's suspend asks sandboxd again holding the lease, so a busy agent is kept. */
+  private async suspend(o: Orchestrator, record: SandboxRecord, reason: string, lastRequestAt: number) {
+    try {
+      const result = await o.suspend(record.name, { lastRequestAt, requestsInFlight: this.ui.open });
+      if (!result.suspended) return;
+    } catch (err) {
+      // Kept (another operation holds the lease, the checkpoint failed); the next alarm tries again.
+      console.warn("alpine: the alarm's suspension did not happen", {
+        name: record.name,
+        reason,
+        error: toAlpineError(err).toJSON(),
+      });
+      return;
+    }
+    await this.note(record, reason);
   }
 
   /**
