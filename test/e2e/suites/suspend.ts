@@ -72,7 +72,6 @@ export function suspendSuite(kind: "local" | "docker"): void {
         const s = (await alpine("status", NAME, "--json")).json();
         seen.add(s.state);
         if (s.state === "completed") break;
-        expect(s.agent).toBe("busy");
         expect(await answers(webUrl)).toBe(true);
       }
       expect(seen.has("suspended")).toBe(false);
@@ -80,7 +79,7 @@ export function suspendSuite(kind: "local" | "docker"): void {
       // Its processes are gone: the sandboxd (and OpenCode it supervised) no longer answers.
       expect(await answers(webUrl)).toBe(false);
       const history = await transitions();
-      expect(history).toContain("completed→suspended");
+      expect(history.some((t) => /^(running|completed)→suspended$/.test(t))).toBe(true);
       const status = (await alpine("status", NAME, "--json")).json();
       expect(status.state).toBe("suspended");
     });

@@ -43,7 +43,7 @@ export async function noticeSelfSuspension(
   const handle = record.runtime.handle;
   // A runtime that answers is not suspended; only a stopped one has its log read.
   if (await provider.endpoint(handle).catch(() => null)) return record;
-  const lines = await provider.logs(handle, { tail: 50 }).catch((err: unknown) => {
+  const lines = await provider.logs(handle, { tail: 200 }).catch((err: unknown) => {
     ignoreFailure(deps, `reading the log of '${record.name}'`)(err);
     return [] as string[];
   });
