@@ -66,7 +66,9 @@ export async function launch(
       // A teardown that died mid-way (its settlement stopped its runtime): launching brings it back.
       current = await move(deps, current, "error", op.id, "launched again after an interrupted teardown");
     }
-    if (step !== "reuse") current = await provision(deps, current, op.id, progress);
+    // A suspended sandbox goes back to the state it was suspended from.
+    const ready = current.state === "suspended" ? (current.suspension?.from ?? "running") : "running";
+    if (step !== "reuse") current = await provision(deps, current, op.id, progress, ready);
 
     await reach(deps, "launch.running");
     let taskAccepted = false;
