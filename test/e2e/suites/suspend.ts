@@ -111,8 +111,13 @@ export function suspendSuite(kind: "local" | "docker"): void {
       expect(files).toEqual(expect.arrayContaining(["NOTES.md", "LATER.md"]));
     });
 
-    it("diff resumes a suspended sandbox too", async () => {
-      await waitFor("suspension", async () => (await state()) === "suspended", { timeoutMs: 60_000 });
+    it("list records a sandbox that suspended itself (nothing else looked since); diff resumes it", async () => {
+      const url = (await alpine("status", NAME, "--json")).json().web_url as string;
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      // Only the runtime is watched here: no alpine command runs until it has stopped by itself.
+      await waitFor("the runtime stops by itself", async () => !(await answers(url)), { timeoutMs: 60_000 });
+      const listed = (await alpine("list", "--json")).json() as { name: string; state: string }[];
+      expect(listed.find((i) => i.name === NAME)?.state).toBe("suspended");
       const r = await alpine("diff", NAME, "--stat", "--json");
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect((r.json().files as { path: string }[]).map((f) => f.path)).toContain("LATER.md");

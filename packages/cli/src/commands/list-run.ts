@@ -6,13 +6,28 @@ export async function listCommand(ctx: Context): Promise<void> {
   const { remoteConfig } = await import("../remote-config.ts");
   const remote = await remoteConfig(ctx.globals.config);
   const { localListItem, mayHaveSuspendedItself, printList } = await import("./list-view.ts");
-  const service = async () =>
-    (await import("../service.ts")).sandboxService(ctx, remote ? { config: remote } : {});
-  let items = remote ? await (await service()).list() : null;
+  const { sandboxService } = await import("../service.ts");
+  let items = remote ? await (await sandboxService(ctx, { config: remote })).list() : null;
   if (!items) {
     const records = await (await ctx.store()).list();
-    // A sandbox that suspended itself is recorded so by the orchestrator's list (it asks its provider).
-    items = mayHaveSuspendedItself(records) ? await (await service()).list() : records.map(localListItem);
+    items = mayHaveSuspendedItself(records) ? await listAskingProviders(ctx) : records.map(localListItem);
   }
   printList(items, ctx.globals.json);
+}
+
+/**
+ * The orchestrator's list: a sandbox whose runtime suspended itself is recorded `suspended` first
+ * (it asks the providers, so it needs the configuration this command otherwise does without).
+ */
+async function listAskingProviders(ctx: Context) {
+  const [{ createContext }, { sandboxService }] = await Promise.all([
+    import("../context.ts"),
+    import("../service.ts"),
+  ]);
+  const full = await createContext(ctx.globals);
+  try {
+    return await (await sandboxService(full)).list();
+  } finally {
+    full.close();
+  }
 }
