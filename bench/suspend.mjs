@@ -103,6 +103,8 @@ function residentMiB() {
 }
 
 const results = [];
+/** Every sandbox this run made, torn down at the end whatever happened. */
+const made = [];
 try {
   // The floor: one running sandbox, suspension off, idle; measured alone.
   say("one running sandbox");
@@ -114,6 +116,7 @@ try {
 
   say(`${COUNT - 1} more sandboxes, each suspending ${SUSPEND_AFTER_S} s after it goes idle`);
   for (let i = 1; i < COUNT; i++) {
+    made.push(`dozy-${i}`);
     await alpine(["launch", `dozy-${i}`, "--repo", e.repoUrl, "--json"]);
     if (i % 10 === 0) say(`  ${i} launched`);
   }
@@ -143,6 +146,7 @@ try {
   const fresh = [];
   for (let r = 0; r < RUNS; r++) {
     resume.push((await alpine(["task", `dozy-${r + 1}`, "WRITE LATER.md after the nap", "--json"])).ms);
+    made.push(`fresh-${r}`);
     fresh.push((await alpine(["launch", `fresh-${r}`, "--repo", e.repoUrl, "--json"])).ms);
   }
   results.push({
@@ -156,8 +160,8 @@ try {
   });
 } finally {
   say("cleaning up");
-  for (const s of await list().catch(() => [])) {
-    await alpine(["teardown", s.name, "--force", "--json"]).catch((err) => say(`cleanup: ${err.message}`));
+  for (const name of made) {
+    await alpine(["teardown", name, "--force", "--json"]).catch((err) => say(`cleanup: ${err.message}`));
   }
   await e.close();
 }
