@@ -140,7 +140,7 @@ describe("a runtime that suspended itself (local, docker)", () => {
     const { w, record } = await idleSandbox({ keepsWorkspace: true, idleMin: 35 });
     w.provider.logLines = [line];
     w.provider.runtime(`rt_${record.id}`).running = false;
-    await w.orchestrator.listNoticingSuspensions();
+    // Nothing looked since it stopped: the teardown itself finds out it suspended itself.
     const result = await w.orchestrator.teardown("box", { force: false });
     expect(result.destroyed).toBe(true);
     expect(result.checkpoint_id).not.toBeNull();

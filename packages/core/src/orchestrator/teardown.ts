@@ -9,6 +9,7 @@ import { suspendedTeardown } from "./decisions/suspend.ts";
 import { provision } from "./launch.ts";
 import { getRecord, probe } from "./reading.ts";
 import { withLease } from "./settle.ts";
+import { noticeSelfSuspension } from "./suspend.ts";
 import type { OrchestratorDeps, TeardownResult } from "./types.ts";
 
 /**
@@ -21,7 +22,8 @@ export async function teardown(
   opts: { force: boolean },
   progress: Progress,
 ): Promise<TeardownResult> {
-  const record = await getRecord(deps, name);
+  // A runtime that stopped by suspending itself is recorded so first (not taken for an unreachable one).
+  const record = await noticeSelfSuspension(deps, await getRecord(deps, name));
   return withLease(deps, record, "teardown", async (op) => {
     await reach(deps, "teardown.lease_acquired");
     let current = await getRecord(deps, name);
