@@ -30,7 +30,9 @@ export async function statusOperation(
     o.activeLease(name),
   ]);
   record = await o.reconcile(record, probe);
-  return statusView(o, record, probe, lease, ctx.config, ctx.webUrl?.(record));
+  // Found to have suspended itself: reported as the stopped runtime it is, not an unreachable one.
+  const seen = record.state === "suspended" && probe.state === "unavailable" ? await o.probe(record) : probe;
+  return statusView(o, record, seen, lease, ctx.config, ctx.webUrl?.(record));
 }
 
 /** `alpine list`: every sandbox this orchestrator's store holds. */
