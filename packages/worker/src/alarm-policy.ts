@@ -41,6 +41,11 @@ export interface AlarmFacts {
   now: number;
   /** When the Durable Object last served a request for this sandbox (0: not since it started). */
   lastRequestAt: number;
+  /**
+   * When it last served one that was use of the sandbox: any but a status or logs read (absent:
+   * lastRequestAt). Suspension's idle clock: a status poller does not keep a sandbox up.
+   */
+  lastUseAt?: number;
   intervalMs: number;
   /** How long a container keeps running after its object went idle. */
   inactivityMs: number;
@@ -123,14 +128,20 @@ export function decideAfterProbe(
   }
   if (retentionDue) return { renew: false, teardown: `auto-teardown: completed ${retention} min ago` };
   const suspendAfter = suspendAfterMs({ suspend_after_minutes: facts.sandbox.suspend_after_minutes ?? 0 });
-  const idleS = Math.round(plan.idleForMs / 1000);
-  if (suspendAfter !== null && plan.idleForMs >= suspendAfter) {
+  const unusedForMs =
+    facts.now -
+    Math.max(
+      facts.lastUseAt ?? facts.lastRequestAt,
+      Date.parse(facts.record.last_activity ?? facts.record.updated_at) || 0,
+    );
+  if (suspendAfter !== null && unusedForMs >= suspendAfter) {
     return {
       renew: false,
       teardown: null,
-      suspend: `idle ${idleS} s: suspended (sandbox.suspend_after_minutes)`,
+      suspend: `idle ${Math.round(unusedForMs / 1000)} s: suspended (sandbox.suspend_after_minutes)`,
     };
   }
+  const idleS = Math.round(plan.idleForMs / 1000);
   // The container is about to stop by itself: with suspension on, saved and suspended (a request
   // resumes it); off, saved and torn down (`alpine launch` resumes it).
   if (plan.nearTimeout && suspendAfter !== null) {

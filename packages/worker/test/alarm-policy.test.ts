@@ -193,6 +193,20 @@ describe("the alarm's suspension (sandbox.suspend_after_minutes)", () => {
     expect(decision.teardown).toMatch(/saved and stopped/);
   });
 
+  it("status and logs reads (lastRequestAt) do not count as use; other requests (lastUseAt) do", () => {
+    const { f, plan, record } = running(6, 5);
+    const polled = { ...f, lastRequestAt: NOW - 1000, lastUseAt: NOW - 6 * MIN };
+    const polledPlan = planAlarm(polled);
+    if (polledPlan.kind !== "probe") throw new Error("expected a probe");
+    expect(
+      decideAfterProbe(polled, polledPlan, { record, reachable: true, agentBusy: false }).suspend,
+    ).toMatch(/^idle 360 s: suspended/);
+    const used = { ...f, lastUseAt: NOW - MIN };
+    expect(
+      decideAfterProbe(used, plan, { record, reachable: true, agentBusy: false }).suspend,
+    ).toBeUndefined();
+  });
+
   it("stops watching a suspended sandbox (nothing runs)", () => {
     expect(planAlarm(facts({ record: { state: "suspended" } }))).toEqual({ kind: "stop" });
   });

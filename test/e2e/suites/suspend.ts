@@ -112,7 +112,7 @@ export function suspendSuite(kind: "local" | "docker"): void {
     });
 
     it("list records a sandbox that suspended itself (nothing else looked since); diff resumes it", async () => {
-      const url = (await alpine("status", NAME, "--json")).json().web_url as string;
+      const url = (await alpine("status", NAME, "--json")).json().runtime.web_url as string;
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       // Only the runtime is watched here: no alpine command runs until it has stopped by itself.
       await waitFor("the runtime stops by itself", async () => !(await answers(url)), { timeoutMs: 60_000 });
