@@ -125,6 +125,30 @@ describe("a runtime that suspended itself (local, docker)", () => {
     expect(w.provider.runtime(`rt_${record.id}`).running).toBe(true);
   });
 
+  it("a runtime still stopping after saying so (API closed, process alive) is recorded once it is gone", async () => {
+    const { w, record } = await idleSandbox({ keepsWorkspace: true, idleMin: 35 });
+    w.provider.logLines = [line];
+    const sandboxd = w.provider.sandboxd(record.id);
+    // Its API is closed; the process ends a second later.
+    sandboxd.status = async () => {
+      throw new Error("connect ECONNREFUSED");
+    };
+    const runtime = w.provider.runtime(`rt_${record.id}`);
+    const stopAt = w.clock.ms + 1000;
+    const endpoint = w.provider.endpoint.bind(w.provider);
+    let stopped = false;
+    w.provider.endpoint = async (h) => {
+      if (!stopped && w.clock.ms >= stopAt) {
+        runtime.running = false;
+        stopped = true;
+      }
+      return endpoint(h);
+    };
+    const back = await w.orchestrator.resume("box");
+    expect(w.store.transitions("box")).toContain("running→suspended");
+    expect(back.state).toBe("running");
+  });
+
   it("a runtime that stopped without that line (a crash) is not taken for a suspended one", async () => {
     const { w, record } = await idleSandbox({ keepsWorkspace: true, idleMin: 35 });
     w.provider.logLines = [

@@ -116,8 +116,15 @@ export function suspendSuite(kind: "local" | "docker"): void {
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       // Only the runtime is watched here: no alpine command runs until it has stopped by itself.
       await waitFor("the runtime stops by itself", async () => !(await answers(url)), { timeoutMs: 60_000 });
-      const listed = (await alpine("list", "--json")).json() as { name: string; state: string }[];
-      expect(listed.find((i) => i.name === NAME)?.state).toBe("suspended");
+      // list alone records it (its sandboxd may still be stopping OpenCode for a moment).
+      await waitFor(
+        "list records the suspension",
+        async () =>
+          ((await alpine("list", "--json")).json() as { name: string; state: string }[]).find(
+            (i) => i.name === NAME,
+          )?.state === "suspended",
+        { timeoutMs: 60_000 },
+      );
       const r = await alpine("diff", NAME, "--stat", "--json");
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect((r.json().files as { path: string }[]).map((f) => f.path)).toContain("LATER.md");

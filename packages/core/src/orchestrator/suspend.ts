@@ -41,14 +41,26 @@ export async function noticeSelfSuspension(
   if (!SUSPENDABLE_STATES.includes(record.state) || !record.runtime || !keepsWorkspace(record)) return record;
   const provider = deps.provider(record.provider);
   const handle = record.runtime.handle;
-  // A runtime that answers is not suspended; only a stopped one has its log read.
-  if (await provider.endpoint(handle).catch(() => null)) return record;
+  // A runtime that answers is not suspended; only a stopped (or stopping) one has its log read.
+  const endpoint = await provider.endpoint(handle).catch(() => null);
+  if (endpoint) {
+    const answers = await deps
+      .connect(endpoint, { timeoutMs: 5_000 })
+      .status()
+      .then(
+        () => true,
+        () => false,
+      );
+    if (answers) return record;
+  }
   const lines = await provider.logs(handle, { tail: 200 }).catch((err: unknown) => {
     ignoreFailure(deps, `reading the log of '${record.name}'`)(err);
     return [] as string[];
   });
   const said = selfSuspension(lines);
   if (!said) return record;
+  // Said so and closed its API, but still stopping OpenCode: recorded once its process is gone.
+  if (endpoint && !(await stoppedWithin(deps, record, STOPPING_WAIT_MS))) return record;
   try {
     return await withLease(deps, record, "reconcile", async (op) => {
       const current = await getRecord(deps, record.name);
@@ -74,6 +86,20 @@ export async function noticeSelfSuspension(
     if (isBusy(err)) return record;
     throw err;
   }
+}
+
+/** How long a command waits for a sandboxd that announced its suspension to finish stopping. */
+const STOPPING_WAIT_MS = 30_000;
+
+async function stoppedWithin(deps: OrchestratorDeps, record: SandboxRecord, ms: number): Promise<boolean> {
+  if (!record.runtime) return true;
+  const provider = deps.provider(record.provider);
+  const deadline = deps.clock.now() + ms;
+  while (deps.clock.now() < deadline) {
+    if (!(await provider.endpoint(record.runtime.handle).catch(() => null))) return true;
+    await deps.clock.sleep(250);
+  }
+  return false;
 }
 
 /** noticeSelfSuspension for every sandbox of the store (`list`). */
