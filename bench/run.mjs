@@ -16,6 +16,7 @@
 // BENCH_RUNS=N    runs per launch figure (default 5; quick 3)
 // BENCH_LARGE_MB=N    history of the large repo in MB (default 500, the issue's ~500 MB; 60 commits of new binary data)
 // BENCH_LARGE_FILES=N  instead: a large repo of N files in one commit (e.g. 50000)
+// BENCH_SUSPEND=1 then also bench/suspend.mjs: 30 sandboxes, 29 suspended (≈ 4 more minutes)
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -759,3 +760,7 @@ for (const r of results) {
   );
 }
 rmSync(work, { recursive: true, force: true });
+if (process.env.BENCH_SUSPEND) {
+  const r = spawnSync(process.execPath, [join(root, "bench", "suspend.mjs")], { stdio: "inherit" });
+  if (r.status !== 0) process.exitCode = r.status ?? 1;
+}

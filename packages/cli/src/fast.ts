@@ -59,13 +59,14 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
   if (mayBeRemote(globals.config)) return false;
   let store: { close(): void } | undefined;
   try {
-    const [{ SqliteStateStore }, { localListItem, printList, withOverlaps }] = await Promise.all([
-      import("./store/sqlite-store.ts"),
-      import("./commands/list-view.ts"),
-    ]);
+    const [{ SqliteStateStore }, { localListItem, mayHaveSuspendedItself, printList, withOverlaps }] =
+      await Promise.all([import("./store/sqlite-store.ts"), import("./commands/list-view.ts")]);
     const opened = new SqliteStateStore(stateDbPath(alpineHome()));
     store = opened;
-    printList(withOverlaps((await opened.list()).map(localListItem)), globals.json);
+    const records = await opened.list();
+    // A runtime that may have suspended itself needs the providers: the full CLI's list.
+    if (mayHaveSuspendedItself(records)) return false;
+    printList(withOverlaps(records.map(localListItem)), globals.json);
   } catch (err) {
     process.exitCode = reportError(err, globals);
   } finally {

@@ -48,6 +48,11 @@ const sandboxSection = z.strictObject({
     .default([]),
   auto_teardown: z.boolean().default(true),
   completed_retention_minutes: z.number().int().min(0).default(60),
+  /**
+   * Minutes an idle agent's sandbox keeps running before it is suspended (work saved, runtime
+   * stopped; docs/durability.md, "Suspension"). 0: never. Fractions are allowed (tests, benches).
+   */
+  suspend_after_minutes: z.number().min(0).default(30),
   control_plane_url: z.url().optional(),
   /** Pre-started sandboxd+OpenCode runtimes that a launch adopts (local provider). */
   warm_pool: z.number().int().min(0).max(16).default(0),

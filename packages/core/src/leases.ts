@@ -5,7 +5,15 @@ import type { Lease, SandboxRecord } from "./schemas.ts";
 export const LEASE_TTL_MS = 30_000;
 export const LEASE_RENEW_MS = 10_000;
 
-export type OperationType = "launch" | "task" | "checkpoint" | "export" | "teardown" | "gc" | "reconcile";
+export type OperationType =
+  | "launch"
+  | "task"
+  | "checkpoint"
+  | "export"
+  | "teardown"
+  | "gc"
+  | "reconcile"
+  | "suspend";
 
 export interface HeldLease {
   lease: Lease;

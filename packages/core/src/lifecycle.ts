@@ -9,19 +9,22 @@ export const STATES = [
   "tearing_down",
   "destroyed",
   "error",
+  "suspended",
 ] as const;
 export type SandboxState = (typeof STATES)[number];
 
 /** The only state changes alpine ever makes (docs/architecture.md, "Lifecycle"). */
 export const TRANSITIONS: Readonly<Record<SandboxState, readonly SandboxState[]>> = {
   new: ["provisioning", "error"],
-  provisioning: ["running", "error"],
-  running: ["saving", "completed", "tearing_down", "error"],
-  saving: ["running", "completed", "tearing_down", "error"],
-  completed: ["running", "saving", "tearing_down", "error"],
+  provisioning: ["running", "completed", "error"],
+  running: ["saving", "completed", "tearing_down", "error", "suspended"],
+  saving: ["running", "completed", "tearing_down", "error", "suspended"],
+  completed: ["running", "saving", "tearing_down", "error", "suspended"],
   tearing_down: ["destroyed", "error"],
   destroyed: ["provisioning"],
   error: ["provisioning", "tearing_down"],
+  // Idle past sandbox.suspend_after_minutes: work saved, runtime stopped (docs/durability.md).
+  suspended: ["provisioning", "tearing_down", "error"],
 };
 
 export function canTransition(from: SandboxState, to: SandboxState): boolean {

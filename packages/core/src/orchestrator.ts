@@ -5,6 +5,7 @@ import { gc } from "./orchestrator/gc.ts";
 import { launch } from "./orchestrator/launch.ts";
 import { activeLease, connectTo, getRecord, probe } from "./orchestrator/reading.ts";
 import { settle } from "./orchestrator/settle.ts";
+import { noticeSelfSuspensions, resume, type SuspendResult, suspend } from "./orchestrator/suspend.ts";
 import { reconcile, type TaskWaitOptions, task, waitForTask } from "./orchestrator/task.ts";
 import { collectExitCheckpoint, teardown } from "./orchestrator/teardown.ts";
 import type {
@@ -25,6 +26,7 @@ import type { Lease, SandboxRecord, StoredEvent } from "./schemas.ts";
 
 export { contentHash } from "./orchestrator/decisions/checkpoints.ts";
 export { exportMessage, summarise } from "./orchestrator/decisions/export.ts";
+export type { SuspendResult } from "./orchestrator/suspend.ts";
 export type { TaskWaitOptions } from "./orchestrator/task.ts";
 export type {
   CheckpointExporter,
@@ -59,6 +61,11 @@ export class Orchestrator {
 
   list(): Promise<SandboxRecord[]> {
     return this.deps.store.list();
+  }
+
+  /** Every record, with the sandboxes whose runtime suspended itself recorded as `suspended` first. */
+  listNoticingSuspensions(): Promise<SandboxRecord[]> {
+    return noticeSelfSuspensions(this.deps);
   }
 
   lease(name: string): Promise<Lease | null> {
@@ -98,6 +105,20 @@ export class Orchestrator {
 
   launch(input: LaunchInput, progress: Progress = silentProgress): Promise<LaunchResult> {
     return launch(this.deps, input, progress);
+  }
+
+  /** Brings a suspended sandbox back for a command that needs its runtime; a no-op otherwise. */
+  resume(name: string, progress: Progress = silentProgress): Promise<SandboxRecord> {
+    return resume(this.deps, name, progress);
+  }
+
+  /** Suspends the sandbox if its agent has been idle long enough (the control plane's alarm). */
+  suspend(
+    name: string,
+    opts: { lastRequestAt?: number; requestsInFlight?: number } = {},
+    progress: Progress = silentProgress,
+  ): Promise<SuspendResult> {
+    return suspend(this.deps, name, opts, progress);
   }
 
   task(

@@ -161,6 +161,13 @@ export const SandboxdConfigSchema = z.object({
       ledger_file: absPath.optional(),
     })
     .optional(),
+  /**
+   * Scale-to-zero where the disk outlives the runtime (local, docker): once the agent has been
+   * idle and nobody used the API or web UI (status reads aside) for `after_ms`, sandboxd stops
+   * OpenCode, logs `suspended: idle` with the workspace's state and the disk it holds, and exits;
+   * the next alpine command records the sandbox `suspended` (docs/durability.md, "Suspension").
+   */
+  idle_suspend: z.object({ after_ms: z.number().int().min(1000) }).optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;
@@ -216,6 +223,8 @@ export const AdoptRequestSchema = z.object({
   name: z.string().min(1),
   /** OpenCode auth.json entries, whole, keyed by provider id (written 0600, read by OpenCode on use). */
   auth: z.record(z.string(), z.unknown()).optional(),
+  /** The adopting sandbox's idle_suspend (a warm runtime was started before it was known). */
+  idle_suspend: z.object({ after_ms: z.number().int().min(1000) }).optional(),
 });
 export type AdoptRequest = z.infer<typeof AdoptRequestSchema>;
 

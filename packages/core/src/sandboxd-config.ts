@@ -1,4 +1,5 @@
 import type { AlpineConfig } from "./config.ts";
+import { suspendAfterMs } from "./orchestrator/decisions/suspend.ts";
 import type { SandboxdConfigInput } from "./sandboxd-api.ts";
 
 /**
@@ -35,6 +36,7 @@ export interface SandboxdStartInput {
     | "log_stderr"
     | "exit_checkpoint"
     | "notify"
+    | "idle_suspend"
   >;
 }
 
@@ -91,4 +93,14 @@ export function imageSandboxdConfig(
     isolation: input.isolation ?? "none",
     opencode_bin: SANDBOX_IMAGE.opencode_bin,
   });
+}
+
+/**
+ * sandboxd's `idle_suspend` for a provider whose disk outlives its runtime (local, docker): from
+ * sandbox.suspend_after_minutes, undefined when suspension is off. Never for a runtime whose disk
+ * dies with it: there the control plane's alarm checkpoints and suspends.
+ */
+export function idleSuspendConfig(config: AlpineConfig): { after_ms: number } | undefined {
+  const ms = suspendAfterMs(config.sandbox);
+  return ms === null ? undefined : { after_ms: Math.max(1000, ms) };
 }

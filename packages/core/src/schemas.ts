@@ -102,6 +102,22 @@ export type ChangesRecord = z.infer<typeof ChangesRecordSchema>;
 /** `overlaps` in list/status/export: another sandbox on the same repo and the files both changed. */
 export const OverlapSchema = z.object({ name: z.string(), files: z.array(z.string()) });
 
+/**
+ * How a `suspended` sandbox was left (docs/durability.md, "Suspension"): its work in a verified
+ * checkpoint or in the workspace its provider keeps, the workspace as it was, the disk it holds.
+ */
+export const SuspensionRecordSchema = z.object({
+  at: isoTime,
+  saved: z.enum(["checkpoint", "kept_workspace"]),
+  disk_bytes: z.number().int().nonnegative().nullable(),
+  workspace: z
+    .object({ dirty: z.boolean(), ahead: z.number().int(), tree_hash: z.string().nullable() })
+    .nullable(),
+  /** The state it was suspended from, and goes back to when resumed. */
+  from: z.enum(["running", "completed"]),
+});
+export type SuspensionRecord = z.infer<typeof SuspensionRecordSchema>;
+
 export const SandboxRecordSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -122,6 +138,8 @@ export const SandboxRecordSchema = z.object({
   /** Absent in records written before overlap warnings, and until a probe saw the workspace. */
   changes: ChangesRecordSchema.nullable().optional(),
   error: ErrorOutputSchema.nullable(),
+  /** Set while the sandbox is `suspended`; absent or null otherwise. */
+  suspension: SuspensionRecordSchema.nullable().optional(),
   /** Bumped on every write; writes compare it (optimistic concurrency on top of the lease). */
   version: z.number().int(),
 });
@@ -176,6 +194,8 @@ export const ListItemSchema = z.object({
   overlaps: z
     .array(OverlapSchema)
     .describe("other sandboxes on the same repo whose changed files intersect, from the same records"),
+  /** What a `suspended` sandbox costs: the bytes of disk it holds (null: not suspended, or unknown). */
+  disk_bytes: z.number().int().nonnegative().nullable().optional(),
 });
 export const ListOutputSchema = z.array(ListItemSchema);
 

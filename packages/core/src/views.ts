@@ -66,6 +66,8 @@ export interface ListItemView {
   changes_seen_at: string | null;
   /** Filled in over the whole list by `withOverlaps`. */
   overlaps: Overlap[];
+  /** Bytes of disk a `suspended` sandbox holds (its only cost); null otherwise or unknown. */
+  disk_bytes: number | null;
 }
 
 export function listItemView(r: SandboxRecord): ListItemView {
@@ -82,6 +84,7 @@ export function listItemView(r: SandboxRecord): ListItemView {
     changed_files: r.changes?.files ?? [],
     changes_seen_at: r.changes?.seen_at ?? null,
     overlaps: [],
+    disk_bytes: r.state === "suspended" ? (r.suspension?.disk_bytes ?? null) : null,
   };
 }
 

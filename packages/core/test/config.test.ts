@@ -56,6 +56,7 @@ describe("defaults and keys", () => {
       read_only_paths: [],
       auto_teardown: true,
       completed_retention_minutes: 60,
+      suspend_after_minutes: 30,
       warm_pool: 0,
       egress: { allow: [] },
     });

@@ -236,7 +236,7 @@ describe("launch decisions", () => {
   });
 
   it("resumes what ran before", () => {
-    expect(STATES.filter(launchResumes)).toEqual(["tearing_down", "destroyed", "error"]);
+    expect(STATES.filter(launchResumes)).toEqual(["tearing_down", "destroyed", "error", "suspended"]);
   });
 
   it.each([

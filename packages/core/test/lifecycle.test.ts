@@ -14,13 +14,14 @@ const ctx = { at: "2026-01-01T00:00:00.000Z", operation_id: "op_1", reason: "tes
 // The table of docs/architecture.md ("Lifecycle"), written out again independently so a change to the code's table is caught.
 const EXPECTED: Record<SandboxState, SandboxState[]> = {
   new: ["provisioning", "error"],
-  provisioning: ["running", "error"],
-  running: ["saving", "completed", "tearing_down", "error"],
-  saving: ["running", "completed", "tearing_down", "error"],
-  completed: ["running", "saving", "tearing_down", "error"],
+  provisioning: ["running", "completed", "error"],
+  running: ["saving", "completed", "tearing_down", "error", "suspended"],
+  saving: ["running", "completed", "tearing_down", "error", "suspended"],
+  completed: ["running", "saving", "tearing_down", "error", "suspended"],
   tearing_down: ["destroyed", "error"],
   destroyed: ["provisioning"],
   error: ["provisioning", "tearing_down"],
+  suspended: ["provisioning", "tearing_down", "error"],
 };
 
 describe("lifecycle table", () => {

@@ -68,6 +68,11 @@ function fakeOrchestrator(over: Partial<OperationsOrchestrator> = {}) {
   const base: OperationsOrchestrator = {
     get: note("get", async () => record()),
     list: note("list", async () => [record(), record({ name: "other", id: "sbx_2" })]),
+    listNoticingSuspensions: note("listNoticingSuspensions", async () => [
+      record(),
+      record({ name: "other", id: "sbx_2" }),
+    ]),
+    resume: note("resume", async () => record()),
     activeLease: note("activeLease", async () => null),
     events: note("events", async () => []),
     probe: note("probe", async () => PROBE_OK),

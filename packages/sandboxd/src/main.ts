@@ -14,6 +14,7 @@ import {
 } from "@alpine/core/sandboxd-api";
 import { Auth } from "./auth.ts";
 import { checkpointDirOf } from "./checkpoint.ts";
+import { IdleSuspend } from "./idle-suspend.ts";
 import { Logger } from "./log.ts";
 import { Sandbox } from "./sandbox.ts";
 import { holdForCollection, writeExitCheckpoint } from "./sandbox-checkpoint.ts";
@@ -122,12 +123,15 @@ async function main(): Promise<void> {
       log.error("exit checkpoint failed", { error: toAlpineError(err).toJSON() });
     }
   };
+  const idle = new IdleSuspend(sandbox, log, () => void shutdown("idle"));
+  idle.configure(config.idle_suspend?.after_ms ?? null);
   const server = createApi({
     sandbox,
     auth,
     log,
     onShutdown: () => void shutdown("api"),
     exitCheckpoint: () => exitCheckpoint,
+    idle,
   });
 
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

@@ -24,6 +24,7 @@ import {
 } from "@alpine/core/sandboxd-api";
 import type { z } from "zod";
 import type { Auth } from "./auth.ts";
+import type { IdleSuspend } from "./idle-suspend.ts";
 import type { Logger } from "./log.ts";
 import { proxyHttp, proxyUpgrade, type Upstream } from "./proxy.ts";
 import type { Sandbox } from "./sandbox.ts";
@@ -149,6 +150,8 @@ export interface ApiDeps {
   onShutdown(): void;
   /** The checkpoint written on SIGTERM, held for the control plane to copy (config exit_checkpoint). */
   exitCheckpoint?: () => CheckpointManifestData | null;
+  /** Scale-to-zero's watch: every request but a status read is use of the sandbox (idle-suspend.ts). */
+  idle?: IdleSuspend;
 }
 
 export function createApi(deps: ApiDeps): Server {
@@ -176,8 +179,12 @@ export function createApi(deps: ApiDeps): Server {
       }
       case "POST /v1/init":
         return init(req, res);
-      case "POST /v1/adopt":
-        return sendJson(res, 200, await sandbox.adopt(await readJson(req, AdoptRequestSchema)));
+      case "POST /v1/adopt": {
+        const body = await readJson(req, AdoptRequestSchema);
+        const adopted = await sandbox.adopt(body);
+        if (body.idle_suspend) deps.idle?.configure(body.idle_suspend.after_ms);
+        return sendJson(res, 200, adopted);
+      }
       case "POST /v1/task": {
         const body = await readJson(req, TaskRequestSchema);
         sandbox.requireReady();
@@ -382,6 +389,9 @@ export function createApi(deps: ApiDeps): Server {
       return sendError(res, new AlpineError("usage_invalid", "bad request URL"));
     }
     const path = url.pathname;
+    // Reading the status (alpine status, list, the alarm) is not use: it never keeps a sandbox up.
+    const reading = path === "/healthz" || (path === "/v1/status" && req.method === "GET");
+    if (!reading && deps.idle) res.once("close", deps.idle.begin());
     try {
       if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
         return sendJson(res, 200, { ok: true, phase: sandbox.phase } satisfies HealthResponse);
@@ -443,6 +453,8 @@ export function createApi(deps: ApiDeps): Server {
       socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       return;
     }
+    // An open web UI socket is someone using the sandbox until it closes.
+    if (deps.idle) socket.once("close", deps.idle.begin());
     proxyUpgrade(req, socket, head, upstream(), COOKIE_PREFIX);
   });
 

@@ -1,4 +1,5 @@
 import type { AlpineConfig, SandboxRecord } from "@alpine/core";
+import { suspendAfterMs } from "@alpine/core/suspension";
 
 /**
  * What a sandbox's alarm does, decided from facts alone (no I/O), so the
@@ -40,10 +41,16 @@ export interface AlarmFacts {
   now: number;
   /** When the Durable Object last served a request for this sandbox (0: not since it started). */
   lastRequestAt: number;
+  /**
+   * When it last served one that was use of the sandbox: any but a status or logs read (absent:
+   * lastRequestAt). Suspension's idle clock: a status poller does not keep a sandbox up.
+   */
+  lastUseAt?: number;
   intervalMs: number;
   /** How long a container keeps running after its object went idle. */
   inactivityMs: number;
-  sandbox: Pick<AlpineConfig["sandbox"], "auto_teardown" | "completed_retention_minutes">;
+  sandbox: Pick<AlpineConfig["sandbox"], "auto_teardown" | "completed_retention_minutes"> &
+    Partial<Pick<AlpineConfig["sandbox"], "suspend_after_minutes">>;
   /**
    * Web UI connections (event streams) open through the object right now: someone is watching,
    * though an open stream makes no new requests. Activity, so no idle save-and-stop and no
@@ -97,6 +104,11 @@ export interface AlarmDecision {
   renew: boolean;
   /** Tear the sandbox down (checkpointing unsaved work first) and log why; null: keep it. */
   teardown: string | null;
+  /**
+   * Suspend it (core's suspend: unsaved work checkpointed and verified, container stopped, state
+   * `suspended`; a request resumes it) and log why; absent or null: do not.
+   */
+  suspend?: string | null;
 }
 
 export function decideAfterProbe(
@@ -115,6 +127,30 @@ export function decideAfterProbe(
     return { renew: probed.agentBusy, teardown: null };
   }
   if (retentionDue) return { renew: false, teardown: `auto-teardown: completed ${retention} min ago` };
+  const suspendAfter = suspendAfterMs({ suspend_after_minutes: facts.sandbox.suspend_after_minutes ?? 0 });
+  const unusedForMs =
+    facts.now -
+    Math.max(
+      facts.lastUseAt ?? facts.lastRequestAt,
+      Date.parse(facts.record.last_activity ?? facts.record.updated_at) || 0,
+    );
+  if (suspendAfter !== null && unusedForMs >= suspendAfter) {
+    return {
+      renew: false,
+      teardown: null,
+      suspend: `idle ${Math.round(unusedForMs / 1000)} s: suspended (sandbox.suspend_after_minutes)`,
+    };
+  }
+  const idleS = Math.round(plan.idleForMs / 1000);
+  // The container is about to stop by itself: with suspension on, saved and suspended (a request
+  // resumes it); off, saved and torn down (`alpine launch` resumes it).
+  if (plan.nearTimeout && suspendAfter !== null) {
+    return {
+      renew: false,
+      teardown: null,
+      suspend: `idle ${idleS} s: saved and suspended before the container's inactivity timeout`,
+    };
+  }
   if (plan.nearTimeout) {
     return {
       renew: false,

@@ -8,6 +8,7 @@ import {
   type OperationContext,
   type Orchestrator,
   type RouteInput,
+  routeOf,
   type SandboxRecord,
   type SandboxRouteName,
   silentProgress,
@@ -50,6 +51,8 @@ export class SandboxObject extends DurableObject<Env> {
   private readonly pid = 1 + Math.floor(Math.random() * 2_000_000_000);
   private providerInstance: ControlPlaneProvider | null = null;
   private lastActive = 0;
+  /** The last request that was use of the sandbox (not a status or logs read): suspension's idle clock. */
+  private lastUse = 0;
   /** Operations of this instance still running (a streamed one outlives its client). */
   private inFlight = 0;
   /** When the alarm's policy is next due (0: at the next alarm; a new instance runs it at once). */
@@ -204,10 +207,22 @@ export class SandboxObject extends DurableObject<Env> {
       validateName(name);
       if (this.name === null) this.store.setKv("name", name);
       this.lastActive = Date.now();
+      // Reading how a sandbox is (status, logs: a poller, the CLI's list) never keeps it from suspending.
+      const read = routeOf(request.method, url.pathname.replace(/^\/+/, ""));
+      if (read !== "status" && read !== "logs") this.lastUse = this.lastActive;
       const op = url.pathname.replace(/^\/+/, "");
       if (op.startsWith("ui/") || op === "ui") {
         const path = url.pathname.slice("/ui".length) || "/";
-        const record = await this.store.get(name);
+        let record = await this.store.get(name);
+        if (record?.state === "suspended") {
+          // A web UI request resumes a suspended sandbox (as a command that needs it does).
+          const end = await this.beginOperation(name);
+          try {
+            record = await this.orchestrator(await keptConfig(this.env, this.store)).resume(name);
+          } finally {
+            end();
+          }
+        }
         return await proxyUi(request, record, name, this.provider(), path, url.search, this.ui);
       }
       const response = await dispatchRoute(request, op, {
@@ -260,6 +275,7 @@ export class SandboxObject extends DurableObject<Env> {
       record,
       now: Date.now(),
       lastRequestAt: Math.max(this.lastActive, this.ui.lastClosedAt),
+      lastUseAt: Math.max(this.lastUse, this.ui.lastClosedAt),
       uiConnectionsOpen: this.ui.open,
       intervalMs: this.intervalMs(),
       inactivityMs: this.inactivityMs(),
@@ -279,6 +295,24 @@ export class SandboxObject extends DurableObject<Env> {
     if (decision.collectExitCheckpoint) return this.collectExitCheckpoint(o, record);
     if (decision.renew && record.runtime) await this.renew(name, record);
     if (decision.teardown) await this.tearDown(o, record, decision.teardown);
+    if (decision.suspend) await this.suspend(o, record, decision.suspend, facts.lastUseAt);
+  }
+
+  /** The alarm's suspension; core's suspend asks sandboxd again holding the lease, so a busy agent is kept. */
+  private async suspend(o: Orchestrator, record: SandboxRecord, reason: string, lastRequestAt: number) {
+    try {
+      const result = await o.suspend(record.name, { lastRequestAt, requestsInFlight: this.ui.open });
+      if (!result.suspended) return;
+    } catch (err) {
+      // Kept (another operation holds the lease, the checkpoint failed); the next alarm tries again.
+      console.warn("alpine: the alarm's suspension did not happen", {
+        name: record.name,
+        reason,
+        error: toAlpineError(err).toJSON(),
+      });
+      return;
+    }
+    await this.note(record, reason);
   }
 
   /**

@@ -139,6 +139,79 @@ describe("the alarm's policy", () => {
   });
 });
 
+describe("the alarm's suspension (sandbox.suspend_after_minutes)", () => {
+  const running = (lastActiveMinAgo: number, suspendAfter: number | undefined) => {
+    const f = facts({
+      inactivityMs: 60 * MIN,
+      sandbox: { auto_teardown: true, completed_retention_minutes: 30, suspend_after_minutes: suspendAfter },
+      record: { last_activity: new Date(NOW - lastActiveMinAgo * MIN).toISOString() },
+    });
+    const plan = planAlarm(f);
+    if (plan.kind !== "probe") throw new Error("expected a probe");
+    const record = { state: "running" as const, updated_at: f.record.updated_at, task: null };
+    return { f, plan, record };
+  };
+
+  it("suspends an idle agent's sandbox once it has been idle for suspend_after_minutes", () => {
+    const { f, plan, record } = running(6, 5);
+    expect(decideAfterProbe(f, plan, { record, reachable: true, agentBusy: false })).toEqual({
+      renew: false,
+      teardown: null,
+      suspend: "idle 360 s: suspended (sandbox.suspend_after_minutes)",
+    });
+  });
+
+  it("never suspends a busy agent, an unreachable sandboxd, an open web UI, or before the period", () => {
+    const { f, plan, record } = running(6, 5);
+    expect(decideAfterProbe(f, plan, { record, reachable: true, agentBusy: true }).suspend).toBeUndefined();
+    expect(decideAfterProbe(f, plan, { record, reachable: false, agentBusy: false }).suspend).toBeUndefined();
+    expect(
+      decideAfterProbe({ ...f, uiConnectionsOpen: 1 }, plan, { record, reachable: true, agentBusy: false })
+        .suspend,
+    ).toBeUndefined();
+    const early = running(4, 5);
+    expect(
+      decideAfterProbe(early.f, early.plan, { record: early.record, reachable: true, agentBusy: false }),
+    ).toEqual({ renew: false, teardown: null });
+  });
+
+  it("near the container's timeout: suspended when suspension is on, torn down when it is off (0)", () => {
+    const on = running(59, 120);
+    expect(
+      decideAfterProbe(on.f, on.plan, { record: on.record, reachable: true, agentBusy: false }),
+    ).toMatchObject({
+      teardown: null,
+      suspend: expect.stringMatching(/saved and suspended before the container's inactivity timeout/),
+    });
+    const off = running(59, 0);
+    const decision = decideAfterProbe(off.f, off.plan, {
+      record: off.record,
+      reachable: true,
+      agentBusy: false,
+    });
+    expect(decision.suspend).toBeUndefined();
+    expect(decision.teardown).toMatch(/saved and stopped/);
+  });
+
+  it("status and logs reads (lastRequestAt) do not count as use; other requests (lastUseAt) do", () => {
+    const { f, plan, record } = running(6, 5);
+    const polled = { ...f, lastRequestAt: NOW - 1000, lastUseAt: NOW - 6 * MIN };
+    const polledPlan = planAlarm(polled);
+    if (polledPlan.kind !== "probe") throw new Error("expected a probe");
+    expect(
+      decideAfterProbe(polled, polledPlan, { record, reachable: true, agentBusy: false }).suspend,
+    ).toMatch(/^idle 360 s: suspended/);
+    const used = { ...f, lastUseAt: NOW - MIN };
+    expect(
+      decideAfterProbe(used, plan, { record, reachable: true, agentBusy: false }).suspend,
+    ).toBeUndefined();
+  });
+
+  it("stops watching a suspended sandbox (nothing runs)", () => {
+    expect(planAlarm(facts({ record: { state: "suspended" } }))).toEqual({ kind: "stop" });
+  });
+});
+
 describe("nextAlarmIn", () => {
   it("every interval while live; none once nothing is live and nothing runs", () => {
     expect(nextAlarmIn({ live: true, operationsInFlight: 0, intervalMs: MIN })).toBe(MIN);

@@ -109,7 +109,12 @@ describe("the SandboxObject's alarm", () => {
 
   it("an idle sandbox near its container's inactivity timeout is saved and stopped (destroyed), so no work is lost", async () => {
     const name = "alarm-idle";
-    await launch(name, "WRITE I.md idle work", cliConfig({ sandbox: { completed_retention_minutes: 600 } }));
+    // Suspension off: near the timeout the sandbox is torn down (suspend.cloudflare.test.ts: on).
+    await launch(
+      name,
+      "WRITE I.md idle work",
+      cliConfig({ sandbox: { completed_retention_minutes: 600, suspend_after_minutes: 0 } }),
+    );
     await waitFor("completed", async () => (await stateOf(name)).state === "completed");
     const stub = env.SANDBOX.getByName(name);
     // Pretend nothing touched it for three days (the test deployment's inactivity timeout is one day).

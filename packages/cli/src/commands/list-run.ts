@@ -5,9 +5,31 @@ export async function listCommand(ctx: Context): Promise<void> {
   // Local: the store alone (no YAML, zod or providers), so `list` starts fast. Remote: the control plane.
   const { remoteConfig } = await import("../remote-config.ts");
   const remote = await remoteConfig(ctx.globals.config);
-  const { localListItem, printList, withOverlaps } = await import("./list-view.ts");
-  const items = remote
-    ? await (await (await import("../service.ts")).sandboxService(ctx, { config: remote })).list()
-    : withOverlaps((await (await ctx.store()).list()).map(localListItem));
+  const { localListItem, mayHaveSuspendedItself, printList, withOverlaps } = await import("./list-view.ts");
+  const { sandboxService } = await import("../service.ts");
+  let items = remote ? await (await sandboxService(ctx, { config: remote })).list() : null;
+  if (!items) {
+    const records = await (await ctx.store()).list();
+    items = mayHaveSuspendedItself(records)
+      ? await listAskingProviders(ctx)
+      : withOverlaps(records.map(localListItem));
+  }
   printList(items, ctx.globals.json);
+}
+
+/**
+ * The orchestrator's list: a sandbox whose runtime suspended itself is recorded `suspended` first
+ * (it asks the providers, so it needs the configuration this command otherwise does without).
+ */
+async function listAskingProviders(ctx: Context) {
+  const [{ createContext }, { sandboxService }] = await Promise.all([
+    import("../context.ts"),
+    import("../service.ts"),
+  ]);
+  const full = await createContext(ctx.globals);
+  try {
+    return await (await sandboxService(full)).list();
+  } finally {
+    full.close();
+  }
 }

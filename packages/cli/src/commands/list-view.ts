@@ -1,4 +1,4 @@
-import type { ListItemView } from "@alpine/core";
+import type { ListItemView, SandboxRecord } from "@alpine/core";
 import { printJson, relativeTime, table } from "../output.ts";
 
 /**
@@ -6,6 +6,32 @@ import { printJson, relativeTime, table } from "../output.ts";
  * (type-only imports there), so reading the local store loads neither zod nor the rest of core.
  */
 export { listItemView as localListItem, withOverlaps } from "@alpine/core/views";
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, owned by someone else.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Whether some record says running or completed while its runtime may have stopped by suspending
+ * itself (docs/durability.md, "Suspension"): a local sandboxd whose process is gone, or any docker
+ * sandbox (telling needs the daemon). Then `list` asks the providers and records the suspensions
+ * first (the orchestrator's list); otherwise the store alone is the truth and `list` stays fast.
+ */
+export function mayHaveSuspendedItself(records: readonly SandboxRecord[], alive = processAlive): boolean {
+  return records.some((r) => {
+    if (r.state !== "running" && r.state !== "completed") return false;
+    if (r.provider === "docker") return true;
+    if (r.provider !== "local") return false;
+    const pid = r.runtime?.handle.pid;
+    return typeof pid !== "number" || !alive(pid);
+  });
+}
 
 /** `alpine list`'s output: the items as JSON, or a table (a hint when there are none). */
 export function printList(items: readonly ListItemView[], json: boolean): void {
@@ -17,7 +43,7 @@ export function printList(items: readonly ListItemView[], json: boolean): void {
     const overlapping = items.filter((i) => i.overlaps?.length);
     process.stdout.write(
       `${table(
-        ["NAME", "STATE", "AGENT", "PROVIDER", "REPO", "LAST ACTIVITY", "CREATED"],
+        ["NAME", "STATE", "AGENT", "PROVIDER", "REPO", "LAST ACTIVITY", "CREATED", "DISK"],
         items.map((i) => [
           i.name,
           i.state,
@@ -26,6 +52,8 @@ export function printList(items: readonly ListItemView[], json: boolean): void {
           i.repo,
           relativeTime(i.last_activity),
           relativeTime(i.created_at),
+          // A suspended sandbox costs only its disk; a running one's disk is not the point.
+          i.disk_bytes == null ? "" : formatBytes(i.disk_bytes),
         ]),
       )}\n`,
     );
@@ -39,4 +67,16 @@ export function printList(items: readonly ListItemView[], json: boolean): void {
       }
     }
   }
+}
+
+/** 1536 → "1.5 KB" (powers of 1024, one decimal below 10). */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 || value >= 10 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }

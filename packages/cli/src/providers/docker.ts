@@ -11,6 +11,7 @@ import type {
 import {
   AlpineError,
   declaredCapabilities,
+  idleSuspendConfig,
   imageSandboxdConfig,
   requireHandle,
   SANDBOX_IMAGE,
@@ -192,7 +193,7 @@ export class DockerProvider implements Provider {
         h.network === "host" ? { host: "127.0.0.1", port: 0 } : { host: "0.0.0.0", port: CONTAINER_PORT },
       auth: spec.auth,
       // Notifications: sent from the container (no desktop there); the ledger stays in its volume.
-      extra: { env, ...dockerNotify(spec.config) },
+      extra: { env, ...dockerNotify(spec.config), idle_suspend: idleSuspendConfig(spec.config) },
     });
     // `docker start --attach --interactive` hands our stdin to sandboxd; once it has printed
     // its first line we drop the attachment with SIGKILL, which docker cannot forward: the container runs on.

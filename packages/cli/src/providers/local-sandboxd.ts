@@ -102,7 +102,10 @@ export function localSandboxdConfig(opts: {
   isolation: "bubblewrap" | "none";
   token: string;
   auth?: Record<string, unknown>;
-  extra?: Pick<NonNullable<SandboxdStartInput["extra"]>, "warm" | "prestart" | "exit_checkpoint" | "notify">;
+  extra?: Pick<
+    NonNullable<SandboxdStartInput["extra"]>,
+    "warm" | "prestart" | "exit_checkpoint" | "notify" | "idle_suspend"
+  >;
 }) {
   return sandboxdStartConfig({
     sandbox: opts.sandbox,

@@ -9,7 +9,13 @@ import type {
   RuntimeSpec,
   RuntimeStartIntent,
 } from "@alpine/core";
-import { AlpineError, declaredCapabilities, NO_ISOLATION_WARNING, requireHandle } from "@alpine/core";
+import {
+  AlpineError,
+  declaredCapabilities,
+  idleSuspendConfig,
+  NO_ISOLATION_WARNING,
+  requireHandle,
+} from "@alpine/core";
 import type { Context } from "../context.ts";
 import { thisHost } from "../context.ts";
 import { cachedIsolation, type IsolationOf, resolveIsolation } from "./isolation.ts";
@@ -117,7 +123,8 @@ export class LocalProvider implements Provider {
   }
 
   private async adoptWarm(h: LocalHandle, spec: RuntimeSpec): Promise<RuntimeHandle | null> {
-    const adopted = await (await this.pool()).adopt(h.dir, spec);
+    const idleSuspend = this.opts.exitCheckpoint ? undefined : idleSuspendConfig(spec.config);
+    const adopted = await (await this.pool()).adopt(h.dir, spec, idleSuspend);
     if (!adopted) return null;
     // The isolation it was started with (its fingerprint says so), not probed again.
     const isolation = h.isolation ?? (await this.isolation(spec.config));
@@ -167,7 +174,10 @@ export class LocalProvider implements Provider {
         // OpenCode starts at sandboxd's boot when the launch will init (never before a restore).
         extra: {
           ...(intent?.init_repo ? { prestart: { repo: intent.init_repo } } : {}),
-          ...(this.opts.exitCheckpoint ? { exit_checkpoint: this.opts.exitCheckpoint } : {}),
+          // `alpine cloud dev`'s container host stands in for Containers: its alarm suspends.
+          ...(this.opts.exitCheckpoint
+            ? { exit_checkpoint: this.opts.exitCheckpoint }
+            : { idle_suspend: idleSuspendConfig(spec.config) }),
           ...notifyExtra(spec.config, this.ctx.home, spec.sandbox_id),
         },
       });

@@ -56,7 +56,11 @@ export class WarmPool {
    * Gives a claimed warm runtime in `dir` its identity and credentials (POST /v1/adopt); null when
    * it died before, and then it is stopped.
    */
-  async adopt(dir: string, spec: RuntimeSpec): Promise<{ pid: number; port: number; url: string } | null> {
+  async adopt(
+    dir: string,
+    spec: RuntimeSpec,
+    idleSuspend?: { after_ms: number },
+  ): Promise<{ pid: number; port: number; url: string } | null> {
     const [{ SandboxdClient }, { nodeFetch }] = await Promise.all([
       import("@alpine/core"),
       import("../node-fetch.ts"),
@@ -81,7 +85,12 @@ export class WarmPool {
       fetch: nodeFetch,
     });
     try {
-      await client.adopt({ sandbox_id: spec.sandbox_id, name: spec.name, auth: spec.auth });
+      await client.adopt({
+        sandbox_id: spec.sandbox_id,
+        name: spec.name,
+        auth: spec.auth,
+        ...(idleSuspend ? { idle_suspend: idleSuspend } : {}),
+      });
     } catch (err) {
       await stopSandboxd(dir, listening.pid);
       throw err;

@@ -41,6 +41,7 @@ export async function taskOperation(
   opts: { wait: boolean; newSession?: boolean },
 ): Promise<TaskView> {
   const o = ctx.orchestrator;
+  await o.resume(name, ctx.progress);
   const sent = await o.task(name, prompt, { newSession: opts.newSession === true });
   let record = sent.record;
   if (opts.wait) {
@@ -64,11 +65,14 @@ export async function exportOperation(
   name: string,
   input: ExportInput,
 ): Promise<ExportView & { patch?: string }> {
+  // A suspended sandbox comes back; from a checkpoint the export needs no runtime.
+  if (!input.from_checkpoint) await ctx.orchestrator.resume(name, ctx.progress);
   const result = await ctx.orchestrator.export(name, input, ctx.progress);
   return { ...exportView(name, result), ...(input.patch ? { patch: result.work.patch ?? "" } : {}) };
 }
 
 export async function checkpointOperation(ctx: OperationContext, name: string): Promise<CheckpointView> {
+  await ctx.orchestrator.resume(name, ctx.progress);
   return checkpointView(name, await ctx.orchestrator.checkpoint(name, ctx.progress));
 }
 

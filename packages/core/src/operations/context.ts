@@ -22,6 +22,8 @@ export type OperationsOrchestrator = Pick<
   | "teardown"
   | "export"
   | "gc"
+  | "resume"
+  | "listNoticingSuspensions"
 >;
 
 /**

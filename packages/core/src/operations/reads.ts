@@ -32,15 +32,17 @@ export async function statusOperation(
     o.activeLease(name),
   ]);
   record = await o.reconcile(record, probe);
+  // Found to have suspended itself: reported as the stopped runtime it is, not an unreachable one.
+  const seen = record.state === "suspended" && probe.state === "unavailable" ? await o.probe(record) : probe;
   // What the probe saw now, else what the record kept (reconcile is skipped while an operation runs).
-  const files = probe.status?.workspace?.changed_files.map((f) => f.path) ?? record.changes?.files ?? [];
+  const files = seen.status?.workspace?.changed_files.map((f) => f.path) ?? record.changes?.files ?? [];
   const overlaps = overlapsOf({ ...workOf(record), files }, (await o.list()).map(workOf));
-  return statusView(o, record, probe, lease, ctx.config, ctx.webUrl?.(record), overlaps);
+  return statusView(o, record, seen, lease, ctx.config, ctx.webUrl?.(record), overlaps);
 }
 
 /** `alpine list`: every sandbox this orchestrator's store holds, with overlaps from the records alone. */
 export async function listOperation(ctx: OperationContext): Promise<ListItemView[]> {
-  return withOverlaps((await ctx.orchestrator.list()).map(listItemView));
+  return withOverlaps((await ctx.orchestrator.listNoticingSuspensions()).map(listItemView));
 }
 
 /** `alpine diff`: the agent's changes, untracked files included; no patch text with `stat`. */
@@ -50,14 +52,14 @@ export async function diffOperation(
   opts: { stat: boolean },
 ): Promise<DiffView> {
   const o = ctx.orchestrator;
-  const diff = await (await o.connect(await o.get(name))).diff({ stat: opts.stat });
+  const diff = await (await o.connect(await o.resume(name, ctx.progress))).diff({ stat: opts.stat });
   return { name, files: diff.files, patch: opts.stat ? "" : (diff.patch ?? "") };
 }
 
 /** `alpine open`: a one-time login link to the web UI (sandboxd mints the code). */
 export async function loginOperation(ctx: OperationContext, name: string): Promise<LoginView> {
   const o = ctx.orchestrator;
-  const record = await o.get(name);
+  const record = await o.resume(name, ctx.progress);
   const { code, expires_at } = await (await o.connect(record)).login();
   return { name, web_url: ctx.loginUrl(record, code), expires_at };
 }

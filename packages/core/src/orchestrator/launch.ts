@@ -66,7 +66,9 @@ export async function launch(
       // A teardown that died mid-way (its settlement stopped its runtime): launching brings it back.
       current = await move(deps, current, "error", op.id, "launched again after an interrupted teardown");
     }
-    if (step !== "reuse") current = await provision(deps, current, op.id, progress);
+    // A suspended sandbox goes back to the state it was suspended from.
+    const ready = current.state === "suspended" ? (current.suspension?.from ?? "running") : "running";
+    if (step !== "reuse") current = await provision(deps, current, op.id, progress, ready);
 
     await reach(deps, "launch.running");
     let taskAccepted = false;
@@ -182,18 +184,27 @@ async function createRecord(
  * workspace) is gone but that has a verified checkpoint is restored from it; otherwise sandboxd
  * clones, or reuses the workspace the provider kept.
  */
-async function provision(
+export async function provision(
   deps: OrchestratorDeps,
   record: SandboxRecord,
   operationId: string,
   progress: Progress,
+  /** Where a ready runtime leaves the record: `completed` for a resumed sandbox suspended there. */
+  readyState: "running" | "completed" = "running",
 ): Promise<SandboxRecord> {
   const provider = deps.provider(record.provider);
   const checkpoint = record.checkpoint?.verified ? record.checkpoint : null;
   // A damaged checkpoint is refused before anything starts (never restored).
   const manifest = checkpoint ? await verifiedManifest(deps, record, checkpoint.id) : null;
   progress.step("provisioning");
-  let current = await move(deps, record, "provisioning", operationId, "launch", { error: null });
+  let current = await move(
+    deps,
+    record,
+    "provisioning",
+    operationId,
+    record.state === "suspended" ? "resume" : "launch",
+    { error: null, suspension: null },
+  );
   await reach(deps, "launch.provisioning");
   const spec = runtimeSpec(deps, current, await deps.authEntries());
   let handle: RuntimeHandle | null = current.runtime?.handle ?? null;
@@ -251,7 +262,7 @@ async function provision(
     return await move(
       deps,
       current,
-      "running",
+      readyState,
       operationId,
       source === "restore" ? `restored ${manifest?.checkpoint_id}` : "runtime ready",
       { agent: status.agent.state, last_activity: status.agent.last_activity ?? nowIso(deps) },

@@ -5,6 +5,7 @@ import { summarise } from "./decisions/export.ts";
 import { observeStatus, reconciliation, taskFailure } from "./decisions/reconcile.ts";
 import { connectTo, getRecord, probe } from "./reading.ts";
 import { isBusy, settle, withLease } from "./settle.ts";
+import { noticeSelfSuspension } from "./suspend.ts";
 import type { OrchestratorDeps, Probe } from "./types.ts";
 
 /** Tasks: handing the agent a prompt, following it to its end, and recording what sandboxd saw. */
@@ -69,6 +70,8 @@ export async function reconcile(
 ): Promise<SandboxRecord> {
   // First what a command that died mid-way left behind (a no-op for everything else).
   const record = await settle(deps, given);
+  // A runtime that stopped by suspending itself (local, docker) is recorded as suspended.
+  if (found.state === "unavailable") return noticeSelfSuspension(deps, record);
   if (found.state !== "ok" || !found.status) return record;
   const status = found.status;
   const { finished, agentChanged, changesChanged } = observeStatus(record, status);

@@ -5,8 +5,11 @@ import { saveCheckpoint } from "./checkpoint.ts";
 import { ignoreFailure, move, reach } from "./context.ts";
 import { exitCheckpointToCollect } from "./decisions/exit-checkpoint.ts";
 import { teardownBlockers, teardownPlan, unsavedWork } from "./decisions/safety.ts";
+import { suspendedTeardown } from "./decisions/suspend.ts";
+import { provision } from "./launch.ts";
 import { getRecord, probe } from "./reading.ts";
 import { withLease } from "./settle.ts";
+import { noticeSelfSuspension } from "./suspend.ts";
 import type { OrchestratorDeps, TeardownResult } from "./types.ts";
 
 /**
@@ -19,7 +22,8 @@ export async function teardown(
   opts: { force: boolean },
   progress: Progress,
 ): Promise<TeardownResult> {
-  const record = await getRecord(deps, name);
+  // A runtime that stopped by suspending itself is recorded so first (not taken for an unreachable one).
+  const record = await noticeSelfSuspension(deps, await getRecord(deps, name));
   return withLease(deps, record, "teardown", async (op) => {
     await reach(deps, "teardown.lease_acquired");
     let current = await getRecord(deps, name);
@@ -27,7 +31,12 @@ export async function teardown(
       return { record: current, destroyed: false, checkpoint_id: current.checkpoint?.id ?? null };
     }
     let checkpointId: string | null = null;
-    if (!opts.force) {
+    if (current.state === "suspended" && !opts.force && suspendedTeardown(current) === "resume_first") {
+      // Work only the stopped runtime holds: brought back, so it is checkpointed as any teardown's.
+      progress.step(`resuming suspended sandbox '${name}' to save its work`);
+      current = await provision(deps, current, op.id, progress, current.suspension?.from ?? "running");
+    }
+    if (!opts.force && current.state !== "suspended") {
       const saved = await saveWorkFirst(deps, current, op.id, progress);
       current = saved.record;
       checkpointId = saved.checkpoint_id;
@@ -101,6 +110,7 @@ async function destroyTornDown(
     runtime: null,
     agent: "unknown",
     error: null,
+    suspension: null,
   });
 }
 

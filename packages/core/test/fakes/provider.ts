@@ -95,8 +95,11 @@ export class FakeProvider implements Provider {
     this.runtimes.delete(id);
   }
 
+  /** What logs() answers: the runtime's own log lines (a test writes sandboxd's). */
+  logLines: string[] = [];
+
   async logs(): Promise<string[]> {
-    return [];
+    return [...this.logLines];
   }
 
   async collect(): Promise<{ removed: string[]; started: string[] }> {

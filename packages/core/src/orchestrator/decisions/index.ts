@@ -7,4 +7,5 @@ export * from "./overlaps.ts";
 export * from "./reconcile.ts";
 export * from "./safety.ts";
 export * from "./settlement.ts";
+export * from "./suspend.ts";
 export * from "./wait.ts";

@@ -44,7 +44,7 @@ export function launchStep(state: SandboxState, probe: Probe | null): LaunchStep
 
 /** A launch resumes a sandbox that ran before (its workspace or checkpoint is brought back). */
 export function launchResumes(state: SandboxState): boolean {
-  return state === "destroyed" || state === "error" || state === "tearing_down";
+  return state === "destroyed" || state === "error" || state === "tearing_down" || state === "suspended";
 }
 
 /**
