@@ -66,7 +66,12 @@ export class LocalSandboxService implements SandboxService {
     return statusOperation(await this.operations(), name, { probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS });
   }
 
-  async task(name: string, prompt: string, opts: { wait: boolean }, progress: Progress): Promise<TaskView> {
+  async task(
+    name: string,
+    prompt: string,
+    opts: { wait: boolean; budget?: string },
+    progress: Progress,
+  ): Promise<TaskView> {
     return taskOperation(await this.operations(progress), name, prompt, opts);
   }
 

@@ -41,7 +41,12 @@ export interface SandboxService {
   launch(input: LaunchRequest, progress: Progress, opts?: { wait: boolean }): Promise<LaunchView>;
   list(): Promise<ListItemView[]>;
   status(name: string): Promise<StatusView>;
-  task(name: string, prompt: string, opts: { wait: boolean }, progress: Progress): Promise<TaskResult>;
+  task(
+    name: string,
+    prompt: string,
+    opts: { wait: boolean; budget?: string },
+    progress: Progress,
+  ): Promise<TaskResult>;
   diff(name: string, opts: { stat: boolean }): Promise<DiffResult>;
   /** A one-time login link to the web UI. */
   login(name: string): Promise<{ web_url: string }>;

@@ -33,6 +33,18 @@ export const EgressSchema = z.union([
 ]);
 export type Egress = z.infer<typeof EgressSchema>;
 
+/** A limit on what the agent spends: tokens (all kinds OpenCode counts) and/or money (the provider's reported cost, USD). */
+export const BudgetLimitSchema = z.strictObject({
+  tokens: z.number().int().positive().optional(),
+  cost: z.number().positive().optional(),
+});
+/** `sandbox.budget`: per task (one prompt's turn) and per sandbox (every session's total). */
+export const BudgetSchema = z.strictObject({
+  task: BudgetLimitSchema.optional(),
+  sandbox: BudgetLimitSchema.optional(),
+});
+export type Budget = z.infer<typeof BudgetSchema>;
+
 const sandboxSection = z.strictObject({
   provider: z.enum(PROVIDER_KINDS).default("local"),
   image_profile: z.string().min(1).default("default"),
@@ -52,6 +64,8 @@ const sandboxSection = z.strictObject({
   warm_pool: z.number().int().min(0).max(16).default(0),
   /** What the agent's network reaches (docs/config.md, docs/providers.md). */
   egress: EgressSchema.default({ allow: [] }),
+  /** When the agent's turn is stopped for what it spent (docs/config.md); none by default. */
+  budget: BudgetSchema.default({}),
 });
 
 const dockerSection = z.strictObject({
@@ -103,7 +117,12 @@ export type AlpineConfig = z.infer<typeof ConfigSchema>;
 export const DEFAULT_CONFIG: AlpineConfig = ConfigSchema.parse({});
 
 /** Leaf keys whose values are whole objects: set as one value, never merged key by key from env. */
-const OPAQUE_LEAVES = new Set(["sandbox.image_profiles", "sandbox.egress", "opencode.config"]);
+const OPAQUE_LEAVES = new Set([
+  "sandbox.image_profiles",
+  "sandbox.egress",
+  "sandbox.budget",
+  "opencode.config",
+]);
 const ARRAY_LEAVES = new Set(["opencode.auth_providers", "sandbox.read_only_paths"]);
 
 /** Every settable key path, e.g. `sandbox.auto_teardown`. */

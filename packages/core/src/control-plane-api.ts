@@ -34,6 +34,8 @@ export type RemoteLaunch = z.infer<typeof RemoteLaunchSchema>;
 export const RemoteTaskSchema = z.object({
   prompt: z.string(),
   wait: z.boolean().optional(),
+  /** `--budget +N` / `+$N`: raised for this sandbox before the prompt goes out. */
+  budget: z.string().optional(),
   config: configField,
 });
 

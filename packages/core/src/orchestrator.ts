@@ -100,8 +100,12 @@ export class Orchestrator {
     return launch(this.deps, input, progress);
   }
 
-  task(name: string, prompt: string): Promise<{ record: SandboxRecord; session_id: string }> {
-    return task(this.deps, name, prompt);
+  task(
+    name: string,
+    prompt: string,
+    opts: { budget?: string } = {},
+  ): Promise<{ record: SandboxRecord; session_id: string }> {
+    return task(this.deps, name, prompt, opts);
   }
 
   /** Waits until the current task finishes; the sandbox is then completed (or task_failed is thrown). */

@@ -58,6 +58,7 @@ describe("defaults and keys", () => {
       completed_retention_minutes: 60,
       warm_pool: 0,
       egress: { allow: [] },
+      budget: {},
     });
     expect(DEFAULT_CONFIG.docker).toEqual({ network: "bridge" });
     expect(DEFAULT_CONFIG.durability).toEqual({

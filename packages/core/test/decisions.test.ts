@@ -376,7 +376,14 @@ describe("reconciling a probe into the record", () => {
 
   it("only updates the agent when the record moved on meanwhile", () => {
     const change = reconciliation({ ...running, state: "completed" }, done("s1"), true, "x");
-    expect(change).toEqual({ to: null, patch: { agent: "idle", last_activity: "2026-01-01T00:05:00.000Z" } });
+    expect(change.to).toBeNull();
+    expect(change.patch).toMatchObject({
+      agent: "idle",
+      agent_reason: null,
+      last_activity: "2026-01-01T00:05:00.000Z",
+    });
+    // What sandboxd observed of the task is kept: how it ended.
+    expect(change.patch.task?.state).toBe("completed");
   });
 
   it("keeps the last activity the record knows when sandboxd has none", () => {

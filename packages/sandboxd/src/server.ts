@@ -177,7 +177,7 @@ export function createApi(deps: ApiDeps): Server {
       case "POST /v1/task": {
         const body = await readJson(req, TaskRequestSchema);
         sandbox.requireReady();
-        const { session_id } = await sandbox.agent.runTask(body.prompt, body.session_id);
+        const { session_id } = await sandbox.agent.runTask(body.prompt, body.session_id, body.budget);
         return sendJson(res, 200, { session_id, accepted: true } satisfies TaskResponse);
       }
       case "GET /v1/diff": {

@@ -6,12 +6,12 @@ export async function taskCommand(
   ctx: Context,
   name: string,
   words: string[],
-  opts: { wait: boolean },
+  opts: { wait: boolean; budget?: string },
 ): Promise<void> {
   const out = await (await sandboxService(ctx)).task(
     name,
     words.join(" "),
-    { wait: opts.wait },
+    { wait: opts.wait, budget: opts.budget },
     stderrProgress(ctx.globals),
   );
   if (ctx.globals.json) return printJson(out);

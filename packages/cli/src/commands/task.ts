@@ -10,10 +10,17 @@ export default defineCommand({
   description: "Send a prompt to the sandbox's agent (a completed sandbox goes back to running).",
   flags: {
     wait: { type: "boolean", description: "wait until the agent has finished the task" },
+    budget: {
+      type: "string",
+      value: "+N",
+      description: "raise the sandbox's budget first: +N tokens, +$N or +Nusd money (config sandbox.budget)",
+    },
   },
   examples: [
     'alpine task fix-login "Now add a regression test"',
     "alpine task fix-login --wait Update the changelog",
+    'alpine task fix-login --budget +200000 "continue"',
+    "alpine task fix-login --budget +2usd continue",
   ],
   output: "task",
   handler: () => import("./task-run.ts").then((m) => m.taskCommand),

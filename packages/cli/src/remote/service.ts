@@ -97,10 +97,15 @@ export class RemoteSandboxService implements SandboxService {
     return this.client.call("status", {}, { sandbox: name });
   }
 
-  task(name: string, prompt: string, opts: { wait: boolean }, progress: Progress): Promise<TaskView> {
+  task(
+    name: string,
+    prompt: string,
+    opts: { wait: boolean; budget?: string },
+    progress: Progress,
+  ): Promise<TaskView> {
     return this.client.call(
       "task",
-      { prompt, wait: opts.wait, config: this.config() },
+      { prompt, wait: opts.wait, budget: opts.budget, config: this.config() },
       { sandbox: name, progress },
     );
   }

@@ -38,10 +38,10 @@ export async function taskOperation(
   ctx: OperationContext,
   name: string,
   prompt: string,
-  opts: { wait: boolean },
+  opts: { wait: boolean; budget?: string },
 ): Promise<TaskView> {
   const o = ctx.orchestrator;
-  const sent = await o.task(name, prompt);
+  const sent = await o.task(name, prompt, { budget: opts.budget });
   let record = sent.record;
   if (opts.wait) {
     ctx.progress.step("waiting for the agent to finish");

@@ -34,7 +34,8 @@ export const ROUTE_OPERATIONS: { [K in SandboxRouteName]: RouteOperation<K> } = 
       task: input.task,
       force_recreate: input.force_recreate,
     }),
-  task: (ops, name, input) => taskOperation(ops, name, input.prompt, { wait: Boolean(input.wait) }),
+  task: (ops, name, input) =>
+    taskOperation(ops, name, input.prompt, { wait: Boolean(input.wait), budget: input.budget }),
   diff: (ops, name, input) => diffOperation(ops, name, { stat: input.stat }),
   login: (ops, name) => loginOperation(ops, name),
   logs: (ops, name, input) => logsOperation(ops, name, { tail: input.tail, afterSeq: input.after_seq ?? 0 }),
