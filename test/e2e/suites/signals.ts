@@ -140,7 +140,7 @@ export function signalsSuite(kind: "local" | "docker" | "cloudflare"): void {
       expect(refused.code).toBe(1);
       expect(refused.json()).toMatchObject({ reason_code: "budget_reached" });
       const bad = await alpine("task", "sig", "--budget", "2000", "go", "--json");
-      expect(bad.code).toBe(2);
+      expect(bad.code).toBe(1);
       expect(bad.json()).toMatchObject({ reason_code: "usage_invalid" });
 
       const raised = await alpine(
