@@ -43,6 +43,8 @@ export interface EnvOptions {
   repoName?: string;
   /** More alpine.yaml lines (top-level sections other than opencode). */
   yaml?: string[];
+  /** Merged over the stub's OpenCode config (`opencode.config`), e.g. `permission`. */
+  opencodeConfig?: Record<string, unknown>;
   /**
    * The dir the environment is made in (default the system's temp dir). The hostile-agent suite
    * uses one outside /tmp: a local sandbox's own /tmp hides the host's, so canaries there prove nothing.
@@ -93,7 +95,7 @@ export async function makeEnv(opts: EnvOptions = {}): Promise<E2EEnv> {
       "opencode:",
       `  model: ${stub.model}`,
       "  auth_providers: [stub]",
-      `  config: ${JSON.stringify(stub.config)}`,
+      `  config: ${JSON.stringify({ ...stub.config, ...opts.opencodeConfig })}`,
       ...(opts.yaml ?? []),
     ].join("\n")}\n`,
   );

@@ -69,7 +69,7 @@ export class LocalSandboxService implements SandboxService {
   async task(
     name: string,
     prompt: string,
-    opts: { wait: boolean; newSession?: boolean },
+    opts: { wait: boolean; newSession?: boolean; budget?: string },
     progress: Progress,
   ): Promise<TaskView> {
     return taskOperation(await this.operations(progress), name, prompt, opts);

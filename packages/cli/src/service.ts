@@ -44,7 +44,7 @@ export interface SandboxService {
   task(
     name: string,
     prompt: string,
-    opts: { wait: boolean; newSession?: boolean },
+    opts: { wait: boolean; newSession?: boolean; budget?: string },
     progress: Progress,
   ): Promise<TaskResult>;
   diff(name: string, opts: { stat: boolean }): Promise<DiffResult>;

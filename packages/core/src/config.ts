@@ -34,6 +34,18 @@ export const EgressSchema = z.union([
 ]);
 export type Egress = z.infer<typeof EgressSchema>;
 
+/** A limit on what the agent spends: tokens (all kinds OpenCode counts) and/or money (the provider's reported cost, USD). */
+export const BudgetLimitSchema = z.strictObject({
+  tokens: z.number().int().positive().optional(),
+  cost: z.number().positive().optional(),
+});
+/** `sandbox.budget`: per task (one prompt's turn) and per sandbox (every session's total). */
+export const BudgetSchema = z.strictObject({
+  task: BudgetLimitSchema.optional(),
+  sandbox: BudgetLimitSchema.optional(),
+});
+export type Budget = z.infer<typeof BudgetSchema>;
+
 const sandboxSection = z.strictObject({
   provider: z.enum(PROVIDER_KINDS).default("local"),
   image_profile: z.string().min(1).default("default"),
@@ -58,6 +70,8 @@ const sandboxSection = z.strictObject({
   warm_pool: z.number().int().min(0).max(16).default(0),
   /** What the agent's network reaches (docs/config.md, docs/providers.md). */
   egress: EgressSchema.default({ allow: [] }),
+  /** When the agent's turn is stopped for what it spent (docs/config.md); none by default. */
+  budget: BudgetSchema.default({}),
 });
 
 const dockerSection = z.strictObject({
@@ -135,6 +149,7 @@ export const DEFAULT_CONFIG: AlpineConfig = ConfigSchema.parse({});
 const OPAQUE_LEAVES = new Set([
   "sandbox.image_profiles",
   "sandbox.egress",
+  "sandbox.budget",
   "opencode.config",
   "notify.webhooks",
 ]);

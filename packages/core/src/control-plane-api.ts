@@ -35,6 +35,8 @@ export const RemoteTaskSchema = z.object({
   prompt: z.string(),
   wait: z.boolean().optional(),
   new_session: z.boolean().optional(),
+  /** `--budget +N` / `+$N`: raised for this sandbox before the prompt goes out. */
+  budget: z.string().optional(),
   config: configField,
 });
 

@@ -15,7 +15,8 @@ export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 export interface NotifyTask {
   session_id: string;
   prompt_summary: string;
-  state: "running" | "completed" | "failed";
+  /** `interrupted`: stopped at its budget or by a crash (the agent's state says which). */
+  state: "running" | "completed" | "failed" | "interrupted";
   started_at: string;
 }
 

@@ -124,7 +124,7 @@ export class Orchestrator {
   task(
     name: string,
     prompt: string,
-    opts: { newSession?: boolean } = {},
+    opts: { newSession?: boolean; budget?: string } = {},
   ): Promise<{ record: SandboxRecord; session_id: string }> {
     return task(this.deps, name, prompt, opts);
   }

@@ -70,6 +70,11 @@ export const REASONS = {
   agent_start_failed: { exit: 2, retryable: true, hint: "see `alpine logs <name>` for OpenCode's output" },
   agent_busy: { exit: 1, retryable: true, hint: "wait for the agent to finish, or pass --force" },
   task_failed: { exit: 1, retryable: false, hint: "see `alpine logs <name>` for the agent's error" },
+  budget_reached: {
+    exit: 1,
+    retryable: false,
+    hint: 'raise it with `alpine task <name> --budget +N "continue"` or in config `sandbox.budget`',
+  },
   export_retryable_state: {
     exit: 2,
     retryable: true,

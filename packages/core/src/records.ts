@@ -8,7 +8,17 @@ import type { SandboxRecord } from "./schemas.ts";
 export function normaliseRecord(
   raw: Partial<SandboxRecord> & Pick<SandboxRecord, "id" | "name">,
 ): SandboxRecord {
-  return { checkpoint: null, export: null, task: null, error: null, runtime: null, ...raw } as SandboxRecord;
+  const record = {
+    checkpoint: null,
+    export: null,
+    task: null,
+    error: null,
+    runtime: null,
+    ...raw,
+  } as SandboxRecord;
+  // Stores written before the state was renamed (issue 17) hold `waiting_permission`.
+  if ((record.agent as string) === "waiting_permission") record.agent = "needs_input";
+  return record;
 }
 
 /** A record in state `new`, before anything has run: the one place its initial shape is written. */

@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { EgressHostSchema } from "./config.ts";
+import { BudgetSchema, EgressHostSchema } from "./config.ts";
 import { NOTIFY_EVENTS } from "./notify.ts";
 import { REASON_CODES, type ReasonCode } from "./reasons.ts";
-import { AgentStateSchema } from "./schemas.ts";
+import { AgentStateSchema, type Usage, UsageSchema } from "./schemas.ts";
 
 /**
  * The sandboxd contract: its start-up config, every request and response of
@@ -253,7 +253,10 @@ export const WorkspaceStatusSchema = z.object({
 });
 export type WorkspaceStatus = z.infer<typeof WorkspaceStatusSchema>;
 
-export const TaskStateSchema = z.enum(["running", "completed", "failed"]);
+export { type Usage, UsageSchema };
+
+/** `interrupted`: stopped before its end (budget reached, aborted, OpenCode restarted). */
+export const TaskStateSchema = z.enum(["running", "completed", "failed", "interrupted"]);
 export const TaskStatusSchema = z.object({
   session_id: z.string(),
   prompt_summary: z.string(),
@@ -261,6 +264,8 @@ export const TaskStatusSchema = z.object({
   started_at: isoTime,
   finished_at: isoTime.nullable(),
   error: SandboxdErrorSchema.nullable(),
+  /** What the task's turn spent (absent from a sandboxd older than this field). */
+  usage: UsageSchema.optional(),
 });
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
@@ -288,6 +293,10 @@ export const StatusResponseSchema = z.object({
     state: AgentStateSchema,
     last_activity: isoTime.nullable(),
     session_id: z.string().nullable(),
+    /** One line for a person: what the agent asks, the upstream error, what the budget spent (null: nothing to say). */
+    reason: z.string().nullable().optional(),
+    /** Everything the sandbox's sessions spent, as far as sandboxd has seen. */
+    usage: UsageSchema.optional(),
   }),
   task: TaskStatusSchema.nullable(),
   opencode: z.object({
@@ -335,6 +344,8 @@ export const TaskRequestSchema = z.object({
   new_session: z.boolean().optional(),
   /** The session to continue when sandboxd knows no conversation (a new sandboxd on a kept workspace): the record's last task's. */
   fallback_session_id: z.string().min(1).optional(),
+  /** The limits sandboxd holds the agent to from now on (config `sandbox.budget` plus `--budget` raises). */
+  budget: BudgetSchema.optional(),
 });
 export type TaskRequest = z.infer<typeof TaskRequestSchema>;
 export const TaskResponseSchema = z.object({ session_id: z.string(), accepted: z.literal(true) });

@@ -53,11 +53,26 @@ export const RuntimeSchema = z.object({
   web_url: z.string().nullable(),
 });
 
+/** Tokens and cost from OpenCode's assistant messages (cost in USD, 0 where the provider reports none). */
+export const UsageSchema = z.object({
+  input: z.number().int(),
+  output: z.number().int(),
+  reasoning: z.number().int(),
+  cache_read: z.number().int(),
+  cache_write: z.number().int(),
+  cost: z.number(),
+});
+export type Usage = z.infer<typeof UsageSchema>;
+
 export const TaskRecordSchema = z.object({
   prompt_summary: z.string(),
   session_id: z.string().nullable(),
   started_at: isoTime,
   finished_at: isoTime.nullable(),
+  /** How the task ended as last observed (absent in records older than this field). */
+  state: z.enum(["running", "completed", "failed", "interrupted"]).optional(),
+  /** What the task's turn spent as last observed. */
+  usage: UsageSchema.optional(),
 });
 
 /** The latest verified checkpoint of a sandbox. */
@@ -131,6 +146,12 @@ export const SandboxRecordSchema = z.object({
   updated_at: isoTime,
   last_activity: isoTime.nullable(),
   agent: AgentStateSchema,
+  /** Why the agent is in its state, as last observed (docs/json-contract.md, "Agent states"). */
+  agent_reason: z.string().nullable().optional(),
+  /** What every session of the sandbox spent, as last observed. */
+  usage: UsageSchema.optional(),
+  /** What `alpine task --budget +N` added to config `sandbox.budget` for this sandbox, summed. */
+  budget_raise: z.object({ tokens: z.number(), cost: z.number() }).optional(),
   runtime: RuntimeSchema.nullable(),
   task: TaskRecordSchema.nullable(),
   checkpoint: CheckpointRecordSchema.nullable(),
@@ -185,6 +206,11 @@ export const ListItemSchema = z.object({
   image_profile: z.string(),
   state: SandboxStateSchema,
   agent: AgentStateSchema,
+  agent_reason: z
+    .string()
+    .nullable()
+    .describe("why the agent is in its state (what it asks, the error, the budget)"),
+  usage: UsageSchema.nullable().describe("what the sandbox's agent spent; null: not observed yet"),
   last_activity: isoTime.nullable(),
   created_at: isoTime,
   changed_files: z
@@ -213,6 +239,11 @@ export const StatusOutputSchema = z.object({
     probe_at: isoTime.nullable(),
     phase: z.string().nullable(),
     agent: AgentStateSchema,
+    agent_reason: z
+      .string()
+      .nullable()
+      .describe("what the agent asks, the upstream error, what the budget spent"),
+    usage: UsageSchema.nullable().describe("what the sandbox's agent spent (all its sessions)"),
     opencode_version: z.string().nullable(),
     opencode_restarts: z.number().int().nullable(),
     /** The agent's network: its policy and what the egress proxy let through or refused (null: not reported). */
@@ -251,7 +282,10 @@ export const StatusOutputSchema = z.object({
       pr_url: z.string().nullable(),
     })
     .nullable(),
-  task: TaskRecordSchema.extend({ state: z.string() }).nullable(),
+  task: TaskRecordSchema.extend({
+    state: z.string().describe("running, completed, failed, interrupted, or unknown"),
+    usage: UsageSchema.nullable(),
+  }).nullable(),
   operation: LeaseSchema.pick({
     id: true,
     type: true,

@@ -5,7 +5,8 @@ import { type Overlap, overlapsAmong } from "./orchestrator/decisions/overlaps.t
 import type { ExportResult, LaunchResult, Orchestrator, Probe } from "./orchestrator.ts";
 import type { CheckpointManifest } from "./ports.ts";
 import { providerDescriptor } from "./provider-kinds.ts";
-import type { Lease, SandboxRecord, StoredEvent } from "./schemas.ts";
+import type { SandboxdStatus } from "./sandboxd-api.ts";
+import type { Lease, SandboxRecord, StoredEvent, Usage } from "./schemas.ts";
 
 /**
  * The `--json` outputs (docs/json-contract.md), built from orchestrator results. Both the
@@ -59,6 +60,8 @@ export interface ListItemView {
   image_profile: string;
   state: SandboxRecord["state"];
   agent: SandboxRecord["agent"];
+  agent_reason: string | null;
+  usage: Usage | null;
   last_activity: string | null;
   created_at: string;
   /** The files changed against the base commit when a probe last saw the workspace. */
@@ -79,6 +82,8 @@ export function listItemView(r: SandboxRecord): ListItemView {
     image_profile: r.image_profile,
     state: r.state,
     agent: r.agent,
+    agent_reason: r.agent_reason ?? null,
+    usage: r.usage ?? null,
     last_activity: r.last_activity,
     created_at: r.created_at,
     changed_files: r.changes?.files ?? [],
@@ -128,6 +133,12 @@ export function statusView(
       probe_at: probe.at,
       phase: s?.phase ?? null,
       agent: s?.agent.state ?? (probe.state === "ok" ? "unknown" : record.agent),
+      agent_reason: s
+        ? (s.agent.reason ?? null)
+        : probe.state === "ok"
+          ? null
+          : (record.agent_reason ?? null),
+      usage: s?.agent.usage ?? record.usage ?? null,
       opencode_version: s?.opencode.version ?? null,
       opencode_restarts: s?.opencode.restarts ?? null,
       egress: s?.egress ?? null,
@@ -158,10 +169,7 @@ export function statusView(
         }
       : null,
     task: record.task
-      ? {
-          ...record.task,
-          state: (s?.task?.session_id === record.task.session_id ? s?.task?.state : undefined) ?? "unknown",
-        }
+      ? taskView(record, s?.task?.session_id === record.task.session_id ? s.task : null)
       : null,
     operation: lease
       ? {
@@ -185,6 +193,24 @@ export function statusView(
   };
 }
 export type StatusView = ReturnType<typeof statusView>;
+
+/**
+ * The record's task as `status` shows it: sandboxd's word when it answers for that task, else
+ * what the record last observed; a task still running in a sandbox that no longer runs was
+ * interrupted.
+ */
+function taskView(record: SandboxRecord, live: SandboxdStatus["task"] | null) {
+  const task = record.task!;
+  const stopped = record.state !== "running" && record.state !== "completed";
+  const state =
+    live?.state ??
+    (task.state === "running" || (!task.state && !task.finished_at)
+      ? stopped
+        ? "interrupted"
+        : "unknown"
+      : (task.state ?? "completed"));
+  return { ...task, state, usage: live?.usage ?? task.usage ?? null };
+}
 
 export interface ExportView {
   name: string;

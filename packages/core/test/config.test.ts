@@ -59,6 +59,7 @@ describe("defaults and keys", () => {
       suspend_after_minutes: 30,
       warm_pool: 0,
       egress: { allow: [] },
+      budget: {},
     });
     expect(DEFAULT_CONFIG.docker).toEqual({ network: "bridge" });
     expect(DEFAULT_CONFIG.durability).toEqual({

@@ -376,7 +376,14 @@ describe("reconciling a probe into the record", () => {
 
   it("only updates the agent when the record moved on meanwhile", () => {
     const change = reconciliation({ ...running, state: "completed" }, done("s1"), true, "x");
-    expect(change).toEqual({ to: null, patch: { agent: "idle", last_activity: "2026-01-01T00:05:00.000Z" } });
+    expect(change.to).toBeNull();
+    expect(change.patch).toMatchObject({
+      agent: "idle",
+      agent_reason: null,
+      last_activity: "2026-01-01T00:05:00.000Z",
+    });
+    // What sandboxd observed of the task is kept: how it ended.
+    expect(change.patch.task?.state).toBe("completed");
   });
 
   it("keeps the last activity the record knows when sandboxd has none", () => {
@@ -405,6 +412,65 @@ describe("reconciling a probe into the record", () => {
     expect(taskFailure({ ...running, task: { ...running.task!, session_id: "s9" } }, failed)).toBeNull();
     expect(taskFailure(running, done("s1"))).toBeNull();
     expect(taskFailure(running, null)).toBeNull();
+  });
+
+  it("tells a budget stop and an interruption from a failure, with the agent's reason", () => {
+    const ended = (
+      state: "interrupted" | "failed",
+      reason_code: "budget_reached" | "task_failed",
+      reason: string,
+    ) =>
+      aStatus({
+        agent: { state: "budget", last_activity: null, session_id: "s1", reason },
+        task: {
+          session_id: "s1",
+          prompt_summary: "p",
+          state,
+          started_at: "2026-01-01T00:00:00.000Z",
+          finished_at: "2026-01-01T00:01:00.000Z",
+          error: { error: reason, exit_code: 1, reason_code, retryable: false, details: {} },
+        },
+      });
+    const budget = taskFailure(
+      running,
+      ended("interrupted", "budget_reached", "task budget reached: 5 of 4 tokens"),
+    );
+    expect(budget?.reason).toBe("budget_reached");
+    expect(budget?.message).toContain("task budget reached: 5 of 4 tokens");
+    const aborted = taskFailure(running, ended("interrupted", "task_failed", "the turn was aborted: x"));
+    expect(aborted?.reason).toBe("task_failed");
+    expect(aborted?.message).toContain("was interrupted");
+    const failed = taskFailure(running, ended("failed", "task_failed", "model error (HTTP 400): bad"));
+    expect(failed?.message).toContain("failed in sandbox");
+    expect(failed?.message).toContain("model error (HTTP 400): bad");
+  });
+
+  it("records how the task ended and what it spent, and the agent's reason", () => {
+    const usage = { input: 3, output: 1, reasoning: 0, cache_read: 0, cache_write: 0, cost: 0 };
+    const status = aStatus({
+      agent: { state: "error", last_activity: null, session_id: "s1", reason: "model error: x", usage },
+      task: {
+        session_id: "s1",
+        prompt_summary: "p",
+        state: "failed",
+        started_at: "2026-01-01T00:00:00.000Z",
+        finished_at: "2026-01-01T00:01:00.000Z",
+        error: null,
+        usage,
+      },
+    });
+    expect(observeStatus({ ...running, agent: "error" }, status).agentChanged).toBe(true);
+    const change = reconciliation(running, status, false, "x");
+    expect(change.to).toBeNull();
+    expect(change.patch).toMatchObject({
+      agent: "error",
+      agent_reason: "model error: x",
+      usage,
+      task: { state: "failed", usage, finished_at: "2026-01-01T00:01:00.000Z" },
+    });
+    // Once recorded, nothing changed: no write.
+    const recorded = { ...running, ...change.patch } as typeof running;
+    expect(observeStatus(recorded, status).agentChanged).toBe(false);
   });
 });
 

@@ -113,6 +113,8 @@ describe("statusView", () => {
       probe_at: LATER,
       phase: "ready",
       agent: "busy",
+      agent_reason: null,
+      usage: null,
       opencode_version: "1.2.3",
       opencode_restarts: 1,
       egress: null,
@@ -169,7 +171,8 @@ describe("statusView", () => {
     expect(view.workspace).toBeNull();
     expect(view.durability).toBeNull();
     expect(view.export).toBeNull();
-    expect(view.task?.state).toBe("unknown");
+    // A record from before task states: finished_at set means the task completed.
+    expect(view.task?.state).toBe("completed");
     expect(view.operation).toBeNull();
     expect(view.teardown.auto_teardown).toBe(false);
     expect(view.last_activity).toBe(AT);
@@ -232,6 +235,72 @@ describe("statusView", () => {
     );
     expect(noTask.task?.state).toBe("unknown");
     expect(noTask.workspace).toBeNull();
+  });
+});
+
+describe("statusView: agent reasons, task states and usage", () => {
+  const spent = { input: 300, output: 100, reasoning: 0, cache_read: 0, cache_write: 0, cost: 0.01 };
+  const ok = (status: SandboxdStatus): Probe => ({ state: "ok", at: LATER, status, error: null });
+  const task = { prompt_summary: "x", session_id: "ses_1", started_at: AT, finished_at: null };
+
+  it("carries sandboxd's reason, the task's end and what was spent", () => {
+    const view = statusView(
+      noBlockers,
+      record({ task }),
+      ok({
+        ...sandboxd,
+        agent: {
+          ...sandboxd.agent,
+          state: "budget",
+          reason: "task budget reached: 1200 of 1000 tokens",
+          usage: spent,
+        },
+        task: { ...sandboxd.task!, state: "interrupted", usage: spent },
+      }),
+      null,
+      DEFAULT_CONFIG,
+    );
+    expect(view.runtime.agent).toBe("budget");
+    expect(view.runtime.agent_reason).toBe("task budget reached: 1200 of 1000 tokens");
+    expect(view.runtime.usage).toEqual(spent);
+    expect(view.task).toMatchObject({ state: "interrupted", usage: spent });
+    StatusOutputSchema.parse(view);
+  });
+
+  it("falls back to what the record last observed when sandboxd does not answer", () => {
+    const view = statusView(
+      noBlockers,
+      record({
+        agent: "error",
+        agent_reason: "model auth failed (openai): no key",
+        usage: spent,
+        task: { ...task, state: "failed", usage: spent },
+      }),
+      {
+        state: "unavailable",
+        at: LATER,
+        status: null,
+        error: new AlpineError("sandbox_unavailable", "down"),
+      },
+      null,
+      DEFAULT_CONFIG,
+    );
+    expect(view.runtime.agent).toBe("error");
+    expect(view.runtime.agent_reason).toBe("model auth failed (openai): no key");
+    expect(view.task).toMatchObject({ state: "failed", usage: spent });
+    expect(view.runtime.usage).toEqual(spent);
+  });
+
+  it("calls a task that was running in a sandbox that no longer runs interrupted", () => {
+    const view = statusView(
+      noBlockers,
+      record({ state: "error", task: { ...task, state: "running" } }),
+      { state: "not_running", at: LATER, status: null, error: null },
+      null,
+      DEFAULT_CONFIG,
+    );
+    expect(view.task?.state).toBe("interrupted");
+    expect(view.task?.usage).toBeNull();
   });
 });
 

@@ -31,6 +31,7 @@ function status(patch: {
           started_at: "2026-01-01T00:00:00.000Z",
           finished_at: patch.finished ? "2026-01-01T00:01:00.000Z" : null,
           state: patch.task ?? "running",
+          usage: null,
         };
   return {
     name: "demo",

@@ -1,10 +1,29 @@
+import type { Budget } from "@alpine/core";
+import { addUsage, budgetReached, ZERO_USAGE } from "@alpine/core/budget";
 import { AlpineError } from "@alpine/core/errors";
-import type { TaskStatus } from "@alpine/core/sandboxd-api";
+import type { TaskStatus, Usage } from "@alpine/core/sandboxd-api";
 import type { AgentState } from "@alpine/core/schemas";
-import type { SessionStatus } from "@opencode-ai/sdk/v2";
+import type { Message, SessionStatus } from "@opencode-ai/sdk/v2";
+import {
+  deriveAgent,
+  errorReason,
+  messageUsage,
+  permissionReason,
+  questionReason,
+  retryReason,
+  type SessionView,
+  turnOutcome,
+} from "./agent-state.ts";
 import type { Logger } from "./log.ts";
 import type { OpencodeSupervisor } from "./opencode.ts";
-import { activeSessions, createSession, newestSession, promptAsync } from "./opencode-api.ts";
+import {
+  abortSession,
+  activeSessions,
+  createSession,
+  newestSession,
+  promptAsync,
+  sessionMessages,
+} from "./opencode-api.ts";
 import { sleep } from "./proc.ts";
 import { takeSseEvents } from "./sse.ts";
 
@@ -22,13 +41,17 @@ interface TaskInternal extends TaskStatus {
   accepted: boolean;
   /** A busy status for the session arrived after the prompt. */
   sawBusy: boolean;
+  /** Set when sandboxd aborted the turn for the budget: what was spent. */
+  budgetStop: string | null;
 }
 
-interface SessionInfo {
-  status: "idle" | "busy" | "retry";
-  /** Open permission requests / questions. */
-  waiting: Set<string>;
-  error: boolean;
+type SessionInfo = SessionView;
+
+/** What one assistant message spent, and where it belongs. */
+interface MessageSpend {
+  sessionId: string;
+  created: number;
+  usage: Usage;
 }
 
 interface OcEvent {
@@ -67,6 +90,14 @@ export class AgentTracker {
   private taskSession: string | null = null;
   /** The session the person last used, in the UI (noteSessionUsed) or by a task: tasks continue it. */
   private usedSession: string | null = null;
+  /** Why OpenCode went down under a running task (the agent is in error until the next task). */
+  private crash: string | null = null;
+  /** The limits the last task came with (config `sandbox.budget` plus raises). */
+  private budget: Budget | undefined;
+  /** Every assistant message seen (events and session listings), by id. */
+  private spend = new Map<string, MessageSpend>();
+  /** Sessions whose turn end is being confirmed from their messages. */
+  private confirming = new Set<string>();
   lastActivity: Date | null = null;
   lastSession: string | null = null;
 
@@ -111,14 +142,31 @@ export class AgentTracker {
   get state(): AgentState {
     if (!this.oc.ready) return "unknown";
     if (!this.connected) return this.idleByConstruction ? "idle" : "unknown";
-    const all = [...this.sessions.values()];
-    if (all.some((s) => s.waiting.size > 0)) return "needs_input";
-    if (all.some((s) => s.status === "busy")) return "busy";
-    if (all.some((s) => s.status === "retry")) return "retry";
-    if (all.some((s) => s.error)) return "error";
-    return "idle";
+    return deriveAgent(this.sessions.values(), { crash: this.crash }).state;
   }
 
+  /** One line a person reads: what the agent asks, the upstream error, what the budget spent; null when idle or busy. */
+  get reason(): string | null {
+    if (!this.oc.ready) return this.crash;
+    if (!this.connected) return null;
+    return deriveAgent(this.sessions.values(), { crash: this.crash }).reason;
+  }
+
+  /** What every session spent, as far as sandboxd has seen (events, and the task session's messages). */
+  get usage(): Usage {
+    let total = ZERO_USAGE;
+    for (const m of this.spend.values()) total = addUsage(total, m.usage);
+    return total;
+  }
+
+  private taskUsage(task: TaskStatus): Usage {
+    const since = Date.parse(task.started_at) - 1000;
+    let total = ZERO_USAGE;
+    for (const m of this.spend.values()) {
+      if (m.sessionId === task.session_id && m.created >= since) total = addUsage(total, m.usage);
+    }
+    return total;
+  }
   get sessionId(): string | null {
     return this.task?.session_id ?? this.lastSession ?? this.taskSession;
   }
@@ -144,8 +192,8 @@ export class AgentTracker {
 
   taskStatus(): TaskStatus | null {
     if (!this.task) return null;
-    const { accepted: _a, sawBusy: _b, ...pub } = this.task;
-    return { ...pub };
+    const { accepted: _a, sawBusy: _b, budgetStop: _c, ...pub } = this.task;
+    return { ...pub, usage: this.taskUsage(this.task) };
   }
 
   isTaskRunning(): boolean {
@@ -161,7 +209,7 @@ export class AgentTracker {
   private session(id: string): SessionInfo {
     let s = this.sessions.get(id);
     if (!s) {
-      s = { status: "idle", waiting: new Set(), error: false };
+      s = { status: "idle", settling: false, waiting: new Map(), retry: null, error: null, budget: null };
       this.sessions.set(id, s);
     }
     return s;
@@ -173,9 +221,12 @@ export class AgentTracker {
     this.abort?.abort();
     this.connected = false;
     this.sessions.clear();
+    this.confirming.clear();
     if (this.task?.state === "running") {
+      this.crash =
+        "OpenCode stopped while the task was running (it is restarted; the task's turn ended there)";
       this.finishTask(
-        "failed",
+        "interrupted",
         new AlpineError("task_failed", "OpenCode stopped while the task was running; it is being restarted", {
           session_id: this.task.session_id,
         }),
@@ -261,34 +312,48 @@ export class AgentTracker {
         const s = this.session(sid);
         if (status === "busy" || status === "retry") {
           s.status = status;
-          s.error = false;
+          s.error = null;
+          s.retry = status === "retry" ? retryReason(p.status as { attempt?: unknown }) : null;
           if (task) task.sawBusy = true;
         } else if (status === "idle") {
-          s.status = "idle";
+          this.onIdle(sid, s, task, gen);
         }
         break;
       }
       case "session.idle": {
         if (!sid) break;
-        const s = this.session(sid);
-        s.status = "idle";
-        if (task && (task.accepted || task.sawBusy)) this.finishTask("completed", null);
+        this.onIdle(sid, this.session(sid), task, gen);
+        break;
+      }
+      case "message.updated": {
+        const info = p.info as Message | undefined;
+        if (sid && info) this.noteMessage(info);
         break;
       }
       case "session.error": {
         const err = p.error as { name?: string; data?: { message?: string } } | undefined;
-        const message = err?.data?.message ?? err?.name ?? "the agent reported an error";
-        if (sid) this.session(sid).error = true;
-        this.log.warn("agent error", { session_id: sid ?? null, error: message.slice(0, 500) });
         const running = this.task?.state === "running" ? this.task : null;
-        if (running && (!sid || running.session_id === sid)) {
-          this.finishTask(
-            "failed",
-            new AlpineError("task_failed", `the agent failed: ${message.slice(0, 300)}`, {
-              session_id: running.session_id,
-              error_name: err?.name ?? null,
-            }),
-          );
+        const mine = running && (!sid || running.session_id === sid) ? running : null;
+        const aborted = err?.name === "MessageAbortedError";
+        const reason = errorReason(err);
+        // An abort is no failure: the budget stop (or a person in the UI) ended the turn.
+        if (sid && !aborted) this.session(sid).error = reason;
+        this.log.warn("agent error", { session_id: sid ?? null, error: reason.slice(0, 500) });
+        if (mine) {
+          if (mine.budgetStop) {
+            this.finishTask(
+              "interrupted",
+              new AlpineError("budget_reached", mine.budgetStop, { session_id: mine.session_id }),
+            );
+          } else {
+            this.finishTask(
+              aborted ? "interrupted" : "failed",
+              new AlpineError("task_failed", `the agent ${aborted ? "was stopped" : "failed"}: ${reason}`, {
+                session_id: mine.session_id,
+                error_name: err?.name ?? null,
+              }),
+            );
+          }
         }
         break;
       }
@@ -296,7 +361,8 @@ export class AgentTracker {
       case "permission.v2.asked":
       case "question.asked":
       case "question.v2.asked": {
-        if (sid && typeof p.id === "string") this.session(sid).waiting.add(p.id);
+        const what = ev.type.startsWith("question") ? questionReason(p) : permissionReason(p);
+        if (sid && typeof p.id === "string") this.session(sid).waiting.set(p.id, what);
         break;
       }
       case "permission.replied":
@@ -329,12 +395,19 @@ export class AgentTracker {
       }
       for (const [id, st] of Object.entries(active)) {
         if (st.type === "busy" || st.type === "retry") this.session(id).status = st.type;
+        if (st.type === "retry") this.session(id).retry = retryReason(st);
       }
       const task = this.task;
       // Only when the task was seen running: right after a prompt OpenCode reports idle too early.
       if (task?.state === "running" && task.sawBusy && !active[task.session_id]) {
-        this.log.info("task finished while the event stream was down", { session_id: task.session_id });
-        this.finishTask("completed", null);
+        this.log.info("task's session went idle while the event stream was down", {
+          session_id: task.session_id,
+        });
+        void this.confirmTurn(task.session_id, gen, 0);
+      } else {
+        // What the sessions spent before this stream (a restored sandbox's history).
+        const sid = this.taskSession ?? this.lastSession;
+        if (sid) void this.loadSpend(sid);
       }
     } catch (err) {
       this.log.debug("session status reconcile failed", { error: String(err) });
@@ -369,7 +442,131 @@ export class AgentTracker {
     });
   }
 
-  private finishTask(state: "completed" | "failed", error: AlpineError | null): void {
+  /**
+   * OpenCode says the session is idle. With a task running there, it is only believed once the
+   * session's messages show the turn finished (OpenCode has reported idle too early).
+   */
+  private onIdle(sid: string, s: SessionInfo, task: TaskInternal | null, gen: number): void {
+    s.status = "idle";
+    s.retry = null;
+    if (task && (task.accepted || task.sawBusy)) {
+      s.settling = true;
+      void this.confirmTurn(sid, gen, 0);
+    }
+  }
+
+  /** Records what an assistant message spent, then holds the agent to its budget. */
+  private noteMessage(info: Message): void {
+    const usage = messageUsage(info);
+    if (!usage) return;
+    this.spend.set(info.id, { sessionId: info.sessionID, created: info.time.created, usage });
+    this.checkBudget(info.sessionID);
+  }
+
+  /**
+   * A budget reached stops the spending session's turn (OpenCode's abort keeps everything the
+   * agent did so far) and leaves the agent in `budget` with what was spent.
+   */
+  private checkBudget(sid: string): void {
+    const running = this.task?.state === "running" ? this.task : null;
+    const hit = budgetReached(
+      { task: running ? this.taskUsage(running) : ZERO_USAGE, sandbox: this.usage },
+      this.budget,
+    );
+    if (!hit) return;
+    const target = hit.scope === "task" && running ? running.session_id : sid;
+    const s = this.session(target);
+    if (s.budget) return;
+    s.budget = hit.reason;
+    if (running?.session_id === target) running.budgetStop = hit.reason;
+    this.log.warn("budget reached: stopping the agent's turn", { session_id: target, reason: hit.reason });
+    if (s.status === "idle" && !s.settling) return;
+    abortSession(this.oc, target).catch((err: unknown) =>
+      this.log.warn("could not abort the session for the budget", { session_id: target, error: String(err) }),
+    );
+  }
+
+  /** Reads a session's messages into `spend` (what it spent before sandboxd followed it). */
+  private async loadSpend(sid: string): Promise<void> {
+    try {
+      const messages = await sessionMessages(this.oc, sid);
+      for (const m of messages ?? []) {
+        const usage = messageUsage(m.info);
+        if (usage) this.spend.set(m.info.id, { sessionId: sid, created: m.info.time.created, usage });
+      }
+    } catch (err) {
+      // Only the totals shown depend on it; events keep them from here on.
+      this.log.debug("could not read the session's messages", { session_id: sid, error: String(err) });
+    }
+  }
+
+  /**
+   * Confirms from the session's messages that the turn finished, then ends the task by how the
+   * turn ended. Not finished yet: asks again shortly while OpenCode still calls it idle.
+   */
+  private async confirmTurn(sid: string, gen: number, attempt: number): Promise<void> {
+    if (attempt === 0 && this.confirming.has(sid)) return;
+    this.confirming.add(sid);
+    let messages: Awaited<ReturnType<typeof sessionMessages>> = null;
+    try {
+      messages = await sessionMessages(this.oc, sid);
+    } catch (err) {
+      this.log.debug("could not read the session's messages", { session_id: sid, error: String(err) });
+    }
+    if (gen !== this.generation) return;
+    const s = this.session(sid);
+    for (const m of messages ?? []) {
+      const usage = messageUsage(m.info);
+      if (usage) this.spend.set(m.info.id, { sessionId: sid, created: m.info.time.created, usage });
+    }
+    const outcome = messages ? turnOutcome(messages) : { finished: false as const };
+    const task = this.task?.state === "running" && this.task.session_id === sid ? this.task : null;
+    if (!outcome.finished) {
+      // Busy again (the loop went on), or still idle with the turn open: look again, for 30 s at most.
+      if (s.status === "idle" && attempt < 60) {
+        if (attempt === 0)
+          this.log.info("OpenCode reported idle before the turn finished", { session_id: sid });
+        await sleep(500);
+        if (gen === this.generation && s.status === "idle") return this.confirmTurn(sid, gen, attempt + 1);
+      }
+      this.confirming.delete(sid);
+      if (s.status === "idle" && task) {
+        this.log.warn("the turn never showed finished; taking OpenCode's idle", { session_id: sid });
+        s.settling = false;
+        this.finishTask("completed", null);
+      }
+      return;
+    }
+    this.confirming.delete(sid);
+    s.settling = false;
+    if (outcome.state === "failed") s.error = outcome.reason;
+    this.checkBudget(sid);
+    if (!task) return;
+    if (task.budgetStop) {
+      this.finishTask(
+        outcome.state === "completed" ? "completed" : "interrupted",
+        outcome.state === "completed"
+          ? null
+          : new AlpineError("budget_reached", task.budgetStop, { session_id: sid }),
+      );
+    } else if (outcome.state === "completed") {
+      this.finishTask("completed", null);
+    } else {
+      this.finishTask(
+        outcome.state,
+        new AlpineError(
+          "task_failed",
+          `the agent ${outcome.state === "failed" ? "failed" : "was stopped"}: ${outcome.reason}`,
+          {
+            session_id: sid,
+            error_name: outcome.errorName,
+          },
+        ),
+      );
+    }
+  }
+
+  private finishTask(state: "completed" | "failed" | "interrupted", error: AlpineError | null): void {
     const task = this.task;
     if (task?.state !== "running") return;
     task.state = state;
@@ -385,12 +582,18 @@ export class AgentTracker {
   async runTask(
     prompt: string,
     sessionId?: string,
-    opts: { newSession?: boolean; fallback?: string } = {},
+    opts: { newSession?: boolean; fallback?: string; budget?: Budget } = {},
   ): Promise<{ session_id: string }> {
     if (this.task?.state === "running" || this.starting) {
       throw new AlpineError("agent_busy", "a task is already running in this sandbox", {
         session_id: this.task?.session_id ?? null,
       });
+    }
+    if (opts.budget) this.budget = opts.budget;
+    // The sandbox's whole budget spent: a new turn would only be stopped again.
+    const spent = budgetReached({ task: ZERO_USAGE, sandbox: this.usage }, { sandbox: this.budget?.sandbox });
+    if (spent) {
+      throw new AlpineError("budget_reached", spent.reason, { reason: spent.reason });
     }
     this.starting = true;
     try {
@@ -428,12 +631,18 @@ export class AgentTracker {
         error: null,
         accepted: false,
         sawBusy: false,
+        budgetStop: null,
       };
       // Set before the prompt goes out: its events may arrive before the 204.
       this.task = t;
       const s = this.session(id);
       s.status = "busy";
-      s.error = false;
+      s.error = null;
+      s.budget = null;
+      s.settling = false;
+      this.crash = null;
+      // A new task is a new start: earlier budget stops in other sessions are history.
+      for (const other of this.sessions.values()) other.budget = null;
       this.lastActivity = new Date();
       this.lastSession = id;
       return t;

@@ -1,5 +1,5 @@
 import { AlpineError } from "@alpine/core/errors";
-import type { Session, SessionPromptAsyncData, SessionStatus } from "@opencode-ai/sdk/v2";
+import type { Message, Part, Session, SessionPromptAsyncData, SessionStatus } from "@opencode-ai/sdk/v2";
 
 /*
  * OpenCode's REST calls that sandboxd makes, with plain fetch rather than the
@@ -83,4 +83,32 @@ export async function newestSession(oc: OpencodeEndpoint, directory: string): Pr
     .filter((s) => typeof s?.id === "string" && !s.parentID)
     .sort((a, b) => (b.time?.updated ?? 0) - (a.time?.updated ?? 0))[0];
   return newest?.id ?? null;
+}
+
+/** POST /session/:id/abort: stops the session's turn (what it did so far stays); false when OpenCode refused. */
+export async function abortSession(oc: OpencodeEndpoint, sessionId: string): Promise<boolean> {
+  const res = await fetch(`${oc.baseUrl}/session/${encodeURIComponent(sessionId)}/abort`, {
+    method: "POST",
+    headers: headers(oc),
+    signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+  });
+  await res.body?.cancel();
+  return res.ok;
+}
+
+/** GET /session/:id/message: the session's messages with their parts, oldest first; null when OpenCode did not answer 2xx. */
+export async function sessionMessages(
+  oc: OpencodeEndpoint,
+  sessionId: string,
+): Promise<{ info: Message; parts: Part[] }[] | null> {
+  const res = await fetch(`${oc.baseUrl}/session/${encodeURIComponent(sessionId)}/message`, {
+    headers: headers(oc),
+    signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+  });
+  if (!res.ok) {
+    await res.body?.cancel();
+    return null;
+  }
+  const list = (await res.json()) as { info: Message; parts: Part[] }[];
+  return Array.isArray(list) ? list : null;
 }

@@ -443,6 +443,8 @@ export class Sandbox {
         state: this.agent.state,
         last_activity: this.agent.lastActivity?.toISOString() ?? null,
         session_id: this.agent.sessionId,
+        reason: this.agent.reason,
+        usage: this.agent.usage,
       },
       task: this.agent.taskStatus(),
       opencode: {

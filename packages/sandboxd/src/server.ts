@@ -191,6 +191,7 @@ export function createApi(deps: ApiDeps): Server {
         const { session_id } = await sandbox.agent.runTask(body.prompt, body.session_id, {
           newSession: body.new_session === true,
           fallback: body.fallback_session_id,
+          budget: body.budget,
         });
         return sendJson(res, 200, { session_id, accepted: true } satisfies TaskResponse);
       }

@@ -84,6 +84,8 @@ describe("agent states", () => {
       return s.agent.state === "needs_input" ? s : undefined;
     });
     expect(waiting.task!.state).toBe("running");
+    // What it asks, in one line (the path OpenCode asks to edit).
+    expect(waiting.agent.reason).toMatch(/^asks permission: edit ".*ASKED\.md"$/);
     const pending = (await (await ui("/permission")).json()) as { id: string; sessionID: string }[];
     const mine = pending.find((p) => p.sessionID === session_id)!;
     expect(mine).toBeTruthy();
@@ -95,6 +97,7 @@ describe("agent states", () => {
     const done = await waitTask(sbx.client);
     expect(done.task!.state).toBe("completed");
     expect(done.agent.state).toBe("idle");
+    expect(done.agent.reason).toBeNull();
     expect(readFileSync(join(sbx.dirs.workspace, "ASKED.md"), "utf8")).toBe("needs a yes");
   });
 
@@ -133,7 +136,12 @@ describe("agent states", () => {
       expect(s.task!.error).toMatchObject({ reason_code: "task_failed", exit_code: 1 });
       expect(s.task!.error!.error).toContain("Incorrect API key");
       // OpenCode sends session.error just before the session's idle; then the agent shows error.
-      await waitFor(async () => (await sbx.client.status()).agent.state === "error", 10_000);
+      const errored = await waitFor(async () => {
+        const st = await sbx.client.status();
+        return st.agent.state === "error" ? st : undefined;
+      }, 10_000);
+      // The reason a model without credentials gives (a launch before `auth sync`): status and message.
+      expect(errored.agent.reason).toBe("model error (HTTP 401): Incorrect API key provided.");
     } finally {
       failWith = null;
     }
@@ -153,12 +161,40 @@ describe("agent states", () => {
         return s.agent.state === "retry" ? s : undefined;
       }, 30_000);
       expect(retrying.task!.state).toBe("running");
+      expect(retrying.agent.reason).toMatch(
+        /^retrying after: .*overloaded.* \(attempt \d+, next at \d\d:\d\d:\d\dZ\)$/,
+      );
     } finally {
       failWith = null;
     }
     const done = await waitTask(sbx.client, 90_000);
     expect(done.task!.state).toBe("completed");
     expect(done.agent.state).toBe("idle");
+  });
+
+  it("a turn that reaches the task budget is stopped: agent budget with what it spent, task interrupted, work kept", async () => {
+    await sbx.client.task({ prompt: "USAGE 300 100 LOOP 10", budget: { task: { tokens: 1000 } } });
+    const stopped = await waitFor(async () => {
+      const st = await sbx.client.status();
+      return st.agent.state === "budget" ? st : undefined;
+    }, 60_000);
+    expect(stopped.agent.reason).toMatch(/^task budget reached: \d+ of 1000 tokens spent/);
+    const ended = await waitTask(sbx.client);
+    expect(ended.task!.state).toBe("interrupted");
+    expect(ended.task!.error).toMatchObject({ reason_code: "budget_reached" });
+    expect(ended.agent.state).toBe("budget");
+    // Stopped at the third step (3 × 400 tokens), far from the ten asked for; the steps done stay.
+    expect(ended.task!.usage!.input + ended.task!.usage!.output).toBeGreaterThanOrEqual(1000);
+    expect(ended.task!.usage!.input + ended.task!.usage!.output).toBeLessThan(2400);
+    const steps = readFileSync(join(sbx.dirs.workspace, "LOOP.log"), "utf8").trim().split("\n");
+    expect(steps.length).toBeGreaterThanOrEqual(2);
+    expect(steps.length).toBeLessThan(6);
+    expect(ended.agent.usage!.input).toBeGreaterThanOrEqual(ended.task!.usage!.input);
+    // A task budget is per task: the next prompt goes on in the same session.
+    await sbx.client.task({ prompt: "USAGE 10 5 just say hi", budget: {} });
+    const next = await waitTask(sbx.client);
+    expect(next.task!.state).toBe("completed");
+    expect(next.agent).toMatchObject({ state: "idle", reason: null });
   });
 
   it("a restarted sandboxd reuses the workspace (no clone) and keeps the agent's work", async () => {

@@ -1,4 +1,4 @@
-import type { ListItemView, SandboxRecord } from "@alpine/core";
+import type { ListItemView, SandboxRecord, Usage } from "@alpine/core";
 import { printJson, relativeTime, table } from "../output.ts";
 
 /**
@@ -33,6 +33,13 @@ export function mayHaveSuspendedItself(records: readonly SandboxRecord[], alive 
   });
 }
 
+/** The SPENT column: `1234 tok $0.01`, `-` before anything was observed. */
+function spent(u: Usage | null): string {
+  if (!u) return "-";
+  const tokens = u.input + u.output + u.reasoning + u.cache_read + u.cache_write;
+  return `${tokens} tok${u.cost ? ` $${u.cost.toFixed(2)}` : ""}`;
+}
+
 /** `alpine list`'s output: the items as JSON, or a table (a hint when there are none). */
 export function printList(items: readonly ListItemView[], json: boolean): void {
   if (json) {
@@ -43,13 +50,14 @@ export function printList(items: readonly ListItemView[], json: boolean): void {
     const overlapping = items.filter((i) => i.overlaps?.length);
     process.stdout.write(
       `${table(
-        ["NAME", "STATE", "AGENT", "PROVIDER", "REPO", "LAST ACTIVITY", "CREATED", "DISK"],
+        ["NAME", "STATE", "AGENT", "PROVIDER", "REPO", "SPENT", "LAST ACTIVITY", "CREATED", "DISK"],
         items.map((i) => [
           i.name,
           i.state,
           i.agent,
           i.provider,
           i.repo,
+          spent(i.usage),
           relativeTime(i.last_activity),
           relativeTime(i.created_at),
           // A suspended sandbox costs only its disk; a running one's disk is not the point.
@@ -57,6 +65,10 @@ export function printList(items: readonly ListItemView[], json: boolean): void {
         ]),
       )}\n`,
     );
+    // Why an agent waits or stopped, one line each under the table (too long for a column).
+    for (const i of items) {
+      if (i.agent_reason) process.stdout.write(`${i.name}: ${i.agent}: ${i.agent_reason}\n`);
+    }
     // Each pair is told once, from the side that sorts first.
     for (const i of overlapping) {
       for (const o of i.overlaps) {

@@ -1,3 +1,4 @@
+import { formatUsage } from "@alpine/core/budget";
 import type { Context } from "../context.ts";
 import { bold, dim, printJson, red, relativeTime, yellow } from "../output.ts";
 
@@ -17,6 +18,7 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
       `  runtime   ${out.runtime.phase}, agent ${out.runtime.agent}, OpenCode ${out.runtime.opencode_version ?? "?"}` +
         (out.runtime.opencode_restarts ? ` (${out.runtime.opencode_restarts} restarts)` : ""),
     );
+    if (out.runtime.agent_reason) lines.push(`  agent     ${out.runtime.agent}: ${out.runtime.agent_reason}`);
     const e = out.runtime.egress;
     if (e) {
       const how =
@@ -45,7 +47,13 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
     lines.push(
       `  exported  ${out.export.commit.slice(0, 10)} → ${out.export.branch}${out.export.pr_url ? ` ${out.export.pr_url}` : ""}`,
     );
-  if (out.task) lines.push(`  task      ${out.task.prompt_summary} (${out.task.state})`);
+  if (out.runtime.probe_state !== "ok" && out.runtime.agent_reason)
+    lines.push(`  agent     ${out.runtime.agent} (last seen): ${out.runtime.agent_reason}`);
+  if (out.task)
+    lines.push(
+      `  task      ${out.task.prompt_summary} (${out.task.state}${out.task.usage ? `, ${formatUsage(out.task.usage)}` : ""})`,
+    );
+  if (out.runtime.usage) lines.push(`  spent     ${formatUsage(out.runtime.usage)} (all sessions)`);
   if (out.operation)
     lines.push(
       `  operation ${out.operation.type} by ${out.operation.holder} since ${out.operation.acquired_at}`,

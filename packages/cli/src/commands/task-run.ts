@@ -7,7 +7,7 @@ export async function taskCommand(
   ctx: Context,
   name: string,
   words: string[],
-  opts: { wait: boolean; newSession?: boolean },
+  opts: { wait: boolean; newSession?: boolean; budget?: string },
 ): Promise<void> {
   const service = await sandboxService(ctx);
   const progress = stderrProgress(ctx.globals);
@@ -16,7 +16,7 @@ export async function taskCommand(
   const out = await service.task(
     name,
     words.join(" "),
-    { wait: false, newSession: opts.newSession === true },
+    { wait: false, newSession: opts.newSession === true, budget: opts.budget },
     progress,
   );
   if (opts.wait) {

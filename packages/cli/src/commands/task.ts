@@ -18,11 +18,18 @@ export default defineCommand({
       type: "boolean",
       description: "start a new OpenCode session instead of continuing the one last used (UI or CLI)",
     },
+    budget: {
+      type: "string",
+      value: "+N",
+      description: "raise the sandbox's budget first: +N tokens, +$N or +Nusd money (config sandbox.budget)",
+    },
   },
   examples: [
     'alpine task fix-login "Now add a regression test"',
     "alpine task fix-login --wait Update the changelog",
     'alpine task fix-login --new-session "Review the diff with fresh eyes"',
+    'alpine task fix-login --budget +200000 "continue"',
+    "alpine task fix-login --budget +2usd continue",
   ],
   output: "task",
   handler: () => import("./task-run.ts").then((m) => m.taskCommand),

@@ -100,12 +100,18 @@ export class RemoteSandboxService implements SandboxService {
   task(
     name: string,
     prompt: string,
-    opts: { wait: boolean; newSession?: boolean },
+    opts: { wait: boolean; newSession?: boolean; budget?: string },
     progress: Progress,
   ): Promise<TaskView> {
     return this.client.call(
       "task",
-      { prompt, wait: opts.wait, ...(opts.newSession ? { new_session: true } : {}), config: this.config() },
+      {
+        prompt,
+        wait: opts.wait,
+        ...(opts.newSession ? { new_session: true } : {}),
+        budget: opts.budget,
+        config: this.config(),
+      },
       { sandbox: name, progress },
     );
   }

@@ -38,11 +38,11 @@ export async function taskOperation(
   ctx: OperationContext,
   name: string,
   prompt: string,
-  opts: { wait: boolean; newSession?: boolean },
+  opts: { wait: boolean; newSession?: boolean; budget?: string },
 ): Promise<TaskView> {
   const o = ctx.orchestrator;
   await o.resume(name, ctx.progress);
-  const sent = await o.task(name, prompt, { newSession: opts.newSession === true });
+  const sent = await o.task(name, prompt, { newSession: opts.newSession === true, budget: opts.budget });
   let record = sent.record;
   if (opts.wait) {
     ctx.progress.step("waiting for the agent to finish");

@@ -38,6 +38,7 @@ export const ROUTE_OPERATIONS: { [K in SandboxRouteName]: RouteOperation<K> } = 
     taskOperation(ops, name, input.prompt, {
       wait: Boolean(input.wait),
       newSession: input.new_session === true,
+      budget: input.budget,
     }),
   diff: (ops, name, input) => diffOperation(ops, name, { stat: input.stat }),
   login: (ops, name) => loginOperation(ops, name),

@@ -4,6 +4,7 @@ import { validateBranchName } from "../refs.ts";
 import type { ChangesRecord, ExportRecord, SandboxRecord } from "../schemas.ts";
 import { verifiedManifest } from "./checkpoint.ts";
 import { ignoreFailure, note, nowIso, reach, update } from "./context.ts";
+import { formatUsage } from "./decisions/budget.ts";
 import {
   autoTeardownAfterExport,
   exportMessage,
@@ -161,7 +162,10 @@ async function openPullRequest(
       head: branch,
       base: record.ref,
       title: record.task?.prompt_summary || `alpine: ${record.name}`,
-      body: `Work of the alpine sandbox \`${record.name}\` (${work.files_changed} files changed, +${work.insertions} −${work.deletions}).`,
+      body:
+        `Work of the alpine sandbox \`${record.name}\` (${work.files_changed} files changed, +${work.insertions} −${work.deletions}).` +
+        // What the agent spent, as sandboxd last reported it (OpenCode's own message metadata).
+        (record.usage ? `\n\nAgent usage: ${formatUsage(record.usage)}.` : ""),
       credentials: credentials ?? null,
     });
     return pr.url;

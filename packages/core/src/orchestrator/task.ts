@@ -1,6 +1,7 @@
 import { AlpineError } from "../errors.ts";
 import type { SandboxRecord } from "../schemas.ts";
 import { move, nowIso, update } from "./context.ts";
+import { type BudgetRaise, parseBudgetRaise, raisedBudget } from "./decisions/budget.ts";
 import { summarise } from "./decisions/export.ts";
 import { observeStatus, reconciliation, taskFailure } from "./decisions/reconcile.ts";
 import { connectTo, getRecord, probe } from "./reading.ts";
@@ -16,19 +17,41 @@ export async function sendTask(
   record: SandboxRecord,
   prompt: string,
   operationId: string,
-  opts: { newSession?: boolean } = {},
+  opts: { newSession?: boolean; raise?: BudgetRaise | null } = {},
 ): Promise<{ record: SandboxRecord; session_id: string }> {
   const client = await connectTo(deps, record);
+  const raise = opts.raise ?? null;
+  const raised = raise
+    ? {
+        tokens: (record.budget_raise?.tokens ?? 0) + raise.tokens,
+        cost: (record.budget_raise?.cost ?? 0) + raise.cost,
+      }
+    : record.budget_raise;
+  // The limits as configured now plus every raise given: raising the config also lets it go on.
+  const budget = raisedBudget(deps.config.sandbox.budget, raised);
   // sandboxd picks the session: the one the person last used, in the UI or by a task
   // (docs/opencode.md, "One conversation"); the record's is only its fallback.
   const { session_id } = await client.task({
     prompt,
     ...(opts.newSession ? { new_session: true } : {}),
     ...(record.task?.session_id ? { fallback_session_id: record.task.session_id } : {}),
+    budget,
   });
   const at = nowIso(deps);
-  const task = { prompt_summary: summarise(prompt), session_id, started_at: at, finished_at: null };
-  const patch = { task, agent: "busy" as const, last_activity: at };
+  const task = {
+    prompt_summary: summarise(prompt),
+    session_id,
+    started_at: at,
+    finished_at: null,
+    state: "running" as const,
+  };
+  const patch = {
+    task,
+    agent: "busy" as const,
+    agent_reason: null,
+    last_activity: at,
+    ...(raised ? { budget_raise: raised } : {}),
+  };
   const next =
     record.state === "completed"
       ? await move(deps, record, "running", operationId, "new task", patch)
@@ -40,10 +63,11 @@ export async function task(
   deps: OrchestratorDeps,
   name: string,
   prompt: string,
-  opts: { newSession?: boolean } = {},
+  opts: { newSession?: boolean; budget?: string } = {},
 ): Promise<{ record: SandboxRecord; session_id: string }> {
   const record = await getRecord(deps, name);
   if (!prompt.trim()) throw new AlpineError("usage_invalid", "the task prompt is empty");
+  const raise = opts.budget !== undefined ? parseBudgetRaise(opts.budget) : null;
   return withLease(deps, record, "task", async (op) => {
     const current = await getRecord(deps, name);
     if (current.state !== "running" && current.state !== "completed") {
@@ -55,7 +79,7 @@ export async function task(
         },
       );
     }
-    return sendTask(deps, current, prompt, op.id, opts);
+    return sendTask(deps, current, prompt, op.id, { newSession: opts.newSession, raise });
   });
 }
 

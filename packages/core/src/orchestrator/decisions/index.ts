@@ -1,3 +1,4 @@
+export * from "./budget.ts";
 export * from "./checkpoints.ts";
 export * from "./exit-checkpoint.ts";
 export * from "./export.ts";

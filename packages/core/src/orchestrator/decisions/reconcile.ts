@@ -42,7 +42,11 @@ export function observeStatus(record: SandboxRecord, status: SandboxdStatusView)
   const agentIdle = status.agent.state !== "busy" && status.agent.state !== "retry";
   return {
     finished: record.state === "running" && sameTask && status.task?.state === "completed" && agentIdle,
-    agentChanged: status.agent.state !== record.agent || status.agent.last_activity !== record.last_activity,
+    agentChanged:
+      status.agent.state !== record.agent ||
+      status.agent.last_activity !== record.last_activity ||
+      (status.agent.reason ?? null) !== (record.agent_reason ?? null) ||
+      taskObservationChanged(record, status),
     changesChanged: !sameChanges(record.changes, changesSeen(status, "")),
   };
 }
@@ -56,27 +60,66 @@ export function reconciliation(
 ): { to: SandboxState | null; patch: Partial<SandboxRecord> } {
   const patch: Partial<SandboxRecord> = {
     agent: status.agent.state,
+    agent_reason: status.agent.reason ?? null,
     last_activity: status.agent.last_activity ?? current.last_activity,
+    ...(status.agent.usage ? { usage: status.agent.usage } : {}),
   };
   // The changed files are rewritten only when they differ, so `seen_at` says since when they are so.
   const seen = changesSeen(status, now);
   if (seen && !sameChanges(current.changes, seen)) patch.changes = seen;
-  if (finished && current.state === "running" && current.task) {
+  const live = sameTask(current, status) ? status.task : null;
+  const task =
+    current.task && live
+      ? {
+          ...current.task,
+          state: live.state,
+          ...(live.usage ? { usage: live.usage } : {}),
+          finished_at: live.finished_at ?? current.task.finished_at,
+        }
+      : current.task;
+  if (task !== current.task) patch.task = task;
+  if (finished && current.state === "running" && task) {
     return {
       to: "completed",
-      patch: { ...patch, task: { ...current.task, finished_at: status.task?.finished_at ?? now } },
+      patch: { ...patch, task: { ...task, finished_at: status.task?.finished_at ?? now } },
     };
   }
   return { to: null, patch };
 }
 
+function sameTask(record: SandboxRecord, status: SandboxdStatusView): boolean {
+  return record.task !== null && status.task !== null && status.task.session_id === record.task.session_id;
+}
+
+/** sandboxd reports the record's task in another state, or with other usage, than the record holds. */
+function taskObservationChanged(record: SandboxRecord, status: SandboxdStatusView): boolean {
+  if (!sameTask(record, status)) return false;
+  const live = status.task!;
+  return (
+    live.state !== record.task!.state ||
+    (live.usage !== undefined && JSON.stringify(live.usage) !== JSON.stringify(record.task!.usage))
+  );
+}
+
 /** task_failed when sandboxd says the record's task failed; null otherwise. */
 export function taskFailure(record: SandboxRecord, status: SandboxdStatusView | null): AlpineError | null {
   const task = status?.task;
-  if (!task || !record.task || task.session_id !== record.task.session_id || task.state !== "failed")
-    return null;
-  return new AlpineError("task_failed", `the agent's task failed in sandbox '${record.name}'`, {
-    session_id: task.session_id,
-    error: task.error ?? null,
-  });
+  if (!task || !record.task || task.session_id !== record.task.session_id) return null;
+  if (task.state === "interrupted" && task.error?.reason_code === "budget_reached") {
+    return new AlpineError("budget_reached", `sandbox '${record.name}': ${task.error.error}`, {
+      session_id: task.session_id,
+      reason: task.error.error,
+    });
+  }
+  if (task.state !== "failed" && task.state !== "interrupted") return null;
+  return new AlpineError(
+    "task_failed",
+    `the agent's task ${task.state === "failed" ? "failed" : "was interrupted"} in sandbox '${record.name}'${
+      status?.agent.reason ? `: ${status.agent.reason}` : ""
+    }`,
+    {
+      session_id: task.session_id,
+      error: task.error ?? null,
+    },
+  );
 }

@@ -1,0 +1,3 @@
+import { signalsSuite } from "./suites/signals.ts";
+
+signalsSuite("cloudflare");
