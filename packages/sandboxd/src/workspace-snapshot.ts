@@ -20,7 +20,7 @@ export interface Snapshot {
 }
 
 /** Most upstream tips a checkpoint builds on (a repo with more branches excludes only these). */
-const MAX_UPSTREAM_TIPS = 2000;
+const MAX_UPSTREAM_TIPS = 1000;
 
 /**
  * Where a checkpoint's objects are already safe, so its bundle need not hold them: the commits of
@@ -152,13 +152,20 @@ export async function snapshotWorkspace(
   // left out when it is already safe (git then writes no ref for it: restore reads head_commit).
   const bases = await safeBases(ws, env, { parent: opts.parent, upstream: opts.upstream, exclude: [commit] });
   const exclusions = [...new Set([...bases.parent, ...bases.upstream])];
-  const res = await git.runToFile(["bundle", "create", "--quiet", "-", "--stdin"], opts.bundleFile, {
-    ...env,
-    timeoutMs: LONG_MS,
-    input: [`refs/heads/${branch}`, `refs/alpine/checkpoints/${opts.id}`, ...exclusions.map((c) => `^${c}`)]
-      .map((l) => `${l}\n`)
-      .join(""),
-  });
+  const res = await git.runToFile(
+    [
+      "bundle",
+      "create",
+      "--quiet",
+      "-",
+      `refs/heads/${branch}`,
+      `refs/alpine/checkpoints/${opts.id}`,
+      // On the command line: git before 2.40 reads no revisions from stdin for a bundle.
+      ...exclusions.map((c) => `^${c}`),
+    ],
+    opts.bundleFile,
+    { ...env, timeoutMs: LONG_MS },
+  );
   if (res.code !== 0 || res.sha256 === undefined || res.bytes === undefined) {
     throw new AlpineError("checkpoint_failed", `git bundle failed: ${firstLine(res.stderr)}`, {
       stderr: res.stderr.slice(0, 2000),
