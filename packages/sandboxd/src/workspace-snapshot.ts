@@ -69,10 +69,8 @@ async function safeBases(
     const missing =
       upstream.length === 0
         ? null
-        : await git.run(["rev-list", "--max-count=1", "--stdin"], {
-            ...env,
-            input: [...chainUpstream, "--not", ...upstream].map((l) => `${l}\n`).join(""),
-          });
+        : // On the command line: git before 2.40 takes no options (--not) on rev-list's stdin.
+          await git.run(["rev-list", "--max-count=1", ...chainUpstream, "--not", ...upstream], env);
     const reachable = missing !== null && missing.code === 0 && missing.stdout.trim() === "";
     if (!reachable) {
       ws.log.warn(
@@ -173,8 +171,11 @@ export async function snapshotWorkspace(
   }
   const snap: Snapshot = { branch, head, commit, tree, bundle: { sha256: res.sha256, bytes: res.bytes } };
   const prerequisites = bundlePrerequisites(opts.bundleFile);
-  if (prerequisites.length === 0) return snap;
-  // Which safe place holds each prerequisite: the parent chain when it reaches it, else upstream.
+  if (exclusions.length === 0) return snap;
+  // git leaves out every object reachable from an excluded commit (its trees and blobs too), but
+  // lists as prerequisites only the excluded commits next to included ones. So the chain is a
+  // dependency whenever the parent's commits were excluded, whatever the prerequisites say.
+  const usesParent = bases.parent.length > 0;
   const inParent = async (c: string) => {
     for (const p of bases.parent) {
       const r = await git.run(["merge-base", "--is-ancestor", "--end-of-options", c, p], env);
@@ -183,11 +184,10 @@ export async function snapshotWorkspace(
     return false;
   };
   const own: string[] = [];
-  let usesParent = false;
-  for (const c of prerequisites) {
-    if (await inParent(c)) usesParent = true;
-    else own.push(c);
-  }
+  for (const c of prerequisites) if (!(await inParent(c))) own.push(c);
+  // Upstream tips excluded without any prerequisite of theirs (unrelated history) still left
+  // their objects out: then they are what the bundle needs from upstream.
+  if (!usesParent && prerequisites.length === 0) own.push(...bases.upstream);
   const parent = opts.parent;
   // Upstream commits the whole chain needs: this bundle's, and its parent chain's.
   const upstream = [...new Set([...own, ...(usesParent ? (parent?.depends_on?.upstream ?? []) : [])])];
