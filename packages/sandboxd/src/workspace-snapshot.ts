@@ -28,10 +28,30 @@ const MAX_UPSTREAM_TIPS = 1000;
  * remote that this repo has (asked with `git ls-remote` now: a force-pushed or deleted branch is
  * no longer one). A remote that does not answer counts as holding nothing.
  */
+/** The remote's branch tips (`git ls-remote --heads`), or null when it does not answer. */
+async function remoteTips(ws: Workspace, env: GitEnv, from: UpstreamSource): Promise<string[] | null> {
+  const { repo, credentials } = from;
+  const creds = credentials ?? repo.urlCredentials;
+  const res = await ws.git.run(["ls-remote", "--heads", "--", repo.url], {
+    ...env,
+    timeoutMs: 30_000,
+    credentials: creds && repo.target ? { credentials: creds, target: repo.target } : undefined,
+  });
+  if (res.code !== 0) {
+    ws.log.warn("the repo's remote did not answer; the checkpoint does not build on it", {
+      error: firstLine(res.stderr),
+    });
+    return null;
+  }
+  return [...new Set(res.stdout.split("\n").map((l) => l.split("\t")[0]!))].filter((t) =>
+    /^[0-9a-f]{40,64}$/.test(t),
+  );
+}
+
 async function safeBases(
   ws: Workspace,
   env: GitEnv,
-  opts: { parent?: CheckpointManifestData; upstream?: UpstreamSource; exclude: string[] },
+  opts: { parent?: CheckpointManifestData; tips: Promise<string[] | null>; exclude: string[] },
 ): Promise<{ parent: string[]; upstream: string[] }> {
   const { git } = ws;
   const have = async (sha: string) =>
@@ -41,24 +61,17 @@ async function safeBases(
     const commits = [opts.parent.head_commit, opts.parent.checkpoint_commit];
     if ((await Promise.all(commits.map(have))).every(Boolean)) parent.push(...new Set(commits));
   }
+  // Which tips this repo has, in one git process (`missing` marks the others).
+  const tips = ((await opts.tips) ?? []).slice(0, MAX_UPSTREAM_TIPS);
   const upstream: string[] = [];
-  if (opts.upstream) {
-    const { repo, credentials } = opts.upstream;
-    const creds = credentials ?? repo.urlCredentials;
-    const res = await git.run(["ls-remote", "--heads", "--", repo.url], {
+  if (tips.length > 0) {
+    const r = await git.run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], {
       ...env,
-      timeoutMs: 30_000,
-      credentials: creds && repo.target ? { credentials: creds, target: repo.target } : undefined,
+      input: tips.map((t) => `${t}\n`).join(""),
     });
-    if (res.code !== 0) {
-      ws.log.warn("the repo's remote did not answer; the checkpoint does not build on it", {
-        error: firstLine(res.stderr),
-      });
-    } else {
-      const tips = [...new Set(res.stdout.split("\n").map((l) => l.split("\t")[0]!))].filter((t) =>
-        /^[0-9a-f]{40,64}$/.test(t),
-      );
-      for (const tip of tips.slice(0, MAX_UPSTREAM_TIPS)) if (await have(tip)) upstream.push(tip);
+    for (const line of r.stdout.split("\n")) {
+      const [sha, type] = line.split(" ");
+      if (type === "commit" && tips.includes(sha!)) upstream.push(sha!);
     }
   }
   // The parent is only safe while the upstream commits its chain builds on still are: after a
@@ -135,6 +148,9 @@ export async function snapshotWorkspace(
   // A branch name git would refuse in the bundle (the agent may name branches oddly): the recorded one.
   branch = await git.checkBranch(branch).catch(() => meta.branch);
   const env = ws.privateRepo(opts.privateDir, "private");
+  // Asked while the working tree is read: the remote's answer is what takes longest here.
+  const tips = opts.upstream ? remoteTips(ws, env, opts.upstream) : Promise.resolve(null);
+  tips.catch(() => {});
   await git.ok(["update-ref", `refs/heads/${branch}`, head], env);
   const tree = await ws.stageAll(env, head);
   const when = `@${Math.floor(Date.parse(opts.createdAt) / 1000) || Math.floor(Date.now() / 1000)} +0000`;
@@ -148,7 +164,7 @@ export async function snapshotWorkspace(
   await git.ok(["update-ref", `refs/alpine/checkpoints/${opts.id}`, commit], env);
   // The checkpoint commit itself is always in the bundle (a ref of its own); the branch head is
   // left out when it is already safe (git then writes no ref for it: restore reads head_commit).
-  const bases = await safeBases(ws, env, { parent: opts.parent, upstream: opts.upstream, exclude: [commit] });
+  const bases = await safeBases(ws, env, { parent: opts.parent, tips, exclude: [commit] });
   const exclusions = [...new Set([...bases.parent, ...bases.upstream])];
   const res = await git.runToFile(
     [
