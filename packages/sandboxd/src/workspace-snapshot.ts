@@ -153,18 +153,23 @@ export async function snapshotWorkspace(
   tips.catch(() => {});
   await git.ok(["update-ref", `refs/heads/${branch}`, head], env);
   const tree = await ws.stageAll(env, head);
+  // What is safe elsewhere is left out of the bundle; the branch head is left out when it is
+  // (git then writes no ref for it: restore reads head_commit).
+  const bases = await safeBases(ws, env, { parent: opts.parent, tips, exclude: [] });
+  // The parent checkpoint's commit becomes a second parent of this one: git leaves out only the
+  // trees of excluded commits next to included ones, so only then are the files the parent
+  // already holds (untracked and modified ones) left out. The commit lives on a private ref only.
+  const parentCommit = opts.parent?.checkpoint_commit;
+  const second = parentCommit && bases.parent.includes(parentCommit) ? ["-p", parentCommit] : [];
   const when = `@${Math.floor(Date.parse(opts.createdAt) / 1000) || Math.floor(Date.now() / 1000)} +0000`;
   const commit = (
-    await git.ok(["commit-tree", tree, "-p", head, "-F", "-"], {
+    await git.ok(["commit-tree", tree, "-p", head, ...second, "-F", "-"], {
       ...env,
       input: `alpine checkpoint ${opts.id}\n`,
       env: { ...env.env, ...identityEnv({ name: "alpine", email: "alpine@localhost" }, when) },
     })
   ).trim();
   await git.ok(["update-ref", `refs/alpine/checkpoints/${opts.id}`, commit], env);
-  // The checkpoint commit itself is always in the bundle (a ref of its own); the branch head is
-  // left out when it is already safe (git then writes no ref for it: restore reads head_commit).
-  const bases = await safeBases(ws, env, { parent: opts.parent, tips, exclude: [commit] });
   const exclusions = [...new Set([...bases.parent, ...bases.upstream])];
   const res = await git.runToFile(
     [
