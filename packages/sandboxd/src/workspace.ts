@@ -234,10 +234,7 @@ export class Workspace {
 
   /** The index of env = HEAD's tree + the whole working tree (tracked, untracked, not ignored); returns its tree. */
   async stageAll(env: GitEnv, head: string): Promise<string> {
-    // -m: an index kept from the last snapshot (the checkpoint git dir keeps one) keeps the stat
-    // data of entries that match, so `add` hashes only files that changed since (a single-tree
-    // read-tree -m yields the same entries as a plain read-tree).
-    await this.git.ok(["read-tree", "-m", head], env);
+    await this.git.ok(["read-tree", head], env);
     const add = await this.git.run(["add", "-A", "--", "."], { ...env, timeoutMs: LONG_MS });
     if (add.code !== 0) {
       throw new AlpineError("internal_error", `cannot read the workspace: ${firstLine(add.stderr)}`, {
