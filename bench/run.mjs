@@ -17,15 +17,20 @@
 // BENCH_LARGE_MB=N    history of the large repo in MB (default 500, the issue's ~500 MB; 60 commits of new binary data)
 // BENCH_LARGE_FILES=N  instead: a large repo of N files in one commit (e.g. 50000)
 // BENCH_SUSPEND=1 then also bench/suspend.mjs: 30 sandboxes, 29 suspended (≈ 4 more minutes)
+// BENCH_ONLY=checkpoints  only the incremental checkpoint and resume figures (issue 18)
+// BENCH_HISTORY_MB=N   history of the incremental-checkpoint repo (default 120), generated once and
+//                      kept in BENCH_CACHE (default /var/tmp/alpine-bench-cache) between runs
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   cpSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -44,6 +49,9 @@ const CHANGES_MB = QUICK ? 20 : 200;
 const LARGE_MB = Number(process.env.BENCH_LARGE_MB ?? 500);
 const LARGE_FILES = Number(process.env.BENCH_LARGE_FILES ?? 0);
 const work = mkdtempSync(join(tmpdir(), "alpine-bench-"));
+const ONLY = process.env.BENCH_ONLY ?? "";
+const HISTORY_MB = Number(process.env.BENCH_HISTORY_MB ?? 120);
+const BENCH_CACHE = process.env.BENCH_CACHE ?? "/var/tmp/alpine-bench-cache";
 
 // The built CLI and sandboxd, copied aside first: a rebuild in the tree (npm run build wipes
 // dist/) during a 10-minute run must not pull them away. Externals resolve to the real ones.
@@ -455,6 +463,190 @@ async function benchLaunch(label, url, { pool = true } = {}) {
 }
 
 // ---------------------------------------------------------------------------
+// Incremental checkpoints and resume (issue 18, docs/performance.md).
+
+/**
+ * A repo with HISTORY_MB of incompressible history (12 commits), generated once into BENCH_CACHE
+ * (outside the repo, kept between bench runs) and served from a copy.
+ */
+function historyRepo() {
+  const name = `history-${HISTORY_MB}mb`;
+  const cached = join(BENCH_CACHE, `${name}.git`);
+  if (!existsSync(join(cached, "alpine-bench-complete"))) {
+    say(`generating ${name} into ${BENCH_CACHE} (once)`);
+    rmSync(cached, { recursive: true, force: true });
+    const dir = join(work, `${name}-src`);
+    mkdirSync(dir, { recursive: true });
+    const git = (...args) => execFileSync("git", args, { cwd: dir, stdio: "pipe", env });
+    git("init", "-q", "-b", "main");
+    for (let i = 0; i < 200; i++) writeFileSync(join(dir, `f${i}.txt`), `file ${i}\n`.repeat(20));
+    for (let c = 0; c < 12; c++) {
+      writeFileSync(join(dir, `blob-${c % 4}.bin`), randomBytes(Math.round((HISTORY_MB * 2 ** 20) / 12)));
+      git("add", "-A");
+      git("-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qm", `history ${c}`);
+    }
+    mkdirSync(BENCH_CACHE, { recursive: true });
+    execFileSync("git", ["clone", "-q", "--bare", dir, cached], { env });
+    execFileSync("git", ["--git-dir", cached, "repack", "-adq"], { env });
+    writeFileSync(join(cached, "alpine-bench-complete"), "");
+    rmSync(dir, { recursive: true, force: true });
+  }
+  cpSync(cached, join(server.root, `${name}.git`), { recursive: true });
+  return server.url(name);
+}
+
+/** Bytes of a sandbox's checkpoint store (content-addressed objects: what is new shows as growth). */
+function storedBytes(id) {
+  const dir = join(alpineHome, "checkpoints", id, "objects");
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+}
+
+const gitIn = (cwd, ...args) =>
+  execFileSync("git", args, {
+    cwd,
+    stdio: "pipe",
+    env: {
+      ...env,
+      GIT_AUTHOR_NAME: "b",
+      GIT_AUTHOR_EMAIL: "b@x",
+      GIT_COMMITTER_NAME: "b",
+      GIT_COMMITTER_EMAIL: "b@x",
+    },
+  })
+    .toString()
+    .trim();
+
+/**
+ * The floor of a checkpoint: `git bundle create` of what is new only (`revs`, e.g. the new commits
+ * `HEAD --not HEAD~1`), with the worktree's changes committed first when `worktree` (in an index of
+ * its own, so the workspace is not touched). Returns ms and bytes.
+ */
+function bundleFloor(ws, worktree, exclude) {
+  const file = join(work, "floor.bundle");
+  const index = join(work, "floor-index");
+  const start = now();
+  let tip = "HEAD";
+  if (worktree) {
+    const e = { ...env, GIT_INDEX_FILE: index };
+    const g = (...args) => execFileSync("git", args, { cwd: ws, stdio: "pipe", env: e }).toString().trim();
+    g("read-tree", "HEAD");
+    g("add", "-A");
+    const tree = g("write-tree");
+    tip = gitIn(ws, "commit-tree", tree, "-p", "HEAD", "-m", "floor");
+  }
+  gitIn(ws, "update-ref", "refs/bench/floor", tip);
+  gitIn(ws, "bundle", "create", "-q", file, "refs/bench/floor", "--not", exclude);
+  const ms = now() - start;
+  const bytes = statSync(file).size;
+  gitIn(ws, "update-ref", "-d", "refs/bench/floor");
+  rmSync(file, { force: true });
+  rmSync(index, { force: true });
+  return { ms, bytes };
+}
+
+async function benchCheckpoints(resumeRepos) {
+  const rows = [];
+  say(`incremental checkpoints on a repo with ${HISTORY_MB} MB of history`);
+  const url = historyRepo();
+  const name = "bench-incr";
+  const out = JSON.parse(alpine(["launch", name, "--repo", url, "--json"]));
+  const ws = join(sandboxDirOf(out.id), "workspace");
+  // First checkpoint of a fresh clone of a durable upstream: one small file changed in the worktree.
+  writeFileSync(join(ws, "f1.txt"), "changed before the first checkpoint\n");
+  let start = now();
+  alpine(["checkpoint", name, "--json"]);
+  const firstMs = now() - start;
+  const firstBytes = storedBytes(out.id);
+  const firstFloor = bundleFloor(ws, true, "refs/remotes/origin/main");
+  rows.push(
+    {
+      name: "first checkpoint of a fresh clone, time",
+      alpine_ms: { median: firstMs },
+      floor_ms: { median: firstFloor.ms, note: "git bundle create of the worktree's changes only" },
+      ratio: firstMs / firstFloor.ms,
+      goal: null,
+    },
+    {
+      name: "first checkpoint of a fresh clone, bytes",
+      unit: "B",
+      alpine_ms: { median: firstBytes },
+      floor_ms: { median: firstFloor.bytes, note: "its bundle's bytes" },
+      ratio: firstBytes / firstFloor.bytes,
+      goal: null,
+      note: "alpine's bytes include OpenCode's data (a tarball of its sessions database)",
+    },
+  );
+  // Then one file changed and committed, checkpointed again (median of RUNS).
+  const ms = [];
+  const bytes = [];
+  const floors = [];
+  for (let i = 0; i < RUNS; i++) {
+    writeFileSync(join(ws, "f2.txt"), `change ${i} ${randomBytes(8).toString("hex")}\n`);
+    gitIn(ws, "commit", "-qam", `one-file change ${i}`);
+    const before = storedBytes(out.id);
+    start = now();
+    alpine(["checkpoint", name, "--json"]);
+    ms.push(now() - start);
+    bytes.push(storedBytes(out.id) - before);
+    floors.push(bundleFloor(ws, false, "HEAD~1"));
+  }
+  rows.push(
+    {
+      name: `checkpoint after a one-file change (${HISTORY_MB} MB history), time`,
+      alpine_ms: summary(ms),
+      floor_ms: { median: median(floors.map((f) => f.ms)), note: "git bundle create of the new commit only" },
+      ratio: median(ms) / median(floors.map((f) => f.ms)),
+      goal: null,
+      goal_absolute: "≤ 1000 ms",
+      absolute_met: median(ms) <= 1000,
+    },
+    {
+      name: `checkpoint after a one-file change (${HISTORY_MB} MB history), new bytes`,
+      unit: "B",
+      alpine_ms: { median: median(bytes) },
+      floor_ms: { median: median(floors.map((f) => f.bytes)), note: "its bundle's bytes" },
+      ratio: median(bytes) / median(floors.map((f) => f.bytes)),
+      goal: null,
+      goal_absolute: "≤ 1 MB",
+      absolute_met: median(bytes) <= 2 ** 20,
+    },
+  );
+  teardown(name);
+
+  // Resume against the launch floor (git clone + opencode serve healthy), interleaved.
+  for (const [label, repo] of resumeRepos) {
+    say(`resume: ${label}`);
+    const rname = `bench-resume-${label.replace(/\W+/g, "")}`;
+    const launched = JSON.parse(alpine(["launch", rname, "--repo", repo, "--json"]));
+    writeFileSync(join(sandboxDirOf(launched.id), "workspace", "resume-note.txt"), "saved\n");
+    alpine(["checkpoint", rname, "--json"]);
+    alpine(["teardown", rname, "--json"]);
+    const resumes = [];
+    const floorRuns = [];
+    const profiles = [];
+    for (let i = 0; i < RUNS; i++) {
+      floorRuns.push((await floorOnce(repo, `resume-${label}-${i}`)).ms);
+      const startedAt = Date.now();
+      const r = await alpineAsync(["launch", rname, "--json"]);
+      if (r.code !== 0 || !r.out.includes('"resumed": true')) throw new Error(`resume failed: ${r.out}`);
+      resumes.push(r.ms);
+      profiles.push(phasesOf(launched.id, startedAt, Date.now()));
+      alpine(["teardown", rname, "--json"]);
+    }
+    rows.push({
+      name: `resume ${label}`,
+      alpine_ms: summary(resumes),
+      floor_ms: summary(floorRuns),
+      ratio: median(resumes) / median(floorRuns),
+      goal: 1.2,
+      profile: medianPhases(profiles),
+    });
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------
 
 const results = [];
 const repos = {};
@@ -464,8 +656,13 @@ try {
   // A first launch warms the page cache for OpenCode's binary and sandboxd: not measured.
   await floorOnce(repos.tiny, "warmup");
   await launchOnce(repos.tiny);
-  results.push(...(await benchLaunch("tiny", repos.tiny)));
-  if (!QUICK) {
+  if (ONLY === "checkpoints") {
+    repos["5k"] = QUICK ? null : makeRepo("5k", 5000);
+    const resumeRepos = [["tiny", repos.tiny], ...(repos["5k"] ? [["5k files", repos["5k"]]] : [])];
+    results.push(...(await benchCheckpoints(resumeRepos)));
+  }
+  if (!ONLY) results.push(...(await benchLaunch("tiny", repos.tiny)));
+  if (!QUICK && !ONLY) {
     repos["5k"] = makeRepo("5k", 5000);
     results.push(...(await benchLaunch("5k files", repos["5k"])));
     const large = LARGE_FILES ? `${LARGE_FILES} files` : `${LARGE_MB} MB history`;
@@ -475,10 +672,14 @@ try {
   }
   // The pool is not wanted from here on.
   alpine(["gc", "--json"], { ALPINE_SANDBOX_WARM_POOL: "0" });
+  if (!ONLY) {
+    const resumeRepos = [["tiny", repos.tiny], ...(repos["5k"] ? [["5k files", repos["5k"]]] : [])];
+    results.push(...(await benchCheckpoints(resumeRepos)));
+  }
 
   // Parallel launches of one repo (its cache warm, as after any first launch).
   say(`${PARALLEL} parallel launches`);
-  {
+  if (!ONLY) {
     const single = [];
     for (let i = 0; i < 3; i++) single.push((await launchOnce(repos.tiny)).ms);
     // What one launch costs in CPU (CLI, sandboxd and its git, OpenCode): on 2 cores, N launches
@@ -511,7 +712,7 @@ try {
 
   // Checkpoint and resume of a workspace holding CHANGES_MB of new files.
   say(`checkpoint/resume with ${CHANGES_MB} MB of changes`);
-  {
+  if (!ONLY) {
     const name = "bench-ckpt";
     const out = JSON.parse(alpine(["launch", name, "--repo", repos.tiny, "--json"]));
     const dir = sandboxDirOf(out.id);
@@ -598,7 +799,7 @@ try {
 
   // Memory of one idle sandbox: sandboxd's own RSS apart from OpenCode's (Linux /proc).
   say("memory");
-  {
+  if (!ONLY) {
     const rssMiB = (pid) => {
       try {
         return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
@@ -633,7 +834,7 @@ try {
 
   // CLI latency with seeded records (no sandbox is contacted for destroyed ones).
   say("cli latency");
-  {
+  if (!ONLY) {
     // A home of its own: exactly `count` records.
     const cliEnv = { ...env, ALPINE_HOME: join(work, "cli-home") };
     const timeCommand = (cmd, args, n = QUICK ? 7 : 15) => {

@@ -75,6 +75,7 @@ interface Manifest {
   checkpoint_id: string;
   created_at: string;
   artifacts: { name: string; sha256: string; bytes: number }[];
+  depends_on?: { checkpoints: { checkpoint_id: string }[]; upstream: string[] };
 }
 
 /** Every checkpoint manifest stored for a sandbox. */
@@ -133,11 +134,16 @@ export function storeProblems(
   return problems;
 }
 
-/** Files (path → content) of a checkpoint's workspace: its bundle's checkpoint commit, read with git. */
+/**
+ * Files (path → content) of a checkpoint's workspace: its bundle's checkpoint commit, read with
+ * git, after what a thin bundle builds on (docs/durability.md): the upstream repo `upstream` (a
+ * bare repo's path, read directly) and the earlier checkpoints of its chain.
+ */
 export function checkpointFiles(
   alpineHome: string,
   sandboxId: string,
   checkpointId: string,
+  upstream?: string,
 ): Map<string, string> {
   const dir = join(alpineHome, "checkpoints", sandboxId);
   const manifest = JSON.parse(readFileSync(join(dir, checkpointId, "manifest.json"), "utf8")) as Manifest;
@@ -147,6 +153,13 @@ export function checkpointFiles(
     const git = (...args: string[]) =>
       execFileSync("git", ["-C", scratch, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
     git("init", "-q", "--bare");
+    if (upstream && (manifest.depends_on?.upstream.length ?? 0) > 0)
+      git("fetch", "-q", upstream, "+refs/heads/*:refs/upstream/*");
+    for (const [i, link] of (manifest.depends_on?.checkpoints ?? []).entries()) {
+      const m = JSON.parse(readFileSync(join(dir, link.checkpoint_id, "manifest.json"), "utf8")) as Manifest;
+      const b = m.artifacts.find((a) => a.name === "workspace.bundle")!;
+      git("fetch", "-q", join(dir, "objects", b.sha256), `+refs/*:refs/link${i}/*`);
+    }
     git("fetch", "-q", join(dir, "objects", bundle.sha256), `refs/alpine/checkpoints/${checkpointId}:refs/c`);
     const files = new Map<string, string>();
     for (const path of git("ls-tree", "-r", "--name-only", "-z", "refs/c").split("\0").filter(Boolean)) {

@@ -112,7 +112,9 @@ describe.skipIf(!root)("disk full during a checkpoint", () => {
     expect(again.code, again.stdout + again.stderr).toBe(0);
     const recoveredMs = Date.now() - roomAt;
     verified = { id: again.json().checkpoint_id, created_at: again.json().created_at };
-    expect(checkpointFiles(e.alpineHome, id, verified.id).get("big.bin")?.length).toBeGreaterThan(0);
+    expect(
+      checkpointFiles(e.alpineHome, id, verified.id, e.git.repoPath("app")).get("big.bin")?.length,
+    ).toBeGreaterThan(0);
     expect(storeProblems(e.alpineHome, id, verified)).toEqual([]);
     record({
       kind: "fault",
@@ -144,7 +146,7 @@ describe.skipIf(!root)("disk full during a checkpoint", () => {
     expect(again.code, again.stdout + again.stderr).toBe(0);
     const recoveredMs = Date.now() - roomAt;
     verified = { id: again.json().checkpoint_id, created_at: again.json().created_at };
-    expect(checkpointFiles(e.alpineHome, id, verified.id).has("more.bin")).toBe(true);
+    expect(checkpointFiles(e.alpineHome, id, verified.id, e.git.repoPath("app")).has("more.bin")).toBe(true);
     unmount(staging);
     record({
       kind: "fault",

@@ -183,7 +183,7 @@ describe("the CLI killed at each step of checkpoint, export and teardown", () =>
       const recoveryMs = Date.now() - kill.killedAt;
       expect(again.out).toMatchObject({ name, verified: true });
       verified = { id: again.out.checkpoint_id, created_at: again.out.created_at };
-      expect(checkpointFiles(e.alpineHome, id, verified.id).get(file)).toBe(
+      expect(checkpointFiles(e.alpineHome, id, verified.id, e.git.repoPath("app")).get(file)).toBe(
         `work before a kill at ${step}\n`,
       );
       expect(storeProblems(e.alpineHome, id, verified)).toEqual([]);
@@ -270,9 +270,9 @@ describe("the CLI killed at each step of checkpoint, export and teardown", () =>
       expect(await portOpen(port)).toBe(false);
       expect(existsSync(sandboxDir(id))).toBe(false);
       const final = await status(name);
-      expect(checkpointFiles(e.alpineHome, id, final.durability.checkpoint_id).get(file)).toBe(
-        `saved by a teardown killed at ${step}\n`,
-      );
+      expect(
+        checkpointFiles(e.alpineHome, id, final.durability.checkpoint_id, e.git.repoPath("app")).get(file),
+      ).toBe(`saved by a teardown killed at ${step}\n`);
       noLeaseAndLegalLog(name);
       record({
         kind: "fault",

@@ -42,7 +42,10 @@ export class HostCheckpointExporter implements CheckpointExporter {
       if (r.exitCode !== 0) {
         throw new AlpineError(
           "internal_error",
-          `git ${args[0]} failed: ${r.stderr.trim().split("\n").at(-1)}`,
+          `git ${args[0]} failed: ${String(r.stderr ?? "")
+            .trim()
+            .split("\n")
+            .at(-1)}`,
           {},
         );
       }
@@ -50,6 +53,34 @@ export class HostCheckpointExporter implements CheckpointExporter {
     };
     try {
       await git(["init", "--quiet", "--bare", "."]);
+      // A thin checkpoint: first what it builds on (the remote's commits, the earlier checkpoints).
+      if ((manifest.depends_on?.upstream.length ?? 0) > 0) {
+        const isUrl = /^[a-z]+:\/\//i.test(opts.repo);
+        const r = await gitWithCredentials(
+          ["fetch", "--quiet", "--no-tags", "--", opts.repo, "+refs/heads/*:refs/upstream/*"],
+          {
+            cwd: scratch,
+            credentials: isUrl ? opts.credentials : undefined,
+            remote: isUrl ? opts.repo : "file:///",
+          },
+        );
+        if (r.exitCode !== 0) {
+          throw new AlpineError(
+            "checkpoint_missing",
+            `checkpoint ${manifest.checkpoint_id} builds on commits of ${opts.repo}, which cannot be fetched: ${String(
+              r.stderr ?? "",
+            )
+              .trim()
+              .split("\n")
+              .at(-1)}`,
+            { checkpoint_id: manifest.checkpoint_id },
+          );
+        }
+      }
+      for (const [i, link] of (opts.chain ?? []).entries()) {
+        const path = await this.store.artifactPath(link.sandbox_id, link.checkpoint_id, "workspace.bundle");
+        await git(["fetch", "--quiet", path, `+refs/*:refs/link${i}/*`]);
+      }
       await git(["fetch", "--quiet", bundlePath, "+refs/*:refs/bundle/*"]);
       const headTree = await git(["rev-parse", `${manifest.head_commit}^{tree}`]);
       if (headTree === manifest.tree_hash && manifest.head_commit === manifest.base_commit) {

@@ -390,6 +390,10 @@ export type ShutdownResponse = z.infer<typeof ShutdownResponseSchema>;
 /** The artifacts a checkpoint consists of (the only names the artifact routes accept). */
 export const CHECKPOINT_ARTIFACTS = ["workspace.bundle", "opencode-data.tar.gz"] as const;
 export const CheckpointArtifactNameSchema = z.enum(CHECKPOINT_ARTIFACTS);
+/** The staged name of an earlier checkpoint's workspace.bundle a restore builds on (RestoreRequest.chain). */
+export function chainLinkArtifactName(checkpointId: string): string {
+  return `link.${checkpointId}.bundle`;
+}
 export type CheckpointArtifactName = z.infer<typeof CheckpointArtifactNameSchema>;
 
 /** Checkpoint ids: a path segment without traversal (`ckpt_…` from the orchestrator). */
@@ -405,6 +409,13 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be a sha256 in hex");
 export const CheckpointRequestSchema = z.object({
   checkpoint_id: CheckpointIdSchema,
   created_at: isoTime,
+  /**
+   * The sandbox's newest verified checkpoint, checked in the store just now: what it holds need not
+   * be stored again (docs/durability.md, "Incremental checkpoints"). Absent: build on no checkpoint.
+   */
+  parent: z.lazy(() => CheckpointManifestSchema).optional(),
+  /** For asking the repo's remote which commits it holds (`git ls-remote`); never stored. */
+  credentials: GitCredentialsSchema.optional(),
 });
 export type CheckpointRequest = z.infer<typeof CheckpointRequestSchema>;
 
@@ -431,12 +442,27 @@ export const CheckpointManifestSchema = z.object({
   /** The tree of checkpoint_commit: the workspace's content. */
   tree_hash: gitSha,
   artifacts: z.array(CheckpointArtifactSchema),
+  /**
+   * What workspace.bundle builds on (a thin bundle); absent: it is self-contained.
+   * `checkpoints`: the earlier checkpoints of the sandbox it needs, oldest first, each with the
+   * sha256 of its workspace.bundle; `upstream`: prerequisite commits the repo's remote held
+   * (verified with `git ls-remote` when the checkpoint was made); `prerequisites`: the bundle's
+   * own prerequisite commits.
+   */
+  depends_on: z
+    .object({
+      checkpoints: z.array(z.object({ checkpoint_id: CheckpointIdSchema, sha256: sha256Hex })),
+      upstream: z.array(gitSha),
+      prerequisites: z.array(gitSha),
+    })
+    .optional(),
 });
 export type CheckpointManifestData = z.infer<typeof CheckpointManifestSchema>;
 
 /** Answer of `PUT /v1/restore/artifacts/:name`: what sandboxd received and staged. */
 export const RestoreArtifactResponseSchema = z.object({
-  name: CheckpointArtifactNameSchema,
+  /** A CheckpointArtifactName, or chainLinkArtifactName() of an earlier checkpoint. */
+  name: z.string().min(1),
   sha256: sha256Hex,
   bytes: z.number().int().min(0),
 });
@@ -448,6 +474,13 @@ export const RestoreRequestSchema = z.object({
   repo: z.string().min(1),
   /** The branch to check out at manifest.head_commit. */
   branch: z.string().min(1),
+  /**
+   * The earlier checkpoints manifest.depends_on names, oldest first, each verified in the store;
+   * their bundles are staged as `link.<checkpoint_id>.bundle`.
+   */
+  chain: z.array(z.lazy(() => CheckpointManifestSchema)).optional(),
+  /** For fetching the upstream commits a thin bundle builds on; never stored. */
+  credentials: GitCredentialsSchema.optional(),
 });
 export type RestoreRequest = z.infer<typeof RestoreRequestSchema>;
 

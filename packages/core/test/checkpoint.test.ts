@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AlpineError } from "../src/index.ts";
+import { MAX_CHAIN_CHECKPOINTS } from "../src/orchestrator/decisions/checkpoints.ts";
 import { launched, world } from "./fakes/world.ts";
 
 describe("checkpoint", () => {
@@ -43,7 +44,7 @@ describe("checkpoint", () => {
     expect((await w.orchestrator.checkpoint("box")).record.state).toBe("completed");
   });
 
-  it("keeps the newest durability.keep_checkpoints", async () => {
+  it("keeps the newest durability.keep_checkpoints and every checkpoint they build on", async () => {
     const w = world({ config: { durability: { keep_checkpoints: 2 } } });
     const record = await launched(w);
     const ids: string[] = [];
@@ -51,13 +52,88 @@ describe("checkpoint", () => {
       w.clock.advance(1000);
       ids.push((await w.orchestrator.checkpoint("box")).manifest.checkpoint_id);
     }
-    expect(await w.checkpoints.list(record.id)).toEqual(ids.slice(2));
+    // Each builds on the one before: the newest two need all four.
+    expect(await w.checkpoints.list(record.id)).toEqual(ids);
+    const newest = await w.checkpoints.getManifest(record.id, ids[3]!);
+    expect(newest?.depends_on?.checkpoints.map((c) => c.checkpoint_id)).toEqual(ids.slice(0, 3));
     expect(w.record().checkpoint?.id).toBe(ids[3]);
+  });
+
+  it("builds each checkpoint on the last verified one, up to MAX_CHAIN_CHECKPOINTS; then a new chain starts and the old one is pruned", async () => {
+    const w = world({ config: { durability: { keep_checkpoints: 2 } } });
+    const record = await launched(w);
+    const sandboxd = w.provider.sandboxd(record.id);
+    const ids: string[] = [];
+    for (let i = 0; i < MAX_CHAIN_CHECKPOINTS + 2; i++) {
+      w.clock.advance(1000);
+      sandboxd.edit(`f${i}.txt`);
+      ids.push((await w.orchestrator.checkpoint("box")).manifest.checkpoint_id);
+    }
+    const parents = sandboxd.checkpointRequests.map((r) => r.parent?.checkpoint_id ?? null);
+    expect(parents).toEqual([null, ...ids.slice(0, 7), null, ids[8]]);
+    // The newest two are the new chain: nothing kept builds on the old one.
+    expect(await w.checkpoints.list(record.id)).toEqual(ids.slice(8));
+  });
+
+  it("a damaged link is found at checkpoint time: the next checkpoint is self-contained and the chain it leaves is pruned", async () => {
+    const w = world({ config: { durability: { keep_checkpoints: 1 } } });
+    const record = await launched(w);
+    const sandboxd = w.provider.sandboxd(record.id);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      w.clock.advance(1000);
+      ids.push((await w.orchestrator.checkpoint("box")).manifest.checkpoint_id);
+    }
+    w.checkpoints.corrupt(record.id, ids[1]!, "workspace.bundle");
+    w.clock.advance(1000);
+    const next = (await w.orchestrator.checkpoint("box")).manifest;
+    expect(sandboxd.checkpointRequests.at(-1)?.parent).toBeUndefined();
+    expect(next.depends_on).toBeUndefined();
+    expect(w.logger.messages("warn")).toContainEqual(
+      `checkpoint ${ids[2]} or one it builds on does not verify; the next checkpoint is self-contained`,
+    );
+    expect(await w.checkpoints.list(record.id)).toEqual([next.checkpoint_id]);
+  });
+
+  it("a pruned link is found at checkpoint time: the next checkpoint does not build on it", async () => {
+    const w = world();
+    const record = await launched(w);
+    const sandboxd = w.provider.sandboxd(record.id);
+    const first = (await w.orchestrator.checkpoint("box")).manifest.checkpoint_id;
+    w.clock.advance(1000);
+    await w.orchestrator.checkpoint("box");
+    await w.checkpoints.delete(record.id, first);
+    w.clock.advance(1000);
+    const next = (await w.orchestrator.checkpoint("box")).manifest;
+    expect(sandboxd.checkpointRequests.at(-1)?.parent).toBeUndefined();
+    expect(next.depends_on).toBeUndefined();
+  });
+
+  it("a manifest naming a chain other than its parent's is refused", async () => {
+    const w = world();
+    const record = await launched(w);
+    await w.orchestrator.checkpoint("box");
+    const sandboxd = w.provider.sandboxd(record.id);
+    const real = sandboxd.checkpoint.bind(sandboxd);
+    sandboxd.checkpoint = async (body) => {
+      const m = await real(body);
+      m.depends_on!.checkpoints[0]!.sha256 = "0".repeat(64);
+      return m;
+    };
+    w.clock.advance(1000);
+    await expect(w.orchestrator.checkpoint("box")).rejects.toMatchObject({
+      reason: "checkpoint_checksum_mismatch",
+    });
+    expect(await w.checkpoints.list(record.id)).toHaveLength(1);
   });
 
   it("an old checkpoint that cannot be deleted stays, logged", async () => {
     const w = world({ config: { durability: { keep_checkpoints: 1 } } });
     const record = await launched(w);
+    // Self-contained checkpoints (as when sandboxd no longer has the parent's commits).
+    const sandboxd = w.provider.sandboxd(record.id);
+    const real = sandboxd.checkpoint.bind(sandboxd);
+    sandboxd.checkpoint = async ({ parent: _, ...body }) => real(body);
     const first = (await w.orchestrator.checkpoint("box")).manifest.checkpoint_id;
     w.checkpoints.failDelete.add(first);
     await w.orchestrator.checkpoint("box");

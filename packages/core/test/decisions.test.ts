@@ -4,6 +4,8 @@ import {
   artifactMismatch,
   autoTeardownAfterExport,
   type Blocker,
+  chainParent,
+  chainProblem,
   checkpointError,
   checkpointIdFor,
   contentHash,
@@ -513,6 +515,106 @@ describe("checkpoint decisions", () => {
       expect(retentionVictims(ids, keep, keepId)).toEqual(gone);
     },
   );
+
+  it.each([
+    [
+      "a chain is kept whole while its newest is kept",
+      ["a", "b", "c"],
+      1,
+      "c",
+      { b: ["a"], c: ["a", "b"] },
+      [],
+    ],
+    [
+      "a link nothing kept builds on goes",
+      ["a", "b", "c", "d"],
+      1,
+      "d",
+      { b: ["a"], c: ["a", "b"] },
+      ["a", "b", "c"],
+    ],
+    [
+      "two chains: the old one goes once the new one is all that is kept",
+      ["a", "b", "c", "d"],
+      2,
+      "d",
+      { b: ["a"], d: ["c"] },
+      ["a", "b"],
+    ],
+    [
+      "the recorded checkpoint's chain stays even beyond keep",
+      ["a", "b", "c", "d"],
+      1,
+      "b",
+      { b: ["a"] },
+      ["c"],
+    ],
+    ["self-contained checkpoints: only the newest", ["a", "b", "c"], 2, "c", {}, ["a"]],
+  ] as [string, string[], number, string, Record<string, string[]>, string[]][])(
+    "retention with chains: %s",
+    (_, ids, keep, keepId, deps, gone) => {
+      expect(retentionVictims(ids, keep, keepId, new Map(Object.entries(deps)))).toEqual(gone);
+    },
+  );
+
+  const manifest = (id: string, chain: { checkpoint_id: string; sha256: string }[] = []) => ({
+    schema_version: 1 as const,
+    checkpoint_id: id,
+    sandbox_id: "sbx",
+    created_at: "2026-01-01T00:00:00.000Z",
+    branch: "alpine/box",
+    base_commit: "a".repeat(40),
+    head_commit: "b".repeat(40),
+    checkpoint_commit: "c".repeat(40),
+    tree_hash: "d".repeat(40),
+    artifacts: [{ name: "workspace.bundle", sha256: `${id.length}`.padStart(64, "e"), bytes: 1 }],
+    ...(chain.length ? { depends_on: { checkpoints: chain, upstream: [], prerequisites: [] } } : {}),
+  });
+
+  it.each([
+    ["no verified checkpoint: none", null, true, 8, null],
+    ["a chain that does not verify: none", manifest("c1"), false, 8, null],
+    ["a self-contained one: it", manifest("c1"), true, 8, "c1"],
+    [
+      "a chain one short of the limit: it",
+      manifest("c3", [
+        { checkpoint_id: "c1", sha256: "1".repeat(64) },
+        { checkpoint_id: "c2", sha256: "2".repeat(64) },
+      ]),
+      true,
+      4,
+      "c3",
+    ],
+    [
+      "a full chain: none (the next starts a new one)",
+      manifest("c3", [
+        { checkpoint_id: "c1", sha256: "1".repeat(64) },
+        { checkpoint_id: "c2", sha256: "2".repeat(64) },
+      ]),
+      true,
+      3,
+      null,
+    ],
+  ] as const)("chain parent: %s", (_, latest, verified, max, expected) => {
+    expect(chainParent(latest, verified, max)?.checkpoint_id ?? null).toBe(expected);
+  });
+
+  it("a chain's links must be in the store as the dependent recorded them", () => {
+    const link = manifest("c1");
+    const sha = link.artifacts[0]!.sha256;
+    const dependent = manifest("c2", [{ checkpoint_id: "c1", sha256: sha }]);
+    expect(chainProblem(dependent, [{ checkpoint_id: "c1", manifest: link }])).toBeNull();
+    expect(chainProblem(manifest("c0"), [])).toBeNull();
+    expect(chainProblem(dependent, [{ checkpoint_id: "c1", manifest: null }])).toMatchObject({
+      reason: "checkpoint_missing",
+      details: { checkpoint_id: "c1" },
+    });
+    const other = manifest("c2", [{ checkpoint_id: "c1", sha256: "f".repeat(64) }]);
+    expect(chainProblem(other, [{ checkpoint_id: "c1", manifest: link }])).toMatchObject({
+      reason: "checkpoint_checksum_mismatch",
+      details: { checkpoint_id: "c1", artifact: "workspace.bundle" },
+    });
+  });
 
   it("flags an artifact that changed in transit", () => {
     const expected = { name: "workspace.bundle", sha256: "a", bytes: 3 };

@@ -110,6 +110,65 @@ describe("launch", () => {
     expect(w.steps).toContain("launch.restoring");
   });
 
+  it("resumes from a chain of checkpoints: every link staged oldest first, then the newest", async () => {
+    const w = world();
+    const record = await launched(w);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      w.clock.advance(1000);
+      w.provider.sandboxd(record.id).edit(`f${i}.txt`);
+      ids.push((await w.orchestrator.checkpoint("box")).manifest.checkpoint_id);
+    }
+    await w.orchestrator.teardown("box", { force: false });
+    const staged: string[] = [];
+    const result = await w.orchestrator.launch({ name: "box" });
+    expect(result).toMatchObject({ resumed: true });
+    const sandboxd = w.provider.sandboxd(record.id);
+    staged.push(...sandboxd.staged.keys());
+    expect(sandboxd.restoredFrom?.checkpoint_id).toBe(ids[4]);
+    expect(sandboxd.restoredChain).toEqual(ids.slice(0, 4));
+    expect(staged).toEqual([
+      ...ids.slice(0, 4).map((id) => `link.${id}.bundle`),
+      "workspace.bundle",
+      "opencode-data.tar.gz",
+    ]);
+  });
+
+  it("a corrupted middle link refuses the restore before anything starts, naming that checkpoint", async () => {
+    const w = world();
+    const record = await launched(w);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      w.clock.advance(1000);
+      ids.push((await w.orchestrator.checkpoint("box")).manifest.checkpoint_id);
+    }
+    await w.orchestrator.teardown("box", { force: false });
+    w.checkpoints.corrupt(record.id, ids[2]!, "workspace.bundle");
+    const starts = w.provider.calls.filter((c) => c.op === "start").length;
+    await expect(w.orchestrator.launch({ name: "box" })).rejects.toMatchObject({
+      reason: "checkpoint_checksum_mismatch",
+      details: { checkpoint_id: ids[2], artifact: "workspace.bundle" },
+    });
+    expect(w.provider.calls.filter((c) => c.op === "start").length).toBe(starts);
+  });
+
+  it("a link missing from the store refuses the restore: checkpoint_missing naming it", async () => {
+    const w = world();
+    const record = await launched(w);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      w.clock.advance(1000);
+      ids.push((await w.orchestrator.checkpoint("box")).manifest.checkpoint_id);
+    }
+    await w.orchestrator.teardown("box", { force: false });
+    // Not through retention (which never prunes a link): as if the store lost it.
+    w.checkpoints.sandboxes.get(record.id)?.delete(ids[0]!);
+    await expect(w.orchestrator.launch({ name: "box" })).rejects.toMatchObject({
+      reason: "checkpoint_missing",
+      details: { checkpoint_id: ids[0] },
+    });
+  });
+
   it("clones again when the provider kept the workspace of an errored sandbox with a checkpoint", async () => {
     const w = world();
     const record = await launched(w);

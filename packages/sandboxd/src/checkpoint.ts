@@ -20,6 +20,13 @@ export function isArtifactName(name: string): name is CheckpointArtifactName {
   return (CHECKPOINT_ARTIFACTS as readonly string[]).includes(name);
 }
 
+/** A name a restore stages: a checkpoint artifact, or `link.<checkpoint id>.bundle` of a chain link. */
+export function isStageName(name: string): boolean {
+  if (isArtifactName(name)) return true;
+  const m = /^link\.(.+)\.bundle$/.exec(name);
+  return m !== null && isCheckpointId(m[1]!);
+}
+
 export function isCheckpointId(id: string): boolean {
   return CHECKPOINT_ID_PATTERN.test(id) && !id.includes("..");
 }
@@ -86,6 +93,16 @@ export class CheckpointDir {
     return dir;
   }
 
+  /**
+   * The private git dir checkpoints are snapshotted in. It is kept from one checkpoint to the next
+   * (unlike a work dir) because its objects are the earlier checkpoints' commits, which the next
+   * checkpoint's thin bundle names as prerequisites instead of storing them again.
+   */
+  get snapshotGitDir(): string {
+    this.ensure();
+    return join(this.root, ".snapshot-git");
+  }
+
   /** Moves `<work>/out` (the artifacts) to `<id>/` with the manifest beside them, replacing an older one. */
   publish(work: string, manifest: CheckpointManifestData): void {
     const out = join(work, "out");
@@ -128,7 +145,7 @@ export class CheckpointDir {
   }
 
   /** Streams a restore artifact into the staging dir, hashing it on the way; replaces an earlier one. */
-  async stage(name: CheckpointArtifactName, body: IncomingMessage): Promise<Hashed> {
+  async stage(name: string, body: IncomingMessage): Promise<Hashed> {
     const declared = Number(body.headers["content-length"] ?? "NaN");
     if (declared > MAX_RESTORE_ARTIFACT_BYTES) throw tooLarge();
     mkdirSync(this.stagingDir, { recursive: true, mode: 0o700 });
@@ -152,7 +169,7 @@ export class CheckpointDir {
   }
 
   /** A staged artifact's path and hash (hashed again from disk if this process did not receive it), or null. */
-  async stagedArtifact(name: CheckpointArtifactName): Promise<{ path: string; hashed: Hashed } | null> {
+  async stagedArtifact(name: string): Promise<{ path: string; hashed: Hashed } | null> {
     const path = join(this.stagingDir, name);
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (!st?.isFile()) return null;
@@ -164,7 +181,7 @@ export class CheckpointDir {
     return { path, hashed };
   }
 
-  dropStaged(name: CheckpointArtifactName): void {
+  dropStaged(name: string): void {
     this.staged.delete(name);
     rmSync(join(this.stagingDir, name), { force: true });
   }

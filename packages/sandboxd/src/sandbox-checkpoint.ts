@@ -2,9 +2,21 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { AlpineError, toAlpineError } from "@alpine/core/errors";
 import type { CheckpointManifestData, CheckpointRequest } from "@alpine/core/sandboxd-api";
+import type { GitCredentials } from "./credentials.ts";
+import { resolveRepo } from "./git.ts";
 import { packOpencodeData } from "./opencode-data.ts";
 import type { Sandbox } from "./sandbox.ts";
-import { snapshotWorkspace } from "./workspace-snapshot.ts";
+import { snapshotWorkspace, type UpstreamSource } from "./workspace-snapshot.ts";
+
+/** The repo's remote a checkpoint may build on; none when its URL does not resolve (a removed local repo). */
+function upstreamOf(repo: string, credentials: GitCredentials | undefined): UpstreamSource | undefined {
+  try {
+    return { repo: resolveRepo(repo), credentials };
+  } catch {
+    // Not reachable as a repo any more: the checkpoint is self-contained as far as upstream goes.
+    return undefined;
+  }
+}
 
 /** Tree of the last checkpoint this process wrote: work with that tree is saved. */
 const savedTrees = new WeakMap<Sandbox, string>();
@@ -16,6 +28,10 @@ const savedTrees = new WeakMap<Sandbox, string>();
  */
 export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Promise<CheckpointManifestData> {
   sb.requireReady();
+  if (req.credentials && /[\n\0]/.test(req.credentials.username + req.credentials.password)) {
+    throw new AlpineError("usage_invalid", "credentials must not contain newlines or NUL characters");
+  }
+  sb.log.addSecret(req.credentials?.password);
   const end = sb.reserve("checkpoint");
   const t0 = Date.now();
   let work: string | null = null;
@@ -30,8 +46,10 @@ export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Prom
       snapshotWorkspace(sb.workspace, {
         id: req.checkpoint_id,
         createdAt: req.created_at,
-        privateDir: join(work, "git"),
+        privateDir: sb.checkpoints.snapshotGitDir,
         bundleFile: join(out, "workspace.bundle"),
+        parent: req.parent,
+        upstream: upstreamOf(meta.repo, req.credentials),
       }),
       packOpencodeData(sb.config.home_dir, join(work, "opencode-data"), join(out, "opencode-data.tar.gz")),
     ]);
@@ -53,6 +71,7 @@ export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Prom
         { name: "workspace.bundle", ...snap.bundle },
         { name: "opencode-data.tar.gz", sha256: data.sha256, bytes: data.bytes },
       ],
+      ...(snap.dependsOn ? { depends_on: snap.dependsOn } : {}),
     };
     sb.checkpoints.publish(work, manifest);
     savedTrees.set(sb, snap.tree);
@@ -60,6 +79,7 @@ export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Prom
       checkpoint_id: req.checkpoint_id,
       tree_hash: snap.tree,
       bytes: snap.bundle.bytes + data.bytes,
+      thin: snap.dependsOn ? snap.dependsOn.prerequisites.length : 0,
       db_copy_attempts: data.db_copy_attempts,
       agent: sb.agent.state,
       ms: Date.now() - t0,

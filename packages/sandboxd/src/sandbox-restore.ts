@@ -1,18 +1,19 @@
 import type { IncomingMessage } from "node:http";
 import { AlpineError, toAlpineError } from "@alpine/core/errors";
-import type {
-  CheckpointArtifactName,
-  CheckpointManifestData,
-  InitEvent,
-  RestoreArtifactResponse,
-  RestoreRequest,
-  SandboxdPhase,
+import {
+  type CheckpointArtifactName,
+  type CheckpointManifestData,
+  chainLinkArtifactName,
+  type InitEvent,
+  type RestoreArtifactResponse,
+  type RestoreRequest,
+  type SandboxdPhase,
 } from "@alpine/core/sandboxd-api";
-import { isArtifactName } from "./checkpoint.ts";
+import { isArtifactName, isStageName } from "./checkpoint.ts";
 import { type ResolvedRepo, resolveRepo, safeShow } from "./git.ts";
 import { unpackOpencodeData } from "./opencode-data.ts";
 import type { Sandbox } from "./sandbox.ts";
-import { restoreWorkspace } from "./workspace-snapshot.ts";
+import { restoreWorkspace, type UpstreamFetch } from "./workspace-snapshot.ts";
 
 /** A validated restore, holding the sandbox's operation reservation until `restoreSandbox` ends. */
 export interface RestorePlan {
@@ -21,6 +22,9 @@ export interface RestorePlan {
   branch: string;
   /** Staged artifact files, verified against the manifest. */
   files: Partial<Record<CheckpointArtifactName, string>>;
+  /** The earlier checkpoints' bundles the manifest builds on, oldest first, verified. */
+  links: { checkpointId: string; path: string }[];
+  credentials: RestoreRequest["credentials"];
   /** Releases the reservation planRestore took. */
   release: () => void;
 }
@@ -53,7 +57,7 @@ export async function stageRestoreArtifact(
   name: string,
   body: IncomingMessage,
 ): Promise<RestoreArtifactResponse> {
-  if (!isArtifactName(name)) {
+  if (!isStageName(name)) {
     throw new AlpineError("usage_invalid", `'${safeShow(name)}' is not a checkpoint artifact name`, {
       artifact: safeShow(name),
     });
@@ -123,13 +127,100 @@ export async function planRestore(sb: Sandbox, req: RestoreRequest): Promise<Res
       }
       files[name] = staged.path;
     }
+    const links = await verifiedLinks(sb, manifest, req.chain ?? []);
     requireRestorable(sb);
     sb.phase = "restoring";
-    return { manifest, repo, branch, files, release: end };
+    return { manifest, repo, branch, files, links, credentials: req.credentials, release: end };
   } catch (err) {
     end();
     throw err;
   }
+}
+
+/**
+ * Every link of the chain a thin checkpoint builds on, checked before anything is restored: the
+ * chain is the one its manifest names (ids and order), each link's staged bundle has the sha256
+ * both its own manifest and the dependent's manifest record.
+ */
+async function verifiedLinks(
+  sb: Sandbox,
+  manifest: CheckpointManifestData,
+  chain: CheckpointManifestData[],
+): Promise<RestorePlan["links"]> {
+  const wanted = manifest.depends_on?.checkpoints ?? [];
+  if (chain.map((m) => m.checkpoint_id).join("\n") !== wanted.map((c) => c.checkpoint_id).join("\n")) {
+    throw new AlpineError(
+      "checkpoint_missing",
+      `checkpoint ${manifest.checkpoint_id} builds on ${wanted.map((c) => c.checkpoint_id).join(", ") || "no checkpoint"}; the restore brought ${chain.map((m) => m.checkpoint_id).join(", ") || "none"}`,
+      { checkpoint_id: manifest.checkpoint_id },
+    );
+  }
+  const links: RestorePlan["links"] = [];
+  for (const [i, link] of chain.entries()) {
+    const want = wanted[i]!;
+    const own = link.artifacts.find((a) => a.name === "workspace.bundle");
+    const name = chainLinkArtifactName(link.checkpoint_id);
+    const staged = await sb.checkpoints.stagedArtifact(name);
+    if (!staged) {
+      throw new AlpineError(
+        "checkpoint_missing",
+        `checkpoint ${link.checkpoint_id} was not uploaded for this restore`,
+        {
+          artifact: "workspace.bundle",
+          checkpoint_id: link.checkpoint_id,
+        },
+      );
+    }
+    if (
+      !own ||
+      own.sha256 !== want.sha256 ||
+      staged.hashed.sha256 !== want.sha256 ||
+      staged.hashed.bytes !== own.bytes
+    ) {
+      sb.checkpoints.dropStaged(name);
+      throw new AlpineError(
+        "checkpoint_checksum_mismatch",
+        `checkpoint ${link.checkpoint_id}: artifact workspace.bundle does not match what ${manifest.checkpoint_id} builds on (nothing was restored)`,
+        {
+          artifact: "workspace.bundle",
+          checkpoint_id: link.checkpoint_id,
+          expected: { sha256: want.sha256 },
+          actual: staged.hashed,
+        },
+      );
+    }
+    links.push({ checkpointId: link.checkpoint_id, path: staged.path });
+  }
+  return links;
+}
+
+/**
+ * Where a thin checkpoint's upstream commits come from: the host's repo cache when the provider
+ * has one (brought up to date, shared with launches), else the repo's remote.
+ */
+function upstreamFetch(sb: Sandbox, plan: RestorePlan): UpstreamFetch | undefined {
+  if ((plan.manifest.depends_on?.upstream ?? []).length === 0) return undefined;
+  const credentials = plan.credentials ?? plan.repo.urlCredentials;
+  const cache = sb.repoCache;
+  return {
+    remote: {
+      url: plan.repo.url,
+      credentials: credentials && plan.repo.target ? { credentials, target: plan.repo.target } : undefined,
+    },
+    cache: cache
+      ? async () => {
+          try {
+            return (await cache.refresh(plan.repo, plan.credentials, Date.now()))?.dir ?? null;
+          } catch (err) {
+            // The remote stays: a cache that cannot be had only makes the restore fetch more.
+            sb.log.warn("repo cache unavailable for the restore", {
+              error: String((err as Error).message ?? err),
+            });
+            return null;
+          }
+        }
+      : undefined,
+  };
 }
 
 /** Restore from a plan: workspace, OpenCode's data, then OpenCode. Never throws: the result says. */
@@ -161,6 +252,8 @@ export async function restoreSandbox(
       manifest: plan.manifest,
       branch: plan.branch,
       repo: plan.repo,
+      links: plan.links,
+      upstream: upstreamFetch(sb, plan),
     });
     setPhase("starting_agent");
     const [, ws] = await Promise.all([started, sb.workspaceStatus()]);

@@ -1,10 +1,11 @@
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
 import { AlpineError } from "@alpine/core/errors";
 import type { CheckpointManifestData } from "@alpine/core/sandboxd-api";
+import type { CredentialTarget, GitCredentials } from "./credentials.ts";
 import type { Hashed } from "./files.ts";
 import { firstLine, identityEnv, type ResolvedRepo } from "./git.ts";
-import { LONG_MS, type Workspace, type WorkspaceMeta } from "./workspace.ts";
+import { type GitEnv, LONG_MS, type Workspace, type WorkspaceMeta } from "./workspace.ts";
 
 /** What a checkpoint captured of the git workspace. */
 export interface Snapshot {
@@ -14,6 +15,111 @@ export interface Snapshot {
   commit: string;
   tree: string;
   bundle: Hashed;
+  /** What the (thin) bundle builds on; undefined when it is self-contained. */
+  dependsOn?: NonNullable<CheckpointManifestData["depends_on"]>;
+}
+
+/** Most upstream tips a checkpoint builds on (a repo with more branches excludes only these). */
+const MAX_UPSTREAM_TIPS = 1000;
+
+/**
+ * Where a checkpoint's objects are already safe, so its bundle need not hold them: the commits of
+ * the earlier checkpoint `parent` (when this repo still has them), and the tips of the repo's
+ * remote that this repo has (asked with `git ls-remote` now: a force-pushed or deleted branch is
+ * no longer one). A remote that does not answer counts as holding nothing.
+ */
+/** The remote's branch tips (`git ls-remote --heads`), or null when it does not answer. */
+async function remoteTips(ws: Workspace, env: GitEnv, from: UpstreamSource): Promise<string[] | null> {
+  const { repo, credentials } = from;
+  const creds = credentials ?? repo.urlCredentials;
+  const res = await ws.git.run(["ls-remote", "--heads", "--", repo.url], {
+    ...env,
+    timeoutMs: 30_000,
+    credentials: creds && repo.target ? { credentials: creds, target: repo.target } : undefined,
+  });
+  if (res.code !== 0) {
+    ws.log.warn("the repo's remote did not answer; the checkpoint does not build on it", {
+      error: firstLine(res.stderr),
+    });
+    return null;
+  }
+  return [...new Set(res.stdout.split("\n").map((l) => l.split("\t")[0]!))].filter((t) =>
+    /^[0-9a-f]{40,64}$/.test(t),
+  );
+}
+
+async function safeBases(
+  ws: Workspace,
+  env: GitEnv,
+  opts: { parent?: CheckpointManifestData; tips: Promise<string[] | null>; exclude: string[] },
+): Promise<{ parent: string[]; upstream: string[] }> {
+  const { git } = ws;
+  const have = async (sha: string) =>
+    (await git.run(["cat-file", "-e", "--end-of-options", `${sha}^{commit}`], env)).code === 0;
+  const parent: string[] = [];
+  if (opts.parent) {
+    const commits = [opts.parent.head_commit, opts.parent.checkpoint_commit];
+    if ((await Promise.all(commits.map(have))).every(Boolean)) parent.push(...new Set(commits));
+  }
+  // Which tips this repo has, in one git process (`missing` marks the others).
+  const tips = ((await opts.tips) ?? []).slice(0, MAX_UPSTREAM_TIPS);
+  const upstream: string[] = [];
+  if (tips.length > 0) {
+    const r = await git.run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], {
+      ...env,
+      input: tips.map((t) => `${t}\n`).join(""),
+    });
+    for (const line of r.stdout.split("\n")) {
+      const [sha, type] = line.split(" ");
+      if (type === "commit" && tips.includes(sha!)) upstream.push(sha!);
+    }
+  }
+  // The parent is only safe while the upstream commits its chain builds on still are: after a
+  // force-push that dropped them, this checkpoint must not build on it (restore could not).
+  const chainUpstream = opts.parent?.depends_on?.upstream ?? [];
+  if (parent.length > 0 && chainUpstream.length > 0) {
+    // Nothing listed: every commit the chain needs is reachable from a tip the remote has now.
+    const missing =
+      upstream.length === 0
+        ? null
+        : // On the command line: git before 2.40 takes no options (--not) on rev-list's stdin.
+          await git.run(["rev-list", "--max-count=1", ...chainUpstream, "--not", ...upstream], env);
+    const reachable = missing !== null && missing.code === 0 && missing.stdout.trim() === "";
+    if (!reachable) {
+      ws.log.warn(
+        "the upstream commits the last checkpoint builds on are gone; this checkpoint does not build on it",
+        {
+          parent: opts.parent!.checkpoint_id,
+        },
+      );
+      parent.length = 0;
+    }
+  }
+  const keep = (c: string) => !opts.exclude.includes(c);
+  return { parent: parent.filter(keep), upstream: upstream.filter(keep) };
+}
+
+/** The repo a checkpoint may build on, and how to ask it. */
+export interface UpstreamSource {
+  repo: ResolvedRepo;
+  credentials?: GitCredentials;
+}
+
+/** The prerequisite commits of a bundle file (header lines `-<sha> ...`). */
+function bundlePrerequisites(file: string): string[] {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(256 * 1024);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const text = buf.subarray(0, n).toString("latin1");
+    const end = text.indexOf("\n\n");
+    return (end < 0 ? text : text.slice(0, end))
+      .split("\n")
+      .filter((l) => l.startsWith("-"))
+      .map((l) => l.slice(1).split(" ")[0]!);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -25,7 +131,14 @@ export interface Snapshot {
  */
 export async function snapshotWorkspace(
   ws: Workspace,
-  opts: { id: string; createdAt: string; privateDir: string; bundleFile: string },
+  opts: {
+    id: string;
+    createdAt: string;
+    privateDir: string;
+    bundleFile: string;
+    parent?: CheckpointManifestData;
+    upstream?: UpstreamSource;
+  },
 ): Promise<Snapshot> {
   const { git } = ws;
   const meta = ws.requireMeta();
@@ -35,19 +148,40 @@ export async function snapshotWorkspace(
   // A branch name git would refuse in the bundle (the agent may name branches oddly): the recorded one.
   branch = await git.checkBranch(branch).catch(() => meta.branch);
   const env = ws.privateRepo(opts.privateDir, "private");
+  // Asked while the working tree is read: the remote's answer is what takes longest here.
+  const tips = opts.upstream ? remoteTips(ws, env, opts.upstream) : Promise.resolve(null);
+  tips.catch(() => {});
   await git.ok(["update-ref", `refs/heads/${branch}`, head], env);
   const tree = await ws.stageAll(env, head);
+  // What is safe elsewhere is left out of the bundle; the branch head is left out when it is
+  // (git then writes no ref for it: restore reads head_commit).
+  const bases = await safeBases(ws, env, { parent: opts.parent, tips, exclude: [] });
+  // The parent checkpoint's commit becomes a second parent of this one: git leaves out only the
+  // trees of excluded commits next to included ones, so only then are the files the parent
+  // already holds (untracked and modified ones) left out. The commit lives on a private ref only.
+  const parentCommit = opts.parent?.checkpoint_commit;
+  const second = parentCommit && bases.parent.includes(parentCommit) ? ["-p", parentCommit] : [];
   const when = `@${Math.floor(Date.parse(opts.createdAt) / 1000) || Math.floor(Date.now() / 1000)} +0000`;
   const commit = (
-    await git.ok(["commit-tree", tree, "-p", head, "-F", "-"], {
+    await git.ok(["commit-tree", tree, "-p", head, ...second, "-F", "-"], {
       ...env,
       input: `alpine checkpoint ${opts.id}\n`,
       env: { ...env.env, ...identityEnv({ name: "alpine", email: "alpine@localhost" }, when) },
     })
   ).trim();
   await git.ok(["update-ref", `refs/alpine/checkpoints/${opts.id}`, commit], env);
+  const exclusions = [...new Set([...bases.parent, ...bases.upstream])];
   const res = await git.runToFile(
-    ["bundle", "create", "--quiet", "-", `refs/heads/${branch}`, `refs/alpine/checkpoints/${opts.id}`],
+    [
+      "bundle",
+      "create",
+      "--quiet",
+      "-",
+      `refs/heads/${branch}`,
+      `refs/alpine/checkpoints/${opts.id}`,
+      // On the command line: git before 2.40 reads no revisions from stdin for a bundle.
+      ...exclusions.map((c) => `^${c}`),
+    ],
     opts.bundleFile,
     { ...env, timeoutMs: LONG_MS },
   );
@@ -56,7 +190,98 @@ export async function snapshotWorkspace(
       stderr: res.stderr.slice(0, 2000),
     });
   }
-  return { branch, head, commit, tree, bundle: { sha256: res.sha256, bytes: res.bytes } };
+  const snap: Snapshot = { branch, head, commit, tree, bundle: { sha256: res.sha256, bytes: res.bytes } };
+  const prerequisites = bundlePrerequisites(opts.bundleFile);
+  if (exclusions.length === 0) return snap;
+  // git leaves out every object reachable from an excluded commit (its trees and blobs too), but
+  // lists as prerequisites only the excluded commits next to included ones. So the chain is a
+  // dependency whenever the parent's commits were excluded, whatever the prerequisites say.
+  const usesParent = bases.parent.length > 0;
+  const inParent = async (c: string) => {
+    for (const p of bases.parent) {
+      const r = await git.run(["merge-base", "--is-ancestor", "--end-of-options", c, p], env);
+      if (r.code === 0) return true;
+    }
+    return false;
+  };
+  const own: string[] = [];
+  for (const c of prerequisites) if (!(await inParent(c))) own.push(c);
+  // Upstream tips excluded without any prerequisite of theirs (unrelated history) still left
+  // their objects out: then they are what the bundle needs from upstream.
+  if (!usesParent && prerequisites.length === 0) own.push(...bases.upstream);
+  const parent = opts.parent;
+  // Upstream commits the whole chain needs: this bundle's, and its parent chain's.
+  const upstream = [...new Set([...own, ...(usesParent ? (parent?.depends_on?.upstream ?? []) : [])])];
+  const bundleOf = (m: CheckpointManifestData) =>
+    m.artifacts.find((a) => a.name === "workspace.bundle")!.sha256;
+  snap.dependsOn = {
+    checkpoints:
+      usesParent && parent
+        ? [
+            ...(parent.depends_on?.checkpoints ?? []),
+            { checkpoint_id: parent.checkpoint_id, sha256: bundleOf(parent) },
+          ]
+        : [],
+    upstream,
+    prerequisites,
+  };
+  return snap;
+}
+
+/** Where a restore gets the upstream commits a thin checkpoint builds on. */
+export interface UpstreamFetch {
+  remote: { url: string; credentials?: { credentials: GitCredentials; target: CredentialTarget } };
+  /** The host's repo cache, brought up to date (null: none to be had). */
+  cache?: () => Promise<string | null>;
+}
+
+/** Fetches the remote's branches as origin's (from the repo cache when there is one); every upstream commit must arrive. */
+async function fetchUpstream(
+  ws: Workspace,
+  env: { env: Record<string, string>; cwd: string },
+  from: UpstreamFetch,
+  manifest: CheckpointManifestData,
+): Promise<void> {
+  const { git } = ws;
+  const needed = manifest.depends_on?.upstream ?? [];
+  // A commit that is missing makes rev-list fail; one not reachable from a ref is listed.
+  const all = async () => {
+    const r = await git.run(["rev-list", "--max-count=1", ...needed, "--not", "--all"], env);
+    return r.code === 0 && r.stdout.trim() === "";
+  };
+  const fetchFrom = (url: string, credentials?: UpstreamFetch["remote"]["credentials"]) =>
+    git.run(
+      [
+        "-c",
+        "http.lowSpeedLimit=1000",
+        "-c",
+        "http.lowSpeedTime=60",
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--",
+        url,
+        "+refs/heads/*:refs/remotes/origin/*",
+      ],
+      { ...env, timeoutMs: LONG_MS, credentials },
+    );
+  const cacheDir = from.cache ? await from.cache() : null;
+  if (cacheDir) {
+    const r = await fetchFrom(cacheDir);
+    if (r.code === 0 && (await all())) return;
+    ws.log.warn("the repo cache lacks commits the checkpoint builds on; fetching from the remote", {
+      error: firstLine(r.stderr),
+    });
+  }
+  const r = await fetchFrom(from.remote.url, from.remote.credentials);
+  if (r.code !== 0 || !(await all())) {
+    throw new AlpineError(
+      "checkpoint_missing",
+      `checkpoint ${manifest.checkpoint_id} builds on upstream commits the repo's remote no longer has${r.code !== 0 ? `: ${firstLine(r.stderr)}` : ""}`,
+      { checkpoint_id: manifest.checkpoint_id, upstream: needed.slice(0, 20) },
+    );
+  }
 }
 
 /**
@@ -70,7 +295,16 @@ export async function snapshotWorkspace(
  */
 export async function restoreWorkspace(
   ws: Workspace,
-  opts: { bundle: string; manifest: CheckpointManifestData; branch: string; repo: ResolvedRepo },
+  opts: {
+    bundle: string;
+    manifest: CheckpointManifestData;
+    branch: string;
+    repo: ResolvedRepo;
+    /** The earlier checkpoints' bundles it builds on, oldest first (RestorePlan.links). */
+    links?: { checkpointId: string; path: string }[];
+    /** Where its upstream commits come from, when it builds on upstream. */
+    upstream?: UpstreamFetch;
+  },
 ): Promise<WorkspaceMeta> {
   const { git } = ws;
   const { manifest, branch } = opts;
@@ -86,6 +320,30 @@ export async function restoreWorkspace(
   await git.ok(["init", "--quiet", "--", ws.dir], { cwd: dirname(ws.dir) });
   ws.markInProgress();
   const env = { env: { GIT_DIR: ws.gitDir, GIT_WORK_TREE: ws.dir }, cwd: ws.dir };
+  // The chain, from its foundation up: upstream's commits (as origin's branches, as a clone has
+  // them), then each earlier checkpoint, then this one. git checks each bundle's prerequisites.
+  if (opts.upstream) await fetchUpstream(ws, env, opts.upstream, manifest);
+  for (const [i, link] of (opts.links ?? []).entries()) {
+    const r = await git.run(
+      [
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--",
+        link.path,
+        `+refs/*:refs/alpine/restore/link${i}/*`,
+      ],
+      { ...env, timeoutMs: LONG_MS },
+    );
+    if (r.code !== 0) {
+      throw new AlpineError(
+        "checkpoint_checksum_mismatch",
+        `workspace.bundle of ${link.checkpointId} (which ${manifest.checkpoint_id} builds on) cannot be read: ${firstLine(r.stderr)}`,
+        { artifact: "workspace.bundle", checkpoint_id: link.checkpointId, stderr: r.stderr.slice(0, 2000) },
+      );
+    }
+  }
   const fetch = await git.run(
     [
       "fetch",

@@ -7,6 +7,7 @@ import {
   type SandboxdClient,
   type WorkExport,
 } from "@alpine/core";
+import { chainLinkArtifactName } from "@alpine/core/sandboxd-api";
 import type { ControlPlaneProvider } from "./providers/types.ts";
 import type { R2CheckpointStore } from "./r2-store.ts";
 
@@ -41,13 +42,25 @@ export class RuntimeCheckpointExporter implements CheckpointExporter {
       const endpoint = await this.provider.endpoint(handle);
       if (!endpoint) throw new AlpineError("agent_start_failed", "the export runtime did not start");
       const client = this.connect(endpoint);
+      for (const link of opts.chain ?? []) {
+        await client.putRestoreArtifact(
+          chainLinkArtifactName(link.checkpoint_id),
+          await this.store.getArtifact(link.sandbox_id, link.checkpoint_id, "workspace.bundle"),
+        );
+      }
       for (const artifact of manifest.artifacts) {
         await client.putRestoreArtifact(
           artifact.name,
           await this.store.getArtifact(manifest.sandbox_id, manifest.checkpoint_id, artifact.name),
         );
       }
-      await client.restore({ manifest, repo: opts.repo, branch: manifest.branch });
+      await client.restore({
+        manifest,
+        repo: opts.repo,
+        branch: manifest.branch,
+        ...(opts.chain?.length ? { chain: opts.chain } : {}),
+        ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      });
       const work = await client.export({
         branch: opts.branch,
         message: opts.message,

@@ -243,7 +243,9 @@ export function bundleHeaderProblem(head: Uint8Array, manifest: CheckpointManife
     const m = /^([0-9a-f]{40,64}) (\S+)$/.exec(line);
     if (m) refs.set(m[2]!, m[1]!);
   }
-  if (refs.get(`refs/heads/${manifest.branch}`) !== manifest.head_commit) {
+  // A thin bundle (depends_on) leaves the branch out when its head is already safe elsewhere.
+  const branchRef = refs.get(`refs/heads/${manifest.branch}`);
+  if (branchRef !== manifest.head_commit && !(branchRef === undefined && manifest.depends_on)) {
     return `does not hold refs/heads/${manifest.branch} at ${manifest.head_commit}`;
   }
   if (![...refs.values()].includes(manifest.checkpoint_commit)) {

@@ -1,4 +1,5 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -104,26 +105,46 @@ export function durabilitySuite(kind: "local" | "docker"): void {
     it("checkpoints hold no secret (extracted and searched)", async () => {
       const out = mkdtempSync(join(tmpdir(), "alpine-ckpt-"));
       const objects = filesUnder(join(e.alpineHome, "checkpoints", id)).filter((f) => /objects\//.test(f));
+      // Thin bundles need what they build on: upstream's commits (read from the bare repo, not
+      // through the server, which runs in this process) and the earlier checkpoints' bundles.
+      const repo = join(out, "bundles.git");
+      execFileSync("git", ["init", "--quiet", "--bare", repo]);
+      execFileSync("git", [
+        "-C",
+        repo,
+        "fetch",
+        "--quiet",
+        e.git.repoPath("app"),
+        "+refs/heads/*:refs/upstream/*",
+      ]);
+      let bundles: string[] = [];
       for (const [i, obj] of objects.entries()) {
         const dir = join(out, String(i));
         mkdirSync(dir);
         const head = readFileSync(obj).subarray(0, 20).toString("latin1");
-        if (head.startsWith("# v2 git bundle") || head.startsWith("# v3 git bundle")) {
-          execFileSync("git", ["clone", "--quiet", "--mirror", obj, join(dir, "repo")]);
-          execFileSync("git", ["-C", join(dir, "repo"), "fsck", "--no-progress"], { stdio: "pipe" });
-          // Unpack every object so the search sees contents, not compressed bytes.
-          const all = execFileSync(
-            "git",
-            ["-C", join(dir, "repo"), "cat-file", "--batch-all-objects", "--batch"],
-            {
-              maxBuffer: 64 * 1024 * 1024,
-            },
-          );
-          writeFileSync(join(dir, "objects.txt"), all);
-        } else {
-          execFileSync("tar", ["-xzf", obj, "-C", dir]);
-        }
+        if (head.startsWith("# v2 git bundle") || head.startsWith("# v3 git bundle")) bundles.push(obj);
+        else execFileSync("tar", ["-xzf", obj, "-C", dir]);
       }
+      // Each round fetches the bundles whose prerequisites have arrived.
+      for (let round = 0; bundles.length > 0 && round < 20; round++) {
+        bundles = bundles.filter((b, i) => {
+          try {
+            execFileSync("git", ["-C", repo, "fetch", "--quiet", b, `+refs/*:refs/b${round}_${i}/*`], {
+              stdio: "pipe",
+            });
+            return false;
+          } catch {
+            return true;
+          }
+        });
+      }
+      expect(bundles).toEqual([]);
+      execFileSync("git", ["-C", repo, "fsck", "--no-progress"], { stdio: "pipe" });
+      // Unpack every object so the search sees contents, not compressed bytes.
+      const all = execFileSync("git", ["-C", repo, "cat-file", "--batch-all-objects", "--batch"], {
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      writeFileSync(join(out, "objects.txt"), all);
       expect(filesContaining(out, [SECRETS.modelKey, SECRETS.gitToken, SECRETS.forbiddenKey])).toEqual([]);
       expect(filesUnder(out).some((f) => f.endsWith("auth.json"))).toBe(false);
       rmSync(out, { recursive: true, force: true });
@@ -172,6 +193,124 @@ export function durabilitySuite(kind: "local" | "docker"): void {
       // Untracked files are untracked again, not committed.
       expect(await ws().git("status", "--porcelain")).toContain("?? late.txt");
       expect(await sessions("durable")).toEqual(sessionsBefore);
+    });
+
+    /** The stored manifest of one of the sandbox's checkpoints, or null when it was pruned. */
+    const storedManifest = (cpId: string) => {
+      const path = join(e.alpineHome, "checkpoints", id, cpId, "manifest.json");
+      try {
+        return JSON.parse(readFileSync(path, "utf8")) as {
+          checkpoint_id: string;
+          artifacts: { name: string; sha256: string; bytes: number }[];
+          depends_on?: { checkpoints: { checkpoint_id: string; sha256: string }[]; upstream: string[] };
+        };
+      } catch {
+        return null;
+      }
+    };
+    const chain: string[] = [];
+    let chainDigest: ReturnType<typeof treeDigest>;
+
+    it("five incremental checkpoints after upstream was force-pushed: the first is self-contained, each next stores only what changed", async () => {
+      const earlier = (await alpine("status", "durable", "--json")).json().durability.checkpoint_id as string;
+      // Before: the sandbox's checkpoints build on upstream's commits (verified with ls-remote).
+      const first = storedManifest(earlier);
+      expect(first?.depends_on?.checkpoints.length).toBeGreaterThan(0);
+      // Upstream's branch is rewritten to unrelated history: the commits the chain builds on are gone.
+      const bare = e.git.repoPath("app");
+      const main = execFileSync("git", ["--git-dir", bare, "symbolic-ref", "HEAD"]).toString().trim();
+      const rewritten = execFileSync(
+        "git",
+        ["--git-dir", bare, "commit-tree", "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "-m", "rewritten"],
+        {
+          env: {
+            ...process.env,
+            GIT_AUTHOR_NAME: "B",
+            GIT_AUTHOR_EMAIL: "b@x",
+            GIT_COMMITTER_NAME: "B",
+            GIT_COMMITTER_EMAIL: "b@x",
+          },
+        },
+      )
+        .toString()
+        .trim();
+      execFileSync("git", ["--git-dir", bare, "update-ref", main, rewritten]);
+      const sizes: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        // 48 KiB that does not compress, so what a bundle holds shows in its size.
+        await ws().write(`chain/${i}.bin`, randomBytes(48 * 1024));
+        if (i === 2) {
+          await ws().git("add", "chain");
+          await ws().git("commit", "-qm", "chain commit");
+        }
+        const r = await alpine("checkpoint", "durable", "--json");
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        const m = storedManifest(r.json().checkpoint_id)!;
+        chain.push(m.checkpoint_id);
+        sizes.push(m.artifacts.find((a) => a.name === "workspace.bundle")!.bytes);
+        if (i === 0) {
+          // Found at checkpoint time: it builds on nothing that is gone.
+          expect(m.depends_on).toBeUndefined();
+        } else {
+          expect(m.depends_on?.checkpoints.map((c) => c.checkpoint_id)).toEqual(chain.slice(0, i));
+          expect(m.depends_on?.upstream).toEqual([]);
+        }
+      }
+      // Each later bundle holds its one new file (and the checkpoint commit), not the files before it.
+      for (const bytes of sizes.slice(1)) expect(bytes).toBeLessThan(48 * 1024 + 8 * 1024);
+      expect(sizes[0]).toBeGreaterThan(48 * 1024);
+    });
+
+    it("a pruned link never breaks a kept checkpoint; resume from the chain of 5 is byte for byte", async () => {
+      // keep_checkpoints (5) keeps this chain; everything before it is pruned, nothing it needs.
+      const stored = filesUnder(join(e.alpineHome, "checkpoints", id))
+        .filter((f) => f.endsWith("manifest.json"))
+        .map((f) => JSON.parse(readFileSync(f, "utf8")).checkpoint_id as string);
+      expect(stored.sort()).toEqual([...chain].sort());
+      for (const cp of stored) {
+        for (const dep of storedManifest(cp)?.depends_on?.checkpoints ?? []) {
+          expect(
+            storedManifest(dep.checkpoint_id)?.artifacts.find((a) => a.name === "workspace.bundle")?.sha256,
+          ).toBe(dep.sha256);
+        }
+      }
+      chainDigest = await ws().digest();
+      const t = await alpine("teardown", "durable", "--json");
+      expect(t.code, t.stdout + t.stderr).toBe(0);
+      const r = await alpine("launch", "durable", "--json");
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.json()).toMatchObject({ state: "running", resumed: true });
+      id = r.json().id;
+      const after = await ws().digest();
+      expect(after.files).toEqual(chainDigest.files);
+      expect(after.digest).toBe(chainDigest.digest);
+      expect(await ws().git("log", "--format=%s", "-1")).toBe("chain commit");
+      expect(await ws().git("status", "--porcelain")).toContain("?? chain/4.bin");
+    });
+
+    it("a corrupted middle checkpoint of the chain is never restored: checkpoint_checksum_mismatch names it", async () => {
+      const t = await alpine("teardown", "durable", "--json");
+      expect(t.code, t.stdout + t.stderr).toBe(0);
+      const middle = chain[2]!;
+      const bundle = storedManifest(middle)!.artifacts.find((a) => a.name === "workspace.bundle")!;
+      const obj = join(e.alpineHome, "checkpoints", id, "objects", bundle.sha256);
+      const original = readFileSync(obj);
+      const bytes = Buffer.from(original);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+      writeFileSync(obj, bytes);
+      const r = await alpine("launch", "durable", "--json");
+      expect(r.code).toBe(1);
+      expect(r.json()).toMatchObject({
+        reason_code: "checkpoint_checksum_mismatch",
+        details: { checkpoint_id: middle, artifact: "workspace.bundle" },
+      });
+      expect(r.json().error).toContain(middle);
+      expect(await p.leftovers(e.alpineHome, id)).toEqual([]);
+      // Repaired, the same chain restores (the tests after this one need the sandbox running).
+      writeFileSync(obj, original);
+      const again = await alpine("launch", "durable", "--json");
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect((await ws().digest()).digest).toBe(chainDigest.digest);
     });
 
     it("export pushes a branch whose tree holds the agent's files and whose head is the reported commit; the lease is held meanwhile", async () => {

@@ -5,6 +5,8 @@ import type { CheckpointRecord, SandboxRecord } from "../schemas.ts";
 import { ignoreFailure, move, nowIso, reach } from "./context.ts";
 import {
   artifactMismatch,
+  chainParent,
+  chainProblem,
   checkpointError,
   checkpointIdFor,
   contentHash,
@@ -78,8 +80,21 @@ export async function saveCheckpoint(
     if (written) {
       manifest = written;
     } else {
-      progress.step("writing checkpoint");
-      manifest = await client.checkpoint({ checkpoint_id: checkpointId, created_at });
+      const [parent, credentials] = await Promise.all([
+        latestChainParent(deps, record),
+        deps.credentialsFor(record.repo).catch((err: unknown) => {
+          // Without them the remote is not asked; the checkpoint then does not build on it.
+          ignoreFailure(deps, `reading the credentials for ${record.repo}`)(err);
+          return null;
+        }),
+      ]);
+      progress.step(parent ? `writing checkpoint (on ${parent.checkpoint_id})` : "writing checkpoint");
+      manifest = await client.checkpoint({
+        checkpoint_id: checkpointId,
+        created_at,
+        ...(parent ? { parent } : {}),
+        ...(credentials ? { credentials } : {}),
+      });
     }
     if (manifest.checkpoint_id !== checkpointId || manifest.sandbox_id !== record.id) {
       throw new AlpineError("checkpoint_failed", "sandboxd returned a manifest for another checkpoint", {});
@@ -99,6 +114,8 @@ export async function saveCheckpoint(
     await reach(deps, "checkpoint.manifest_stored");
     progress.step("verifying checkpoint");
     await store.verify(manifest);
+    // The chain it builds on is in the store as it recorded it (checked again at every restore).
+    await verifiedChain(deps, manifest, { rehash: false });
     await reach(deps, "checkpoint.verified");
     await dropStaged();
     const verified: CheckpointRecord = {
@@ -127,10 +144,72 @@ export async function saveCheckpoint(
   }
 }
 
-/** Keeps the newest `durability.keep_checkpoints` checkpoints of a sandbox. */
+/**
+ * The sandbox's verified checkpoint, when the next checkpoint may build on it: it and every
+ * checkpoint it builds on are in the store and verify now (a pruned or damaged link makes the
+ * next checkpoint self-contained instead, so it is found here and never at a restore).
+ */
+async function latestChainParent(
+  deps: OrchestratorDeps,
+  record: SandboxRecord,
+): Promise<CheckpointManifest | null> {
+  const latest = record.checkpoint?.verified ? record.checkpoint : null;
+  if (!latest) return null;
+  try {
+    const manifest = await deps.checkpoints.getManifest(record.id, latest.id);
+    if (!manifest) return chainParent(null, false);
+    await deps.checkpoints.verify(manifest);
+    await verifiedChain(deps, manifest, { rehash: true });
+    return chainParent(manifest, true);
+  } catch (err) {
+    deps.log?.warn(
+      `checkpoint ${latest.id} or one it builds on does not verify; the next checkpoint is self-contained`,
+      {
+        error: toAlpineError(err).toJSON(),
+      },
+    );
+    return chainParent(null, false);
+  }
+}
+
+/**
+ * The earlier checkpoints `manifest` builds on, oldest first, each in the store as `manifest`
+ * recorded it; with `rehash`, each one's artifacts are re-read and checked too. Throws
+ * checkpoint_missing / checkpoint_checksum_mismatch naming the link.
+ */
+export async function verifiedChain(
+  deps: OrchestratorDeps,
+  manifest: CheckpointManifest,
+  opts: { rehash: boolean },
+): Promise<CheckpointManifest[]> {
+  const wanted = manifest.depends_on?.checkpoints ?? [];
+  const links = await Promise.all(
+    wanted.map(async (w) => ({
+      checkpoint_id: w.checkpoint_id,
+      manifest: await deps.checkpoints.getManifest(manifest.sandbox_id, w.checkpoint_id),
+    })),
+  );
+  const problem = chainProblem(manifest, links);
+  if (problem) throw problem;
+  const chain = links.map((l) => l.manifest!);
+  if (opts.rehash) for (const link of chain) await deps.checkpoints.verify(link);
+  return chain;
+}
+
+/** Keeps the newest `durability.keep_checkpoints` checkpoints of a sandbox, and what they build on. */
 async function applyRetention(deps: OrchestratorDeps, sandboxId: string, keepId: string): Promise<void> {
   const ids = await deps.checkpoints.list(sandboxId);
-  for (const id of retentionVictims(ids, deps.config.durability.keep_checkpoints, keepId)) {
+  const dependsOn = new Map<string, string[]>();
+  for (const id of ids) {
+    const manifest = await deps.checkpoints.getManifest(sandboxId, id);
+    // Unreadable: keep everything rather than prune a link something may need.
+    if (!manifest) return;
+    dependsOn.set(
+      id,
+      (manifest.depends_on?.checkpoints ?? []).map((c) => c.checkpoint_id),
+    );
+  }
+  for (const id of retentionVictims(ids, deps.config.durability.keep_checkpoints, keepId, dependsOn)) {
     // An old checkpoint that stays is only space: the next checkpoint's retention tries again.
     await deps.checkpoints
       .delete(sandboxId, id)
@@ -156,4 +235,14 @@ export async function verifiedManifest(
   }
   await deps.checkpoints.verify(manifest);
   return manifest;
+}
+
+/** As verifiedManifest, with the chain it builds on (oldest first), every link re-verified. */
+export async function verifiedManifestChain(
+  deps: OrchestratorDeps,
+  record: SandboxRecord,
+  checkpointId: string,
+): Promise<{ manifest: CheckpointManifest; chain: CheckpointManifest[] }> {
+  const manifest = await verifiedManifest(deps, record, checkpointId);
+  return { manifest, chain: await verifiedChain(deps, manifest, { rehash: true }) };
 }

@@ -2,7 +2,7 @@ import { AlpineError, toAlpineError } from "../errors.ts";
 import type { Progress } from "../ports.ts";
 import { validateBranchName } from "../refs.ts";
 import type { ChangesRecord, ExportRecord, SandboxRecord } from "../schemas.ts";
-import { verifiedManifest } from "./checkpoint.ts";
+import { verifiedManifestChain } from "./checkpoint.ts";
 import { ignoreFailure, note, nowIso, reach, update } from "./context.ts";
 import { formatUsage } from "./decisions/budget.ts";
 import {
@@ -71,7 +71,13 @@ export async function exportWork(
         );
       }
       overlaps = await warnOverlaps(deps, current, current.changes?.files ?? [], progress);
-      const manifest = await verifiedManifest(deps, current, checkpoint.id);
+      const { manifest, chain } = await verifiedManifestChain(deps, current, checkpoint.id);
+      // A checkpoint built on upstream commits is exported after fetching them from the remote.
+      const fetchCredentials =
+        credentials ??
+        ((manifest.depends_on?.upstream.length ?? 0) > 0
+          ? ((await deps.credentialsFor(current.repo)) ?? undefined)
+          : undefined);
       progress.step(push ? `pushing ${branch} from checkpoint ${checkpoint.id}` : "making the patch");
       work = await deps.checkpointExporter.export(manifest, {
         repo: current.repo,
@@ -80,7 +86,8 @@ export async function exportWork(
         author,
         push,
         patch: !push,
-        credentials,
+        credentials: fetchCredentials,
+        chain,
       });
     }
     await reach(deps, "export.pushed");

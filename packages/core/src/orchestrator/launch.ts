@@ -3,9 +3,9 @@ import { validateName } from "../names.ts";
 import type { CheckpointManifest, Progress, RuntimeHandle, RuntimeSpec } from "../ports.ts";
 import { newSandboxRecord } from "../records.ts";
 import { validateBranchName, validateRef } from "../refs.ts";
-import type { SandboxdPhase } from "../sandboxd-api.ts";
+import { chainLinkArtifactName, type SandboxdPhase } from "../sandboxd-api.ts";
 import type { SandboxRecord, StoredEvent } from "../schemas.ts";
-import { verifiedManifest } from "./checkpoint.ts";
+import { verifiedManifestChain } from "./checkpoint.ts";
 import { ignoreFailure, move, nowIso, reach, update } from "./context.ts";
 import {
   identityConflicts,
@@ -195,7 +195,8 @@ export async function provision(
   const provider = deps.provider(record.provider);
   const checkpoint = record.checkpoint?.verified ? record.checkpoint : null;
   // A damaged checkpoint is refused before anything starts (never restored).
-  const manifest = checkpoint ? await verifiedManifest(deps, record, checkpoint.id) : null;
+  const verified = checkpoint ? await verifiedManifestChain(deps, record, checkpoint.id) : null;
+  const manifest = verified?.manifest ?? null;
   progress.step("provisioning");
   let current = await move(
     deps,
@@ -245,8 +246,21 @@ export async function provision(
     if (source === "restore" && manifest) {
       progress.step(`restoring checkpoint ${manifest.checkpoint_id}`);
       await reach(deps, "launch.restoring");
-      await stageArtifacts(deps, record, manifest, client.putRestoreArtifact.bind(client));
-      status = await client.restore({ manifest, repo: current.repo, branch: current.branch }, onPhase);
+      const chain = verified?.chain ?? [];
+      await stageArtifacts(deps, record, manifest, chain, client.putRestoreArtifact.bind(client));
+      // Only a checkpoint that builds on upstream needs the remote (and so its credentials).
+      const upstreamCredentials =
+        (manifest.depends_on?.upstream.length ?? 0) > 0 ? await deps.credentialsFor(current.repo) : null;
+      status = await client.restore(
+        {
+          manifest,
+          repo: current.repo,
+          branch: current.branch,
+          ...(chain.length > 0 ? { chain } : {}),
+          ...(upstreamCredentials ? { credentials: upstreamCredentials } : {}),
+        },
+        onPhase,
+      );
     } else {
       progress.step("cloning");
       status = await client.init(
@@ -285,8 +299,15 @@ async function stageArtifacts(
   deps: OrchestratorDeps,
   record: SandboxRecord,
   manifest: CheckpointManifest,
+  chain: readonly CheckpointManifest[],
   put: (name: string, body: ReadableStream<Uint8Array>) => Promise<void>,
 ): Promise<void> {
+  for (const link of chain) {
+    await put(
+      chainLinkArtifactName(link.checkpoint_id),
+      await deps.checkpoints.getArtifact(record.id, link.checkpoint_id, "workspace.bundle"),
+    );
+  }
   for (const artifact of manifest.artifacts) {
     await put(
       artifact.name,

@@ -76,6 +76,8 @@ export interface CheckpointExporter {
       push: boolean;
       patch: boolean;
       credentials?: GitCredentials;
+      /** The earlier checkpoints `manifest` builds on (its depends_on), oldest first, verified. */
+      chain?: CheckpointManifest[];
     },
   ): Promise<WorkExport>;
 }

@@ -59,9 +59,11 @@ export class MemoryCheckpointStore implements CheckpointStore {
     for (const artifact of manifest.artifacts) {
       const bytes = entry?.artifacts.get(artifact.name);
       if (!bytes || bytes.length !== artifact.bytes || (await sha256Hex(bytes)) !== artifact.sha256) {
-        throw new AlpineError("checkpoint_checksum_mismatch", `artifact ${artifact.name} does not match`, {
-          artifact: artifact.name,
-        });
+        throw new AlpineError(
+          "checkpoint_checksum_mismatch",
+          `checkpoint ${manifest.checkpoint_id}: artifact ${artifact.name} does not match`,
+          { artifact: artifact.name, checkpoint_id: manifest.checkpoint_id },
+        );
       }
     }
   }

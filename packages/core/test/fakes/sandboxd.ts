@@ -3,7 +3,7 @@ import {
   type CheckpointManifest,
   type SandboxdApi,
   type SandboxdStatusView,
-  type sandboxdApi,
+  sandboxdApi,
   type WorkExport,
 } from "../../src/index.ts";
 import { fakeSha, readAll, sha256Hex, streamOf } from "./bytes.ts";
@@ -27,6 +27,10 @@ export class FakeSandboxd implements SandboxdApi {
   readonly written = new Map<string, Map<string, Uint8Array>>();
   readonly staged = new Map<string, Uint8Array>();
   restoredFrom: CheckpointManifest | null = null;
+  /** The chain the last restore was given (checkpoint ids, oldest first). */
+  restoredChain: string[] = [];
+  /** Every checkpoint request, as received. */
+  readonly checkpointRequests: sandboxdApi.CheckpointRequest[] = [];
   readonly inits: sandboxdApi.InitRequest[] = [];
   readonly exports: sandboxdApi.ExportRequest[] = [];
   tamper: string | null = null;
@@ -179,7 +183,24 @@ export class FakeSandboxd implements SandboxdApi {
       ["opencode-data.tar.gz", new TextEncoder().encode(`sessions at ${body.checkpoint_id}`)],
     ]);
     this.written.set(body.checkpoint_id, artifacts);
+    this.checkpointRequests.push(structuredClone(body));
+    const parent = body.parent;
+    const bundleOf = (m: CheckpointManifest) =>
+      m.artifacts.find((a) => a.name === "workspace.bundle")!.sha256;
     return {
+      // A thin bundle on the parent, as sandboxd writes one when it still has the parent's commits.
+      ...(parent
+        ? {
+            depends_on: {
+              checkpoints: [
+                ...(parent.depends_on?.checkpoints ?? []),
+                { checkpoint_id: parent.checkpoint_id, sha256: bundleOf(parent) },
+              ],
+              upstream: parent.depends_on?.upstream ?? [],
+              prerequisites: [parent.head_commit],
+            },
+          }
+        : {}),
       schema_version: 1,
       checkpoint_id: body.checkpoint_id,
       sandbox_id: this.sandboxId,
@@ -221,6 +242,24 @@ export class FakeSandboxd implements SandboxdApi {
     onPhase?: (phase: sandboxdApi.SandboxdPhase) => void,
   ): Promise<SandboxdStatusView> {
     this.call("restore");
+    const wanted = body.manifest.depends_on?.checkpoints ?? [];
+    if ((body.chain ?? []).map((m) => m.checkpoint_id).join() !== wanted.map((c) => c.checkpoint_id).join()) {
+      throw new AlpineError("checkpoint_missing", "the restore did not bring the chain its manifest names");
+    }
+    for (const [i, link] of (body.chain ?? []).entries()) {
+      const bytes = this.staged.get(sandboxdApi.chainLinkArtifactName(link.checkpoint_id));
+      if (!bytes || (await sha256Hex(bytes)) !== wanted[i]!.sha256) {
+        throw new AlpineError(
+          "checkpoint_checksum_mismatch",
+          `staged link ${link.checkpoint_id} does not match`,
+          {
+            artifact: "workspace.bundle",
+            checkpoint_id: link.checkpoint_id,
+          },
+        );
+      }
+    }
+    this.restoredChain = (body.chain ?? []).map((m) => m.checkpoint_id);
     for (const artifact of body.manifest.artifacts) {
       const bytes = this.staged.get(artifact.name);
       if (!bytes || (await sha256Hex(bytes)) !== artifact.sha256) {

@@ -25,10 +25,85 @@ export function unverifiedCheckpoints(
     .map(({ id }) => id);
 }
 
-/** The oldest checkpoints beyond the newest `keep` (ids oldest first); never `keepId`. */
-export function retentionVictims(ids: readonly string[], keep: number, keepId: string): string[] {
+/**
+ * The oldest checkpoints beyond the newest `keep` (ids oldest first); never `keepId`, and never one
+ * that a kept checkpoint builds on (`dependsOn`: id → the checkpoint ids its manifest's
+ * depends_on names; a checkpoint without an entry builds on none).
+ */
+export function retentionVictims(
+  ids: readonly string[],
+  keep: number,
+  keepId: string,
+  dependsOn: ReadonlyMap<string, readonly string[]> = new Map(),
+): string[] {
   const excess = Math.max(0, ids.length - keep);
-  return ids.slice(0, excess).filter((id) => id !== keepId);
+  const kept = new Set([...ids.slice(excess), keepId]);
+  // depends_on lists a checkpoint's whole chain, so one pass over the kept ones is the closure.
+  for (const id of [...kept]) for (const dep of dependsOn.get(id) ?? []) kept.add(dep);
+  return ids.slice(0, excess).filter((id) => !kept.has(id));
+}
+
+/**
+ * Most checkpoints in one chain (a self-contained one and those built on it). A longer chain
+ * would keep old checkpoints from being pruned and make a restore read more bundles.
+ */
+export const MAX_CHAIN_CHECKPOINTS = 8;
+
+/**
+ * Whether the next checkpoint builds on `latest` (the sandbox's verified checkpoint, its whole
+ * chain verified in the store just now: `chainVerified`), or is self-contained as far as
+ * checkpoints go.
+ */
+export function chainParent(
+  latest: CheckpointManifest | null,
+  chainVerified: boolean,
+  maxChain: number = MAX_CHAIN_CHECKPOINTS,
+): CheckpointManifest | null {
+  if (!latest || !chainVerified) return null;
+  if (!latest.artifacts.some((a) => a.name === "workspace.bundle")) return null;
+  const links = (latest.depends_on?.checkpoints.length ?? 0) + 1;
+  return links + 1 <= maxChain ? latest : null;
+}
+
+/**
+ * The links a restore of `manifest` needs, oldest first, checked against what the store holds:
+ * each must exist (checkpoint_missing naming it) and its workspace.bundle must be the one
+ * `manifest` recorded (checkpoint_checksum_mismatch naming it).
+ */
+export function chainProblem(
+  manifest: CheckpointManifest,
+  links: readonly { checkpoint_id: string; manifest: CheckpointManifest | null }[],
+): AlpineError | null {
+  const wanted = manifest.depends_on?.checkpoints ?? [];
+  for (const [i, want] of wanted.entries()) {
+    const link = links[i];
+    const got = link?.checkpoint_id === want.checkpoint_id ? link.manifest : null;
+    if (!got) {
+      return new AlpineError(
+        "checkpoint_missing",
+        `checkpoint ${manifest.checkpoint_id} builds on checkpoint ${want.checkpoint_id}, which is not in the store`,
+        {
+          checkpoint_id: want.checkpoint_id,
+          artifact: "workspace.bundle",
+          needed_by: manifest.checkpoint_id,
+        },
+      );
+    }
+    const bundle = got.artifacts.find((a) => a.name === "workspace.bundle");
+    if (bundle?.sha256 !== want.sha256) {
+      return new AlpineError(
+        "checkpoint_checksum_mismatch",
+        `checkpoint ${want.checkpoint_id}: artifact workspace.bundle is not the one ${manifest.checkpoint_id} builds on`,
+        {
+          checkpoint_id: want.checkpoint_id,
+          artifact: "workspace.bundle",
+          expected: want.sha256,
+          got: bundle?.sha256 ?? null,
+        },
+      );
+    }
+  }
+  return null;
 }
 
 /** The artifact as stored must be the artifact sandboxd wrote. */
