@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EnvironmentSectionSchema } from "./environment.ts";
 import { AlpineError } from "./errors.ts";
 import { PROVIDER_KINDS } from "./provider-kinds.ts";
 
@@ -96,6 +97,8 @@ export const ConfigSchema = z.strictObject({
   durability: durabilitySection.prefault({}),
   github: githubSection.prefault({}),
   opencode: opencodeSection.prefault({}),
+  /** The repo's environment: setup, start, env, ports (docs/environments.md). */
+  environment: EnvironmentSectionSchema.prefault({}),
 });
 
 export type AlpineConfig = z.infer<typeof ConfigSchema>;
@@ -103,8 +106,22 @@ export type AlpineConfig = z.infer<typeof ConfigSchema>;
 export const DEFAULT_CONFIG: AlpineConfig = ConfigSchema.parse({});
 
 /** Leaf keys whose values are whole objects: set as one value, never merged key by key from env. */
-const OPAQUE_LEAVES = new Set(["sandbox.image_profiles", "sandbox.egress", "opencode.config"]);
-const ARRAY_LEAVES = new Set(["opencode.auth_providers", "sandbox.read_only_paths"]);
+const OPAQUE_LEAVES = new Set([
+  "sandbox.image_profiles",
+  "sandbox.egress",
+  "opencode.config",
+  // Commands hold commas: JSON only (ALPINE_ENVIRONMENT_SETUP='["npm ci"]').
+  "environment.setup",
+  "environment.start",
+  "environment.env",
+  "environment.ports",
+]);
+const ARRAY_LEAVES = new Set([
+  "opencode.auth_providers",
+  "sandbox.read_only_paths",
+  "environment.secrets",
+  "environment.cache_key_files",
+]);
 
 /** Every settable key path, e.g. `sandbox.auto_teardown`. */
 export const CONFIG_KEYS: readonly string[] = Object.entries(ConfigSchema.shape).flatMap(

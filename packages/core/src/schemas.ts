@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EnvironmentStatusSchema } from "./environment.ts";
 import { STATES } from "./lifecycle.ts";
 import { PROVIDER_KINDS } from "./provider-kinds.ts";
 import { REASON_CODES } from "./reasons.ts";
@@ -9,7 +10,15 @@ import { REASON_CODES } from "./reasons.ts";
  */
 
 export const SandboxStateSchema = z.enum(STATES);
-export const AgentStateSchema = z.enum(["idle", "busy", "needs_input", "retry", "error", "budget", "unknown"]);
+export const AgentStateSchema = z.enum([
+  "idle",
+  "busy",
+  "needs_input",
+  "retry",
+  "error",
+  "budget",
+  "unknown",
+]);
 export type AgentState = z.infer<typeof AgentStateSchema>;
 export const ProviderKindSchema = z.enum(PROVIDER_KINDS);
 export type ProviderKind = z.infer<typeof ProviderKindSchema>;
@@ -171,6 +180,8 @@ export const StatusOutputSchema = z.object({
         refused_hosts: z.array(z.string()),
       })
       .nullable(),
+    /** The repo's environment in effect, its setup and start services (docs/environments.md); null: not reported. */
+    environment: EnvironmentStatusSchema.nullable().optional(),
   }),
   workspace: z
     .object({

@@ -23,6 +23,8 @@ export interface RestorePlan {
   files: Partial<Record<CheckpointArtifactName, string>>;
   /** Releases the reservation planRestore took. */
   release: () => void;
+  /** `launch --skip-setup`. */
+  skipSetup: boolean;
 }
 
 /** Only a fresh sandbox (booting, or failed before it had a workspace) takes a restore. */
@@ -125,7 +127,7 @@ export async function planRestore(sb: Sandbox, req: RestoreRequest): Promise<Res
     }
     requireRestorable(sb);
     sb.phase = "restoring";
-    return { manifest, repo, branch, files, release: end };
+    return { manifest, repo, branch, files, release: end, skipSetup: req.skip_setup ?? false };
   } catch (err) {
     end();
     throw err;
@@ -162,6 +164,8 @@ export async function restoreSandbox(
       branch: plan.branch,
       repo: plan.repo,
     });
+    // Ignored files (node_modules/) are not in a checkpoint: setup, or its prepared environment, again.
+    await sb.prepareEnvironment(plan.repo, plan.skipSetup, setPhase, emit);
     setPhase("starting_agent");
     const [, ws] = await Promise.all([started, sb.workspaceStatus()]);
     sb.agent.enable();

@@ -66,7 +66,8 @@ export async function launch(
       // A teardown that died mid-way (its settlement stopped its runtime): launching brings it back.
       current = await move(deps, current, "error", op.id, "launched again after an interrupted teardown");
     }
-    if (step !== "reuse") current = await provision(deps, current, op.id, progress);
+    if (step !== "reuse")
+      current = await provision(deps, current, op.id, progress, input.skip_setup ?? false);
 
     await reach(deps, "launch.running");
     let taskAccepted = false;
@@ -187,6 +188,7 @@ async function provision(
   record: SandboxRecord,
   operationId: string,
   progress: Progress,
+  skipSetup: boolean,
 ): Promise<SandboxRecord> {
   const provider = deps.provider(record.provider);
   const checkpoint = record.checkpoint?.verified ? record.checkpoint : null;
@@ -225,17 +227,24 @@ async function provision(
     // Phases arrive on sandboxd's stream; a fault point here stops this process mid-stream.
     const onPhase = (phase: SandboxdPhase) => {
       if (phase === "cloning") void reach(deps, "launch.cloning");
+      if (phase === "setting_up") progress.step("running setup");
       if (phase === "starting_agent") {
         progress.step("starting agent");
         void reach(deps, "launch.agent_starting");
       }
     };
+    // Setup's output, as it comes (also in `alpine logs`).
+    const onOutput = (line: string) => progress.step(`setup: ${line}`);
     let status: SandboxdStatusView;
     if (source === "restore" && manifest) {
       progress.step(`restoring checkpoint ${manifest.checkpoint_id}`);
       await reach(deps, "launch.restoring");
       await stageArtifacts(deps, record, manifest, client.putRestoreArtifact.bind(client));
-      status = await client.restore({ manifest, repo: current.repo, branch: current.branch }, onPhase);
+      status = await client.restore(
+        { manifest, repo: current.repo, branch: current.branch, skip_setup: skipSetup },
+        onPhase,
+        onOutput,
+      );
     } else {
       progress.step("cloning");
       status = await client.init(
@@ -244,8 +253,10 @@ async function provision(
           ref: current.ref ?? undefined,
           branch: current.branch,
           credentials: await credentials,
+          skip_setup: skipSetup,
         },
         onPhase,
+        onOutput,
       );
     }
     return await move(
@@ -258,7 +269,8 @@ async function provision(
     );
   } catch (err) {
     const error = toAlpineError(err);
-    if (handle)
+    // A failed setup leaves its sandbox running for inspection (logs, open, status): docs/environments.md.
+    if (handle && error.reason !== "setup_failed")
       await provider
         .stop(handle)
         .catch(ignoreFailure(deps, `stopping the failed runtime of '${record.name}'`, "warn"));
