@@ -1,4 +1,5 @@
-import { type ParseError, parse, printParseErrorCode } from "jsonc-parser";
+// The ES module build: its UMD main (what bundlers for Node pick) loads its parts with a dynamic require.
+import { type ParseError, parse, printParseErrorCode } from "jsonc-parser/lib/esm/main.js";
 import { z } from "zod";
 
 /**

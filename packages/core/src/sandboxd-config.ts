@@ -6,7 +6,12 @@ import type { SandboxdConfigInput } from "./sandboxd-api.ts";
  * disk mounted at `root` and the OpenCode binary it ships. Shared by every
  * provider that runs the image (docker, Cloudflare Containers).
  */
-export const SANDBOX_IMAGE = { root: "/sandbox", opencode_bin: "/opt/alpine/bin/opencode" } as const;
+export const SANDBOX_IMAGE = {
+  root: "/sandbox",
+  opencode_bin: "/opt/alpine/bin/opencode",
+  /** Where the docker provider mounts the shared prepared-environment volume (docs/environments.md). */
+  environments: "/environments",
+} as const;
 
 /** What every provider gives sandboxd at start; see SandboxdConfigSchema for each field. */
 export interface SandboxdStartInput {

@@ -295,7 +295,28 @@ export const GcOutputSchema = z.object({
   torn_down: z.array(z.string()),
   kept: z.array(z.object({ name: z.string(), reason: z.string() })),
   dry_run: z.boolean(),
+  /** Prepared environments pruned (unused longer than the retention; docs/environments.md). */
+  environments_pruned: z.array(z.string()).optional(),
 });
+
+/** One prepared environment (docs/environments.md). */
+export const PreparedEnvironmentSchema = z.object({
+  key: z.string().describe("sha256 of repo, image, setup commands and key files' content"),
+  provider: z.enum(["local", "docker"]),
+  repo: z.string().nullable(),
+  image: z.string(),
+  setup: z.array(z.string()),
+  key_files: z.array(z.string()),
+  created_at: isoTime,
+  last_used_at: isoTime,
+  bytes: z.number().int(),
+});
+export const EnvLsOutputSchema = z.object({
+  environments: z.array(PreparedEnvironmentSchema),
+  /** Stores that could not be read (docker not reachable), with why. */
+  unavailable: z.array(z.object({ provider: z.string(), reason: z.string() })),
+});
+export const EnvRmOutputSchema = z.object({ removed: z.array(z.string()) });
 
 export const ImageBuildOutputSchema = z.object({
   profile: z.string(),
@@ -397,6 +418,8 @@ export const OUTPUT_SCHEMAS = {
   doctor: DoctorOutputSchema,
   logs: LogsOutputSchema,
   "image-build": ImageBuildOutputSchema,
+  "env-ls": EnvLsOutputSchema,
+  "env-rm": EnvRmOutputSchema,
   "cloud-dev": CloudDevOutputSchema,
   "cloud-deploy": CloudDeployOutputSchema,
   version: VersionOutputSchema,

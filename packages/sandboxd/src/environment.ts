@@ -20,10 +20,12 @@ import {
   parseDevcontainer,
   preparationKeyInput,
   resolveEnvironment,
+  shellQuote,
 } from "@alpine/core/environment";
 import { AlpineError } from "@alpine/core/errors";
 import type { EnvironmentStatus, SandboxdConfig, ServiceStatus } from "@alpine/core/sandboxd-api";
 import { type Logger, lineSplitter } from "./log.ts";
+import { environmentScript } from "./opencode-env.ts";
 import { run } from "./proc.ts";
 
 /**
@@ -49,12 +51,15 @@ const HOME_EXCLUDES = [
   ".local/state/opencode",
   ".config/opencode",
   ".cache/opencode",
+  // Written from the environment in effect at every start, never restored stale.
+  ".alpine-environment.sh",
 ];
 const ARTIFACTS = ["workspace.tar.gz", "home.tar.gz"] as const;
 
 export interface PreparedManifest {
   schema_version: 1;
   key: string;
+  repo: string;
   image: string;
   setup: string[];
   key_files: string[];
@@ -235,6 +240,10 @@ export class SandboxEnvironment {
     const eff = effectiveEnvironment(this.config, this.config.workspace_dir);
     this.effective = eff;
     for (const n of eff.notices) this.log.warn("environment", { notice: n });
+    // The agent's shells read the variables from here (BASH_ENV; OpenCode started before they were known).
+    const lines = Object.entries(eff.env).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
+    mkdirSync(this.config.home_dir, { recursive: true, mode: 0o700 });
+    writeFileSync(environmentScript(this.config.home_dir), `${lines.join("\n")}\n`, { mode: 0o600 });
     return eff;
   }
 
@@ -303,7 +312,7 @@ export class SandboxEnvironment {
     this.ms = Date.now() - t0;
     this.writeMarker(key);
     this.log.info("setup done", { ms: this.ms, key });
-    if (dir) await this.savePrepared(dir, key, eff, files);
+    if (dir) await this.savePrepared(dir, key, repo, eff, files);
   }
 
   private markerKey(): string | null {
@@ -388,7 +397,13 @@ export class SandboxEnvironment {
    * dirs), each a tar.gz, their sha256 in manifest.json. A preparation that
    * holds a secret's value is not saved. Never fails the launch.
    */
-  private async savePrepared(dir: string, key: string, eff: EffectiveEnvironment, files: string[]) {
+  private async savePrepared(
+    dir: string,
+    key: string,
+    repo: string,
+    eff: EffectiveEnvironment,
+    files: string[],
+  ) {
     const tmp = join(dir, `.tmp-${randomBytes(6).toString("hex")}`);
     try {
       mkdirSync(tmp, { recursive: true, mode: 0o700 });
@@ -410,6 +425,7 @@ export class SandboxEnvironment {
       const manifest: PreparedManifest = {
         schema_version: 1,
         key,
+        repo,
         image: this.config.prepared?.image ?? "unknown",
         setup: eff.setup,
         key_files: files,

@@ -92,6 +92,11 @@ export function xdgDirs(home: string): Record<string, string> {
   };
 }
 
+/** The shell file of the environment's variables (docs/environments.md), in the sandbox's home. */
+export function environmentScript(home: string): string {
+  return join(home, ".alpine-environment.sh");
+}
+
 /** The agent's whole environment: nothing from sandboxd's own env but the basics. */
 export function opencodeEnv(o: OpencodeOptions, password: string): Record<string, string> {
   let path = process.env.PATH || "/usr/local/bin:/usr/bin:/bin";
@@ -114,6 +119,9 @@ export function opencodeEnv(o: OpencodeOptions, password: string): Record<string
     OPENCODE_DISABLE_AUTOUPDATE: "1",
     OPENCODE_DISABLE_MODELS_FETCH: "1",
     OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+    // The repo's environment variables, known only after the clone (its devcontainer), while
+    // OpenCode starts during it: bash sources this file, written once they are known.
+    BASH_ENV: environmentScript(o.home),
   };
   if (process.env.USER) env.USER = process.env.USER;
   if (process.env.TZ) env.TZ = process.env.TZ;
