@@ -9,6 +9,10 @@
 //   parallel          10 launches at once: total time against one launch; zero failures
 //   checkpoint        `alpine checkpoint` / resume of a workspace with 200 MB of changes, against
 //                     raw `git add`+`commit`+`git bundle create` + `tar` (and clone + untar)
+//   environment       launch of a repo whose setup (devcontainer postCreateCommand) takes ≈3 s:
+//                     with its prepared environment cached, against a launch of the same repo
+//                     without setup (--skip-setup); and the first, uncached launch less its setup
+//                     time against that same launch (docs/environments.md)
 //   memory            RSS of an idle sandbox: sandboxd's own beside OpenCode's
 //   cli latency       `list --json` / `status --json` with 1, 100, 1000 records, against `node -e 0`
 //
@@ -218,6 +222,22 @@ function alpineAsync(args, extraEnv = {}) {
 }
 
 const teardown = (name) => alpine(["teardown", name, "--force", "--json"]);
+
+/** A repo of the given files (path → content) pushed into the git server; returns its URL. */
+function makeFilesRepo(name, files) {
+  const dir = join(work, `${name}-src`);
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  const git = (...args) => execFileSync("git", args, { cwd: dir, stdio: "pipe", env });
+  git("init", "-q", "-b", "main");
+  git("add", "-A");
+  git("-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qm", "init");
+  execFileSync("git", ["clone", "-q", "--bare", dir, join(server.root, `${name}.git`)], { env });
+  rmSync(dir, { recursive: true, force: true });
+  return server.url(name);
+}
 
 // ---------------------------------------------------------------------------
 // The floor: a plain clone plus OpenCode until it answers, nothing else.
@@ -798,6 +818,59 @@ try {
   }
 
   // Memory of one idle sandbox: sandboxd's own RSS apart from OpenCode's (Linux /proc).
+  // A repo's environment: cached preparation vs no setup; first launch vs setup + launch.
+  say("environment");
+  {
+    const url = makeFilesRepo("envbench", {
+      ".gitignore": "build/\n",
+      "package-lock.json": '{ "lockfileVersion": 3 }\n',
+      ".devcontainer/devcontainer.json": '{ "postCreateCommand": "sh setup.sh" }\n',
+      // ≈3 s and a few MB of ignored output, like a small dependency install.
+      "setup.sh": "mkdir -p build && sleep 3 && head -c 4000000 /dev/urandom > build/tool.bin\n",
+    });
+    let seq = 0;
+    const launchEnv = async (flags) => {
+      const name = `bench-env-${++seq}`;
+      const r = await alpineAsync(["launch", name, "--repo", url, "--json", ...flags]);
+      if (r.code !== 0) throw new Error(`launch failed: ${r.out}`);
+      const st = JSON.parse(alpine(["status", name, "--json"])).runtime.environment?.setup;
+      teardown(name);
+      return { ms: r.ms, setup: st };
+    };
+    const bare = [];
+    const cached = [];
+    const firsts = [];
+    for (let i = 0; i < RUNS; i++) {
+      // Interleaved, so the three see the same load.
+      bare.push((await launchEnv(["--skip-setup"])).ms);
+      alpine(["env", "rm", "--all", "--json"]);
+      const first = await launchEnv([]);
+      if (first.setup?.state !== "ran") throw new Error(`setup did not run: ${JSON.stringify(first.setup)}`);
+      firsts.push(first);
+      const again = await launchEnv([]);
+      if (again.setup?.state !== "restored") throw new Error(`not restored: ${JSON.stringify(again.setup)}`);
+      cached.push(again.ms);
+    }
+    const floor = median(bare);
+    results.push({
+      name: "launch, prepared environment cached",
+      alpine_ms: { median: median(cached) },
+      floor_ms: { median: floor },
+      ratio: median(cached) / floor,
+      goal: 1.3,
+      note: "floor: the same repo launched with --skip-setup",
+    });
+    const firstLessSetup = firsts.map((f) => f.ms - f.setup.ms);
+    results.push({
+      name: "first launch less its setup time",
+      alpine_ms: { median: median(firstLessSetup) },
+      floor_ms: { median: floor },
+      ratio: median(firstLessSetup) / floor,
+      goal: 1.2,
+      note: `setup took ${Math.round(median(firsts.map((f) => f.setup.ms)))} ms (median); floor as above`,
+    });
+  }
+
   say("memory");
   if (!ONLY) {
     const rssMiB = (pid) => {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EnvironmentSectionSchema } from "./environment.ts";
 import { AlpineError } from "./errors.ts";
 import { NOTIFY_EVENTS } from "./notify.ts";
 import { PROVIDER_KINDS } from "./provider-kinds.ts";
@@ -139,6 +140,8 @@ export const ConfigSchema = z.strictObject({
   github: githubSection.prefault({}),
   opencode: opencodeSection.prefault({}),
   notify: notifySection.prefault({}),
+  /** The repo's environment: setup, start, env, ports (docs/environments.md). */
+  environment: EnvironmentSectionSchema.prefault({}),
 });
 
 export type AlpineConfig = z.infer<typeof ConfigSchema>;
@@ -152,8 +155,19 @@ const OPAQUE_LEAVES = new Set([
   "sandbox.budget",
   "opencode.config",
   "notify.webhooks",
+  // Commands hold commas: JSON only (ALPINE_ENVIRONMENT_SETUP='["npm ci"]').
+  "environment.setup",
+  "environment.start",
+  "environment.env",
+  "environment.ports",
 ]);
-const ARRAY_LEAVES = new Set(["opencode.auth_providers", "sandbox.read_only_paths", "notify.on"]);
+const ARRAY_LEAVES = new Set([
+  "opencode.auth_providers",
+  "sandbox.read_only_paths",
+  "notify.on",
+  "environment.secrets",
+  "environment.cache_key_files",
+]);
 
 /** Every settable key path, e.g. `sandbox.auto_teardown`. */
 export const CONFIG_KEYS: readonly string[] = Object.entries(ConfigSchema.shape).flatMap(

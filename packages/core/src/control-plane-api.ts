@@ -26,6 +26,7 @@ export const RemoteLaunchSchema = z.object({
   image_profile: z.string().min(1).optional(),
   task: z.string().min(1).optional(),
   force_recreate: z.boolean().optional(),
+  skip_setup: z.boolean().optional(),
   config: configField,
   credentials: credentialsField,
 });

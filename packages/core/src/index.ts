@@ -2,6 +2,7 @@ export * from "./config.ts";
 export * from "./confinement.ts";
 export * from "./control-plane-api.ts";
 export * from "./control-plane-routes.ts";
+export * from "./environment.ts";
 export * from "./errors.ts";
 export * from "./git-credential-pipe.ts";
 export * from "./http-wire.ts";

@@ -68,6 +68,11 @@ export const REASONS = {
     hint: "another alpine command is working on it; retry shortly",
   },
   agent_start_failed: { exit: 2, retryable: true, hint: "see `alpine logs <name>` for OpenCode's output" },
+  setup_failed: {
+    exit: 1,
+    retryable: false,
+    hint: "the sandbox stays for inspection (`alpine logs`, `open`, `status`); fix the setup and launch again, or `launch --skip-setup`",
+  },
   agent_busy: { exit: 1, retryable: true, hint: "wait for the agent to finish, or pass --force" },
   task_failed: { exit: 1, retryable: false, hint: "see `alpine logs <name>` for the agent's error" },
   budget_reached: {

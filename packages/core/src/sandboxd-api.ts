@@ -1,6 +1,10 @@
 import { z } from "zod";
 import { BudgetSchema, EgressHostSchema } from "./config.ts";
+import { EnvironmentStatusSchema } from "./environment.ts";
 import { NOTIFY_EVENTS } from "./notify.ts";
+
+export type { EnvironmentStatus, ServiceStatus } from "./environment.ts";
+
 import { REASON_CODES, type ReasonCode } from "./reasons.ts";
 import { AgentStateSchema, type Usage, UsageSchema } from "./schemas.ts";
 
@@ -168,6 +172,35 @@ export const SandboxdConfigSchema = z.object({
    * the next alpine command records the sandbox `suspended` (docs/durability.md, "Suspension").
    */
   idle_suspend: z.object({ after_ms: z.number().int().min(1000) }).optional(),
+  /**
+   * The repo's environment as alpine's config declares it (`environment:`); sandboxd reads
+   * the repo's .devcontainer/devcontainer.json after the clone and lays this over it
+   * (core/src/environment.ts): a non-empty `setup`/`start` replaces the devcontainer's
+   * commands, `env` merges over it, `ports` add to it (docs/environments.md).
+   */
+  environment: z
+    .object({
+      setup: z.array(z.string()),
+      start: z.array(z.string()),
+      env: z.record(z.string(), z.string()),
+      ports: z.array(z.number().int()),
+    })
+    .optional(),
+  /** Repo secrets: every one reaches setup and start; only `agent: true` ones the agent. Never logged. */
+  secrets: z.array(z.object({ name: z.string(), value: z.string(), agent: z.boolean() })).optional(),
+  /**
+   * The prepared-environment cache (docs/environments.md): after a successful setup sandboxd
+   * saves what it produced under `dir`, keyed by `image`, the setup commands and the content
+   * of the key files (`key_files`, default the lockfiles present); a launch with the same key
+   * restores it instead of running setup. Without `dir` nothing is cached.
+   */
+  prepared: z
+    .object({
+      dir: absPath.optional(),
+      image: z.string().min(1),
+      key_files: z.array(z.string().min(1)).nullable().default(null),
+    })
+    .optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;
@@ -193,6 +226,8 @@ export const SANDBOXD_PHASES = [
   "booting",
   "cloning",
   "restoring",
+  /** The environment's setup (or the restore of its prepared environment) runs. */
+  "setting_up",
   "starting_agent",
   "ready",
   "failed",
@@ -214,6 +249,8 @@ export const InitRequestSchema = z.object({
   branch: z.string().min(1).optional(),
   /** Used for this clone only; never stored. */
   credentials: GitCredentialsSchema.optional(),
+  /** Do not run the environment's setup (nor restore a prepared environment); start commands still run. */
+  skip_setup: z.boolean().optional(),
 });
 export type InitRequest = z.infer<typeof InitRequestSchema>;
 
@@ -321,6 +358,8 @@ export const StatusResponseSchema = z.object({
     })
     .optional(),
   egress: EgressStatusSchema.optional(),
+  /** The repo's environment in effect, its setup and its start services (absent before this field). */
+  environment: z.lazy(() => EnvironmentStatusSchema).optional(),
 });
 export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
 
@@ -328,6 +367,8 @@ export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
 export const InitEventSchema = z.union([
   z.object({ type: z.literal("phase"), phase: SandboxdPhaseSchema }),
   z.object({ type: z.literal("heartbeat") }),
+  /** A line of the environment's setup output (also in sandboxd's log). */
+  z.object({ type: z.literal("output"), line: z.string() }),
   z.object({ type: z.literal("result"), ok: z.literal(true), status: StatusResponseSchema }),
   z.object({ type: z.literal("result"), ok: z.literal(false), error: SandboxdErrorSchema }),
 ]);
@@ -481,6 +522,8 @@ export const RestoreRequestSchema = z.object({
   chain: z.array(z.lazy(() => CheckpointManifestSchema)).optional(),
   /** For fetching the upstream commits a thin bundle builds on; never stored. */
   credentials: GitCredentialsSchema.optional(),
+  /** As InitRequest's: a restored workspace lacks its ignored files, so setup runs unless skipped. */
+  skip_setup: z.boolean().optional(),
 });
 export type RestoreRequest = z.infer<typeof RestoreRequestSchema>;
 

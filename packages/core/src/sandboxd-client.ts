@@ -113,8 +113,12 @@ export class SandboxdClient {
    * onPhase for each progress line; resolves with the final status, or throws
    * the AlpineError sandboxd reported.
    */
-  init(body: InitRequest, onPhase?: (phase: SandboxdPhase) => void): Promise<SandboxdStatus> {
-    return this.phased("/v1/init", body, onPhase);
+  init(
+    body: InitRequest,
+    onPhase?: (phase: SandboxdPhase) => void,
+    onOutput?: (line: string) => void,
+  ): Promise<SandboxdStatus> {
+    return this.phased("/v1/init", body, onPhase, onOutput);
   }
 
   /**
@@ -170,8 +174,12 @@ export class SandboxdClient {
    * checkpoint_checksum_mismatch (details.artifact) when a staged artifact does
    * not match the manifest; nothing is restored then.
    */
-  restore(body: RestoreRequest, onPhase?: (phase: SandboxdPhase) => void): Promise<SandboxdStatus> {
-    return this.phased("/v1/restore", body, onPhase);
+  restore(
+    body: RestoreRequest,
+    onPhase?: (phase: SandboxdPhase) => void,
+    onOutput?: (line: string) => void,
+  ): Promise<SandboxdStatus> {
+    return this.phased("/v1/restore", body, onPhase, onOutput);
   }
 
   /** POST /v1/export: commits all work onto the sandbox branch and (optionally) pushes it. */
@@ -184,6 +192,7 @@ export class SandboxdClient {
     path: string,
     body: unknown,
     onPhase?: (phase: SandboxdPhase) => void,
+    onOutput?: (line: string) => void,
   ): Promise<SandboxdStatus> {
     const res = await this.request("POST", path, body, this.initTimeoutMs);
     if (!res.ok) throw await this.errorFrom(res);
@@ -198,6 +207,7 @@ export class SandboxdClient {
       if (!parsed.success) continue; // unknown line types are for newer clients
       const ev = parsed.data;
       if (ev.type === "phase") onPhase?.(ev.phase);
+      if (ev.type === "output") onOutput?.(ev.line);
       if (ev.type === "result") {
         if (ev.ok) return ev.status;
         throw AlpineError.fromJSON(ev.error);

@@ -7,11 +7,19 @@ import type { SandboxdConfigInput } from "./sandboxd-api.ts";
  * disk mounted at `root` and the OpenCode binary it ships. Shared by every
  * provider that runs the image (docker, Cloudflare Containers).
  */
-export const SANDBOX_IMAGE = { root: "/sandbox", opencode_bin: "/opt/alpine/bin/opencode" } as const;
+export const SANDBOX_IMAGE = {
+  root: "/sandbox",
+  opencode_bin: "/opt/alpine/bin/opencode",
+  /** Where the docker provider mounts the shared prepared-environment volume (docs/environments.md). */
+  environments: "/environments",
+} as const;
 
 /** What every provider gives sandboxd at start; see SandboxdConfigSchema for each field. */
 export interface SandboxdStartInput {
-  sandbox: { sandbox_id: string; name: string; config: AlpineConfig };
+  /** `image`: what the runtime runs (the image profile's image; keys the prepared-environment cache). */
+  sandbox: { sandbox_id: string; name: string; config: AlpineConfig; image?: string };
+  /** Where this provider keeps prepared environments (absent: none are cached). */
+  preparedDir?: string;
   token: string;
   /** Where sandboxd listens (port 0: a free one). */
   listen: { host: string; port: number };
@@ -47,7 +55,7 @@ export interface SandboxdStartInput {
  */
 export function sandboxdStartConfig(input: SandboxdStartInput): SandboxdConfigInput {
   const root = input.root.replace(/\/+$/, "");
-  const { opencode, github, sandbox } = input.sandbox.config;
+  const { opencode, github, sandbox, environment } = input.sandbox.config;
   const modelProvider = opencode.model?.split("/")[0];
   const providers = [...new Set([...(modelProvider ? [modelProvider] : []), ...opencode.auth_providers])];
   return {
@@ -71,6 +79,18 @@ export function sandboxdStartConfig(input: SandboxdStartInput): SandboxdConfigIn
     },
     egress: sandbox.egress,
     branch_prefix: github.branch_prefix,
+    // alpine's layer; sandboxd lays it over the repo's devcontainer after the clone.
+    environment: {
+      setup: environment.setup ?? [],
+      start: environment.start ?? [],
+      env: environment.env ?? {},
+      ports: environment.ports ?? [],
+    },
+    prepared: {
+      ...(input.preparedDir ? { dir: input.preparedDir } : {}),
+      image: input.sandbox.image ?? (input.isolation === "bubblewrap" ? "host+bubblewrap" : "host"),
+      key_files: environment.cache_key_files ?? null,
+    },
     ...input.extra,
   };
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EnvironmentStatusSchema } from "./environment.ts";
 import { STATES } from "./lifecycle.ts";
 import { PROVIDER_KINDS } from "./provider-kinds.ts";
 import { REASON_CODES } from "./reasons.ts";
@@ -256,6 +257,8 @@ export const StatusOutputSchema = z.object({
         refused_hosts: z.array(z.string()),
       })
       .nullable(),
+    /** The repo's environment in effect, its setup and start services (docs/environments.md); null: not reported. */
+    environment: EnvironmentStatusSchema.nullable().optional(),
   }),
   workspace: z
     .object({
@@ -400,7 +403,28 @@ export const GcOutputSchema = z.object({
   torn_down: z.array(z.string()),
   kept: z.array(z.object({ name: z.string(), reason: z.string() })),
   dry_run: z.boolean(),
+  /** Prepared environments pruned (unused longer than the retention; docs/environments.md). */
+  environments_pruned: z.array(z.string()).optional(),
 });
+
+/** One prepared environment (docs/environments.md). */
+export const PreparedEnvironmentSchema = z.object({
+  key: z.string().describe("sha256 of repo, image, setup commands and key files' content"),
+  provider: z.enum(["local", "docker"]),
+  repo: z.string().nullable(),
+  image: z.string(),
+  setup: z.array(z.string()),
+  key_files: z.array(z.string()),
+  created_at: isoTime,
+  last_used_at: isoTime,
+  bytes: z.number().int(),
+});
+export const EnvLsOutputSchema = z.object({
+  environments: z.array(PreparedEnvironmentSchema),
+  /** Stores that could not be read (docker not reachable), with why. */
+  unavailable: z.array(z.object({ provider: z.string(), reason: z.string() })),
+});
+export const EnvRmOutputSchema = z.object({ removed: z.array(z.string()) });
 
 export const ImageBuildOutputSchema = z.object({
   profile: z.string(),
@@ -503,6 +527,8 @@ export const OUTPUT_SCHEMAS = {
   doctor: DoctorOutputSchema,
   logs: LogsOutputSchema,
   "image-build": ImageBuildOutputSchema,
+  "env-ls": EnvLsOutputSchema,
+  "env-rm": EnvRmOutputSchema,
   "cloud-dev": CloudDevOutputSchema,
   "cloud-deploy": CloudDeployOutputSchema,
   version: VersionOutputSchema,

@@ -142,6 +142,7 @@ export function statusView(
       opencode_version: s?.opencode.version ?? null,
       opencode_restarts: s?.opencode.restarts ?? null,
       egress: s?.egress ?? null,
+      environment: s?.environment ?? null,
     },
     workspace: s?.workspace
       ? {

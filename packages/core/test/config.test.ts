@@ -245,7 +245,9 @@ describe("resolveConfig", () => {
   it("refuses an unknown section, listing the sections", () => {
     const err = configError(() => resolveConfig([file({ sandbx: {} })]));
     expect(err.details.key).toBe("(top level)");
-    expect(err.details.allowed).toBe("sections: repo, sandbox, docker, durability, github, opencode, notify");
+    expect(err.details.allowed).toBe(
+      "sections: repo, sandbox, docker, durability, github, opencode, notify, environment",
+    );
   });
 
   it("refuses a file that is not a mapping", () => {

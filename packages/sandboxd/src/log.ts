@@ -30,6 +30,13 @@ export class Logger {
     }
   }
 
+  /** `text` with every registered secret replaced by "***" (for output sent elsewhere than the log). */
+  redact(text: string): string {
+    let out = text;
+    for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join("***");
+    return out;
+  }
+
   log(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
     let line = JSON.stringify({ ts: new Date().toISOString(), level, msg, ...this.base, ...fields });
     for (const s of this.secrets) if (line.includes(s)) line = line.split(s).join("***");

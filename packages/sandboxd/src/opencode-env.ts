@@ -92,6 +92,11 @@ export function xdgDirs(home: string): Record<string, string> {
   };
 }
 
+/** The shell file of the environment's variables (docs/environments.md), in the sandbox's home. */
+export function environmentScript(home: string): string {
+  return join(home, ".alpine-environment.sh");
+}
+
 /** The agent's whole environment: nothing from sandboxd's own env but the basics. */
 export function opencodeEnv(o: OpencodeOptions, password: string): Record<string, string> {
   let path = process.env.PATH || "/usr/local/bin:/usr/bin:/bin";
@@ -114,6 +119,9 @@ export function opencodeEnv(o: OpencodeOptions, password: string): Record<string
     OPENCODE_DISABLE_AUTOUPDATE: "1",
     OPENCODE_DISABLE_MODELS_FETCH: "1",
     OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+    // The repo's environment variables, known only after the clone (its devcontainer), while
+    // OpenCode starts during it: bash sources this file, written once they are known.
+    BASH_ENV: environmentScript(o.home),
   };
   if (process.env.USER) env.USER = process.env.USER;
   if (process.env.TZ) env.TZ = process.env.TZ;
@@ -227,4 +235,51 @@ export function opencodeCommand(
   const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
   if (setpriv) return { cmd: setpriv, args: ["--pdeathsig", "KILL", "--", o.bin, ...serve] };
   return { cmd: o.bin, args: serve };
+}
+
+/**
+ * A shell command confined like the agent (the environment's setup and start
+ * commands, docs/environments.md): the same bubblewrap mounts and the same
+ * variables as OpenCode minus OpenCode's own, plus `extraEnv`. With
+ * `network: "egress"` a closed policy closes its namespace too, its one way
+ * out being the egress proxy (through the bridge); `"host"` shares sandboxd's
+ * loopback, so a start command's server can be reached from the host.
+ */
+export function confinedCommand(
+  o: OpencodeOptions,
+  readOnly: readonly string[],
+  shell: string,
+  network: "egress" | "host",
+  extraEnv: Record<string, string>,
+): { cmd: string; args: string[]; env: Record<string, string> } {
+  const env = opencodeEnv(o, "");
+  for (const k of Object.keys(env)) if (k.startsWith("OPENCODE_")) delete env[k];
+  const sh = existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh";
+  const line = [sh, "-c", shell];
+  if (network === "host" && o.net?.closed && o.isolation === "bubblewrap") {
+    // Outside the agent's namespace its proxy address (the bridge's inner port) is not there.
+    // (Its proxy listens on a unix socket then: such a command has no proxy, only the host's loopback.)
+    for (const k of ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]) {
+      if (o.net.hostPort) env[k] = `http://alpine:${o.net.token}@127.0.0.1:${o.net.hostPort}`;
+      else delete env[k];
+    }
+  }
+  Object.assign(env, extraEnv);
+  if (o.isolation === "bubblewrap") {
+    const dir = network === "egress" ? o.net?.namespaceDir : undefined;
+    const layout: BwrapLayout = {
+      ...bwrapLayout(o, readOnly),
+      ...(dir ? { extraArgs: ["--unshare-net", "--bind", dir, INNER_NET_DIR] } : {}),
+    };
+    if (!dir) return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", ...line], env };
+    const bridge = bridgeArgs({
+      tcpToUnix: [{ port: INNER_PROXY_PORT, path: join(INNER_NET_DIR, "egress.sock") }],
+      unixToTcp: [],
+      cmd: line,
+    });
+    return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", process.execPath, ...bridge], env };
+  }
+  const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+  if (setpriv) return { cmd: setpriv, args: ["--pdeathsig", "KILL", "--", ...line], env };
+  return { cmd: line[0] as string, args: line.slice(1), env };
 }

@@ -8,7 +8,14 @@ import { AlpineError } from "@alpine/core/errors";
 import { visiblePaths } from "./bwrap.ts";
 import { lineSplitter } from "./log.ts";
 import { hostForwarder } from "./net-bridge.ts";
-import { bwrapLayout, type OpencodeOptions, opencodeCommand, opencodeEnv, xdgDirs } from "./opencode-env.ts";
+import {
+  bwrapLayout,
+  confinedCommand,
+  type OpencodeOptions,
+  opencodeCommand,
+  opencodeEnv,
+  xdgDirs,
+} from "./opencode-env.ts";
 import { descendants, isAlive, signal, sleep } from "./proc.ts";
 
 const LISTENING = /opencode server listening on\s+(\S+)/;
@@ -153,6 +160,15 @@ export class OpencodeSupervisor extends EventEmitter {
     if (this.started) return false;
     this.readOnly.push(path);
     return true;
+  }
+
+  /** A shell command confined like OpenCode (same mounts, same variables but OpenCode's); see confinedCommand. */
+  confined(
+    shell: string,
+    network: "egress" | "host",
+    extraEnv: Record<string, string>,
+  ): { cmd: string; args: string[]; env: Record<string, string> } {
+    return confinedCommand(this.opts, this.readOnly, shell, network, extraEnv);
   }
 
   /** What OpenCode sees of the host (status): its mounts under bubblewrap, or everything. */

@@ -27,6 +27,8 @@ export interface RestorePlan {
   credentials: RestoreRequest["credentials"];
   /** Releases the reservation planRestore took. */
   release: () => void;
+  /** `launch --skip-setup`. */
+  skipSetup: boolean;
 }
 
 /** Only a fresh sandbox (booting, or failed before it had a workspace) takes a restore. */
@@ -130,7 +132,16 @@ export async function planRestore(sb: Sandbox, req: RestoreRequest): Promise<Res
     const links = await verifiedLinks(sb, manifest, req.chain ?? []);
     requireRestorable(sb);
     sb.phase = "restoring";
-    return { manifest, repo, branch, files, links, credentials: req.credentials, release: end };
+    return {
+      manifest,
+      repo,
+      branch,
+      files,
+      links,
+      credentials: req.credentials,
+      release: end,
+      skipSetup: req.skip_setup ?? false,
+    };
   } catch (err) {
     end();
     throw err;
@@ -255,6 +266,8 @@ export async function restoreSandbox(
       links: plan.links,
       upstream: upstreamFetch(sb, plan),
     });
+    // Ignored files (node_modules/) are not in a checkpoint: setup, or its prepared environment, again.
+    await sb.prepareEnvironment(plan.repo, plan.skipSetup, setPhase, emit);
     setPhase("starting_agent");
     const [, ws] = await Promise.all([started, sb.workspaceStatus()]);
     sb.agent.enable();

@@ -16,6 +16,7 @@ import { AgentTracker } from "./agent.ts";
 import { CheckpointDir, checkpointDirOf } from "./checkpoint.ts";
 import type { GitCredentials } from "./credentials.ts";
 import { EgressProxy } from "./egress-proxy.ts";
+import { SandboxEnvironment } from "./environment.ts";
 import { checkRef, GitRunner, type ResolvedRepo, resolveRepo } from "./git.ts";
 import type { Logger } from "./log.ts";
 import { ModelBroker } from "./model-broker.ts";
@@ -37,6 +38,8 @@ export interface InitPlan {
   ref: string | undefined;
   branch: string;
   credentials: GitCredentials | undefined;
+  /** `launch --skip-setup`: the environment's setup is not run (start commands are). */
+  skipSetup: boolean;
 }
 
 /**
@@ -62,6 +65,8 @@ export class Sandbox {
   readonly checkpoints: CheckpointDir;
   /** Sends config `notify`'s notifications (notify.ts); null without one. */
   private notifier: Notifier | null = null;
+  /** The repo's environment: setup, prepared-environment cache, start services (environment.ts). */
+  readonly environment: SandboxEnvironment;
   /** The host's shared per-repo object caches, when the provider offers them. */
   readonly repoCache: RepoCache | null;
   private readonly spares: SpareCheckouts | null;
@@ -142,6 +147,10 @@ export class Sandbox {
       netReady: this.netReady,
     });
     this.agent = new AgentTracker(this.opencode, config.opencode.model, log);
+    const opencode = this.opencode;
+    this.environment = new SandboxEnvironment(config, log, (shell, network, env) =>
+      opencode.confined(shell, network, env),
+    );
     // Before any OpenCode of this sandboxd ran: was there ever a session?
     this.agentDataAtBoot = this.opencode.hasStoredData();
     this.checkpoints = new CheckpointDir(checkpointDirOf(config));
@@ -285,7 +294,7 @@ export class Sandbox {
     this.allowGitHost(repo);
     // Reserved now (no await between here and init): a concurrent init gets operation_in_progress.
     this.phase = "cloning";
-    return { repo, ref: req.ref, branch, credentials: req.credentials };
+    return { repo, ref: req.ref, branch, credentials: req.credentials, skipSetup: req.skip_setup ?? false };
   }
 
   /** Clone (or reuse the workspace), then start OpenCode. Never throws: the result says. */
@@ -341,6 +350,7 @@ export class Sandbox {
           throw err;
         }
       }
+      await this.prepareEnvironment(plan.repo, plan.skipSetup, setPhase, emit);
       setPhase("starting_agent");
       // The workspace status is computed while OpenCode finishes booting and opens the
       // workspace. A fresh checkout needs no scan of its work tree (seconds on a large repo).
@@ -374,6 +384,24 @@ export class Sandbox {
       this.log.error("init failed", { error: e.toJSON(), ms: Date.now() - t0 });
       emit({ type: "result", ok: false, error: e.toJSON() });
     }
+  }
+
+  /**
+   * After the checkout (init or restore), before the agent's first task: the
+   * environment's setup, or its prepared environment, then its start
+   * commands (docs/environments.md). Setup's output goes to the log and, as
+   * `output` lines, to the launch. Throws setup_failed; the caller reports it.
+   */
+  async prepareEnvironment(
+    repo: ResolvedRepo,
+    skip: boolean,
+    setPhase: (phase: SandboxdPhase) => void,
+    emit: (ev: InitEvent) => void,
+  ): Promise<void> {
+    const env = this.environment.load();
+    if (env.setup.length > 0 && !skip) setPhase("setting_up");
+    await this.environment.prepare(repo.display, skip, (line) => emit({ type: "output", line }));
+    this.environment.startServices();
   }
 
   /**
@@ -456,6 +484,7 @@ export class Sandbox {
       },
       confinement: oc.confinement(),
       egress: this.egress.status(),
+      environment: this.environment.status(),
     };
   }
 
@@ -501,6 +530,7 @@ export class Sandbox {
   async shutdown(): Promise<void> {
     killRunning();
     this.notifier?.close();
+    await this.environment.stopServices();
     this.agent.close();
     await this.opencode.stop();
     this.egress.close();

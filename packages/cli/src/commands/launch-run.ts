@@ -21,6 +21,7 @@ export async function launchCommand(ctx: Context, name: string, opts: LaunchOpti
     provider: opts.provider,
     task: opts.task,
     force_recreate: opts.forceRecreate,
+    skip_setup: opts.skipSetup,
   };
 
   // Input first, before anything connects: a path on this machine is out of a remote sandbox's reach.

@@ -9,6 +9,7 @@ export interface LaunchOptions {
   provider?: (typeof PROVIDER_KINDS)[number];
   task?: string;
   forceRecreate?: boolean;
+  skipSetup?: boolean;
   wait: boolean;
 }
 
@@ -41,6 +42,10 @@ export default defineCommand({
       type: "boolean",
       description: "replace an existing sandbox of that name that has another repo or profile",
     },
+    skipSetup: {
+      type: "boolean",
+      description: "do not run the environment's setup (docs/environments.md); start commands still run",
+    },
     wait: {
       type: "negated",
       description: "return as soon as the launch has started; `alpine status` follows it",
@@ -50,6 +55,7 @@ export default defineCommand({
     'alpine launch fix-login --repo . --task "Fix the login redirect loop"',
     "alpine launch docs --repo https://github.com/acme/site.git --ref main",
     "alpine launch fix-login            # start it again or resume it from its checkpoint",
+    "alpine launch quick --repo . --skip-setup   # without the repo's setup (node_modules/ stays empty)",
   ],
   output: "launch",
   handler: () => import("./launch-run.ts").then((m) => m.launchCommand),

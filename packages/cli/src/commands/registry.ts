@@ -10,6 +10,7 @@ import config from "./config.ts";
 import type { RegistryEntry } from "./define.ts";
 import diff from "./diff.ts";
 import doctor from "./doctor.ts";
+import env from "./env.ts";
 import exportCommand from "./export.ts";
 import gc from "./gc.ts";
 import image from "./image.ts";
@@ -36,6 +37,7 @@ export const REGISTRY: readonly RegistryEntry[] = [
   teardown,
   logs,
   gc,
+  env,
   auth,
   config,
   doctor,

@@ -27,6 +27,8 @@ import { ensureToken, readToken, tokenIfAny } from "./token-file.ts";
 
 /** Where the image keeps everything of a sandbox; the named volume is mounted here. */
 const SANDBOX_ROOT = SANDBOX_IMAGE.root;
+/** The named volume holding every prepared environment of this Docker host. */
+export const ENVIRONMENTS_VOLUME = "alpine-environments";
 /** sandboxd's port inside the container when it has its own network. */
 const CONTAINER_PORT = 7000;
 /** The image pulls nothing at start, but a cold Docker host can take a while to create the first container. */
@@ -110,6 +112,11 @@ export class DockerProvider implements Provider {
     if (!(await dockerObjectExists("volume", name))) {
       await docker(["volume", "create", ...labels, name]);
     }
+    if (!(await dockerObjectExists("volume", ENVIRONMENTS_VOLUME))) {
+      await docker(["volume", "create", "--label", "alpine.environments=1", ENVIRONMENTS_VOLUME], {
+        reject: false,
+      });
+    }
     const handle: DockerHandle = {
       container: name,
       volume: name,
@@ -135,6 +142,9 @@ export class DockerProvider implements Provider {
       "--init",
       "--volume",
       `${h.volume}:${SANDBOX_ROOT}`,
+      // Prepared environments, shared by the sandboxes of this Docker host (docs/environments.md).
+      "--volume",
+      `${ENVIRONMENTS_VOLUME}:${SANDBOX_IMAGE.environments}`,
       "--security-opt",
       "no-new-privileges",
       "--cap-drop",
@@ -192,6 +202,7 @@ export class DockerProvider implements Provider {
       listen:
         h.network === "host" ? { host: "127.0.0.1", port: 0 } : { host: "0.0.0.0", port: CONTAINER_PORT },
       auth: spec.auth,
+      preparedDir: SANDBOX_IMAGE.environments,
       // Notifications: sent from the container (no desktop there); the ledger stays in its volume.
       extra: { env, ...dockerNotify(spec.config), idle_suspend: idleSuspendConfig(spec.config) },
     });

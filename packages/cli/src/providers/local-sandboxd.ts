@@ -115,6 +115,7 @@ export function localSandboxdConfig(opts: {
     isolation: opts.isolation,
     opencode_bin: opencodeBinary(),
     auth: opts.auth,
+    preparedDir: preparedEnvironmentsDir(opts.alpineHome),
     extra: {
       mask_paths: credentialPaths(opts.alpineHome),
       read_only_paths: readOnlyPaths(opts.sandbox.config.sandbox.read_only_paths),
@@ -122,6 +123,11 @@ export function localSandboxdConfig(opts: {
       ...opts.extra,
     },
   });
+}
+
+/** Where local sandboxes keep prepared environments (`alpine env ls`; docs/environments.md). */
+export function preparedEnvironmentsDir(alpineHome: string): string {
+  return join(alpineHome, "environments");
 }
 
 /**

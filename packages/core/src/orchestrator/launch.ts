@@ -68,7 +68,8 @@ export async function launch(
     }
     // A suspended sandbox goes back to the state it was suspended from.
     const ready = current.state === "suspended" ? (current.suspension?.from ?? "running") : "running";
-    if (step !== "reuse") current = await provision(deps, current, op.id, progress, ready);
+    if (step !== "reuse")
+      current = await provision(deps, current, op.id, progress, ready, input.skip_setup ?? false);
 
     await reach(deps, "launch.running");
     let taskAccepted = false;
@@ -191,6 +192,7 @@ export async function provision(
   progress: Progress,
   /** Where a ready runtime leaves the record: `completed` for a resumed sandbox suspended there. */
   readyState: "running" | "completed" = "running",
+  skipSetup = false,
 ): Promise<SandboxRecord> {
   const provider = deps.provider(record.provider);
   const checkpoint = record.checkpoint?.verified ? record.checkpoint : null;
@@ -237,11 +239,14 @@ export async function provision(
     // Phases arrive on sandboxd's stream; a fault point here stops this process mid-stream.
     const onPhase = (phase: SandboxdPhase) => {
       if (phase === "cloning") void reach(deps, "launch.cloning");
+      if (phase === "setting_up") progress.step("running setup");
       if (phase === "starting_agent") {
         progress.step("starting agent");
         void reach(deps, "launch.agent_starting");
       }
     };
+    // Setup's output, as it comes (also in `alpine logs`).
+    const onOutput = (line: string) => progress.step(`setup: ${line}`);
     let status: SandboxdStatusView;
     if (source === "restore" && manifest) {
       progress.step(`restoring checkpoint ${manifest.checkpoint_id}`);
@@ -258,8 +263,10 @@ export async function provision(
           branch: current.branch,
           ...(chain.length > 0 ? { chain } : {}),
           ...(upstreamCredentials ? { credentials: upstreamCredentials } : {}),
+          skip_setup: skipSetup,
         },
         onPhase,
+        onOutput,
       );
     } else {
       progress.step("cloning");
@@ -269,8 +276,10 @@ export async function provision(
           ref: current.ref ?? undefined,
           branch: current.branch,
           credentials: await credentials,
+          skip_setup: skipSetup,
         },
         onPhase,
+        onOutput,
       );
     }
     return await move(
@@ -283,7 +292,8 @@ export async function provision(
     );
   } catch (err) {
     const error = toAlpineError(err);
-    if (handle)
+    // A failed setup leaves its sandbox running for inspection (logs, open, status): docs/environments.md.
+    if (handle && error.reason !== "setup_failed")
       await provider
         .stop(handle)
         .catch(ignoreFailure(deps, `stopping the failed runtime of '${record.name}'`, "warn"));

@@ -40,7 +40,11 @@ export type SandboxdStatusView = SandboxdStatus;
 /** The sandboxd calls the orchestrator makes (SandboxdClient implements them). */
 export interface SandboxdApi {
   status(): Promise<SandboxdStatus>;
-  init(body: InitRequest, onPhase?: (phase: SandboxdPhase) => void): Promise<SandboxdStatus>;
+  init(
+    body: InitRequest,
+    onPhase?: (phase: SandboxdPhase) => void,
+    onOutput?: (line: string) => void,
+  ): Promise<SandboxdStatus>;
   task(body: TaskRequest): Promise<TaskResponse>;
   diff(opts: { stat?: boolean }): Promise<DiffResponse>;
   login(): Promise<LoginResponse>;
@@ -51,7 +55,11 @@ export interface SandboxdApi {
   deleteCheckpoint(checkpointId: string): Promise<void>;
   /** Stages one artifact for a restore. */
   putRestoreArtifact(name: string, body: ReadableStream<Uint8Array>): Promise<void>;
-  restore(body: RestoreRequest, onPhase?: (phase: SandboxdPhase) => void): Promise<SandboxdStatus>;
+  restore(
+    body: RestoreRequest,
+    onPhase?: (phase: SandboxdPhase) => void,
+    onOutput?: (line: string) => void,
+  ): Promise<SandboxdStatus>;
   export(body: ExportRequest): Promise<ExportResponse>;
 }
 
@@ -146,6 +154,8 @@ export interface LaunchInput {
   provider?: ProviderKind;
   task?: string;
   force_recreate?: boolean;
+  /** Do not run the environment's setup (docs/environments.md). */
+  skip_setup?: boolean;
 }
 
 export interface LaunchResult {

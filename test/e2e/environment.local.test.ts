@@ -1,0 +1,3 @@
+import { environmentSuite } from "./suites/environment.ts";
+
+environmentSuite("local");
