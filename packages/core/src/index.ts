@@ -18,6 +18,7 @@ export * from "./records.ts";
 export * from "./refs.ts";
 export * from "./runtime-handle.ts";
 export * as sandboxdApi from "./sandboxd-api.ts";
+export * from "./secrets.ts";
 export { SandboxdClient } from "./sandboxd-client.ts";
 export * from "./sandboxd-config.ts";
 export * from "./schemas.ts";

@@ -142,6 +142,14 @@ export const SandboxdConfigSchema = z.object({
    * then exits. Absent: SIGTERM stops at once (the local and docker providers keep the disk).
    */
   exit_checkpoint: z.object({ hold_ms: z.number().int().min(0) }).optional(),
+  /**
+   * Repo secrets (`alpine secrets`): setup and start commands get every one in their
+   * environment, the agent (OpenCode's environment) only those with `agent`. Redacted
+   * from sandboxd's log; never written to disk.
+   */
+  secrets: z
+    .array(z.object({ name: z.string().min(1), value: z.string(), agent: z.boolean() }))
+    .optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;

@@ -1,5 +1,6 @@
 import type { AlpineConfig } from "./config.ts";
 import type { SandboxdConfigInput } from "./sandboxd-api.ts";
+import type { SandboxSecret } from "./secrets.ts";
 
 /**
  * Where the sandbox image (image/Dockerfile) keeps a sandbox: the volume or
@@ -23,6 +24,8 @@ export interface SandboxdStartInput {
   opencode_bin: string;
   /** OpenCode's auth.json entries; left out for a runtime started before its sandbox is known (warm pool). */
   auth?: Record<string, unknown>;
+  /** Repo secrets (`alpine secrets`): setup gets all, the agent those marked `agent`. */
+  secrets?: SandboxSecret[];
   /** Settings only some providers have (host masks, repo cache, passed-on env, warm or prestart). */
   extra?: Pick<
     SandboxdConfigInput,
@@ -68,6 +71,7 @@ export function sandboxdStartConfig(input: SandboxdStartInput): SandboxdConfigIn
     },
     egress: sandbox.egress,
     branch_prefix: github.branch_prefix,
+    ...(input.secrets?.length ? { secrets: input.secrets } : {}),
     ...input.extra,
   };
 }

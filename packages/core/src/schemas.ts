@@ -9,7 +9,15 @@ import { REASON_CODES } from "./reasons.ts";
  */
 
 export const SandboxStateSchema = z.enum(STATES);
-export const AgentStateSchema = z.enum(["idle", "busy", "needs_input", "retry", "error", "budget", "unknown"]);
+export const AgentStateSchema = z.enum([
+  "idle",
+  "busy",
+  "needs_input",
+  "retry",
+  "error",
+  "budget",
+  "unknown",
+]);
 export type AgentState = z.infer<typeof AgentStateSchema>;
 export const ProviderKindSchema = z.enum(PROVIDER_KINDS);
 export type ProviderKind = z.infer<typeof ProviderKindSchema>;
@@ -327,6 +335,36 @@ export const AuthSyncOutputSchema = z.object({
   target: z.string(),
 });
 
+const SecretScopeSchema = z
+  .string()
+  .describe('"global", or the repository (as `launch` resolves it) the secret belongs to');
+
+export const SecretsSetOutputSchema = z.object({
+  name: z.string(),
+  scope: SecretScopeSchema,
+  agent: z.boolean().describe("the agent's environment gets it too (else setup and start commands only)"),
+  replaced: z.boolean().describe("a secret of that name and scope was there before"),
+});
+
+export const SecretsLsOutputSchema = z.object({
+  secrets: z
+    .array(
+      z.object({
+        name: z.string(),
+        scope: SecretScopeSchema,
+        agent: z.boolean(),
+        updated_at: z.string(),
+      }),
+    )
+    .describe("never values"),
+});
+
+export const SecretsRmOutputSchema = z.object({
+  name: z.string(),
+  scope: SecretScopeSchema,
+  removed: z.literal(true),
+});
+
 export const ConfigShowOutputSchema = z.object({
   config: z.record(z.string(), z.unknown()),
   sources: z.record(z.string(), z.string()),
@@ -382,6 +420,9 @@ export const OUTPUT_SCHEMAS = {
   teardown: TeardownOutputSchema,
   gc: GcOutputSchema,
   "auth-sync": AuthSyncOutputSchema,
+  "secrets-set": SecretsSetOutputSchema,
+  "secrets-ls": SecretsLsOutputSchema,
+  "secrets-rm": SecretsRmOutputSchema,
   "config-show": ConfigShowOutputSchema,
   doctor: DoctorOutputSchema,
   logs: LogsOutputSchema,

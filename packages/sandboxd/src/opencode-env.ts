@@ -45,6 +45,8 @@ export interface OpencodeOptions {
   model?: string;
   config?: Record<string, unknown>;
   auth?: Record<string, unknown>;
+  /** Repo secrets given to the agent (`alpine secrets set --agent`): in OpenCode's environment. */
+  secretEnv?: Record<string, string>;
   log: Logger;
   /** How long to wait for the `listening` line (default: OpencodeSupervisor's START_TIMEOUT_MS). */
   startTimeoutMs?: number;
@@ -115,6 +117,8 @@ export function opencodeEnv(o: OpencodeOptions, password: string): Record<string
     OPENCODE_DISABLE_MODELS_FETCH: "1",
     OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
   };
+  // Secret names never shadow what is set here (validateSecretName refuses those names too).
+  for (const [k, v] of Object.entries(o.secretEnv ?? {})) if (!(k in env)) env[k] = v;
   if (process.env.USER) env.USER = process.env.USER;
   if (process.env.TZ) env.TZ = process.env.TZ;
   // Network settings the sandbox's owner chose: OpenCode's background plugin install goes

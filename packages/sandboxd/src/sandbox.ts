@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AlpineError, type ErrorJson, toAlpineError } from "@alpine/core/errors";
 import { validateName } from "@alpine/core/names";
+import { agentSecretEnv } from "@alpine/core/secrets";
 import type {
   AdoptRequest,
   InitEvent,
@@ -134,6 +135,8 @@ export class Sandbox {
       config: config.opencode.config,
       // The real keys stay with the broker; OpenCode's auth.json holds the token.
       auth: this.broker.setAuth(config.opencode.auth ?? {}),
+      // Only the secrets marked for the agent; setup-only ones never reach OpenCode's process.
+      secretEnv: agentSecretEnv(config.secrets),
       log,
       net,
       netReady: this.netReady,

@@ -17,6 +17,7 @@ import launch from "./launch.ts";
 import list from "./list.ts";
 import logs from "./logs.ts";
 import open from "./open.ts";
+import secrets from "./secrets.ts";
 import status from "./status.ts";
 import task from "./task.ts";
 import teardown from "./teardown.ts";
@@ -35,6 +36,7 @@ export const REGISTRY: readonly RegistryEntry[] = [
   logs,
   gc,
   auth,
+  secrets,
   config,
   doctor,
   image,

@@ -144,6 +144,7 @@ export class DockerProvider implements Provider {
       listen:
         h.network === "host" ? { host: "127.0.0.1", port: 0 } : { host: "0.0.0.0", port: CONTAINER_PORT },
       auth: spec.auth,
+      secrets: spec.secrets,
       extra: { env },
     });
     // `docker start --attach --interactive` hands our stdin to sandboxd; once it has printed

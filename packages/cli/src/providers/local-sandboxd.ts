@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { AlpineError, type SandboxdStartInput, sandboxdStartConfig } from "@alpine/core";
+import { AlpineError, type SandboxdStartInput, type SandboxSecret, sandboxdStartConfig } from "@alpine/core";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import { thisHost } from "../context.ts";
 import { opencodeBinary as findOpencode, sandboxdEntry as findSandboxd } from "../runtime-paths.ts";
@@ -96,6 +96,7 @@ export function localSandboxdConfig(opts: {
   isolation: "bubblewrap" | "none";
   token: string;
   auth?: Record<string, unknown>;
+  secrets?: SandboxSecret[];
   extra?: Pick<NonNullable<SandboxdStartInput["extra"]>, "warm" | "prestart" | "exit_checkpoint">;
 }) {
   return sandboxdStartConfig({
@@ -106,6 +107,7 @@ export function localSandboxdConfig(opts: {
     isolation: opts.isolation,
     opencode_bin: opencodeBinary(),
     auth: opts.auth,
+    secrets: opts.secrets,
     extra: {
       mask_paths: credentialPaths(opts.alpineHome),
       read_only_paths: readOnlyPaths(opts.sandbox.config.sandbox.read_only_paths),

@@ -26,6 +26,7 @@ import type {
   TaskResponse,
 } from "../sandboxd-api.ts";
 import type { ProviderKind, SandboxRecord } from "../schemas.ts";
+import type { SandboxSecret } from "../secrets.ts";
 
 /**
  * The types the orchestrator is driven with and answers in. Wire types (what sandboxd sends and
@@ -103,6 +104,8 @@ export interface OrchestratorDeps {
   credentialsFor(repo: string): Promise<GitCredentials | null>;
   /** OpenCode auth.json entries for `opencode.auth_providers`. */
   authEntries(): Promise<Record<string, unknown>>;
+  /** Secrets (`alpine secrets`) a sandbox of `repo` gets; absent: none. */
+  secretsFor?(repo: string): Promise<SandboxSecret[]>;
   checkpoints: CheckpointStore;
   checkpointExporter: CheckpointExporter;
   pullRequests: PullRequestOpener;
