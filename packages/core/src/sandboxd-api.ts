@@ -147,9 +147,7 @@ export const SandboxdConfigSchema = z.object({
    * environment, the agent (OpenCode's environment) only those with `agent`. Redacted
    * from sandboxd's log; never written to disk.
    */
-  secrets: z
-    .array(z.object({ name: z.string().min(1), value: z.string(), agent: z.boolean() }))
-    .optional(),
+  secrets: z.array(z.object({ name: z.string().min(1), value: z.string(), agent: z.boolean() })).optional(),
 });
 export type SandboxdConfigInput = z.input<typeof SandboxdConfigSchema>;
 export type SandboxdConfig = z.output<typeof SandboxdConfigSchema>;
@@ -292,6 +290,13 @@ export const StatusResponseSchema = z.object({
     })
     .optional(),
   egress: EgressStatusSchema.optional(),
+  /**
+   * Previews: the ports the environment declares and the ones the agent listens on, each
+   * with whether something listens there now (absent from a sandboxd older than this field).
+   */
+  ports: z
+    .array(z.object({ port: z.number().int(), declared: z.boolean(), listening: z.boolean() }))
+    .optional(),
 });
 export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
 
@@ -330,10 +335,14 @@ export const DiffResponseSchema = z.object({
 });
 export type DiffResponse = z.infer<typeof DiffResponseSchema>;
 
+/** POST /v1/login: a code for the UI, or with `port` for that port's preview origin. */
+export const LoginRequestSchema = z.object({ port: z.number().int().min(1).max(65535).optional() });
+export type LoginRequest = z.infer<typeof LoginRequestSchema>;
+
 export const LoginResponseSchema = z.object({
   code: z.string(),
   expires_at: isoTime,
-  /** Path to open on sandboxd's address: /auth/<code>. */
+  /** Path to open on sandboxd's address (/auth/<code>), or with `port` on the preview origin (/__alpine/auth/<code>). */
   path: z.string(),
 });
 export type LoginResponse = z.infer<typeof LoginResponseSchema>;

@@ -179,6 +179,14 @@ export const StatusOutputSchema = z.object({
         refused_hosts: z.array(z.string()),
       })
       .nullable(),
+    /** Previews: declared ports and the ones the agent listens on ([] when not reported). */
+    ports: z.array(
+      z.object({
+        port: z.number().int(),
+        declared: z.boolean().describe("the environment declares it (environment.ports, forwardPorts)"),
+        listening: z.boolean().describe("something in the sandbox listens on it now"),
+      }),
+    ),
   }),
   workspace: z
     .object({
@@ -234,6 +242,11 @@ export const OpenOutputSchema = z.object({
   name: z.string(),
   web_url: z.string().describe("one-time login link, valid 60 s"),
   opened: z.boolean(),
+  port: z
+    .number()
+    .int()
+    .optional()
+    .describe("the previewed port (open --port); the link is that port's own origin"),
 });
 
 export const TaskOutputSchema = z.object({

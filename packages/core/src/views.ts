@@ -101,6 +101,7 @@ export function statusView(
       opencode_version: s?.opencode.version ?? null,
       opencode_restarts: s?.opencode.restarts ?? null,
       egress: s?.egress ?? null,
+      ports: s?.ports ?? [],
     },
     workspace: s?.workspace
       ? {
@@ -258,6 +259,8 @@ export interface LoginView {
   name: string;
   web_url: string;
   expires_at: string;
+  /** Set for a preview link (`open --port`). */
+  port?: number;
 }
 
 /** `alpine logs --json`: lifecycle events and the runtime's own log lines. */

@@ -223,6 +223,8 @@ export function opencodeCommand(
     const bridge = bridgeArgs({
       tcpToUnix: [{ port: INNER_PROXY_PORT, path: join(INNER_NET_DIR, "egress.sock") }],
       unixToTcp: [{ path: join(INNER_NET_DIR, "opencode.sock"), port: INNER_OPENCODE_PORT }],
+      // Previews: sandboxd reaches any port the agent serves (preview.ts connectAgentPort).
+      anyPort: { path: join(INNER_NET_DIR, "ports.sock") },
       cmd: [o.bin, ...inner],
     });
     return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", process.execPath, ...bridge] };

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AlpineError, type ErrorJson, toAlpineError } from "@alpine/core/errors";
 import { validateName } from "@alpine/core/names";
-import { agentSecretEnv } from "@alpine/core/secrets";
 import type {
   AdoptRequest,
   InitEvent,
@@ -13,6 +12,7 @@ import type {
   SandboxdStatus,
   WorkspaceStatus,
 } from "@alpine/core/sandboxd-api";
+import { agentSecretEnv } from "@alpine/core/secrets";
 import { AgentTracker } from "./agent.ts";
 import { CheckpointDir, checkpointDirOf } from "./checkpoint.ts";
 import type { GitCredentials } from "./credentials.ts";
@@ -21,7 +21,8 @@ import { checkRef, GitRunner, type ResolvedRepo, resolveRepo } from "./git.ts";
 import type { Logger } from "./log.ts";
 import { ModelBroker } from "./model-broker.ts";
 import { OpencodeSupervisor } from "./opencode.ts";
-import type { AgentNet } from "./opencode-env.ts";
+import { type AgentNet, INNER_OPENCODE_PORT, INNER_PROXY_PORT } from "./opencode-env.ts";
+import { agentListeningPorts, previewPorts } from "./preview.ts";
 import { killRunning } from "./proc.ts";
 import { type CacheUse, RepoCache } from "./repo-cache.ts";
 import { indexEntries, SpareCheckouts } from "./spare-checkout.ts";
@@ -442,7 +443,29 @@ export class Sandbox {
       },
       confinement: oc.confinement(),
       egress: this.egress.status(),
+      ports: previewPorts(this.declaredPorts(), this.agentPorts()),
     };
+  }
+
+  /** The ports the environment declares (`environment.ports`, devcontainer `forwardPorts`). */
+  declaredPorts(): number[] {
+    // Structural: the environment field comes with issue 16's environment config.
+    const env = (this.config as { environment?: { ports?: number[] } }).environment;
+    return env?.ports ?? [];
+  }
+
+  /** Ports of the sandbox's own machinery where the agent's network is: OpenCode's and the bridge's. */
+  agentPortsOwn(): Set<number> {
+    const oc = this.opencode;
+    const own = new Set<number>(oc.port ? [oc.port] : []);
+    if (oc.namespaceDir) for (const p of [INNER_OPENCODE_PORT, INNER_PROXY_PORT]) own.add(p);
+    else own.add(this.egress.port);
+    return own;
+  }
+
+  /** The TCP ports the agent's processes listen on, OpenCode's own and the bridge's left out. */
+  agentPorts(): number[] {
+    return agentListeningPorts(this.opencode.rootPid, this.config.isolation, this.agentPortsOwn());
   }
 
   /** Reserves the sandbox for one checkpoint/export/restore; returns the release. */

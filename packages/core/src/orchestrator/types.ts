@@ -18,6 +18,7 @@ import type {
   ExportRequest,
   ExportResponse,
   InitRequest,
+  LoginRequest,
   LoginResponse,
   RestoreRequest,
   SandboxdPhase,
@@ -43,7 +44,7 @@ export interface SandboxdApi {
   init(body: InitRequest, onPhase?: (phase: SandboxdPhase) => void): Promise<SandboxdStatus>;
   task(body: TaskRequest): Promise<TaskResponse>;
   diff(opts: { stat?: boolean }): Promise<DiffResponse>;
-  login(): Promise<LoginResponse>;
+  login(body?: LoginRequest): Promise<LoginResponse>;
   shutdown(): Promise<void>;
   /** Writes a checkpoint inside the sandbox and returns its manifest. */
   checkpoint(body: CheckpointRequest): Promise<CheckpointManifest>;
