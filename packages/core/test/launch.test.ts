@@ -32,6 +32,26 @@ describe("launch", () => {
     expect(w.clock.activeTimers).toBe(0);
   });
 
+  it("starts the runtime with the secrets of the sandbox's repo (none when the host has no store)", async () => {
+    const w = world();
+    const asked: string[] = [];
+    w.deps.secretsFor = async (repo) => {
+      asked.push(repo);
+      return [{ name: "NPM_TOKEN", value: "v", agent: false }];
+    };
+    await w.orchestrator.launch({ name: "box", repo: REPO });
+    expect(asked).toEqual([REPO]);
+    expect(w.provider.startedSpecs.at(-1)?.secrets).toEqual([
+      { name: "NPM_TOKEN", value: "v", agent: false },
+    ]);
+    // Never in the stored record.
+    expect(JSON.stringify(w.record())).not.toContain("NPM_TOKEN");
+
+    const bare = world();
+    await bare.orchestrator.launch({ name: "box", repo: REPO });
+    expect(bare.provider.startedSpecs.at(-1)?.secrets).toEqual([]);
+  });
+
   it("hands the agent a task given at launch", async () => {
     const w = world();
     const result = await w.orchestrator.launch({
