@@ -432,16 +432,13 @@ export function createApi(deps: ApiDeps): Server {
   function preview(req: IncomingMessage, res: ServerResponse, path: string, port: number): void {
     if (path.startsWith(PREVIEW_AUTH_PREFIX) && (req.method === "GET" || req.method === "HEAD")) {
       req.resume();
-      return previewLogin(res, path, port);
+      previewLogin(res, path, port);
+      return;
     }
     if (!auth.checkCookie(req.headers.cookie, Date.now(), `preview:${port}`)) {
       req.resume();
-      return sendHtml401(
-        res,
-        sandbox.config.name,
-        `This is a preview of port ${port} of an alpine sandbox.`,
-        port,
-      );
+      sendHtml401(res, sandbox.config.name, `This is a preview of port ${port} of an alpine sandbox.`, port);
+      return;
     }
     proxyHttp(req, res, previewUpstream(port), PREVIEW_COOKIE_PREFIX);
   }
