@@ -286,6 +286,9 @@ describe("docs/json-contract.md", () => {
   const headings: Record<string, string> = {
     error: "## The error object",
     "auth-sync": "### auth sync",
+    "secrets-set": "### secrets set",
+    "secrets-ls": "### secrets ls",
+    "secrets-rm": "### secrets rm",
     "config-show": "### config show",
     "image-build": "### image build",
     "cloud-dev": "### cloud dev",

@@ -220,6 +220,7 @@ export async function createContext(globals: Globals, opts: { config?: boolean }
             }),
           credentialsFor: (repo) => credentials.hostCredentialsFor(repo, config),
           authEntries: () => credentials.sandboxAuthEntries(home, config),
+          secretsFor: async (repo) => (await import("./secrets-store.ts")).sandboxSecrets(home, repo),
           checkpoints,
           checkpointExporter,
           pullRequests,

@@ -21,4 +21,6 @@ export function opencodeAuthFile(env: NodeJS.ProcessEnv = process.env): string {
 
 export const stateDbPath = (home: string) => join(home, "state.db");
 export const credentialsPath = (home: string) => join(home, "credentials.json");
+/** Repo and global secrets (`alpine secrets`), mode 0600 like the credentials. */
+export const secretsPath = (home: string) => join(home, "secrets.json");
 export const sandboxDir = (home: string, id: string) => join(home, "sandboxes", id);

@@ -51,6 +51,11 @@ export class LocalSandboxService implements SandboxService {
         record.runtime ? (await ctx.provider(record.provider)).logs(record.runtime.handle, { tail }) : [],
       loginUrl: (record: SandboxRecord, code: string) =>
         `${record.runtime?.web_url?.replace(/\/$/, "") ?? ""}/auth/${code}`,
+      // Each port its own origin on sandboxd's listener: `<port>-<name>.localhost:<sandboxd port>`.
+      previewUrl: (record: SandboxRecord, path: string, port: number) => {
+        const base = new URL(record.runtime?.web_url ?? "http://127.0.0.1");
+        return `${base.protocol}//${port}-${record.name}.localhost${base.port ? `:${base.port}` : ""}${path}`;
+      },
     };
   }
 
@@ -79,8 +84,8 @@ export class LocalSandboxService implements SandboxService {
     return diffOperation(await this.operations(), name, opts);
   }
 
-  async login(name: string): Promise<LoginView> {
-    return loginOperation(await this.operations(), name);
+  async login(name: string, opts: { port?: number } = {}): Promise<LoginView> {
+    return loginOperation(await this.operations(), name, opts);
   }
 
   async export(

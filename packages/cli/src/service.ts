@@ -49,7 +49,7 @@ export interface SandboxService {
   ): Promise<TaskResult>;
   diff(name: string, opts: { stat: boolean }): Promise<DiffResult>;
   /** A one-time login link to the web UI. */
-  login(name: string): Promise<{ web_url: string }>;
+  login(name: string, opts?: { port?: number }): Promise<{ web_url: string }>;
   /** The export's JSON output; `patch` holds the patch text when input.patch was set. */
   export(
     name: string,

@@ -23,4 +23,5 @@ export * as sandboxdApi from "./sandboxd-api.ts";
 export { SandboxdClient } from "./sandboxd-client.ts";
 export * from "./sandboxd-config.ts";
 export * from "./schemas.ts";
+export * from "./secrets.ts";
 export * from "./views.ts";

@@ -1,6 +1,7 @@
 import type { AlpineConfig } from "./config.ts";
 import type { CheckpointManifestData } from "./sandboxd-api.ts";
 import type { Lease, ProviderKind, SandboxRecord, StoredEvent } from "./schemas.ts";
+import type { SandboxSecret } from "./secrets.ts";
 
 /**
  * The ports the orchestrator runs against. The CLI implements them with
@@ -61,6 +62,8 @@ export interface RuntimeSpec {
   config: AlpineConfig;
   /** OpenCode auth.json entries for the allowed providers; handed to the runtime, never stored. */
   auth: Record<string, unknown>;
+  /** Repo and global secrets for this sandbox's repo (`alpine secrets`); handed to the runtime, never stored. */
+  secrets?: SandboxSecret[];
 }
 
 /**

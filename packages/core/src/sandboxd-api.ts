@@ -186,8 +186,12 @@ export const SandboxdConfigSchema = z.object({
       ports: z.array(z.number().int()),
     })
     .optional(),
-  /** Repo secrets: every one reaches setup and start; only `agent: true` ones the agent. Never logged. */
-  secrets: z.array(z.object({ name: z.string(), value: z.string(), agent: z.boolean() })).optional(),
+  /**
+   * Repo secrets (`alpine secrets`): setup and start commands get every one in their
+   * environment, the agent (OpenCode's environment) only those with `agent`. Redacted
+   * from sandboxd's log; never written to disk.
+   */
+  secrets: z.array(z.object({ name: z.string().min(1), value: z.string(), agent: z.boolean() })).optional(),
   /**
    * The prepared-environment cache (docs/environments.md): after a successful setup sandboxd
    * saves what it produced under `dir`, keyed by `image`, the setup commands and the content
@@ -360,6 +364,13 @@ export const StatusResponseSchema = z.object({
   egress: EgressStatusSchema.optional(),
   /** The repo's environment in effect, its setup and its start services (absent before this field). */
   environment: z.lazy(() => EnvironmentStatusSchema).optional(),
+  /**
+   * Previews: the ports the environment declares and the ones the agent listens on, each
+   * with whether something listens there now (absent from a sandboxd older than this field).
+   */
+  ports: z
+    .array(z.object({ port: z.number().int(), declared: z.boolean(), listening: z.boolean() }))
+    .optional(),
 });
 export type SandboxdStatus = z.infer<typeof StatusResponseSchema>;
 
@@ -409,10 +420,14 @@ export const DiffResponseSchema = z.object({
 });
 export type DiffResponse = z.infer<typeof DiffResponseSchema>;
 
+/** POST /v1/login: a code for the UI, or with `port` for that port's preview origin. */
+export const LoginRequestSchema = z.object({ port: z.number().int().min(1).max(65535).optional() });
+export type LoginRequest = z.infer<typeof LoginRequestSchema>;
+
 export const LoginResponseSchema = z.object({
   code: z.string(),
   expires_at: isoTime,
-  /** Path to open on sandboxd's address: /auth/<code>. */
+  /** Path to open on sandboxd's address (/auth/<code>), or with `port` on the preview origin (/__alpine/auth/<code>). */
   path: z.string(),
 });
 export type LoginResponse = z.infer<typeof LoginResponseSchema>;

@@ -16,6 +16,7 @@ import {
   HealthResponseSchema,
   InitEventSchema,
   type InitRequest,
+  type LoginRequest,
   type LoginResponse,
   LoginResponseSchema,
   LogsResponseSchema,
@@ -89,8 +90,8 @@ export class SandboxdClient {
     return this.json("GET", opts.stat ? "/v1/diff?stat=1" : "/v1/diff", undefined, DiffResponseSchema);
   }
 
-  login(): Promise<LoginResponse> {
-    return this.json("POST", "/v1/login", {}, LoginResponseSchema);
+  login(body: LoginRequest = {}): Promise<LoginResponse> {
+    return this.json("POST", "/v1/login", body, LoginResponseSchema);
   }
 
   /** GET /v1/logs: the tail of sandboxd's log (JSON lines of sandboxd and OpenCode). */

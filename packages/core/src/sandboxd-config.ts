@@ -1,6 +1,7 @@
 import type { AlpineConfig } from "./config.ts";
 import { suspendAfterMs } from "./orchestrator/decisions/suspend.ts";
 import type { SandboxdConfigInput } from "./sandboxd-api.ts";
+import type { SandboxSecret } from "./secrets.ts";
 
 /**
  * Where the sandbox image (image/Dockerfile) keeps a sandbox: the volume or
@@ -32,6 +33,8 @@ export interface SandboxdStartInput {
   opencode_bin: string;
   /** OpenCode's auth.json entries; left out for a runtime started before its sandbox is known (warm pool). */
   auth?: Record<string, unknown>;
+  /** Repo secrets (`alpine secrets`): setup gets all, the agent those marked `agent`. */
+  secrets?: SandboxSecret[];
   /** Settings only some providers have (host masks, repo cache, passed-on env, warm or prestart). */
   extra?: Pick<
     SandboxdConfigInput,
@@ -91,6 +94,7 @@ export function sandboxdStartConfig(input: SandboxdStartInput): SandboxdConfigIn
       image: input.sandbox.image ?? (input.isolation === "bubblewrap" ? "host+bubblewrap" : "host"),
       key_files: environment.cache_key_files ?? null,
     },
+    ...(input.secrets?.length ? { secrets: input.secrets } : {}),
     ...input.extra,
   };
 }

@@ -259,6 +259,14 @@ export const StatusOutputSchema = z.object({
       .nullable(),
     /** The repo's environment in effect, its setup and start services (docs/environments.md); null: not reported. */
     environment: EnvironmentStatusSchema.nullable().optional(),
+    /** Previews: declared ports and the ones the agent listens on ([] when not reported). */
+    ports: z.array(
+      z.object({
+        port: z.number().int(),
+        declared: z.boolean().describe("the environment declares it (environment.ports, forwardPorts)"),
+        listening: z.boolean().describe("something in the sandbox listens on it now"),
+      }),
+    ),
   }),
   workspace: z
     .object({
@@ -322,6 +330,11 @@ export const OpenOutputSchema = z.object({
   name: z.string(),
   web_url: z.string().describe("one-time login link, valid 60 s"),
   opened: z.boolean(),
+  port: z
+    .number()
+    .int()
+    .optional()
+    .describe("the previewed port (open --port); the link is that port's own origin"),
 });
 
 export const WaitItemSchema = z.object({
@@ -467,6 +480,36 @@ export const AuthSyncOutputSchema = z.object({
   target: z.string(),
 });
 
+const SecretScopeSchema = z
+  .string()
+  .describe('"global", or the repository (as `launch` resolves it) the secret belongs to');
+
+export const SecretsSetOutputSchema = z.object({
+  name: z.string(),
+  scope: SecretScopeSchema,
+  agent: z.boolean().describe("the agent's environment gets it too (else setup and start commands only)"),
+  replaced: z.boolean().describe("a secret of that name and scope was there before"),
+});
+
+export const SecretsLsOutputSchema = z.object({
+  secrets: z
+    .array(
+      z.object({
+        name: z.string(),
+        scope: SecretScopeSchema,
+        agent: z.boolean(),
+        updated_at: z.string(),
+      }),
+    )
+    .describe("never values"),
+});
+
+export const SecretsRmOutputSchema = z.object({
+  name: z.string(),
+  scope: SecretScopeSchema,
+  removed: z.literal(true),
+});
+
 export const ConfigShowOutputSchema = z.object({
   config: z.record(z.string(), z.unknown()),
   sources: z.record(z.string(), z.string()),
@@ -523,6 +566,9 @@ export const OUTPUT_SCHEMAS = {
   teardown: TeardownOutputSchema,
   gc: GcOutputSchema,
   "auth-sync": AuthSyncOutputSchema,
+  "secrets-set": SecretsSetOutputSchema,
+  "secrets-ls": SecretsLsOutputSchema,
+  "secrets-rm": SecretsRmOutputSchema,
   "config-show": ConfigShowOutputSchema,
   doctor: DoctorOutputSchema,
   logs: LogsOutputSchema,

@@ -143,6 +143,7 @@ export function statusView(
       opencode_restarts: s?.opencode.restarts ?? null,
       egress: s?.egress ?? null,
       environment: s?.environment ?? null,
+      ports: s?.ports ?? [],
     },
     workspace: s?.workspace
       ? {
@@ -320,6 +321,8 @@ export interface LoginView {
   name: string;
   web_url: string;
   expires_at: string;
+  /** Set for a preview link (`open --port`). */
+  port?: number;
 }
 
 /** `alpine logs --json`: lifecycle events and the runtime's own log lines. */

@@ -14,7 +14,9 @@ describe("launch", () => {
     expect(w.store.transitions("box")).toEqual(["new→provisioning", "provisioning→running"]);
     expect(w.store.notes("box")).toEqual([`created for ${REPO}`]);
     const sandboxd = w.provider.sandboxd(record.id);
-    expect(sandboxd.inits).toEqual([{ repo: REPO, branch: "alpine/box", credentials: w.credentials }]);
+    expect(sandboxd.inits).toEqual([
+      { repo: REPO, branch: "alpine/box", credentials: w.credentials, skip_setup: false },
+    ]);
     // Told what comes next, so it can start OpenCode early.
     expect(w.provider.calls.find((c) => c.op === "start")?.intent).toEqual({ init_repo: REPO });
     expect(w.provider.ops()).toEqual(["preflight", "create", "start", "endpoint"]);
@@ -30,6 +32,26 @@ describe("launch", () => {
     // The lease is released and its renewal stopped.
     expect(w.store.leases.size).toBe(0);
     expect(w.clock.activeTimers).toBe(0);
+  });
+
+  it("starts the runtime with the secrets of the sandbox's repo (none when the host has no store)", async () => {
+    const w = world();
+    const asked: string[] = [];
+    w.deps.secretsFor = async (repo) => {
+      asked.push(repo);
+      return [{ name: "NPM_TOKEN", value: "v", agent: false }];
+    };
+    await w.orchestrator.launch({ name: "box", repo: REPO });
+    expect(asked).toEqual([REPO]);
+    expect(w.provider.startedSpecs.at(-1)?.secrets).toEqual([
+      { name: "NPM_TOKEN", value: "v", agent: false },
+    ]);
+    // Never in the stored record.
+    expect(JSON.stringify(w.record())).not.toContain("NPM_TOKEN");
+
+    const bare = world();
+    await bare.orchestrator.launch({ name: "box", repo: REPO });
+    expect(bare.provider.startedSpecs.at(-1)?.secrets).toEqual([]);
   });
 
   it("hands the agent a task given at launch", async () => {

@@ -81,7 +81,10 @@ function fakeOrchestrator(over: Partial<OperationsOrchestrator> = {}) {
         files: [{ path: "a.txt", status: "added", insertions: 1, deletions: 0 }],
         patch: stat ? null : "+a\n",
       }),
-      login: async () => ({ code: "c0de", expires_at: AT }),
+      login: async (body?: { port?: number }) =>
+        body?.port
+          ? { code: "p0rt", expires_at: AT, path: `/__alpine/auth/p0rt-${body.port}` }
+          : { code: "c0de", expires_at: AT },
     })) as unknown as OperationsOrchestrator["connect"],
     settle: note("settle", async (r: SandboxRecord) => r),
     reconcile: note("reconcile", async (r: SandboxRecord) => ({ ...r, agent: "busy" as const })),
@@ -198,6 +201,22 @@ describe("the operations layer", () => {
       name: "demo",
       web_url: "http://127.0.0.1:7000/auth/c0de",
       expires_at: AT,
+    });
+  });
+
+  it("login with a port asks sandboxd for that port's code and builds the preview link; without previewUrl it is refused", async () => {
+    const { ctx } = context(fakeOrchestrator().orchestrator, {
+      previewUrl: (r, path, port) => `http://${port}-${r.name}.localhost:7000${path}`,
+    });
+    expect(await loginOperation(ctx, "demo", { port: 3000 })).toEqual({
+      name: "demo",
+      web_url: "http://3000-demo.localhost:7000/__alpine/auth/p0rt-3000",
+      expires_at: AT,
+      port: 3000,
+    });
+    const { ctx: noPreviews } = context(fakeOrchestrator().orchestrator);
+    await expect(loginOperation(noPreviews, "demo", { port: 3000 })).rejects.toMatchObject({
+      reason: "usage_invalid",
     });
   });
 

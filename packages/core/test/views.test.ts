@@ -59,6 +59,7 @@ const sandboxd: SandboxdStatus = {
     error: null,
   },
   opencode: { version: "1.2.3", pid: 9, restarts: 1, ready: true, started_at: AT },
+  ports: [{ port: 3000, declared: false, listening: true }],
 };
 
 const lease: Lease = {
@@ -118,6 +119,8 @@ describe("statusView", () => {
       opencode_version: "1.2.3",
       opencode_restarts: 1,
       egress: null,
+      environment: null,
+      ports: [{ port: 3000, declared: false, listening: true }],
     });
     expect(view.workspace).toEqual({
       branch: "alpine/demo",

@@ -44,16 +44,31 @@ export function parseCookies(header: string | undefined): Map<string, string> {
  * do not separate cookies by port, so sandboxes on one host would otherwise
  * log each other out.
  */
+/**
+ * What a login code or session opens: the UI, or one preview port
+ * (`preview:<port>`). A code minted for one never opens another.
+ */
+export type AuthScope = "ui" | `preview:${number}`;
+
 export class Auth {
-  private readonly codes = new Map<string, number>();
-  private readonly sessions = new Map<string, number>();
+  private readonly codes = new Map<string, { exp: number; scope: AuthScope }>();
+  private readonly sessions = new Map<string, { since: number; scope: AuthScope }>();
   readonly cookieName: string;
+  private readonly idPart: string;
 
   constructor(
     private readonly token: string,
     sandboxId: string,
   ) {
-    this.cookieName = `alpine_session_${sandboxId.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 40)}`;
+    this.idPart = sandboxId.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 40);
+    this.cookieName = `alpine_session_${this.idPart}`;
+  }
+
+  /** The cookie of a scope: the UI's, or `alpine_preview_<id>_<port>` (its own host anyway). */
+  cookieNameOf(scope: AuthScope): string {
+    return scope === "ui"
+      ? this.cookieName
+      : `alpine_preview_${this.idPart}_${scope.slice("preview:".length)}`;
   }
 
   checkBearer(header: string | undefined): boolean {
@@ -62,23 +77,23 @@ export class Auth {
     return safeEqual(given ?? "", this.token) && given !== undefined;
   }
 
-  newLoginCode(now = Date.now()): { code: string; expires_at: string } {
-    for (const [c, exp] of this.codes) if (exp <= now) this.codes.delete(c);
+  newLoginCode(now = Date.now(), scope: AuthScope = "ui"): { code: string; expires_at: string } {
+    for (const [c, v] of this.codes) if (v.exp <= now) this.codes.delete(c);
     const code = randomBytes(24).toString("base64url");
     const exp = now + LOGIN_TTL_MS;
-    this.codes.set(hashKey(code), exp);
+    this.codes.set(hashKey(code), { exp, scope });
     return { code, expires_at: new Date(exp).toISOString() };
   }
 
-  /** Consumes a login code (single use); returns a new UI session id, or undefined. */
-  redeem(code: string, now = Date.now()): string | undefined {
+  /** Consumes a login code (single use, even when refused); returns a new session of `scope`, or undefined. */
+  redeem(code: string, now = Date.now(), scope: AuthScope = "ui"): string | undefined {
     const key = hashKey(code);
-    const exp = this.codes.get(key);
-    if (exp === undefined) return undefined;
+    const entry = this.codes.get(key);
+    if (entry === undefined) return undefined;
     this.codes.delete(key);
-    if (exp <= now) return undefined;
+    if (entry.exp <= now || entry.scope !== scope) return undefined;
     const session = randomBytes(32).toString("base64url");
-    this.sessions.set(hashKey(session), now);
+    this.sessions.set(hashKey(session), { since: now, scope });
     while (this.sessions.size > MAX_UI_SESSIONS) {
       const oldest = this.sessions.keys().next().value;
       if (oldest === undefined) break;
@@ -89,24 +104,24 @@ export class Auth {
 
   /** A stable key of the UI session the cookie carries (not the secret itself), or null. */
   sessionKey(cookieHeader: string | undefined): string | null {
-    const value = parseCookies(cookieHeader).get(this.cookieName);
+    const value = parseCookies(cookieHeader).get(this.cookieNameOf("ui"));
     return value === undefined ? null : hashKey(value);
   }
 
-  checkCookie(cookieHeader: string | undefined, now = Date.now()): boolean {
-    const value = parseCookies(cookieHeader).get(this.cookieName);
+  checkCookie(cookieHeader: string | undefined, now = Date.now(), scope: AuthScope = "ui"): boolean {
+    const value = parseCookies(cookieHeader).get(this.cookieNameOf(scope));
     if (value === undefined) return false;
     const key = hashKey(value);
-    const since = this.sessions.get(key);
-    if (since === undefined) return false;
-    if (now - since >= UI_SESSION_TTL_MS) {
+    const session = this.sessions.get(key);
+    if (session === undefined || session.scope !== scope) return false;
+    if (now - session.since >= UI_SESSION_TTL_MS) {
       this.sessions.delete(key);
       return false;
     }
     return true;
   }
 
-  setCookie(session: string): string {
-    return `${this.cookieName}=${session}; HttpOnly; SameSite=Strict; Path=/`;
+  setCookie(session: string, scope: AuthScope = "ui"): string {
+    return `${this.cookieNameOf(scope)}=${session}; HttpOnly; SameSite=Strict; Path=/`;
   }
 }

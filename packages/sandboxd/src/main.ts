@@ -79,6 +79,7 @@ async function main(): Promise<void> {
   log.addSecret(config.token);
   for (const s of secretStrings(config.opencode.auth, true)) log.addSecret(s);
   for (const s of secretStrings(config.opencode.config, false)) log.addSecret(s);
+  for (const s of config.secrets ?? []) if (s.value) log.addSecret(s.value);
   // A proxy URL may carry a password.
   for (const v of Object.values(config.env ?? {})) if (v.includes("@")) log.addSecret(v);
 

@@ -14,6 +14,11 @@ export interface BridgeSpec {
   tcpToUnix: { port: number; path: string }[];
   /** Listen on a unix socket, forward to 127.0.0.1:port inside (OpenCode). */
   unixToTcp: { path: string; port: number }[];
+  /**
+   * Listen on a unix socket whose connections first name a port (`3000\n`), then
+   * forward to 127.0.0.1:port inside: previews of whatever the agent serves.
+   */
+  anyPort?: { path: string };
   /** OpenCode's command line. */
   cmd: string[];
 }
@@ -37,7 +42,7 @@ function bridgeMain(
     a.on("close", () => b.destroy());
     b.on("close", () => a.destroy());
   };
-  let pending = spec.tcpToUnix.length + spec.unixToTcp.length;
+  let pending = spec.tcpToUnix.length + spec.unixToTcp.length + (spec.anyPort ? 1 : 0);
   const listening = (): void => {
     pending--;
     if (pending === 0) start();
@@ -57,6 +62,36 @@ function bridgeMain(
     const s = net.createServer((c) => join(c, net.connect(r.port, "127.0.0.1")));
     s.on("error", fail);
     s.listen(r.path, listening);
+  }
+  if (spec.anyPort) {
+    fs.rmSync(spec.anyPort.path, { force: true });
+    const s = net.createServer((c) => {
+      let head = Buffer.alloc(0);
+      const onData = (chunk: Buffer): void => {
+        head = Buffer.concat([head, chunk]);
+        const nl = head.indexOf(10);
+        if (nl < 0) {
+          if (head.length > 8) c.destroy();
+          return;
+        }
+        c.off("data", onData);
+        c.pause();
+        const port = Number(head.subarray(0, nl).toString("latin1"));
+        if (!Number.isInteger(port) || port < 1 || port > 65535) {
+          c.destroy();
+          return;
+        }
+        const up = net.connect(port, "127.0.0.1");
+        const rest = head.subarray(nl + 1);
+        if (rest.length) up.write(rest);
+        join(c, up);
+        c.resume();
+      };
+      c.on("data", onData);
+      c.on("error", () => c.destroy());
+    });
+    s.on("error", fail);
+    s.listen(spec.anyPort.path, listening);
   }
   if (pending === 0) start();
   function start(): void {

@@ -45,6 +45,8 @@ export interface OpencodeOptions {
   model?: string;
   config?: Record<string, unknown>;
   auth?: Record<string, unknown>;
+  /** Repo secrets given to the agent (`alpine secrets set --agent`): in OpenCode's environment. */
+  secretEnv?: Record<string, string>;
   log: Logger;
   /** How long to wait for the `listening` line (default: OpencodeSupervisor's START_TIMEOUT_MS). */
   startTimeoutMs?: number;
@@ -123,6 +125,8 @@ export function opencodeEnv(o: OpencodeOptions, password: string): Record<string
     // OpenCode starts during it: bash sources this file, written once they are known.
     BASH_ENV: environmentScript(o.home),
   };
+  // Secret names never shadow what is set here (validateSecretName refuses those names too).
+  for (const [k, v] of Object.entries(o.secretEnv ?? {})) if (!(k in env)) env[k] = v;
   if (process.env.USER) env.USER = process.env.USER;
   if (process.env.TZ) env.TZ = process.env.TZ;
   // Network settings the sandbox's owner chose: OpenCode's background plugin install goes
@@ -227,6 +231,8 @@ export function opencodeCommand(
     const bridge = bridgeArgs({
       tcpToUnix: [{ port: INNER_PROXY_PORT, path: join(INNER_NET_DIR, "egress.sock") }],
       unixToTcp: [{ path: join(INNER_NET_DIR, "opencode.sock"), port: INNER_OPENCODE_PORT }],
+      // Previews: sandboxd reaches any port the agent serves (preview.ts connectAgentPort).
+      anyPort: { path: join(INNER_NET_DIR, "ports.sock") },
       cmd: [o.bin, ...inner],
     });
     return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", process.execPath, ...bridge] };

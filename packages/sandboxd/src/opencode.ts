@@ -95,6 +95,17 @@ export class OpencodeSupervisor extends EventEmitter {
     return "Basic " + Buffer.from(`opencode:${this.password}`).toString("base64");
   }
 
+  /** The process sandboxd started (bwrap, or OpenCode itself): every process of the agent descends from it under bubblewrap. */
+  get rootPid(): number | null {
+    const child = this.child;
+    return child?.pid && child.exitCode === null ? child.pid : null;
+  }
+
+  /** In a closed namespace: the dir of the bridge's sockets (previews go through its ports socket). */
+  get namespaceDir(): string | undefined {
+    return this.opts.isolation === "bubblewrap" ? this.opts.net?.namespaceDir : undefined;
+  }
+
   /** The OpenCode process's pid on this host (inside bwrap: the sandboxed process, not bwrap). */
   get pid(): number | null {
     const child = this.child;

@@ -24,7 +24,10 @@ const HOP_BY_HOP = new Set([
 
 export interface Upstream {
   port: number;
-  authorization: string;
+  /** Replaces the client's Authorization (OpenCode's password); absent: the client's passes (a preview). */
+  authorization?: string;
+  /** How to reach the port (a preview in a closed namespace goes through the bridge); default TCP to 127.0.0.1. */
+  connect?: () => Duplex;
 }
 
 function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
@@ -54,7 +57,7 @@ export function upstreamHeaders(
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(name) || drop.has(name)) continue;
-    if (name === "authorization" || name === "cookie") continue;
+    if ((name === "authorization" && up.authorization !== undefined) || name === "cookie") continue;
     out[name] = value;
   }
   const cookies = (req.headers.cookie ?? "")
@@ -62,7 +65,7 @@ export function upstreamHeaders(
     .map((c) => c.trim())
     .filter((c) => c && !c.startsWith(cookiePrefix));
   if (cookies.length) out.cookie = cookies.join("; ");
-  out.authorization = up.authorization;
+  if (up.authorization !== undefined) out.authorization = up.authorization;
   const remote = req.socket.remoteAddress ?? "";
   const prior = req.headers["x-forwarded-for"];
   out["x-forwarded-for"] = prior ? `${prior}, ${remote}` : remote;
@@ -129,7 +132,10 @@ export function proxyHttp(
   if (!up) {
     sendError(
       res,
-      new AlpineError("sandbox_unavailable", "OpenCode is not running right now (starting or restarting)"),
+      new AlpineError(
+        "sandbox_unavailable",
+        "the sandbox's server is not running right now (starting or restarting)",
+      ),
       503,
     );
     return;
@@ -140,6 +146,7 @@ export function proxyHttp(
     method: req.method,
     path: req.url,
     headers: upstreamHeaders(req, up, cookiePrefix, false),
+    ...(up.connect ? { createConnection: up.connect as () => import("node:net").Socket } : {}),
   });
   upReq.on("response", (upRes) => {
     res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, responseHeaders(upRes.headers));
@@ -150,7 +157,11 @@ export function proxyHttp(
     upRes.on("error", () => res.destroy());
   });
   upReq.on("error", (e) => {
-    sendError(res, new AlpineError("sandbox_unavailable", `OpenCode did not answer: ${e.message}`), 502);
+    sendError(
+      res,
+      new AlpineError("sandbox_unavailable", `the sandbox's server did not answer: ${e.message}`),
+      502,
+    );
   });
   // Client went away: stop the upstream request (ends long-lived event streams).
   res.on("close", () => {
@@ -188,6 +199,7 @@ export function proxyUpgrade(
     method: req.method,
     path: req.url,
     headers: upstreamHeaders(req, up, cookiePrefix, true),
+    ...(up.connect ? { createConnection: up.connect as () => import("node:net").Socket } : {}),
   });
   upReq.on("upgrade", (upRes, upSocket, upHead) => {
     upSocket.on("error", () => socket.destroy());

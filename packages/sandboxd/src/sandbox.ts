@@ -12,6 +12,7 @@ import type {
   SandboxdStatus,
   WorkspaceStatus,
 } from "@alpine/core/sandboxd-api";
+import { agentSecretEnv } from "@alpine/core/secrets";
 import { AgentTracker } from "./agent.ts";
 import { CheckpointDir, checkpointDirOf } from "./checkpoint.ts";
 import type { GitCredentials } from "./credentials.ts";
@@ -22,7 +23,8 @@ import type { Logger } from "./log.ts";
 import { ModelBroker } from "./model-broker.ts";
 import { Notifier } from "./notify.ts";
 import { OpencodeSupervisor } from "./opencode.ts";
-import type { AgentNet } from "./opencode-env.ts";
+import { type AgentNet, INNER_OPENCODE_PORT, INNER_PROXY_PORT } from "./opencode-env.ts";
+import { agentListeningPorts, previewPorts } from "./preview.ts";
 import { killRunning } from "./proc.ts";
 import { type CacheUse, RepoCache } from "./repo-cache.ts";
 import { indexEntries, SpareCheckouts } from "./spare-checkout.ts";
@@ -142,6 +144,8 @@ export class Sandbox {
       config: config.opencode.config,
       // The real keys stay with the broker; OpenCode's auth.json holds the token.
       auth: this.broker.setAuth(config.opencode.auth ?? {}),
+      // Only the secrets marked for the agent; setup-only ones never reach OpenCode's process.
+      secretEnv: agentSecretEnv(config.secrets),
       log,
       net,
       netReady: this.netReady,
@@ -485,7 +489,28 @@ export class Sandbox {
       confinement: oc.confinement(),
       egress: this.egress.status(),
       environment: this.environment.status(),
+      ports: previewPorts(this.declaredPorts(), this.agentPorts()),
     };
+  }
+
+  /** The ports the environment declares (`environment.ports`, devcontainer `forwardPorts`). */
+  declaredPorts(): number[] {
+    // The effective environment (devcontainer + config) once the checkout was read; before it, the config's.
+    return this.environment.effective?.ports ?? this.config.environment?.ports ?? [];
+  }
+
+  /** Ports of the sandbox's own machinery where the agent's network is: OpenCode's and the bridge's. */
+  agentPortsOwn(): Set<number> {
+    const oc = this.opencode;
+    const own = new Set<number>(oc.port ? [oc.port] : []);
+    if (oc.namespaceDir) for (const p of [INNER_OPENCODE_PORT, INNER_PROXY_PORT]) own.add(p);
+    else own.add(this.egress.port);
+    return own;
+  }
+
+  /** The TCP ports the agent's processes listen on, OpenCode's own and the bridge's left out. */
+  agentPorts(): number[] {
+    return agentListeningPorts(this.opencode.rootPid, this.config.isolation, this.agentPortsOwn());
   }
 
   /** Reserves the sandbox for one checkpoint/export/restore; returns the release. */

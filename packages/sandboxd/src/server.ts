@@ -15,6 +15,7 @@ import {
   type InitEvent,
   InitRequestSchema,
   LOGS_TAIL_MAX,
+  LoginRequestSchema,
   type LoginResponse,
   type LogsResponse,
   RestoreRequestSchema,
@@ -26,6 +27,7 @@ import type { z } from "zod";
 import type { Auth } from "./auth.ts";
 import type { IdleSuspend } from "./idle-suspend.ts";
 import type { Logger } from "./log.ts";
+import { connectAgentPort, PREVIEW_AUTH_PREFIX, previewPortOf } from "./preview.ts";
 import { proxyHttp, proxyUpgrade, type Upstream } from "./proxy.ts";
 import type { Sandbox } from "./sandbox.ts";
 import { writeCheckpoint } from "./sandbox-checkpoint.ts";
@@ -71,6 +73,8 @@ function segment(raw: string): string {
 }
 
 const COOKIE_PREFIX = "alpine_session";
+/** A preview's app gets none of alpine's cookies (its own session included). */
+const PREVIEW_COOKIE_PREFIX = "alpine_";
 const MAX_BODY = 4 * 1024 * 1024;
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
@@ -95,13 +99,14 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function sendHtml401(res: ServerResponse, name: string, why: string): void {
+function sendHtml401(res: ServerResponse, name: string, why: string, port?: number): void {
+  const command = `alpine open ${name}${port ? ` --port ${port}` : ""}`;
   const body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>alpine: sign in</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40em; margin: 4em auto">
 <h1>Not signed in</h1>
 <p>${escapeHtml(why)}</p>
-<p>Run <code>alpine open ${escapeHtml(name)}</code> to get a fresh login link for this sandbox.</p>
+<p>Run <code>${escapeHtml(command)}</code> to get a fresh login link for this ${port ? "preview" : "sandbox"}.</p>
 </body></html>
 `;
   res.writeHead(401, {
@@ -154,6 +159,11 @@ export interface ApiDeps {
   idle?: IdleSuspend;
 }
 
+/** The port this request came in on (sandboxd's own). */
+function localPort(req: IncomingMessage): number | undefined {
+  return req.socket.localPort;
+}
+
 export function createApi(deps: ApiDeps): Server {
   const { sandbox, auth, log } = deps;
   /** UI sessions whose browser got the landing page (ui-session.ts) already. */
@@ -201,7 +211,21 @@ export function createApi(deps: ApiDeps): Server {
         return sendJson(res, 200, await sandbox.views.diff(stat));
       }
       case "POST /v1/login": {
-        await readBody(req, 64 * 1024);
+        const { port } = await readJson(req, LoginRequestSchema);
+        if (port !== undefined) {
+          // sandboxd's own port and OpenCode's are never previews (OpenCode's would skip its password).
+          if (port === localPort(req) || port === sandbox.opencode.port || sandbox.agentPortsOwn().has(port))
+            throw new AlpineError("usage_invalid", `port ${port} is the sandbox's own, not a preview`, {
+              port,
+            });
+          const { code, expires_at } = auth.newLoginCode(Date.now(), `preview:${port}`);
+          log.info("preview login code issued", { port, expires_at });
+          return sendJson(res, 200, {
+            code,
+            expires_at,
+            path: `${PREVIEW_AUTH_PREFIX}${code}`,
+          } satisfies LoginResponse);
+        }
         const { code, expires_at } = auth.newLoginCode();
         log.info("login code issued", { expires_at });
         return sendJson(res, 200, { code, expires_at, path: `/auth/${code}` } satisfies LoginResponse);
@@ -382,6 +406,58 @@ export function createApi(deps: ApiDeps): Server {
     res.end();
   }
 
+  /** A preview's upstream: the agent's port, through the bridge when its network is its own. */
+  const previewUpstream = (port: number): Upstream => ({
+    port,
+    connect: () => connectAgentPort(port, sandbox.opencode.namespaceDir),
+  });
+
+  function previewLogin(res: ServerResponse, path: string, port: number): void {
+    let code = "";
+    try {
+      code = decodeURIComponent(path.slice(PREVIEW_AUTH_PREFIX.length));
+    } catch {
+      // Malformed percent-encoding: refused below like any unknown code.
+      code = "";
+    }
+    const scope = `preview:${port}` as const;
+    const session = code ? auth.redeem(code, Date.now(), scope) : undefined;
+    if (!session) {
+      log.warn("preview login code refused", { port });
+      sendHtml401(
+        res,
+        sandbox.config.name,
+        "This preview link is invalid, was already used or has expired.",
+        port,
+      );
+      return;
+    }
+    log.info("preview login code redeemed", { port });
+    res.writeHead(302, {
+      location: "/",
+      "set-cookie": auth.setCookie(session, scope),
+      "cache-control": "no-store",
+      "referrer-policy": "no-referrer",
+      "content-length": 0,
+    });
+    res.end();
+  }
+
+  /** A request on a preview origin: its login path, else the app behind its session cookie. */
+  function preview(req: IncomingMessage, res: ServerResponse, path: string, port: number): void {
+    if (path.startsWith(PREVIEW_AUTH_PREFIX) && (req.method === "GET" || req.method === "HEAD")) {
+      req.resume();
+      previewLogin(res, path, port);
+      return;
+    }
+    if (!auth.checkCookie(req.headers.cookie, Date.now(), `preview:${port}`)) {
+      req.resume();
+      sendHtml401(res, sandbox.config.name, `This is a preview of port ${port} of an alpine sandbox.`, port);
+      return;
+    }
+    proxyHttp(req, res, previewUpstream(port), PREVIEW_COOKIE_PREFIX);
+  }
+
   const server = createServer(async (req, res) => {
     let url: URL;
     try {
@@ -394,6 +470,9 @@ export function createApi(deps: ApiDeps): Server {
     const reading = path === "/healthz" || (path === "/v1/status" && req.method === "GET");
     if (!reading && deps.idle) res.once("close", deps.idle.begin());
     try {
+      // A preview origin is the app's whole: even /v1 and /healthz there are the app's paths.
+      const port = previewPortOf(req.headers.host, sandbox.config.name);
+      if (port !== null) return preview(req, res, path, port);
       if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
         return sendJson(res, 200, { ok: true, phase: sandbox.phase } satisfies HealthResponse);
       }
@@ -445,6 +524,15 @@ export function createApi(deps: ApiDeps): Server {
 
   server.on("upgrade", (req, socket, head) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const port = previewPortOf(req.headers.host, sandbox.config.name);
+    if (port !== null) {
+      if (!auth.checkCookie(req.headers.cookie, Date.now(), `preview:${port}`)) {
+        socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        return;
+      }
+      proxyUpgrade(req, socket, head, previewUpstream(port), PREVIEW_COOKIE_PREFIX);
+      return;
+    }
     if (
       path === "/v1" ||
       path.startsWith("/v1/") ||

@@ -36,6 +36,8 @@ const CANARY = {
   hostArgv: "CANARY-hostargv-4c5d",
   taskPrompt: "CANARY-taskprompt-6e7f",
   devServer: "CANARY-devserver-8a9b",
+  /** A repo secret for setup only (`alpine secrets set`, no --agent): sandboxd holds it, the agent must not. */
+  setupSecret: "CANARY-setupsecret-8d9e",
 };
 /** Printed after every attempt: the command really ran (a failure to run proves nothing). */
 const DONE = "ATTEMPT-DONE";
@@ -90,6 +92,13 @@ export function hostileSuite(kind: "local" | "docker"): void {
       env: { PATH: process.env.PATH, HOSTILE_CANARY: CANARY.hostEnv },
       stdio: "ignore",
     });
+    // Both sandboxes get a setup-only secret: no attempt may bring it back.
+    const secret = await runCli(["secrets", "set", "HOSTILE_SETUP_SECRET", "--global", "--json"], {
+      env: e.env,
+      cwd: e.cwd,
+      input: CANARY.setupSecret,
+    });
+    expect(secret.code, secret.stdout + secret.stderr).toBe(0);
     // The victim: another sandbox with private work, a task prompt in alpine's state, a checkpoint.
     const victim = await alpine(
       "launch",

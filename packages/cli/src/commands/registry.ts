@@ -18,6 +18,7 @@ import launch from "./launch.ts";
 import list from "./list.ts";
 import logs from "./logs.ts";
 import open from "./open.ts";
+import secrets from "./secrets.ts";
 import status from "./status.ts";
 import task from "./task.ts";
 import teardown from "./teardown.ts";
@@ -39,6 +40,7 @@ export const REGISTRY: readonly RegistryEntry[] = [
   gc,
   env,
   auth,
+  secrets,
   config,
   doctor,
   image,

@@ -28,6 +28,10 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
       const refused = e.refused ? `, ${e.refused} refused: ${e.refused_hosts.join(" ")}` : "";
       lines.push(`  network   ${how}, ${e.allowed} allowed${refused}`);
     }
+    for (const p of out.runtime.ports)
+      lines.push(
+        `  port      ${p.port} ${p.listening ? "listening" : "not listening"}${p.declared ? " (declared)" : ""}: alpine open ${name} --port ${p.port}`,
+      );
   }
   if (out.workspace) {
     const w = out.workspace;

@@ -203,6 +203,7 @@ export class DockerProvider implements Provider {
         h.network === "host" ? { host: "127.0.0.1", port: 0 } : { host: "0.0.0.0", port: CONTAINER_PORT },
       auth: spec.auth,
       preparedDir: SANDBOX_IMAGE.environments,
+      secrets: spec.secrets,
       // Notifications: sent from the container (no desktop there); the ledger stays in its volume.
       extra: { env, ...dockerNotify(spec.config), idle_suspend: idleSuspendConfig(spec.config) },
     });

@@ -5,6 +5,7 @@ import {
   type AlpineConfig,
   AlpineError,
   type SandboxdStartInput,
+  type SandboxSecret,
   sandboxdNotify,
   sandboxdStartConfig,
 } from "@alpine/core";
@@ -102,6 +103,7 @@ export function localSandboxdConfig(opts: {
   isolation: "bubblewrap" | "none";
   token: string;
   auth?: Record<string, unknown>;
+  secrets?: SandboxSecret[];
   extra?: Pick<
     NonNullable<SandboxdStartInput["extra"]>,
     "warm" | "prestart" | "exit_checkpoint" | "notify" | "idle_suspend"
@@ -116,6 +118,7 @@ export function localSandboxdConfig(opts: {
     opencode_bin: opencodeBinary(),
     auth: opts.auth,
     preparedDir: preparedEnvironmentsDir(opts.alpineHome),
+    secrets: opts.secrets,
     extra: {
       mask_paths: credentialPaths(opts.alpineHome),
       read_only_paths: readOnlyPaths(opts.sandbox.config.sandbox.read_only_paths),

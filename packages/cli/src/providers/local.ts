@@ -83,7 +83,9 @@ export class LocalProvider implements Provider {
   }
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
-    if (spec.config.sandbox.warm_pool > 0) {
+    // A warm runtime's OpenCode started before its sandbox was known: its environment cannot get
+    // the sandbox's secrets, so a sandbox with secrets starts its own.
+    if (spec.config.sandbox.warm_pool > 0 && !spec.secrets?.length) {
       // A new sandbox takes a warm runtime if the pool has one started the way this launch would.
       const warm = await (await this.pool()).claim(spec);
       if (warm) return { dir: warm.dir, warm: warm.id, isolation: warm.isolation } satisfies LocalHandle;
@@ -171,6 +173,7 @@ export class LocalProvider implements Provider {
         isolation,
         token,
         auth: spec.auth,
+        secrets: spec.secrets,
         // OpenCode starts at sandboxd's boot when the launch will init (never before a restore).
         extra: {
           ...(intent?.init_repo ? { prestart: { repo: intent.init_repo } } : {}),

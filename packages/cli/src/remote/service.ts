@@ -120,7 +120,12 @@ export class RemoteSandboxService implements SandboxService {
     return this.client.call("diff", { stat: opts.stat ? "1" : undefined }, { sandbox: name });
   }
 
-  login(name: string): Promise<LoginView> {
+  login(name: string, opts: { port?: number } = {}): Promise<LoginView> {
+    if (opts.port !== undefined)
+      throw new AlpineError(
+        "usage_invalid",
+        "previews (open --port) of control-plane sandboxes are not available yet; they work for local and docker sandboxes",
+      );
     return this.client.call("login", {}, { sandbox: name });
   }
 

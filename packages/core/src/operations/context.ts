@@ -45,6 +45,11 @@ export interface OperationContext {
   /** The one-time login link that trades `code` for the web UI's session cookie. */
   loginUrl(record: SandboxRecord, code: string): string;
   /**
+   * The one-time link to a preview of `port` (`path` as sandboxd gave it): its own origin per
+   * port. Absent: this side cannot serve previews yet (the control plane).
+   */
+  previewUrl?(record: SandboxRecord, path: string, port: number): string;
+  /**
    * How `task --wait` paces its probes of sandboxd. Omitted: every 500 ms (the CLI, whose
    * sandboxd is a local process); the control plane passes CONTROL_PLANE_TASK_WAIT.
    */

@@ -1,3 +1,4 @@
+import { AlpineError } from "../errors.ts";
 import { overlapsOf, workOf } from "../orchestrator/decisions/overlaps.ts";
 import {
   type DiffView,
@@ -56,10 +57,29 @@ export async function diffOperation(
   return { name, files: diff.files, patch: opts.stat ? "" : (diff.patch ?? "") };
 }
 
-/** `alpine open`: a one-time login link to the web UI (sandboxd mints the code). */
-export async function loginOperation(ctx: OperationContext, name: string): Promise<LoginView> {
+/**
+ * `alpine open`: a one-time login link to the web UI, or with `port` to the
+ * preview of that port on its own origin (sandboxd mints the code).
+ */
+export async function loginOperation(
+  ctx: OperationContext,
+  name: string,
+  opts: { port?: number } = {},
+): Promise<LoginView> {
   const o = ctx.orchestrator;
   const record = await o.resume(name, ctx.progress);
+  if (opts.port !== undefined) {
+    if (!ctx.previewUrl)
+      throw new AlpineError(
+        "usage_invalid",
+        `previews (open --port) are not available for ${record.provider} sandboxes yet`,
+        {
+          provider: record.provider,
+        },
+      );
+    const { path, expires_at } = await (await o.connect(record)).login({ port: opts.port });
+    return { name, web_url: ctx.previewUrl(record, path, opts.port), expires_at, port: opts.port };
+  }
   const { code, expires_at } = await (await o.connect(record)).login();
   return { name, web_url: ctx.loginUrl(record, code), expires_at };
 }

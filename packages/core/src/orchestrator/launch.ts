@@ -5,6 +5,7 @@ import { newSandboxRecord } from "../records.ts";
 import { validateBranchName, validateRef } from "../refs.ts";
 import { chainLinkArtifactName, type SandboxdPhase } from "../sandboxd-api.ts";
 import type { SandboxRecord, StoredEvent } from "../schemas.ts";
+import type { SandboxSecret } from "../secrets.ts";
 import { verifiedManifestChain } from "./checkpoint.ts";
 import { ignoreFailure, move, nowIso, reach, update } from "./context.ts";
 import {
@@ -33,10 +34,11 @@ function runtimeSpec(
   deps: OrchestratorDeps,
   record: SandboxRecord,
   auth: Record<string, unknown>,
+  secrets: SandboxSecret[] = [],
 ): RuntimeSpec {
   const image = deps.config.sandbox.image_profiles[record.image_profile];
   if (!image) throw unknownProfile(deps, record.image_profile);
-  return { sandbox_id: record.id, name: record.name, image, config: deps.config, auth };
+  return { sandbox_id: record.id, name: record.name, image, config: deps.config, auth, secrets };
 }
 
 export async function launch(
@@ -209,7 +211,11 @@ export async function provision(
     { error: null, suspension: null },
   );
   await reach(deps, "launch.provisioning");
-  const spec = runtimeSpec(deps, current, await deps.authEntries());
+  const [auth, secrets] = await Promise.all([
+    deps.authEntries(),
+    deps.secretsFor?.(current.repo) ?? Promise.resolve([]),
+  ]);
+  const spec = runtimeSpec(deps, current, auth, secrets);
   let handle: RuntimeHandle | null = current.runtime?.handle ?? null;
   try {
     // The previous runtime may be gone already; create() adopts or replaces what is left.

@@ -18,6 +18,7 @@ import type {
   ExportRequest,
   ExportResponse,
   InitRequest,
+  LoginRequest,
   LoginResponse,
   RestoreRequest,
   SandboxdPhase,
@@ -26,6 +27,7 @@ import type {
   TaskResponse,
 } from "../sandboxd-api.ts";
 import type { ProviderKind, SandboxRecord } from "../schemas.ts";
+import type { SandboxSecret } from "../secrets.ts";
 import type { Overlap } from "./decisions/overlaps.ts";
 
 /**
@@ -47,7 +49,7 @@ export interface SandboxdApi {
   ): Promise<SandboxdStatus>;
   task(body: TaskRequest): Promise<TaskResponse>;
   diff(opts: { stat?: boolean }): Promise<DiffResponse>;
-  login(): Promise<LoginResponse>;
+  login(body?: LoginRequest): Promise<LoginResponse>;
   shutdown(): Promise<void>;
   /** Writes a checkpoint inside the sandbox and returns its manifest. */
   checkpoint(body: CheckpointRequest): Promise<CheckpointManifest>;
@@ -114,6 +116,8 @@ export interface OrchestratorDeps {
   credentialsFor(repo: string): Promise<GitCredentials | null>;
   /** OpenCode auth.json entries for `opencode.auth_providers`. */
   authEntries(): Promise<Record<string, unknown>>;
+  /** Secrets (`alpine secrets`) a sandbox of `repo` gets; absent: none. */
+  secretsFor?(repo: string): Promise<SandboxSecret[]>;
   checkpoints: CheckpointStore;
   checkpointExporter: CheckpointExporter;
   pullRequests: PullRequestOpener;

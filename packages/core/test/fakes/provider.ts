@@ -57,11 +57,11 @@ export class FakeProvider implements Provider {
     return { id };
   }
 
-  async start(
-    handle: RuntimeHandle,
-    _spec: RuntimeSpec,
-    intent?: RuntimeStartIntent,
-  ): Promise<RuntimeHandle> {
+  /** Every spec start() was given, in order (what a runtime is started with: auth, secrets). */
+  readonly startedSpecs: RuntimeSpec[] = [];
+
+  async start(handle: RuntimeHandle, spec: RuntimeSpec, intent?: RuntimeStartIntent): Promise<RuntimeHandle> {
+    this.startedSpecs.push(spec);
     const id = handle.id as string;
     this.call("start", id, intent);
     this.runtime(id).running = true;

@@ -83,6 +83,7 @@ export class ContainerProvider implements ControlPlaneProvider {
       token,
       listen: { host: "0.0.0.0", port: SANDBOXD_PORT },
       auth: spec.auth,
+      secrets: spec.secrets,
       // The platform keeps what the container prints (dashboard, `wrangler tail`) after its disk is
       // gone; a rollout's SIGTERM leaves 15 minutes, of which sandboxd holds its exit checkpoint 12
       // for the control plane to copy (docs/cloudflare.md, "Rollouts").

@@ -1,0 +1,3 @@
+import { secretsPreviewSuite } from "./suites/secrets-preview.ts";
+
+secretsPreviewSuite("local");
