@@ -67,6 +67,12 @@ describe("checkpoint on SIGTERM (exit_checkpoint)", () => {
     // The work is in it: the bundle's checkpoint commit holds the agent's file.
     git(dir, "init", "-q", "restored");
     const restored = join(dir, "restored");
+    // The bundle is thin when the repo's upstream holds what it builds on (manifest.depends_on):
+    // a restore fetches those commits from the repo first, and so does this check.
+    if ((manifest.depends_on?.upstream.length ?? 0) > 0) {
+      const origin = git(sbx.dirs.workspace, "remote", "get-url", "origin").trim();
+      git(restored, "fetch", "-q", origin, "+refs/heads/*:refs/upstream/*");
+    }
     git(restored, "fetch", "-q", join(dir, "workspace.bundle"), `+refs/*:refs/*`);
     expect(git(restored, "show", `${manifest.checkpoint_commit}:WORK.md`)).toContain("written by the agent");
     expect(sbx.child.exitCode).toBeNull();
