@@ -112,6 +112,8 @@ describe("export to GitHub, auth sync, gc", () => {
     expect(dry.json()).toEqual({
       torn_down: ["gc-saved"],
       kept: [{ name: "gc-unsaved", reason: "unsaved_changes" }],
+      // No prepared environment was made here (no setup), so none is old enough to prune.
+      environments_pruned: [],
       dry_run: true,
     });
     expect((await alpine(["status", "gc-saved", "--json"])).json().state).toBe("completed");
