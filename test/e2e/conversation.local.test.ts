@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "../helpers/chromium.ts";
 import { type CliResult, ROOT, runCli } from "../helpers/cli.ts";
 import { type E2EEnv, makeEnv, waitFor } from "./env.ts";
 
@@ -63,16 +63,7 @@ describe("one conversation", () => {
     expect(second).not.toBe("");
     const o = await alpine("open", "conv", "--print", "--json");
     expect(o.code, o.stdout + o.stderr).toBe(0);
-    const browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const documents: string[] = [];

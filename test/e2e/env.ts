@@ -1,17 +1,12 @@
 import { execFileSync } from "node:child_process";
-import {
-  chmodSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { filesUnder } from "../helpers/files.ts";
 import { type GitServer, startGitServer } from "./fixtures/git-server.ts";
 import { type StubModel, startStubModel, stubOpencodeConfig } from "./fixtures/stub-model.ts";
+
+export { filesUnder };
 
 /** Recognisable secrets: every scan looks for these exact strings. */
 export const SECRETS = {
@@ -123,29 +118,6 @@ export async function makeEnv(opts: EnvOptions = {}): Promise<E2EEnv> {
       await Promise.allSettled([git.close(), model.close()]);
     },
   };
-}
-
-/** Every regular file under dir (no symlinks followed). */
-export function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    let entries: string[];
-    try {
-      entries = readdirSync(d);
-    } catch {
-      return;
-    }
-    for (const name of entries) {
-      const p = join(d, name);
-      // lstat: a symlink (say, one the agent planted towards a host file) is not followed.
-      const st = lstatSync(p, { throwIfNoEntry: false });
-      if (!st) continue;
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile()) out.push(p);
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 /** Files under dir whose bytes contain any of the secrets (paths in `allow` excepted). */

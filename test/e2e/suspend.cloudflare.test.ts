@@ -1,7 +1,7 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
-import { type E2EEnv, makeEnv, waitFor } from "./env.ts";
-import { providerUnderTest } from "./providers.ts";
+import { useControlPlane } from "./control-plane.ts";
+import { waitFor } from "./env.ts";
 
 /**
  * Scale-to-zero on the control plane in workerd (`alpine cloud dev`): the SandboxObject's alarm
@@ -9,29 +9,17 @@ import { providerUnderTest } from "./providers.ts";
  * CLI's ALPINE_ variable, which travels with its requests): its work checkpointed into R2, its
  * runtime stopped. A request that needs it (`task`) resumes it with its work.
  */
-const p = providerUnderTest("cloudflare");
-let e: E2EEnv;
 const NAME = "dozy";
-const alpine = (...args: string[]) => runCli(args, { env: e.env, cwd: e.cwd });
+const cp = useControlPlane({
+  names: [NAME],
+  vars: { ALARM_INTERVAL_SECONDS: "2" },
+  env: { ALPINE_SANDBOX_SUSPEND_AFTER_MINUTES: "0.1" },
+});
+const alpine = (...args: string[]) => runCli(args, { env: cp.e.env, cwd: cp.e.cwd });
 const transitions = async () =>
   ((await alpine("logs", NAME, "--json")).json().events as { kind: string; from: string; to: string }[])
     .filter((ev) => ev.kind === "transition")
     .map((ev) => `${ev.from}→${ev.to}`);
-
-beforeAll(async () => {
-  e = await makeEnv({ yaml: p.yaml });
-  Object.assign(e.env, p.env, { ALPINE_SANDBOX_SUSPEND_AFTER_MINUTES: "0.1" });
-  await p.start?.(e, { vars: { ALARM_INTERVAL_SECONDS: "2" } });
-});
-afterEach((ctx) => {
-  if (ctx.task.result?.state === "fail") console.error(p.diagnostics?.());
-});
-afterAll(async () => {
-  if (!e) return;
-  await alpine("teardown", NAME, "--force", "--json").catch(() => {});
-  await p.stop?.();
-  await e.close();
-});
 
 describe("suspension of a cloudflare sandbox (alpine cloud dev)", () => {
   it("the alarm suspends an idle sandbox, its work checkpointed; status shows it without resuming", async () => {
@@ -39,7 +27,7 @@ describe("suspension of a cloudflare sandbox (alpine cloud dev)", () => {
       "launch",
       NAME,
       "--repo",
-      e.repoUrl,
+      cp.e.repoUrl,
       "--task",
       "WRITE NOTES.md before the nap",
       "--json",

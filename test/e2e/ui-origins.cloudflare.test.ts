@@ -1,5 +1,6 @@
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "../helpers/chromium.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type E2EEnv, makeEnv } from "./env.ts";
 import { providerUnderTest } from "./providers.ts";
@@ -53,16 +54,7 @@ describe("sandbox web UIs, each at its own origin", () => {
       expect(link).toMatch(new RegExp(`^http://${name}\\.localhost:\\d+/auth/\\S+$`));
       links.push(link);
     }
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-      ],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext();
     const pages: Page[] = [];
     // Sign into A, then into B in the same browser: B's login must not take A's tab over.

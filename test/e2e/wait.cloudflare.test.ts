@@ -1,34 +1,15 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
-import { type E2EEnv, makeEnv } from "./env.ts";
-import { providerUnderTest } from "./providers.ts";
+import { useControlPlane } from "./control-plane.ts";
 
 /**
  * `alpine wait` through the control plane (`alpine cloud dev`: the Worker and its Durable Objects in
  * workerd): done with exit 0, then a sandbox torn down while waited on with exit 7. Each look is
  * its own short `status` request (the pacing is core's test/wait.test.ts).
  */
-const p = providerUnderTest("cloudflare");
 const NAME = "cp-waited";
-let e: E2EEnv;
-const alpine = (...args: string[]) => runCli(args, { env: e.env, cwd: e.cwd, timeoutMs: 180_000 });
-
-beforeAll(async () => {
-  e = await makeEnv({ yaml: p.yaml });
-  Object.assign(e.env, p.env);
-  await p.start?.(e);
-}, 240_000);
-
-afterEach((ctx) => {
-  if (ctx.task.result?.state === "fail" && p.diagnostics) console.error(p.diagnostics());
-});
-
-afterAll(async () => {
-  if (!e) return;
-  await alpine("teardown", NAME, "--force", "--json").catch(() => {});
-  await p.stop?.();
-  await e.close();
-});
+const cp = useControlPlane({ names: [NAME] });
+const alpine = (...args: string[]) => runCli(args, { env: cp.e.env, cwd: cp.e.cwd, timeoutMs: 180_000 });
 
 describe("alpine wait through the control plane", () => {
   it("waits for the task: exit 0, done", async () => {
@@ -36,7 +17,7 @@ describe("alpine wait through the control plane", () => {
       "launch",
       NAME,
       "--repo",
-      e.repoUrl,
+      cp.e.repoUrl,
       "--task",
       "SLEEP 6000 WRITE A.md cp",
       "--json",

@@ -4,7 +4,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import {
   appendFileSync,
   existsSync,
-  lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -16,6 +15,7 @@ import { createConnection } from "node:net";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { CLI, type CliResult, ROOT } from "../helpers/cli.ts";
+import { filesUnder } from "../helpers/files.ts";
 import { isSandboxdCommand } from "../helpers/procs.ts";
 
 export { CLI, ROOT };
@@ -277,31 +277,10 @@ export function show(value: string, max = 60): string {
 // ---------------------------------------------------------------------------
 // Secret scans.
 
-/** Regular files under dir; symlinks are never followed (a link's target is not the dir's content). */
-export function regularFilesUnder(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    let entries: string[];
-    try {
-      entries = readdirSync(d);
-    } catch {
-      return;
-    }
-    for (const name of entries) {
-      const p = join(d, name);
-      const st = lstatSync(p, { throwIfNoEntry: false });
-      if (st?.isDirectory()) walk(p);
-      else if (st?.isFile()) out.push(p);
-    }
-  };
-  walk(dir);
-  return out;
-}
-
 /** Files under dir (symlinks not followed) whose bytes contain a secret, except those `allow` names. */
 export function secretHits(dir: string, secrets: string[], allow: (path: string) => boolean = () => false) {
   const hits: { path: string; secret: string }[] = [];
-  for (const path of regularFilesUnder(dir)) {
+  for (const path of filesUnder(dir)) {
     if (allow(path)) continue;
     const bytes = readFileSync(path);
     for (const s of secrets) if (bytes.includes(s)) hits.push({ path, secret: s.slice(0, 8) });

@@ -15,15 +15,8 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2EEnv, makeEnv, SECRETS, waitFor } from "../e2e/env.ts";
 import { type GithubStub, startGithubStub } from "../e2e/fixtures/github-api.ts";
-import {
-  killLeftovers,
-  processesUnder,
-  recorder,
-  regularFilesUnder,
-  run,
-  sandboxdsUnder,
-  secretHits,
-} from "./harness.ts";
+import { filesUnder } from "../helpers/files.ts";
+import { killLeftovers, processesUnder, recorder, run, sandboxdsUnder, secretHits } from "./harness.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -261,7 +254,7 @@ describe("secret hygiene over the whole lifecycle", () => {
     const allowed = (p: string) =>
       homes.some((h) => p === join(h, "credentials.json")) ||
       /\/sandboxes\/[^/]+\/home\/\.local\/share\/opencode\/auth\.json$/.test(p);
-    const files = homes.flatMap((h) => regularFilesUnder(h));
+    const files = homes.flatMap((h) => filesUnder(h));
     expect(files.some((f) => f.endsWith("state.db"))).toBe(true);
     expect(files.some((f) => f.endsWith("sandboxd.log"))).toBe(true);
     for (const h of homes) expect(secretHits(h, ALL, allowed)).toEqual([]);
@@ -283,7 +276,7 @@ describe("secret hygiene over the whole lifecycle", () => {
     const out = mkdtempSync(join(tmpdir(), "alpine-rel-ckpt-"));
     let items = 0;
     for (const sid of ids) {
-      const objects = regularFilesUnder(join(e.alpineHome, "checkpoints", sid)).filter((f) =>
+      const objects = filesUnder(join(e.alpineHome, "checkpoints", sid)).filter((f) =>
         /\/objects\/[0-9a-f]{64}$/.test(f),
       );
       // Incremental checkpoints are thin bundles: they build on the repo's upstream and on earlier
@@ -340,7 +333,7 @@ describe("secret hygiene over the whole lifecycle", () => {
     }
     expect(items).toBeGreaterThanOrEqual(2);
     expect(secretHits(out, ALL)).toEqual([]);
-    expect(regularFilesUnder(out).some((f) => f.endsWith("auth.json"))).toBe(false);
+    expect(filesUnder(out).some((f) => f.endsWith("auth.json"))).toBe(false);
     rmSync(out, { recursive: true, force: true });
     record({
       kind: "secret",

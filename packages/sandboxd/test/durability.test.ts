@@ -21,10 +21,10 @@ import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import type { AlpineError } from "@alpine/core/errors";
 import type { CheckpointManifestData, SandboxdConfigInput } from "@alpine/core/sandboxd-api";
-import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GitServer, startGitServer } from "../../../test/e2e/fixtures/git-server.ts";
 import { type StubModel, startStubModel, stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
+import { CHROMIUM, launchChromium } from "../../../test/helpers/chromium.ts";
 import { checkpointDirOf, isArtifactName, isCheckpointId } from "../src/checkpoint.ts";
 import { packOpencodeData, unpackOpencodeData } from "../src/opencode-data.ts";
 import { git, type RunningSandboxd, readLog, startSandboxd, tempDir, waitFor, waitTask } from "./helpers.ts";
@@ -40,7 +40,6 @@ const API_KEY = `sk-stub-${randomBytes(8).toString("hex")}`;
 const USER = "alice";
 const TOKEN = `ghp_${randomBytes(12).toString("hex")}`;
 const ISOLATION = existsSync("/usr/bin/bwrap") ? "bubblewrap" : "none";
-const CHROMIUM = "/usr/bin/chromium";
 
 let stub: StubModel;
 let server: GitServer;
@@ -487,17 +486,7 @@ describe("checkpoint", () => {
       const session = (await sbx.client.status()).agent.session_id;
       expect(res.headers.get("location")).toBe(`/${dir}/session/${session}`);
 
-      const browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--no-first-run",
-        ],
-      });
+      const browser = await launchChromium();
       try {
         const page = await browser.newPage();
         const login = await sbx.client.login();

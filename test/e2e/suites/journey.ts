@@ -2,8 +2,8 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "../../helpers/chromium.ts";
 import { CLI, runCli } from "../../helpers/cli.ts";
 import { type E2EEnv, fetchLink, filesContaining, makeEnv, processArgs, SECRETS, waitFor } from "../env.ts";
 import { CONTROL_PLANE_TOKEN, providerUnderTest } from "../providers.ts";
@@ -201,17 +201,7 @@ export function journeySuite(kind: "local" | "docker" | "cloudflare"): void {
       expect(anon.status).toBe(401);
       expect(await anon.text()).toContain("alpine open fix-login");
 
-      const browser = await chromium.launch({
-        executablePath: "/usr/bin/chromium",
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--no-first-run",
-        ],
-      });
+      const browser = await launchChromium();
       try {
         const page = await browser.newPage();
         const resp = await page.goto(link, { timeout: 30_000 });

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "../../helpers/chromium.ts";
 import { runCli } from "../../helpers/cli.ts";
 import { type E2EEnv, fetchLink, filesContaining, makeEnv, processArgs, waitFor } from "../env.ts";
 import { providerUnderTest } from "../providers.ts";
@@ -192,16 +192,7 @@ export function secretsPreviewSuite(kind: "local" | "docker"): void {
       const crossed = await fetchLink(`${origin}/__alpine/auth/${code}`, { redirect: "manual" });
       expect(crossed.status).toBe(401);
 
-      const browser = await chromium.launch({
-        executablePath: "/usr/bin/chromium",
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-background-networking",
-          "--no-first-run",
-        ],
-      });
+      const browser = await launchChromium();
       try {
         const page = await browser.newPage();
         const resp = await page.goto(link, { timeout: 30_000 });
