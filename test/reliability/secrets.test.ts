@@ -246,7 +246,7 @@ describe("secret hygiene over the whole lifecycle", () => {
     await ok(["teardown", name, "--force"]);
     await ok(["export", name, "--from-checkpoint", "--patch", join(e.root, "from-checkpoint.patch")]);
     sample();
-  });
+  }, 300_000); // a whole lifecycle: launch, tasks, checkpoints, exports, teardown (≈70 s alone)
 
   it("alpine's home (state DB, logs, runtime dirs) holds no secret outside the two files meant for them", async () => {
     // credentials.json (auth sync's copy, 0600) and a live sandbox's own auth.json are the only places.
