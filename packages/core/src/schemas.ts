@@ -204,6 +204,7 @@ export const ListItemSchema = z.object({
   id: z.string(),
   provider: ProviderKindSchema,
   repo: z.string(),
+  branch: z.string().optional().describe("the branch `export` pushes the sandbox's work to"),
   image_profile: z.string(),
   state: SandboxStateSchema,
   agent: AgentStateSchema,
