@@ -205,7 +205,7 @@ export async function handleDashboard(request: Request, opts: DashboardOptions):
       headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "max-age=300" },
     });
 
-  const login = /^\/login\/([A-Za-z0-9_-]{16,128})$/.exec(path);
+  const login = /^\/login\/([A-Za-z0-9._-]{16,200})$/.exec(path);
   if (method === "GET" && login && opts.redeem) {
     const session = await opts.redeem(login[1]!);
     if (!session)
@@ -266,7 +266,8 @@ export async function handleDashboard(request: Request, opts: DashboardOptions):
       return html(200, page(name, sandboxBody(data, csrf), `/api/sandboxes/${encodeURIComponent(name)}`));
     }
     if (method === "POST" && target?.action) {
-      const form = new URLSearchParams(await request.text());
+      // Decoded as bytes: workerd warns when a form body is read with .text().
+      const form = new URLSearchParams(new TextDecoder().decode(await request.arrayBuffer()));
       if (!(await csrfOk(request, form, csrf))) {
         const e = new AlpineError(
           "unauthorized",
