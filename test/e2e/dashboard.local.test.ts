@@ -91,6 +91,17 @@ describe("alpine dashboard", () => {
     const again = await fetch(info.login_url, { redirect: "manual" });
     expect(again.status).toBe(401);
     await shot("list");
+    if (SHOTS) {
+      // The same list on a phone: the table reflows to one block per sandbox.
+      const phone = await browser.newContext({
+        viewport: { width: 390, height: 700 },
+        storageState: await page.context().storageState(),
+      });
+      const p = await phone.newPage();
+      await p.goto(info.url);
+      await p.screenshot({ path: join(ROOT, "docs", "dashboard-phone.png") });
+      await phone.close();
+    }
   }, 60_000);
 
   it("the sandbox page shows the diff per file", async () => {
@@ -138,6 +149,10 @@ describe("alpine dashboard", () => {
       "the agent to be busy",
       async () => (await alpine("status", "dash", "--json")).json().runtime.agent === "busy",
       { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    // The open page sees it too, without a reload.
+    await waitFor("the page to show the busy agent", async () =>
+      (await page.locator("#live-summary").innerText()).includes("busy"),
     );
     await page.locator('form[data-action="teardown"] button').click();
     const dialog = page.getByRole("dialog");
