@@ -10,7 +10,7 @@ export default defineCommand({
       type: "number",
       value: "port",
       default: 0,
-      description: "the port to listen on (default: any free port)",
+      description: "the port to listen on; 0 picks any free port",
       parse: (raw: string) => {
         const n = Number(raw);
         if (!/^\d+$/.test(raw) || n > 65535) throw new Error("must be a port number from 0 to 65535");
