@@ -155,7 +155,10 @@ export function mountDashboard(app: Hono<{ Bindings: Env }>, authenticate: Dashb
 
   app.use("*", async (c, next) => {
     if (cookieValue(c.req.header("cookie") ?? null, UI_COOKIE)) return next();
-    const token = adminToken(c.env);
+    const token = c.env.ALPINE_CONTROL_PLANE_TOKEN;
+    // Without the token nobody can sign in: the control plane answers as it did before the
+    // dashboard (its /v1 routes say what is missing).
+    if (!token || token.length < 16) return next();
     const origin = new URL(c.req.url).origin;
     const response = await handleDashboard(c.req.raw, {
       backend: workerBackend(c.env, origin),
