@@ -204,6 +204,7 @@ export const ListItemSchema = z.object({
   id: z.string(),
   provider: ProviderKindSchema,
   repo: z.string(),
+  branch: z.string().optional().describe("the branch `export` pushes the sandbox's work to"),
   image_profile: z.string(),
   state: SandboxStateSchema,
   agent: AgentStateSchema,
@@ -448,6 +449,13 @@ export const ImageBuildOutputSchema = z.object({
   duration_ms: z.number().int(),
 });
 
+/** `alpine dashboard --json`: printed once the dashboard listens (it then runs until Ctrl-C). */
+export const DashboardOutputSchema = z.object({
+  url: z.string().describe("the dashboard, on 127.0.0.1"),
+  login_url: z.string().describe("one-time login link (valid 60 s, usable once); sets the session cookie"),
+  expires_at: isoTime,
+});
+
 export const CloudDevOutputSchema = z.object({
   url: z.string().describe("the control plane, on 127.0.0.1"),
   containers: z
@@ -575,6 +583,7 @@ export const OUTPUT_SCHEMAS = {
   "image-build": ImageBuildOutputSchema,
   "env-ls": EnvLsOutputSchema,
   "env-rm": EnvRmOutputSchema,
+  dashboard: DashboardOutputSchema,
   "cloud-dev": CloudDevOutputSchema,
   "cloud-deploy": CloudDeployOutputSchema,
   version: VersionOutputSchema,

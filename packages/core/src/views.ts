@@ -57,6 +57,8 @@ export interface ListItemView {
   id: string;
   provider: SandboxRecord["provider"];
   repo: string;
+  /** The branch its work is exported to (absent in items an older control plane stored). */
+  branch?: string;
   image_profile: string;
   state: SandboxRecord["state"];
   agent: SandboxRecord["agent"];
@@ -79,6 +81,7 @@ export function listItemView(r: SandboxRecord): ListItemView {
     id: r.id,
     provider: r.provider,
     repo: r.repo,
+    branch: r.branch,
     image_profile: r.image_profile,
     state: r.state,
     agent: r.agent,

@@ -10,6 +10,7 @@ import {
 import { type Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { safeEqual } from "./crypto.ts";
+import { adminTokenAuthenticate, mountDashboard } from "./dashboard-routes.ts";
 import type { Env } from "./env.ts";
 import { htmlPage } from "./html.ts";
 import { errorResponse, forwardedInit } from "./http.ts";
@@ -187,6 +188,11 @@ export function createApp() {
     return new Response(null, { status: 302, headers });
   });
   app.get("/s/:name", (c) => c.redirect(`/s/${c.req.param("name")}/${new URL(c.req.url).search}`, 301));
+
+  // ---- the dashboard (docs/dashboard.md) ----
+  // At `/` for requests without the UI's routing cookie (those stay the web UI's, below). Contract 3:
+  // the shared admin token until identity's sessions replace adminTokenAuthenticate.
+  mountDashboard(app, adminTokenAuthenticate);
 
   app.all("*", async (c) => {
     const path = c.req.path;

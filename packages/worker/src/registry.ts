@@ -45,6 +45,20 @@ export class RegistryObject extends DurableObject<Env> {
     );
   }
 
+  /**
+   * The dashboard's one-time login links (dashboard-routes.ts): true the first time `key` is
+   * presented, false after; keys past their expiry are forgotten (the link's own expiry refuses them).
+   */
+  async consumeOnce(key: string, expiresAtMs: number): Promise<boolean> {
+    const sql = this.ctx.storage.sql;
+    sql.exec("CREATE TABLE IF NOT EXISTS used_once (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)");
+    sql.exec("DELETE FROM used_once WHERE expires_at < ?", Date.now());
+    const before = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM used_once WHERE key = ?", key).one().n;
+    if (before > 0) return false;
+    sql.exec("INSERT INTO used_once (key, expires_at) VALUES (?, ?)", key, expiresAtMs);
+    return true;
+  }
+
   async names(): Promise<string[]> {
     return this.ctx.storage.sql
       .exec<{ name: string }>("SELECT name FROM sandboxes ORDER BY name")

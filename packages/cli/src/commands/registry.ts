@@ -7,6 +7,7 @@ import auth from "./auth.ts";
 import checkpoint from "./checkpoint.ts";
 import cloud from "./cloud.ts";
 import config from "./config.ts";
+import dashboard from "./dashboard.ts";
 import type { RegistryEntry } from "./define.ts";
 import diff from "./diff.ts";
 import doctor from "./doctor.ts";
@@ -37,6 +38,7 @@ export const REGISTRY: readonly RegistryEntry[] = [
   checkpoint,
   teardown,
   logs,
+  dashboard,
   gc,
   env,
   auth,
