@@ -3,17 +3,21 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
 import { type E2EEnv, filesContaining, makeEnv, processesMatching, SECRETS, waitFor } from "./env.ts";
+import { startWebhookReceiver, type WebhookReceiver } from "./fixtures/webhook-receiver.ts";
 
 /**
  * The local provider's warm pool (`sandbox.warm_pool: 1`) end to end, on real
  * OpenCode under bubblewrap: a launch refills the pool when it is done, the
  * next new sandbox adopts the pre-started runtime, its agent works on the repo
  * cloned after OpenCode started, it resumes at the same path, and gc with the
- * pool off leaves no process and no runtime behind.
+ * pool off leaves no process and no runtime behind. The adopted sandbox sends its notifications
+ * (config `notify`, which a warm runtime is started without) as itself, once.
  */
 let e: E2EEnv;
 const alpine = (...args: string[]) => runCli(args, { env: e.env, cwd: e.cwd, timeoutMs: 300_000 });
 let adoptedFrom = "";
+let hooks: WebhookReceiver;
+const delivered = () => hooks.received.filter((r) => r.path === "/warm").map((r) => JSON.parse(r.body));
 
 const pool = () =>
   existsSync(join(e.alpineHome, "pool"))
@@ -47,7 +51,17 @@ async function warmReady() {
 }
 
 beforeAll(async () => {
-  e = await makeEnv({ yaml: ["sandbox:", "  warm_pool: 1"] });
+  hooks = await startWebhookReceiver();
+  e = await makeEnv({
+    yaml: [
+      "sandbox:",
+      "  warm_pool: 1",
+      "notify:",
+      "  on: [done]",
+      "  webhooks:",
+      `    - url: ${hooks.url}/warm`,
+    ],
+  });
 });
 
 afterAll(async () => {
@@ -57,6 +71,7 @@ afterAll(async () => {
     cwd: e.cwd,
   }).catch(() => {});
   await e.close();
+  await hooks?.close();
 });
 
 describe("warm pool (local provider)", () => {
@@ -118,6 +133,17 @@ describe("warm pool (local provider)", () => {
     expect(keys).not.toContain(`Bearer ${SECRETS.forbiddenKey}`);
     const diff = (await alpine("diff", "adopted", "--json")).json();
     expect(diff.files.map((f: { path: string }) => f.path)).toEqual(["NOTES.md"]);
+    // Its notification, sent by the adopted sandboxd as the sandbox that adopted it.
+    await waitFor("the adopted sandbox's notification", async () => delivered().length > 0, {
+      timeoutMs: 30_000,
+    });
+    expect(delivered()).toEqual([
+      expect.objectContaining({
+        event: "done",
+        sandbox: { id: out.id, name: "adopted" },
+        task: expect.objectContaining({ prompt_summary: "WRITE NOTES.md written by an adopted agent" }),
+      }),
+    ]);
   }, 300_000);
 
   it("the pool is refilled with another runtime after the adoption", async () => {
@@ -137,6 +163,9 @@ describe("warm pool (local provider)", () => {
     // Restored where OpenCode's sessions say the workspace is: not a warm runtime of its own.
     expect(readFileSync(join(dir, "workspace", "NOTES.md"), "utf8")).toContain("written by an adopted agent");
     expect(readFileSync(join(dir, "logs", "sandboxd.log"), "utf8")).not.toContain('"msg":"adopted"');
+    // The resumed sandboxd reads the same ledger ($ALPINE_HOME/notify): nothing is sent again.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(delivered()).toHaveLength(1);
   });
 
   it("gc with the pool off stops and removes every warm runtime; no process is left", async () => {

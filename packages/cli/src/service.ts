@@ -84,14 +84,24 @@ export async function sandboxService(
   if (cached) return cached;
   let service: SandboxService;
   if (key === "remote") {
-    const [{ ControlPlaneClient, RemoteSandboxService, controlPlaneFrom }, credentials, { hostGitAuthor }] =
-      await Promise.all([import("./remote/index.ts"), import("./credentials.ts"), import("./git-host.ts")]);
+    const [
+      { ControlPlaneClient, RemoteSandboxService, controlPlaneFrom },
+      credentials,
+      { hostGitAuthor },
+      { notifySecrets },
+    ] = await Promise.all([
+      import("./remote/index.ts"),
+      import("./credentials.ts"),
+      import("./git-host.ts"),
+      import("@alpine/core/notify"),
+    ]);
     const config = opts.config ?? ctx.config;
     service = new RemoteSandboxService(new ControlPlaneClient(controlPlaneFrom(config)), {
       config,
       credentialsFor: (repo) => credentials.hostCredentialsFor(repo, config),
       githubToken: () => process.env.GITHUB_TOKEN || process.env.GH_TOKEN || null,
       gitAuthor: hostGitAuthor,
+      notifySecrets: () => notifySecrets(config.notify, process.env),
     });
   } else {
     const { LocalSandboxService } = await import("./service-local.ts");

@@ -17,6 +17,13 @@ export const NDJSON = "application/x-ndjson";
 /** The CLI's effective config travels with mutating requests; the control plane keeps the latest (sealed). */
 const configField = z.record(z.string(), z.unknown()).optional();
 
+/**
+ * The values of the variables config `notify.webhooks[].secret_env` names, read by the CLI at
+ * launch and task: the sandbox object keeps them sealed and signs its webhooks with them
+ * (docs/cloudflare.md, "Notifications"). A request without the field leaves the kept ones.
+ */
+const notifySecretsField = z.record(z.string(), z.string()).optional();
+
 /** Git credentials for this one request (clone or push); never stored by the control plane. */
 const credentialsField = z.object({ username: z.string(), password: z.string() }).nullable().optional();
 
@@ -29,6 +36,7 @@ export const RemoteLaunchSchema = z.object({
   skip_setup: z.boolean().optional(),
   config: configField,
   credentials: credentialsField,
+  notify_secrets: notifySecretsField,
 });
 export type RemoteLaunch = z.infer<typeof RemoteLaunchSchema>;
 
@@ -39,6 +47,7 @@ export const RemoteTaskSchema = z.object({
   /** `--budget +N` / `+$N`: raised for this sandbox before the prompt goes out. */
   budget: z.string().optional(),
   config: configField,
+  notify_secrets: notifySecretsField,
 });
 
 export const RemoteExportSchema = z.object({

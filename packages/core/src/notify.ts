@@ -174,3 +174,21 @@ export function sandboxdNotify(
     ...(ledgerFile ? { ledger_file: ledgerFile } : {}),
   };
 }
+
+/**
+ * For the Cloudflare control plane, where the sandbox object sends the notifications: the value
+ * of each variable a webhook's `secret_env` names, from the launching CLI's environment (`env`),
+ * keyed by the variable's name. An unset one is the same config error as for sandboxd.
+ */
+export function notifySecrets(
+  config: NotifyConfig,
+  env: Record<string, string | undefined>,
+): Record<string, string> {
+  const resolved = sandboxdNotify({ ...config, desktop: false }, env);
+  const secrets: Record<string, string> = {};
+  config.webhooks.forEach((w, i) => {
+    const secret = resolved?.webhooks[i]?.secret;
+    if (w.secret_env && secret) secrets[w.secret_env] = secret;
+  });
+  return secrets;
+}

@@ -29,6 +29,16 @@ export type SandboxdErrorJson = z.infer<typeof SandboxdErrorSchema>;
 // ---------------------------------------------------------------------------
 // Start-up config: one JSON object on sandboxd's stdin (secrets never in argv/env/disk).
 
+/** sandboxd's `notify` (SandboxdConfigSchema and AdoptRequestSchema say when it comes). */
+const notifySchema = z.object({
+  on: z.array(z.enum(NOTIFY_EVENTS)),
+  webhooks: z.array(
+    z.object({ url: z.string(), format: z.enum(["json", "slack"]), secret: z.string().optional() }),
+  ),
+  desktop: z.boolean(),
+  ledger_file: absPath.optional(),
+});
+
 export const SandboxdConfigSchema = z.object({
   sandbox_id: z.string().min(1),
   name: z.string().min(1),
@@ -155,16 +165,7 @@ export const SandboxdConfigSchema = z.object({
    * survives a teardown and resume) and out of the agent's reach; absent: in `checkpoint_dir`'s
    * parent (survives a restart of sandboxd only).
    */
-  notify: z
-    .object({
-      on: z.array(z.enum(NOTIFY_EVENTS)),
-      webhooks: z.array(
-        z.object({ url: z.string(), format: z.enum(["json", "slack"]), secret: z.string().optional() }),
-      ),
-      desktop: z.boolean(),
-      ledger_file: absPath.optional(),
-    })
-    .optional(),
+  notify: notifySchema.optional(),
   /**
    * Scale-to-zero where the disk outlives the runtime (local, docker): once the agent has been
    * idle and nobody used the API or web UI (status reads aside) for `after_ms`, sandboxd stops
@@ -266,6 +267,8 @@ export const AdoptRequestSchema = z.object({
   auth: z.record(z.string(), z.unknown()).optional(),
   /** The adopting sandbox's idle_suspend (a warm runtime was started before it was known). */
   idle_suspend: z.object({ after_ms: z.number().int().min(1000) }).optional(),
+  /** The adopting sandbox's notifications (config `notify`, with its webhook secrets): as at a start. */
+  notify: notifySchema.optional(),
 });
 export type AdoptRequest = z.infer<typeof AdoptRequestSchema>;
 

@@ -419,6 +419,8 @@ export const GcOutputSchema = z.object({
   dry_run: z.boolean(),
   /** Prepared environments pruned (unused longer than the retention; docs/environments.md). */
   environments_pruned: z.array(z.string()).optional(),
+  /** Sandbox ids whose notification ledger was pruned (destroyed, untouched 14 days; docs/config.md, notify). */
+  notify_ledgers_pruned: z.array(z.string()).optional(),
 });
 
 /** One prepared environment (docs/environments.md). */

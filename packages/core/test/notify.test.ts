@@ -8,6 +8,7 @@ import {
   type NotifyTask,
   notifyEventFor,
   notifyKey,
+  notifySecrets,
   retryableStatus,
   sandboxdNotify,
   signWebhook,
@@ -128,6 +129,24 @@ describe("config notify → sandboxd's notify", () => {
       ledger_file: "/var/lib/ledger.json",
     });
     expect(() => sandboxdNotify(config.notify, {})).toThrow(/HOOK_SECRET/);
+  });
+
+  it("the control plane's notify_secrets: only the variables secret_env names; unset is config_invalid", () => {
+    const config = ConfigSchema.parse({
+      notify: {
+        webhooks: [
+          { url: "https://hooks.example/x", secret_env: "HOOK_SECRET" },
+          { url: "https://hooks.slack.com/services/T/B/C", format: "slack" },
+        ],
+      },
+    });
+    expect(notifySecrets(config.notify, { HOOK_SECRET: "abc123secret", OTHER: "not sent" })).toEqual({
+      HOOK_SECRET: "abc123secret",
+    });
+    expect(() => notifySecrets(config.notify, {})).toThrow(/HOOK_SECRET/);
+    // Nothing to send (no webhook, or no event): nothing read, nothing required.
+    expect(notifySecrets(ConfigSchema.parse({}).notify, {})).toEqual({});
+    expect(notifySecrets({ ...config.notify, on: [] }, {})).toEqual({});
   });
 
   it("refuses a secret written in the config, an unknown event and a non-http URL", () => {

@@ -162,18 +162,22 @@ export class Sandbox {
     this.spares = this.repoCache ? new SpareCheckouts(this.git, log, config.spare_min_files ?? 1000) : null;
     this.sandboxId = config.sandbox_id;
     this.name = config.name;
-    if (config.notify) {
-      const ledger =
-        config.notify.ledger_file ?? join(dirname(checkpointDirOf(config)), "notify-ledger.json");
-      this.notifier = new Notifier(
-        config.notify,
-        { id: config.sandbox_id, name: config.name },
-        this.agent,
-        log,
-        ledger,
-      );
-      this.notifier.start();
-    }
+    // A warm sandboxd is nobody's yet: the launch that adopts it brings its `notify`.
+    if (config.notify && !config.warm) this.startNotifier(config.notify);
+  }
+
+  /** Starts sending config `notify`'s notifications for the sandbox this sandboxd is (notify.ts). */
+  private startNotifier(notify: NonNullable<SandboxdConfig["notify"]>): void {
+    this.notifier?.close();
+    const ledger = notify.ledger_file ?? join(dirname(checkpointDirOf(this.config)), "notify-ledger.json");
+    this.notifier = new Notifier(
+      notify,
+      { id: this.sandboxId, name: this.name },
+      this.agent,
+      this.log,
+      ledger,
+    );
+    this.notifier.start();
   }
 
   /**
@@ -261,6 +265,7 @@ export class Sandbox {
     this.name = req.name;
     this.adopted = true;
     this.log.info("adopted", { sandbox_id: req.sandbox_id, name: req.name });
+    if (req.notify) this.startNotifier(req.notify);
     return this.status();
   }
 

@@ -21,6 +21,7 @@ import { DoStateStore } from "./do-store.ts";
 import type { Env } from "./env.ts";
 import { errorResponse } from "./http.ts";
 import { keptConfig } from "./kept-config.ts";
+import { ObjectNotifier } from "./notify-object.ts";
 import {
   NO_SCOPE,
   type RequestScope,
@@ -59,10 +60,19 @@ export class SandboxObject extends DurableObject<Env> {
   private policyDueAt = 0;
   /** Web UI event streams open through this object: activity for the alarm (ui-proxy.ts). */
   private readonly ui = new UiConnections();
+  /** Config `notify`'s notifications, sent by this object on Cloudflare (notify-object.ts). */
+  private readonly notifier: ObjectNotifier;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.store = new DoStateStore(ctx.storage, (record) => this.publish(record));
+    this.notifier = new ObjectNotifier(
+      ctx.storage,
+      this.store,
+      env.ALPINE_CONTROL_PLANE_TOKEN,
+      () => keptConfig(this.env, this.store),
+      () => this.scheduleAlarm(this.name),
+    );
   }
 
   // ---------- wiring ----------
@@ -133,6 +143,9 @@ export class SandboxObject extends DurableObject<Env> {
       this.store,
       CONTROL_PLANE_ROUTES[route].mutates ? fields.config : undefined,
     );
+    // The webhook secrets a launch or task brought (notify-object.ts): kept sealed for the alarm.
+    const notifySecrets = (input as { notify_secrets?: Record<string, string> }).notify_secrets;
+    if (notifySecrets) await this.notifier.keepSecrets(notifySecrets);
     return {
       orchestrator: this.orchestrator(config, scopeOf(fields)),
       config,
@@ -148,6 +161,8 @@ export class SandboxObject extends DurableObject<Env> {
 
   /** Keeps the registry's `list` entry in step with the record (best effort: the record is the truth). */
   private async publish(record: SandboxRecord): Promise<void> {
+    // A request's reconcile (status, task --wait, launch) may be the first to see the agent done.
+    this.ctx.waitUntil(this.deliverSignals(record));
     try {
       await this.env.REGISTRY.getByName("registry").upsert(listItemView(record), record.updated_at);
     } catch (err) {
@@ -172,8 +187,13 @@ export class SandboxObject extends DurableObject<Env> {
         operationsInFlight: this.inFlight,
         intervalMs: this.intervalMs(),
       });
-      if (inMs === null) return;
-      const at = Date.now() + inMs;
+      // A notification's retry is due (even for a sandbox no longer live): the alarm sends it.
+      const retryAt = this.notifier.nextDueAt();
+      if (inMs === null && retryAt === null) return;
+      const at = Math.min(
+        inMs === null ? Number.POSITIVE_INFINITY : Date.now() + inMs,
+        retryAt === null ? Number.POSITIVE_INFINITY : Math.max(Date.now(), retryAt),
+      );
       const armed = await this.ctx.storage.getAlarm();
       if (armed === null || armed > at) await this.ctx.storage.setAlarm(at);
     } catch (err) {
@@ -251,6 +271,10 @@ export class SandboxObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const name = this.name;
     try {
+      // Notifications whose retry is due (notify-object.ts); a failure waits for the next alarm.
+      await this.notifier.deliverDue().catch((err: unknown) => {
+        console.warn("alpine: sending the sandbox's notifications failed", { name, error: String(err) });
+      });
       // An alarm armed only to keep running operations alive: the policy waits for its interval.
       if (this.inFlight > 0 && Date.now() < this.policyDueAt) return;
       this.policyDueAt = Date.now() + this.intervalMs();
@@ -285,6 +309,7 @@ export class SandboxObject extends DurableObject<Env> {
     if (plan.kind !== "probe") return;
     const probe = await o.probe(record);
     record = await o.reconcile(record, probe);
+    await this.deliverSignals(record);
     const agentBusy = probe.status ? o.blockers(record, probe, null).includes("agent_busy") : false;
     const decision = decideAfterProbe(facts, plan, {
       record,
@@ -296,6 +321,21 @@ export class SandboxObject extends DurableObject<Env> {
     if (decision.renew && record.runtime) await this.renew(name, record);
     if (decision.teardown) await this.tearDown(o, record, decision.teardown);
     if (decision.suspend) await this.suspend(o, record, decision.suspend, facts.lastUseAt);
+  }
+
+  /**
+   * Notifications (config `notify`) the agent's state is newly worth, and retries that are due
+   * (notify-object.ts). Never throws: a notification that fails must not stop the alarm's policy.
+   */
+  private async deliverSignals(record: SandboxRecord): Promise<void> {
+    try {
+      await this.notifier.observe(record);
+    } catch (err) {
+      console.warn("alpine: the sandbox's notifications failed; the next look tries again", {
+        name: record.name,
+        error: String(err),
+      });
+    }
   }
 
   /** The alarm's suspension; core's suspend asks sandboxd again holding the lease, so a busy agent is kept. */

@@ -5,6 +5,7 @@ import { DEFAULT_CONFIG } from "@alpine/core";
 import type { TestProject } from "vitest/node";
 import { startGitServer } from "../../../test/e2e/fixtures/git-server.ts";
 import { startStubModel, stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
+import { startWebhookReceiver } from "../../../test/e2e/fixtures/webhook-receiver.ts";
 import { startContainerHost } from "../../cli/src/cloud/container-host.ts";
 import type { Context } from "../../cli/src/context.ts";
 import { LocalProvider } from "../../cli/src/providers/local.ts";
@@ -26,6 +27,8 @@ declare module "vitest" {
     modelKey: string;
     opencodeConfig: Record<string, unknown>;
     model: string;
+    /** A webhook receiver on 127.0.0.1 (notify.test.ts): `/fail/<n>/…` answers 500 n times. */
+    webhookUrl: string;
   }
 }
 
@@ -36,6 +39,7 @@ export default async function setup(project: TestProject) {
   const repoUrl = await git.createRepo("app", { "README.md": "# app\n", "src/main.txt": "hello\n" });
   const model = await startStubModel({ apiKey: SECRETS.modelKey });
   const stub = stubOpencodeConfig(model.baseURL);
+  const webhooks = await startWebhookReceiver();
   const ctx = { home: join(root, "alpine-home"), config: DEFAULT_CONFIG } as unknown as Context;
   // OpenCode installs a plugin from the npm registry at start; keep all traffic on 127.0.0.1.
   process.env.npm_config_registry = "http://127.0.0.1:9/";
@@ -49,9 +53,10 @@ export default async function setup(project: TestProject) {
   project.provide("modelKey", SECRETS.modelKey);
   project.provide("opencodeConfig", stub.config as Record<string, unknown>);
   project.provide("model", stub.model);
+  project.provide("webhookUrl", webhooks.url);
   return async () => {
     await host.close();
-    await Promise.allSettled([git.close(), model.close()]);
+    await Promise.allSettled([git.close(), model.close(), webhooks.close()]);
     rmSync(root, { recursive: true, force: true });
   };
 }

@@ -4,7 +4,14 @@ import type { AlpineConfig, RuntimeSpec } from "@alpine/core";
 import { thisHost } from "../context.ts";
 import { sandboxDir } from "../paths.ts";
 import type { IsolationOf } from "./isolation.ts";
-import { localSandboxdConfig, PID_FILE, sandboxdEntry, sandboxdEnv, stopSandboxd } from "./local-sandboxd.ts";
+import {
+  localSandboxdConfig,
+  notifyExtra,
+  PID_FILE,
+  sandboxdEntry,
+  sandboxdEnv,
+  stopSandboxd,
+} from "./local-sandboxd.ts";
 import * as pool from "./pool.ts";
 import { ensureToken, readToken } from "./token-file.ts";
 
@@ -90,6 +97,8 @@ export class WarmPool {
         name: spec.name,
         auth: spec.auth,
         ...(idleSuspend ? { idle_suspend: idleSuspend } : {}),
+        // Its notifications, as a cold start would get them (the warm one started without).
+        ...notifyExtra(spec.config, this.home, spec.sandbox_id),
       });
     } catch (err) {
       await stopSandboxd(dir, listening.pid);

@@ -22,6 +22,8 @@ export interface RemoteLocalSide {
   credentialsFor(repo: string): Promise<{ username: string; password: string } | null>;
   githubToken(): string | null;
   gitAuthor(): Promise<{ name: string; email: string }>;
+  /** The webhook secrets config `notify` names (core's notifySecrets); throws when one is unset. */
+  notifySecrets(): Record<string, string>;
 }
 
 /**
@@ -57,6 +59,7 @@ export class RemoteSandboxService implements SandboxService {
       force_recreate: input.force_recreate,
       config: this.config(),
       credentials: repo ? await this.local.credentialsFor(repo) : null,
+      notify_secrets: this.local.notifySecrets(),
     };
     if (opts.wait) return this.client.call("launch", request, { sandbox: input.name, progress });
     await this.client.start("launch", request, { sandbox: input.name });
@@ -111,6 +114,7 @@ export class RemoteSandboxService implements SandboxService {
         ...(opts.newSession ? { new_session: true } : {}),
         budget: opts.budget,
         config: this.config(),
+        notify_secrets: this.local.notifySecrets(),
       },
       { sandbox: name, progress },
     );

@@ -54,11 +54,12 @@ export class DevHostProvider implements ControlPlaneProvider {
   }
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
-    return (await this.call<{ handle: RuntimeHandle }>("create", { spec })).handle;
+    return (await this.call<{ handle: RuntimeHandle }>("create", { spec: withoutNotify(spec) })).handle;
   }
 
   async start(handle: RuntimeHandle, spec: RuntimeSpec): Promise<RuntimeHandle> {
-    return (await this.call<{ handle: RuntimeHandle }>("start", { handle, spec })).handle;
+    return (await this.call<{ handle: RuntimeHandle }>("start", { handle, spec: withoutNotify(spec) }))
+      .handle;
   }
 
   async endpoint(handle: RuntimeHandle): Promise<RuntimeEndpoint | null> {
@@ -84,4 +85,16 @@ export class DevHostProvider implements ControlPlaneProvider {
   fetchFor(): typeof fetch {
     return (input, init) => fetch(input, init);
   }
+}
+
+/**
+ * On the control plane the sandbox object sends the notifications (notify-object.ts), as it does
+ * with a real Container, whose sandboxd gets no `notify`: the host's sandboxd must not send them
+ * too (twice, and without the webhook secrets, which only the object holds).
+ */
+function withoutNotify(spec: RuntimeSpec): RuntimeSpec {
+  return {
+    ...spec,
+    config: { ...spec.config, notify: { ...spec.config.notify, webhooks: [], desktop: false } },
+  };
 }

@@ -1,0 +1,3 @@
+import { notifySuite } from "./suites/notify.ts";
+
+notifySuite("cloudflare");
