@@ -15,7 +15,7 @@ import type { SandboxRecord } from "./schemas.ts";
  */
 export async function verifyGithubSignature(
   secret: string,
-  body: string | Uint8Array,
+  body: string,
   header: string | null | undefined,
 ): Promise<boolean> {
   if (!secret || !header) return false;
@@ -30,8 +30,7 @@ export async function verifyGithubSignature(
     false,
     ["verify"],
   );
-  const data = typeof body === "string" ? new TextEncoder().encode(body) : body;
-  return crypto.subtle.verify("HMAC", key, mac, data);
+  return crypto.subtle.verify("HMAC", key, mac, new TextEncoder().encode(body));
 }
 
 /** `sha256=<hex>` of `body` under `secret`: what GitHub sends (and the tests sign with). */

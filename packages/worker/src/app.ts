@@ -11,6 +11,7 @@ import { type Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { safeEqual } from "./crypto.ts";
 import type { Env } from "./env.ts";
+import { githubWebhook } from "./github-front.ts";
 import { htmlPage } from "./html.ts";
 import { errorResponse, forwardedInit } from "./http.ts";
 import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
@@ -119,6 +120,9 @@ export function createApp() {
   });
 
   app.get("/healthz", (c) => c.json({ ok: true }));
+
+  // ---- GitHub's front door (github-front.ts): the GitHub App's webhook, authenticated by its signature ----
+  app.post("/github/webhook", (c) => githubWebhook(c));
 
   // Every /v1 route: `Authorization: Bearer <ALPINE_CONTROL_PLANE_TOKEN>`, compared in constant time.
   app.use("/v1/*", async (c, next) => {
