@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +18,8 @@ import { providerUnderTest } from "./providers.ts";
 const SECRET = "whsec-E2EGHFRONT0123456789abcdef";
 const GH_TOKEN = "ghs_E2EGHFRONTTOKEN0123456789abcdef";
 const NAME = "gh-acme-app-7";
+/** The sandbox of pull request 50, whose head branch `feature-x` is in acme/app itself. */
+const PR_NAME = "gh-acme-app-50";
 const p = providerUnderTest("cloudflare");
 let e: E2EEnv;
 let gh: GithubStub;
@@ -26,10 +29,14 @@ let commentId = 500;
 const alpine = (args: string[]) => runCli(args, { env: e.env, cwd: e.cwd });
 
 /** An `issue_comment` (created) event on acme/app's issue (or pull request) `number`. */
-const commentEvent = (login: string, body: string, number = 7) => ({
+const commentEvent = (login: string, body: string, number = 7, pull = false) => ({
   action: "created",
   comment: { id: ++commentId, body, user: { login, type: "User" } },
-  issue: { number, title: "Add a feature" },
+  issue: {
+    number,
+    title: "Add a feature",
+    ...(pull ? { pull_request: { url: "https://github.example" } } : {}),
+  },
   repository: { full_name: "acme/app", clone_url: e.repoUrl },
   sender: { login },
 });
@@ -76,6 +83,7 @@ beforeAll(async () => {
       ALARM_INTERVAL_SECONDS: "2",
       GITHUB_API_URL: gh.apiUrl,
       ALPINE_ALLOWED_USERS: "alice",
+      ALPINE_ADMINS: "root",
       ALPINE_GITHUB_RATE_LIMIT: "2",
       ALPINE_GITHUB_CONFIG: JSON.stringify({
         opencode: { model: stub.model, auth_providers: ["stub"], config: stub.config },
@@ -92,7 +100,7 @@ afterEach((ctx) => {
 });
 
 afterAll(async () => {
-  await alpine(["teardown", NAME, "--force", "--json"]).catch(() => {});
+  for (const n of [NAME, PR_NAME]) await alpine(["teardown", n, "--force", "--json"]).catch(() => {});
   await p.stop?.();
   await gh.close();
   await e.close();
@@ -192,5 +200,29 @@ describe("GitHub's front door on the control plane", () => {
     const status = (await alpine(["status", NAME, "--json"])).json();
     expect(status.task.prompt_summary).toContain("MORE.md");
     for (const c of gh.comments) expect(c.body).not.toContain(GH_TOKEN);
+  });
+
+  it("on a pull request the sandbox works on its head branch and pushes there; a fork's is refused", async () => {
+    execFileSync("git", ["--git-dir", e.git.repoPath("acme/app"), "branch", "feature-x", "main"]);
+    gh.openPull({ owner: "acme", repo: "app", number: 50, head: "feature-x" });
+    gh.openPull({ owner: "acme", repo: "app", number: 51, head: "main", fork: "eve/app" });
+    const fork = await deliver(commentEvent("root", "/alpine WRITE FORK.md x", 51, true));
+    expect(fork).toMatchObject({ status: 202, json: { refused: true, fork: true } });
+    expect(commentsOn(51)).toEqual([expect.stringContaining("in a fork")]);
+
+    const r = await deliver(commentEvent("root", "/alpine WRITE PR.md on the branch", 50, true));
+    expect(r).toMatchObject({ status: 202, json: { launched: true, sandbox: PR_NAME } });
+    const done = await waitFor(
+      "the pull request's done comment",
+      async () => commentsOn(50).find((c) => c.includes("is done")),
+      { timeoutMs: 90_000 },
+    );
+    expect(done).toContain("Updated https://github.example/acme/app/pull/50");
+    expect(done).toContain("- `PR.md`");
+    expect((await alpine(["status", PR_NAME, "--json"])).json()).toMatchObject({ identity: { ref: "feature-x" } });
+    expect(await e.git.readFile("acme/app", "feature-x", "PR.md")).toBe("on the branch");
+    // No new pull request: the work went to the one the comment was on.
+    expect(gh.pulls).toHaveLength(1);
+    expect((await sandboxes()).map((s) => s.name).sort()).toEqual([PR_NAME, NAME].sort());
   });
 });
