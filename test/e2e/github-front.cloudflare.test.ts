@@ -219,7 +219,9 @@ describe("GitHub's front door on the control plane", () => {
     );
     expect(done).toContain("Updated https://github.example/acme/app/pull/50");
     expect(done).toContain("- `PR.md`");
-    expect((await alpine(["status", PR_NAME, "--json"])).json()).toMatchObject({ identity: { ref: "feature-x" } });
+    expect((await alpine(["status", PR_NAME, "--json"])).json()).toMatchObject({
+      identity: { ref: "feature-x" },
+    });
     expect(await e.git.readFile("acme/app", "feature-x", "PR.md")).toBe("on the branch");
     // No new pull request: the work went to the one the comment was on.
     expect(gh.pulls).toHaveLength(1);

@@ -11,7 +11,7 @@ import { type Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { safeEqual } from "./crypto.ts";
 import type { Env } from "./env.ts";
-import { githubWebhook } from "./github-front.ts";
+import { githubWebhook } from "./github-webhook.ts";
 import { htmlPage } from "./html.ts";
 import { errorResponse, forwardedInit } from "./http.ts";
 import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
