@@ -66,7 +66,8 @@ const commentsOn = (number: number) => gh.comments.filter((c) => c.number === nu
 const sandboxes = async () => ((await alpine(["list", "--json"])).json() as { name: string }[]) ?? [];
 
 beforeAll(async () => {
-  gh = await startGithubStub({ token: GH_TOKEN });
+  // carol is admitted as a member of an allowed org (GitHub's API is asked), mallory is not.
+  gh = await startGithubStub({ token: GH_TOKEN, orgs: { carol: ["acme-team"], mallory: ["elsewhere"] } });
   e = await makeEnv({
     gitUser: "x-access-token",
     gitPassword: GH_TOKEN,
@@ -84,6 +85,7 @@ beforeAll(async () => {
       GITHUB_API_URL: gh.apiUrl,
       ALPINE_ALLOWED_USERS: "alice",
       ALPINE_ADMINS: "root",
+      ALPINE_ALLOWED_ORGS: "acme-team",
       ALPINE_GITHUB_RATE_LIMIT: "2",
       ALPINE_GITHUB_CONFIG: JSON.stringify({
         opencode: { model: stub.model, auth_providers: ["stub"], config: stub.config },
@@ -126,6 +128,7 @@ describe("GitHub's front door on the control plane", () => {
   it("a user the allow-list does not admit gets no sandbox (and no answer)", async () => {
     const r = await deliver(commentEvent("mallory", "/alpine WRITE EVIL.md x"));
     expect(r).toMatchObject({ status: 202, json: { not_allowed: true } });
+    expect(gh.requests.map((q) => q.path)).toEqual(["/users/mallory/orgs"]);
     expect(await sandboxes()).toEqual([]);
     expect(gh.comments).toEqual([]);
     expect(gh.reactions).toEqual([]);
@@ -202,11 +205,18 @@ describe("GitHub's front door on the control plane", () => {
     for (const c of gh.comments) expect(c.body).not.toContain(GH_TOKEN);
   });
 
-  it("on a pull request the sandbox works on its head branch and pushes there; a fork's is refused", async () => {
+  it("on a pull request the sandbox works on its head branch and pushes there; a fork's is refused (to a member of an allowed org)", async () => {
     execFileSync("git", ["--git-dir", e.git.repoPath("acme/app"), "branch", "feature-x", "main"]);
     gh.openPull({ owner: "acme", repo: "app", number: 50, head: "feature-x" });
     gh.openPull({ owner: "acme", repo: "app", number: 51, head: "main", fork: "eve/app" });
-    const fork = await deliver(commentEvent("root", "/alpine WRITE FORK.md x", 51, true));
+    // carol passes the allow-list through her org; the fork is what is refused. GitHub failing at
+    // first (the org lookup answers 502) leaves the delivery to be redelivered.
+    const forkEvent = commentEvent("carol", "/alpine WRITE FORK.md x", 51, true);
+    const forkDelivery = randomUUID();
+    gh.failNext(1);
+    expect((await deliver(forkEvent, { delivery: forkDelivery })).status).toBeGreaterThanOrEqual(500);
+    expect(commentsOn(51)).toEqual([]);
+    const fork = await deliver(forkEvent, { delivery: forkDelivery });
     expect(fork).toMatchObject({ status: 202, json: { refused: true, fork: true } });
     expect(commentsOn(51)).toEqual([expect.stringContaining("in a fork")]);
 

@@ -64,7 +64,7 @@ export class GithubApi {
     const value = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (!res.ok) {
       throw new AlpineError(
-        res.status === 401 || res.status === 403 ? "github_auth_missing" : "pr_failed",
+        res.status === 401 || res.status === 403 ? "github_auth_missing" : "control_plane_error",
         `GitHub answered ${method} ${path} with ${res.status}: ${String(value.message ?? "")}`,
         { status: res.status },
       );

@@ -107,81 +107,90 @@ export async function githubWebhook(c: Context<{ Bindings: Env }>): Promise<Resp
     return errorResponse(new AlpineError("usage_invalid", "the webhook has no X-GitHub-Delivery", {}));
   if (!(await registry.claimDelivery(delivery))) return Response.json({ ok: true, duplicate: true });
 
-  const api = githubApi(env);
-  const list = allowListOf(env);
-  if (!(await admits(list, login, (who) => api.orgsOf(who)))) {
-    // No answer on GitHub: a comment to everyone who types the command would be a way to make noise.
-    console.log("alpine: a /alpine command from a user the allow-list does not admit", { login, repo });
-    return accepted("ignored", { not_allowed: true });
-  }
-  const issue = number as number;
-  const limit = Math.max(0, Number(env.ALPINE_GITHUB_RATE_LIMIT ?? 20));
-  const rate = await registry.admitCommand(login, { limit, windowMs: RATE_WINDOW_MS });
-  if (!rate.allowed) {
-    const minutes = Math.max(1, Math.ceil(rate.retryAfterMs / 60_000));
-    await api.comment(
-      repo,
-      issue,
-      `alpine: @${login}, you have given ${limit} commands this hour, the most allowed; try again in ${minutes} min.`,
-    );
-    return accepted("rate_limited");
-  }
-
-  const name = githubSandboxName(repo, issue);
-  const origin = new URL(c.req.url).origin;
-  let headRef: string | null = null;
-  if (event.issue?.pull_request) {
-    const pull = await api.pull(repo, issue);
-    if (pull.head.repo?.full_name?.toLowerCase() !== repo.toLowerCase()) {
+  // Until the launch is handed to the sandbox's object, a failure (GitHub's API down) gives the
+  // delivery back, so that GitHub's redelivery can try again.
+  let handedOff = false;
+  try {
+    const api = githubApi(env);
+    const list = allowListOf(env);
+    if (!(await admits(list, login, (who) => api.orgsOf(who)))) {
+      // No answer on GitHub: a comment to everyone who types the command would be a way to make noise.
+      console.log("alpine: a /alpine command from a user the allow-list does not admit", { login, repo });
+      return accepted("ignored", { not_allowed: true });
+    }
+    const issue = number as number;
+    const limit = Math.max(0, Number(env.ALPINE_GITHUB_RATE_LIMIT ?? 20));
+    const rate = await registry.admitCommand(login, { limit, windowMs: RATE_WINDOW_MS });
+    if (!rate.allowed) {
+      const minutes = Math.max(1, Math.ceil(rate.retryAfterMs / 60_000));
       await api.comment(
         repo,
         issue,
-        "alpine: this pull request's branch is in a fork; alpine works only on branches of this repository.",
+        `alpine: @${login}, you have given ${limit} commands this hour, the most allowed; try again in ${minutes} min.`,
       );
-      return accepted("refused", { fork: true });
+      return accepted("rate_limited");
     }
-    headRef = pull.head.ref;
-  }
-  const config = githubLaunchConfig(env);
-  if (typeof commentId === "number") await api.react(repo, commentId, "eyes");
-  const sandbox = env.SANDBOX.getByName(name);
-  await sandbox.rememberGithub(name, { repo, number: issue, head_ref: headRef, origin, pr_url: null });
-  const links = uiLinks(env, origin, name);
-  await api.comment(
-    repo,
-    issue,
-    [
-      `alpine: working on it in sandbox \`${name}\` for @${login}.`,
-      "",
-      `Dashboard: ${origin}/ · sandbox: ${links.web}`,
-    ].join("\n"),
-  );
-  const admin = list.admins.includes(login.toLowerCase());
-  const res = await sandbox.fetch(
-    new Request("https://sandbox-object/launch", {
-      method: "POST",
-      headers: {
-        accept: NDJSON,
-        "content-type": "application/json",
-        "x-alpine-name": name,
-        "x-alpine-origin": origin,
-        // Contract 1 (identity.ts's Principal): the sandbox's owner at its first launch.
-        "x-alpine-principal": JSON.stringify({ id: `github:${login}`, login, admin, via: "github-app" }),
-      },
-      body: JSON.stringify({
-        repo: cloneUrl,
-        ...(headRef ? { ref: headRef } : {}),
-        task,
-        config,
-        // This request only: the object never stores it (it asks for it again to push).
-        credentials: { username: "x-access-token", password: env.GITHUB_APP_TOKEN },
+
+    const name = githubSandboxName(repo, issue);
+    const origin = new URL(c.req.url).origin;
+    let headRef: string | null = null;
+    if (event.issue?.pull_request) {
+      const pull = await api.pull(repo, issue);
+      if (pull.head.repo?.full_name?.toLowerCase() !== repo.toLowerCase()) {
+        await api.comment(
+          repo,
+          issue,
+          "alpine: this pull request's branch is in a fork; alpine works only on branches of this repository.",
+        );
+        return accepted("refused", { fork: true });
+      }
+      headRef = pull.head.ref;
+    }
+    const config = githubLaunchConfig(env);
+    if (typeof commentId === "number") await api.react(repo, commentId, "eyes");
+    const sandbox = env.SANDBOX.getByName(name);
+    await sandbox.rememberGithub(name, { repo, number: issue, head_ref: headRef, origin, pr_url: null });
+    const links = uiLinks(env, origin, name);
+    await api.comment(
+      repo,
+      issue,
+      [
+        `alpine: working on it in sandbox \`${name}\` for @${login}.`,
+        "",
+        `Dashboard: ${origin}/ · sandbox: ${links.web}`,
+      ].join("\n"),
+    );
+    const admin = list.admins.includes(login.toLowerCase());
+    handedOff = true;
+    const res = await sandbox.fetch(
+      new Request("https://sandbox-object/launch", {
+        method: "POST",
+        headers: {
+          accept: NDJSON,
+          "content-type": "application/json",
+          "x-alpine-name": name,
+          "x-alpine-origin": origin,
+          // Contract 1 (identity.ts's Principal): the sandbox's owner at its first launch.
+          "x-alpine-principal": JSON.stringify({ id: `github:${login}`, login, admin, via: "github-app" }),
+        },
+        body: JSON.stringify({
+          repo: cloneUrl,
+          ...(headRef ? { ref: headRef } : {}),
+          task,
+          config,
+          // This request only: the object never stores it (it asks for it again to push).
+          credentials: { username: "x-access-token", password: env.GITHUB_APP_TOKEN },
+        }),
       }),
-    }),
-  );
-  // The launch streams on in the object (it runs to its end without a reader); a failure is
-  // commented on the issue while this Worker invocation lasts.
-  c.executionCtx.waitUntil(reportLaunchFailure(res, api, repo, issue, name));
-  return accepted("launched", { sandbox: name });
+    );
+    // The launch streams on in the object (it runs to its end without a reader); a failure is
+    // commented on the issue while this Worker invocation lasts.
+    c.executionCtx.waitUntil(reportLaunchFailure(res, api, repo, issue, name));
+    return accepted("launched", { sandbox: name });
+  } catch (err) {
+    if (!handedOff) await registry.releaseDelivery(delivery);
+    throw err;
+  }
 }
 
 /** Reads the launch's NDJSON answer to its result; a failed launch is commented on the issue. */

@@ -96,6 +96,11 @@ export class RegistryObject extends DurableObject<Env> {
     return true;
   }
 
+  /** Forgets a delivery whose handling failed before anything started (its redelivery acts). */
+  async releaseDelivery(id: string): Promise<void> {
+    this.ctx.storage.sql.exec("DELETE FROM github_deliveries WHERE id = ?", id);
+  }
+
   /** Counts a command of `login` in its fixed window (core's rateLimitDecision); false: refused. */
   async admitCommand(
     login: string,
