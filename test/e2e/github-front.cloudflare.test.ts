@@ -43,12 +43,18 @@ const commentEvent = (login: string, body: string, number = 7, pull = false) => 
 
 async function deliver(
   payload: unknown,
-  opts: { delivery?: string; secret?: string; signature?: string | null; tamper?: boolean } = {},
+  opts: {
+    delivery?: string;
+    secret?: string;
+    signature?: string | null;
+    tamper?: boolean;
+    event?: string;
+  } = {},
 ) {
   const body = JSON.stringify(payload);
   const headers: Record<string, string> = {
     "content-type": "application/json",
-    "x-github-event": "issue_comment",
+    "x-github-event": opts.event ?? "issue_comment",
     "x-github-delivery": opts.delivery ?? randomUUID(),
   };
   const signature =
@@ -121,6 +127,23 @@ describe("GitHub's front door on the control plane", () => {
       expect(r.status, JSON.stringify(opts)).toBe(401);
       expect(r.json).toMatchObject({ reason_code: "unauthorized" });
     }
+    expect(gh.requests).toEqual([]);
+    expect(await sandboxes()).toEqual([]);
+  });
+
+  it("only a created issue comment starting /alpine acts; other signed events are accepted and ignored", async () => {
+    expect(await deliver({ zen: "hi" }, { event: "ping" })).toMatchObject({
+      status: 200,
+      json: { pong: true },
+    });
+    const event = commentEvent("alice", "/alpine WRITE EVIL.md x");
+    expect(await deliver(event, { event: "issues" })).toMatchObject({ status: 202, json: { ignored: true } });
+    expect(await deliver({ ...event, action: "edited" })).toMatchObject({
+      status: 202,
+      json: { ignored: true },
+    });
+    const chat = commentEvent("alice", "looks good; /alpine could do this");
+    expect(await deliver(chat)).toMatchObject({ status: 202, json: { ignored: true } });
     expect(gh.requests).toEqual([]);
     expect(await sandboxes()).toEqual([]);
   });
