@@ -12,6 +12,7 @@ import { getCookie } from "hono/cookie";
 import { safeEqual } from "./crypto.ts";
 import { adminTokenAuthenticate, mountDashboard } from "./dashboard-routes.ts";
 import type { Env } from "./env.ts";
+import { githubWebhook } from "./github-webhook.ts";
 import { htmlPage } from "./html.ts";
 import { errorResponse, forwardedInit } from "./http.ts";
 import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
@@ -120,6 +121,9 @@ export function createApp() {
   });
 
   app.get("/healthz", (c) => c.json({ ok: true }));
+
+  // ---- GitHub's front door (github-front.ts): the GitHub App's webhook, authenticated by its signature ----
+  app.post("/github/webhook", (c) => githubWebhook(c));
 
   // Every /v1 route: `Authorization: Bearer <ALPINE_CONTROL_PLANE_TOKEN>`, compared in constant time.
   app.use("/v1/*", async (c, next) => {

@@ -31,4 +31,21 @@ export interface Env {
   ALPINE_UI_HOST?: string;
   /** Seconds between alarm runs while a sandbox is live (default 60). */
   ALARM_INTERVAL_SECONDS?: string;
+  // ---- GitHub's front door (github-front.ts, docs/cloudflare.md "Tasks from GitHub") ----
+  /** The GitHub App's webhook secret: X-Hub-Signature-256 is checked against it (secret). */
+  GITHUB_WEBHOOK_SECRET?: string;
+  /** The token the front door calls GitHub's API and pushes with (secret; an installation token for now). */
+  GITHUB_APP_TOKEN?: string;
+  /** GitHub's REST API base (default https://api.github.com; tests point it at their stub). */
+  GITHUB_API_URL?: string;
+  /** Comma-separated GitHub logins that may start work (contract 1 of identity). */
+  ALPINE_ALLOWED_USERS?: string;
+  /** Comma-separated GitHub orgs whose members may start work. */
+  ALPINE_ALLOWED_ORGS?: string;
+  /** Comma-separated GitHub logins with the admin role (they may start work too). */
+  ALPINE_ADMINS?: string;
+  /** The config (alpine.yaml as JSON) of sandboxes started from GitHub. */
+  ALPINE_GITHUB_CONFIG?: string;
+  /** `/alpine` commands a user may give an hour (default 20). */
+  ALPINE_GITHUB_RATE_LIMIT?: string;
 }

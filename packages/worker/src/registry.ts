@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ListItemView } from "@alpine/core";
+import { rateLimitDecision } from "@alpine/core/github-front";
 import { withOverlaps } from "@alpine/core/views";
 import { openJson, sealJson } from "./crypto.ts";
 import type { Env } from "./env.ts";
@@ -15,7 +16,9 @@ export class RegistryObject extends DurableObject<Env> {
     super(ctx, env);
     ctx.storage.sql.exec(
       `CREATE TABLE IF NOT EXISTS sandboxes (name TEXT PRIMARY KEY, item TEXT NOT NULL, updated_at TEXT NOT NULL);
-       CREATE TABLE IF NOT EXISTS secrets (key TEXT PRIMARY KEY, sealed TEXT NOT NULL);`,
+       CREATE TABLE IF NOT EXISTS secrets (key TEXT PRIMARY KEY, sealed TEXT NOT NULL);
+       CREATE TABLE IF NOT EXISTS github_deliveries (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+       CREATE TABLE IF NOT EXISTS github_rate (login TEXT PRIMARY KEY, start INTEGER NOT NULL, count INTEGER NOT NULL);`,
     );
   }
 
@@ -91,5 +94,45 @@ export class RegistryObject extends DurableObject<Env> {
       .exec<{ sealed: string }>("SELECT sealed FROM secrets WHERE key = ?", key)
       .toArray()[0];
     return row?.sealed ?? null;
+  }
+
+  // ---- GitHub's front door (github-front.ts): webhook deliveries seen, per-user rate windows ----
+
+  /**
+   * Records a webhook delivery (`X-GitHub-Delivery`); false when it was recorded before, so a
+   * redelivery acts once. Deliveries older than a week are forgotten (GitHub redelivers for days).
+   */
+  async claimDelivery(id: string, now = Date.now()): Promise<boolean> {
+    this.ctx.storage.sql.exec("DELETE FROM github_deliveries WHERE at < ?", now - 7 * 24 * 3600_000);
+    const seen = this.ctx.storage.sql.exec("SELECT 1 FROM github_deliveries WHERE id = ?", id).toArray();
+    if (seen.length) return false;
+    this.ctx.storage.sql.exec("INSERT INTO github_deliveries (id, at) VALUES (?, ?)", id, now);
+    return true;
+  }
+
+  /** Forgets a delivery whose handling failed before anything started (its redelivery acts). */
+  async releaseDelivery(id: string): Promise<void> {
+    this.ctx.storage.sql.exec("DELETE FROM github_deliveries WHERE id = ?", id);
+  }
+
+  /** Counts a command of `login` in its fixed window (core's rateLimitDecision); false: refused. */
+  async admitCommand(
+    login: string,
+    opts: { limit: number; windowMs: number },
+    now = Date.now(),
+  ): Promise<{ allowed: boolean; retryAfterMs: number }> {
+    const who = login.toLowerCase();
+    const row = this.ctx.storage.sql
+      .exec<{ start: number; count: number }>("SELECT start, count FROM github_rate WHERE login = ?", who)
+      .toArray()[0];
+    const d = rateLimitDecision(row ? { start: row.start, count: row.count } : null, now, opts);
+    this.ctx.storage.sql.exec(
+      `INSERT INTO github_rate (login, start, count) VALUES (?, ?, ?)
+       ON CONFLICT(login) DO UPDATE SET start = excluded.start, count = excluded.count`,
+      who,
+      d.window.start,
+      d.window.count,
+    );
+    return { allowed: d.allowed, retryAfterMs: d.retryAfterMs };
   }
 }

@@ -19,6 +19,7 @@ import { decideAfterProbe, LIVE_STATES, nextAlarmIn, planAlarm } from "./alarm-p
 import { inactivityMsOf } from "./container-object.ts";
 import { DoStateStore } from "./do-store.ts";
 import type { Env } from "./env.ts";
+import { type GithubOrigin, rememberOrigin, reportToGithub } from "./github-front.ts";
 import { errorResponse } from "./http.ts";
 import { keptConfig } from "./kept-config.ts";
 import { ObjectNotifier } from "./notify-object.ts";
@@ -310,6 +311,7 @@ export class SandboxObject extends DurableObject<Env> {
     const probe = await o.probe(record);
     record = await o.reconcile(record, probe);
     await this.deliverSignals(record);
+    await this.reportToGithub(record);
     const agentBusy = probe.status ? o.blockers(record, probe, null).includes("agent_busy") : false;
     const decision = decideAfterProbe(facts, plan, {
       record,
@@ -336,6 +338,36 @@ export class SandboxObject extends DurableObject<Env> {
         error: String(err),
       });
     }
+  }
+
+  // ---------- GitHub's front door (github-front.ts) ----------
+
+  /** The Worker's webhook: this sandbox works for an issue or pull request (before it launches it). */
+  async rememberGithub(name: string, origin: GithubOrigin): Promise<void> {
+    validateName(name);
+    if (this.name === null) this.store.setKv("name", name);
+    rememberOrigin(this.store, origin);
+  }
+
+  /** Reports the agent's new state to the issue it was started from (once per task and signal). */
+  private async reportToGithub(record: SandboxRecord): Promise<void> {
+    const token = this.env.GITHUB_APP_TOKEN ?? "";
+    await reportToGithub(
+      {
+        env: this.env,
+        store: this.store,
+        exportWork: async (input) => {
+          const config = await keptConfig(this.env, this.store);
+          const scope = {
+            credentials: { username: "x-access-token", password: token },
+            githubToken: token,
+            author: null,
+          };
+          return this.orchestrator(config, scope).export(record.name, input);
+        },
+      },
+      record,
+    );
   }
 
   /** The alarm's suspension; core's suspend asks sandboxd again holding the lease, so a busy agent is kept. */

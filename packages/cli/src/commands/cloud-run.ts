@@ -30,6 +30,16 @@ function wranglerBin(): string {
   }
 }
 
+/** GITHUB_WEBHOOK_SECRET and GITHUB_APP_TOKEN of this environment, those that are set. */
+function githubSecrets(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of ["GITHUB_WEBHOOK_SECRET", "GITHUB_APP_TOKEN"]) {
+    const value = process.env[key];
+    if (value) out[key] = value;
+  }
+  return out;
+}
+
 function controlPlaneToken(): string {
   const token = process.env.ALPINE_CONTROL_PLANE_TOKEN ?? "";
   if (token.length < 16) {
@@ -149,6 +159,8 @@ export async function cloudDevCommand(
       config,
       secrets: {
         ALPINE_CONTROL_PLANE_TOKEN: token,
+        // GitHub's front door, when its secrets are in this environment (docs/cloudflare.md, "Tasks from GitHub").
+        ...githubSecrets(),
         // Without a container host the Worker runs its production provider on `ctx.container`.
         ...(host ? { ALPINE_CONTAINER_HOST_URL: host.url, ALPINE_CONTAINER_HOST_TOKEN: host.token } : {}),
       },
