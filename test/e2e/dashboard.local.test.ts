@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "../helpers/chromium.ts";
 import { CLI, ROOT, runCli } from "../helpers/cli.ts";
 import { type E2EEnv, makeEnv, waitFor } from "./env.ts";
 
@@ -54,16 +55,7 @@ beforeAll(async () => {
     }
   });
   expect(info.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--no-first-run",
-    ],
-  });
+  browser = await launchChromium();
   page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
 }, 180_000);
 
