@@ -134,5 +134,5 @@ describe("export to GitHub and gc through the control plane", () => {
     }
     expect((await alpine(["gc", "--json"], env)).json().torn_down).toEqual([]);
     for (const out of outputs) expect(out).not.toContain(GH_TOKEN);
-  });
+  }, 360_000); // two launches to completion, a checkpoint, three gc runs and teardowns (well under a minute alone)
 });
