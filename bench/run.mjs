@@ -21,7 +21,8 @@
 // BENCH_LARGE_MB=N    history of the large repo in MB (default 500, the issue's ~500 MB; 60 commits of new binary data)
 // BENCH_LARGE_FILES=N  instead: a large repo of N files in one commit (e.g. 50000)
 // BENCH_SUSPEND=1 then also bench/suspend.mjs: 30 sandboxes, 29 suspended (≈ 4 more minutes)
-// BENCH_ONLY=checkpoints  only the incremental checkpoint and resume figures (issue 18)
+// BENCH_ONLY=checkpoints  only the incremental checkpoint and resume figures (issue 18);
+//                      BENCH_ONLY=checkpoint only the checkpoint figures, BENCH_ONLY=resume only resume's
 // BENCH_HISTORY_MB=N   history of the incremental-checkpoint repo (default 120), generated once and
 //                      kept in BENCH_CACHE (default /var/tmp/alpine-bench-cache) between runs
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -538,6 +539,31 @@ const gitIn = (cwd, ...args) =>
     .trim();
 
 /**
+ * Where a checkpoint's time went (ms since the command started, medians in results.json): the
+ * request reaching sandboxd, each step of its snapshot (the `phases` of its "checkpoint written"
+ * line: ms since the request began), and the command's exit.
+ */
+function checkpointPhases(id, startedAt, exitedAt) {
+  const lines = readFileSync(join(sandboxDirOf(id), "logs", "sandboxd.log"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((l) => Date.parse(l.ts) >= startedAt);
+  const written = lines.find((l) => l.msg === "checkpoint written");
+  if (!written) return null;
+  const writtenAt = Date.parse(written.ts) - startedAt;
+  const requestAt = writtenAt - written.ms;
+  const phases = { sandboxd_request: requestAt };
+  for (const [k, v] of Object.entries(written.phases ?? {}))
+    if (typeof v === "number") phases[`sandboxd_${k.replace(/_ms$/, "")}`] = requestAt + v;
+  phases.sandboxd_written = writtenAt;
+  const dropped = lines.find((l) => l.msg === "checkpoint deleted");
+  if (dropped) phases.stored_and_verified = Date.parse(dropped.ts) - startedAt;
+  phases.exited = exitedAt - startedAt;
+  return phases;
+}
+
+/**
  * The floor of a checkpoint: `git bundle create` of what is new only (`revs`, e.g. the new commits
  * `HEAD --not HEAD~1`), with the worktree's changes committed first when `worktree` (in an index of
  * its own, so the workspace is not touched). Returns ms and bytes.
@@ -566,6 +592,14 @@ function bundleFloor(ws, worktree, exclude) {
 }
 
 async function benchCheckpoints(resumeRepos) {
+  const rows = [];
+  if (ONLY !== "resume") rows.push(...(await benchIncremental()));
+  if (ONLY !== "checkpoint") rows.push(...(await benchResume(resumeRepos)));
+  return rows;
+}
+
+/** The incremental checkpoint figures on a repo with HISTORY_MB of history. */
+async function benchIncremental() {
   const rows = [];
   say(`incremental checkpoints on a repo with ${HISTORY_MB} MB of history`);
   const url = historyRepo();
@@ -601,13 +635,16 @@ async function benchCheckpoints(resumeRepos) {
   const ms = [];
   const bytes = [];
   const floors = [];
+  const profiles = [];
   for (let i = 0; i < RUNS; i++) {
     writeFileSync(join(ws, "f2.txt"), `change ${i} ${randomBytes(8).toString("hex")}\n`);
     gitIn(ws, "commit", "-qam", `one-file change ${i}`);
     const before = storedBytes(out.id);
     start = now();
+    const wall = Date.now();
     alpine(["checkpoint", name, "--json"]);
     ms.push(now() - start);
+    profiles.push(checkpointPhases(out.id, wall, Date.now()));
     bytes.push(storedBytes(out.id) - before);
     floors.push(bundleFloor(ws, false, "HEAD~1"));
   }
@@ -620,6 +657,7 @@ async function benchCheckpoints(resumeRepos) {
       goal: null,
       goal_absolute: "≤ 1000 ms",
       absolute_met: median(ms) <= 1000,
+      profile: medianPhases(profiles),
     },
     {
       name: `checkpoint after a one-file change (${HISTORY_MB} MB history), new bytes`,
@@ -633,8 +671,12 @@ async function benchCheckpoints(resumeRepos) {
     },
   );
   teardown(name);
+  return rows;
+}
 
-  // Resume against the launch floor (git clone + opencode serve healthy), interleaved.
+/** Resume against the launch floor (git clone + opencode serve healthy), interleaved. */
+async function benchResume(resumeRepos) {
+  const rows = [];
   for (const [label, repo] of resumeRepos) {
     say(`resume: ${label}`);
     const rname = `bench-resume-${label.replace(/\W+/g, "")}`;
@@ -676,8 +718,8 @@ try {
   // A first launch warms the page cache for OpenCode's binary and sandboxd: not measured.
   await floorOnce(repos.tiny, "warmup");
   await launchOnce(repos.tiny);
-  if (ONLY === "checkpoints") {
-    repos["5k"] = QUICK ? null : makeRepo("5k", 5000);
+  if (ONLY === "checkpoints" || ONLY === "checkpoint" || ONLY === "resume") {
+    repos["5k"] = QUICK || ONLY === "checkpoint" ? null : makeRepo("5k", 5000);
     const resumeRepos = [["tiny", repos.tiny], ...(repos["5k"] ? [["5k files", repos["5k"]]] : [])];
     results.push(...(await benchCheckpoints(resumeRepos)));
   }
@@ -819,8 +861,9 @@ try {
 
   // Memory of one idle sandbox: sandboxd's own RSS apart from OpenCode's (Linux /proc).
   // A repo's environment: cached preparation vs no setup; first launch vs setup + launch.
-  say("environment");
-  {
+  // Not in a BENCH_ONLY run (it would run whatever BENCH_ONLY asked for).
+  if (!ONLY) {
+    say("environment");
     const url = makeFilesRepo("envbench", {
       ".gitignore": "build/\n",
       "package-lock.json": '{ "lockfileVersion": 3 }\n',

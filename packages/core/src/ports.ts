@@ -73,6 +73,11 @@ export interface RuntimeSpec {
  */
 export interface RuntimeStartIntent {
   init_repo?: string;
+  /**
+   * When it will restore a checkpoint: that checkpoint's OpenCode data artifact (verified in the
+   * store). A provider that can hand sandboxd the stored file starts OpenCode on it at boot.
+   */
+  restore_opencode_data?: { sha256: string; bytes: number };
 }
 
 /**

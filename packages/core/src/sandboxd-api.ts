@@ -150,6 +150,22 @@ export const SandboxdConfigSchema = z.object({
    */
   prestart: z.object({ repo: z.string().min(1) }).optional(),
   /**
+   * The launch that starts this sandboxd will restore a checkpoint whose OpenCode data artifact
+   * is this file of the host's checkpoint store (verified there; sandboxd checks its sha256 and
+   * size again on a private copy): sandboxd unpacks it and starts OpenCode at boot, while the
+   * launcher stages the artifacts and the workspace is restored. The restore keeps that OpenCode
+   * only when its checkpoint's data artifact has this sha256; otherwise it starts over.
+   */
+  prestart_restore: z
+    .object({
+      opencode_data: z.object({
+        path: z.string().min(1),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        bytes: z.number().int().min(0),
+      }),
+    })
+    .optional(),
+  /**
    * A runtime whose disk dies with it (a Cloudflare Container, replaced by a rollout): on
    * SIGTERM, sandboxd writes a checkpoint of unsaved work into checkpoint_dir (as
    * `POST /v1/checkpoint` would), reports it in `GET /v1/status` as `exit_checkpoint`, and keeps

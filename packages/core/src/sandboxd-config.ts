@@ -44,6 +44,7 @@ export interface SandboxdStartInput {
     | "env"
     | "warm"
     | "prestart"
+    | "prestart_restore"
     | "log_stderr"
     | "exit_checkpoint"
     | "notify"

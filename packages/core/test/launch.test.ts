@@ -127,7 +127,12 @@ describe("launch", () => {
     const sandboxd = w.provider.sandboxd(record.id);
     expect(sandboxd.restoredFrom?.checkpoint_id).toBe(checkpointId);
     expect(sandboxd.calls).toEqual(["putRestoreArtifact", "putRestoreArtifact", "restore"]);
-    expect(w.provider.calls.filter((c) => c.op === "start").at(-1)?.intent).toBeUndefined();
+    // No init intent; the checkpoint's OpenCode data, so a provider may start OpenCode on it early.
+    const data = sandboxd.restoredFrom?.artifacts.find((a) => a.name === "opencode-data.tar.gz");
+    expect(w.provider.calls.filter((c) => c.op === "start").at(-1)?.intent).toEqual({
+      restore_opencode_data: { sha256: data?.sha256, bytes: data?.bytes },
+    });
+    expect(data?.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(w.store.log.at(-1)?.reason).toBe(`restored ${checkpointId}`);
     expect(w.steps).toContain("launch.restoring");
   });

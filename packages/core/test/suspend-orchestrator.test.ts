@@ -133,6 +133,9 @@ describe("a runtime that suspended itself (local, docker)", () => {
     sandboxd.status = async () => {
       throw new Error("connect ECONNREFUSED");
     };
+    sandboxd.health = async () => {
+      throw new Error("connect ECONNREFUSED");
+    };
     const runtime = w.provider.runtime(`rt_${record.id}`);
     const stopAt = w.clock.ms + 1000;
     const endpoint = w.provider.endpoint.bind(w.provider);

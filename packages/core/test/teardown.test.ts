@@ -10,8 +10,8 @@ describe("teardown", () => {
     const result = await w.orchestrator.teardown("box", { force: false });
     expect(result).toMatchObject({ destroyed: true, checkpoint_id: null });
     expect(result.record).toMatchObject({ state: "destroyed", runtime: null, agent: "unknown", error: null });
-    // status twice: whether it suspended itself (it answers: no), then the teardown's probe.
-    expect(sandboxd.calls).toEqual(["init", "status", "status", "shutdown"]);
+    // health: whether it suspended itself (it answers: no); status: the teardown's probe.
+    expect(sandboxd.calls).toEqual(["init", "health", "status", "shutdown"]);
     expect(w.provider.runtimes.size).toBe(0);
     expect(w.store.transitions("box").slice(-2)).toEqual(["running→tearing_down", "tearing_down→destroyed"]);
   });

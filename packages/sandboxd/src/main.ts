@@ -18,6 +18,7 @@ import { IdleSuspend } from "./idle-suspend.ts";
 import { Logger } from "./log.ts";
 import { Sandbox } from "./sandbox.ts";
 import { holdForCollection, writeExitCheckpoint } from "./sandbox-checkpoint.ts";
+import { prestartRestore } from "./sandbox-restore.ts";
 import { createApi } from "./server.ts";
 
 // The parent may close our stdout/stderr at any time; a write must never kill us.
@@ -92,6 +93,9 @@ async function main(): Promise<void> {
   const auth = new Auth(config.token, config.sandbox_id);
   // OpenCode's ≈1 s boot overlaps the rest of ours and the launcher's init request.
   if (config.prestart && !config.warm) sandbox.prestart(config.prestart.repo);
+  // The same for a restore: OpenCode starts on the checkpoint's data while the workspace comes back.
+  if (config.prestart_restore && !config.prestart && !config.warm)
+    prestartRestore(sandbox, config.prestart_restore.opencode_data);
 
   let stopping = false;
   let exitCheckpoint: CheckpointManifestData | null = null;

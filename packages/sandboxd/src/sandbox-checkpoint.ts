@@ -34,6 +34,7 @@ export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Prom
   sb.log.addSecret(req.credentials?.password);
   const end = sb.reserve("checkpoint");
   const t0 = Date.now();
+  let packedAt: number | undefined;
   let work: string | null = null;
   try {
     work = sb.checkpoints.newWorkDir();
@@ -51,7 +52,13 @@ export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Prom
         parent: req.parent,
         upstream: upstreamOf(meta.repo, req.credentials),
       }),
-      packOpencodeData(sb.config.home_dir, join(work, "opencode-data"), join(out, "opencode-data.tar.gz")),
+      packOpencodeData(
+        sb.config.home_dir,
+        join(work, "opencode-data"),
+        join(out, "opencode-data.tar.gz"),
+      ).finally(() => {
+        packedAt = Date.now() - t0;
+      }),
     ]);
     if (snapped.status === "rejected") throw snapped.reason;
     if (packed.status === "rejected") throw packed.reason;
@@ -83,6 +90,8 @@ export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Prom
       db_copy_attempts: data.db_copy_attempts,
       agent: sb.agent.state,
       ms: Date.now() - t0,
+      // When each step ended, in ms since the request began (docs/performance.md).
+      phases: { ...snap.phases, opencode_data_ms: packedAt },
     });
     return manifest;
   } catch (err) {

@@ -1,4 +1,6 @@
+import { createReadStream, mkdirSync, rmSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
+import { join } from "node:path";
 import { AlpineError, toAlpineError } from "@alpine/core/errors";
 import {
   type CheckpointArtifactName,
@@ -10,6 +12,7 @@ import {
   type SandboxdPhase,
 } from "@alpine/core/sandboxd-api";
 import { isArtifactName, isStageName } from "./checkpoint.ts";
+import { writeHashed } from "./files.ts";
 import { type ResolvedRepo, resolveRepo, safeShow } from "./git.ts";
 import { unpackOpencodeData } from "./opencode-data.ts";
 import type { Sandbox } from "./sandbox.ts";
@@ -234,6 +237,52 @@ function upstreamFetch(sb: Sandbox, plan: RestorePlan): UpstreamFetch | undefine
   };
 }
 
+/** OpenCode started at sandboxd's boot on a checkpoint's data (config `prestart_restore`). */
+export interface RestorePrestart {
+  /** The data artifact it was started on. */
+  sha256: string;
+  /** Settles once the data is unpacked and OpenCode spawned (`started` its start), or null when it was not. */
+  ready: Promise<{ started: Promise<void> } | null>;
+}
+
+/**
+ * The launch that started this sandboxd will restore a checkpoint whose OpenCode data is `data`,
+ * a file of the host's checkpoint store: it is copied privately while its sha256 and size are
+ * checked, unpacked, and OpenCode starts now instead of once the artifacts are staged (its ≈1 s
+ * boot then overlaps the staging and the workspace's restore). restoreSandbox keeps it only for a
+ * manifest whose data artifact has this sha256. Anything that fails leaves the ordinary restore
+ * to do it all, as without this.
+ */
+export function prestartRestore(sb: Sandbox, data: { path: string; sha256: string; bytes: number }): void {
+  const ready = (async () => {
+    mkdirSync(sb.checkpoints.root, { recursive: true, mode: 0o700 });
+    const copy = join(sb.checkpoints.root, ".prestart-opencode-data.tar.gz");
+    try {
+      rmSync(copy, { force: true });
+      const hashed = await writeHashed(createReadStream(data.path), copy);
+      if (hashed.sha256 !== data.sha256 || hashed.bytes !== data.bytes) {
+        sb.log.warn("not prestarting opencode: its data does not match the checkpoint's", {
+          expected: { sha256: data.sha256, bytes: data.bytes },
+          actual: hashed,
+        });
+        return null;
+      }
+      await unpackOpencodeData(sb.config.home_dir, copy);
+      sb.opencode.prepare();
+      const started = sb.opencode.start();
+      // The restore awaits it (and reports its failure); until then it must not be unhandled.
+      started.catch(() => {});
+      return { started };
+    } catch (err) {
+      sb.log.info("not prestarting opencode", { error: String((err as Error).message ?? err) });
+      return null;
+    } finally {
+      rmSync(copy, { force: true });
+    }
+  })();
+  sb.restorePrestart = { sha256: data.sha256, ready };
+}
+
 /** Restore from a plan: workspace, OpenCode's data, then OpenCode. Never throws: the result says. */
 export async function restoreSandbox(
   sb: Sandbox,
@@ -250,12 +299,23 @@ export async function restoreSandbox(
   let started: Promise<void> | null = null;
   try {
     setPhase("restoring");
-    // OpenCode's sessions first: it reads its database when it starts (a warm one is stopped).
-    if (sb.opencode.started) await sb.opencode.stop();
-    const data = plan.files["opencode-data.tar.gz"];
-    if (data) await unpackOpencodeData(sb.config.home_dir, data);
-    sb.opencode.prepare();
-    started = sb.opencode.start();
+    // OpenCode started at boot on this very data (its sha256 is the verified manifest's) is kept.
+    const pre = sb.restorePrestart;
+    sb.restorePrestart = null;
+    const dataArtifact = plan.manifest.artifacts.find((a) => a.name === "opencode-data.tar.gz");
+    const early = pre ? await pre.ready : null;
+    if (early && dataArtifact && plan.files["opencode-data.tar.gz"] && pre?.sha256 === dataArtifact.sha256) {
+      started = early.started;
+      sb.log.info("opencode was started at boot on the checkpoint's data");
+    } else {
+      // OpenCode's sessions first: it reads its database when it starts (a warm or prestarted one is stopped).
+      if (sb.opencode.started) await sb.opencode.stop();
+      if (early) await early.started.catch(() => {});
+      const data = plan.files["opencode-data.tar.gz"];
+      if (data) await unpackOpencodeData(sb.config.home_dir, data);
+      sb.opencode.prepare();
+      started = sb.opencode.start();
+    }
     // Awaited (and its failure reported) below; this only keeps it from being an unhandled rejection meanwhile.
     started.catch(() => {});
     await restoreWorkspace(sb.workspace, {

@@ -27,6 +27,7 @@ import { type AgentNet, INNER_OPENCODE_PORT, INNER_PROXY_PORT } from "./opencode
 import { agentListeningPorts, previewPorts } from "./preview.ts";
 import { killRunning } from "./proc.ts";
 import { type CacheUse, RepoCache } from "./repo-cache.ts";
+import type { RestorePrestart } from "./sandbox-restore.ts";
 import { indexEntries, SpareCheckouts } from "./spare-checkout.ts";
 import { Workspace } from "./workspace.ts";
 import { cloneWorkspace } from "./workspace-clone.ts";
@@ -79,6 +80,8 @@ export class Sandbox {
   adopted = false;
   /** A warm sandboxd's OpenCode opened its instance on the empty workspace (to be disposed at init). */
   private instanceWarmed: Promise<boolean> = Promise.resolve(false);
+  /** OpenCode started at boot on a checkpoint's data, for the restore to come (sandbox-restore.ts). */
+  restorePrestart: RestorePrestart | null = null;
   /** Repo caches mounted read-only for the agent (see mountRepoObjects). */
   private readonly visibleCaches = new Set<string>();
   /** OpenCode's data dir held something when sandboxd started (sessions may exist). */

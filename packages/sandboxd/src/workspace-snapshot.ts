@@ -17,6 +17,18 @@ export interface Snapshot {
   bundle: Hashed;
   /** What the (thin) bundle builds on; undefined when it is self-contained. */
   dependsOn?: NonNullable<CheckpointManifestData["depends_on"]>;
+  /** ms since the snapshot began at which each step ended (logged; see docs/performance.md). */
+  phases: Record<string, number>;
+}
+
+/** Records, per step name, the ms since it was made at which the step ended. */
+function phaseClock(): ((step: string) => void) & { phases: Record<string, number> } {
+  const started = Date.now();
+  const phases: Record<string, number> = {};
+  const took = (step: string) => {
+    phases[`${step}_ms`] = Date.now() - started;
+  };
+  return Object.assign(took, { phases });
 }
 
 /** Most upstream tips a checkpoint builds on (a repo with more branches excludes only these). */
@@ -48,42 +60,53 @@ async function remoteTips(ws: Workspace, env: GitEnv, from: UpstreamSource): Pro
   );
 }
 
+/** Which of `shas` this repo has as commits, in one git process (`missing` marks the others). */
+async function commitsHere(ws: Workspace, env: GitEnv, shas: string[]): Promise<Set<string>> {
+  const here = new Set<string>();
+  if (shas.length === 0) return here;
+  const r = await ws.git.run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], {
+    ...env,
+    input: shas.map((t) => `${t}\n`).join(""),
+  });
+  for (const line of r.stdout.split("\n")) {
+    const [sha, type] = line.split(" ");
+    if (type === "commit" && shas.includes(sha!)) here.add(sha!);
+  }
+  return here;
+}
+
 async function safeBases(
   ws: Workspace,
   env: GitEnv,
-  opts: { parent?: CheckpointManifestData; tips: Promise<string[] | null>; exclude: string[] },
+  opts: {
+    parent?: CheckpointManifestData;
+    /** Whether this repo has both of the parent's commits (asked while the work tree was read). */
+    parentHere: boolean;
+    tips: Promise<string[] | null>;
+    exclude: string[];
+  },
 ): Promise<{ parent: string[]; upstream: string[] }> {
   const { git } = ws;
-  const have = async (sha: string) =>
-    (await git.run(["cat-file", "-e", "--end-of-options", `${sha}^{commit}`], env)).code === 0;
   const parent: string[] = [];
-  if (opts.parent) {
-    const commits = [opts.parent.head_commit, opts.parent.checkpoint_commit];
-    if ((await Promise.all(commits.map(have))).every(Boolean)) parent.push(...new Set(commits));
+  if (opts.parent && opts.parentHere) {
+    parent.push(...new Set([opts.parent.head_commit, opts.parent.checkpoint_commit]));
   }
-  // Which tips this repo has, in one git process (`missing` marks the others).
   const tips = ((await opts.tips) ?? []).slice(0, MAX_UPSTREAM_TIPS);
-  const upstream: string[] = [];
-  if (tips.length > 0) {
-    const r = await git.run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], {
-      ...env,
-      input: tips.map((t) => `${t}\n`).join(""),
-    });
-    for (const line of r.stdout.split("\n")) {
-      const [sha, type] = line.split(" ");
-      if (type === "commit" && tips.includes(sha!)) upstream.push(sha!);
-    }
-  }
+  const here = await commitsHere(ws, env, tips);
+  const upstream = tips.filter((t) => here.has(t));
   // The parent is only safe while the upstream commits its chain builds on still are: after a
   // force-push that dropped them, this checkpoint must not build on it (restore could not).
   const chainUpstream = opts.parent?.depends_on?.upstream ?? [];
   if (parent.length > 0 && chainUpstream.length > 0) {
     // Nothing listed: every commit the chain needs is reachable from a tip the remote has now.
+    // Tips themselves (the usual case: the branch the chain began on has not moved) need no git.
     const missing =
       upstream.length === 0
         ? null
-        : // On the command line: git before 2.40 takes no options (--not) on rev-list's stdin.
-          await git.run(["rev-list", "--max-count=1", ...chainUpstream, "--not", ...upstream], env);
+        : chainUpstream.every((c) => upstream.includes(c))
+          ? { code: 0, stdout: "" }
+          : // On the command line: git before 2.40 takes no options (--not) on rev-list's stdin.
+            await git.run(["rev-list", "--max-count=1", ...chainUpstream, "--not", ...upstream], env);
     const reachable = missing !== null && missing.code === 0 && missing.stdout.trim() === "";
     if (!reachable) {
       ws.log.warn(
@@ -142,34 +165,63 @@ export async function snapshotWorkspace(
 ): Promise<Snapshot> {
   const { git } = ws;
   const meta = ws.requireMeta();
+  const env = ws.privateRepo(opts.privateDir, "private");
+  const took = phaseClock();
+  // Asked first, while the working tree is read: the remote's answer is what takes longest here.
+  const tips = opts.upstream
+    ? remoteTips(ws, env, opts.upstream).finally(() => took("upstream"))
+    : Promise.resolve(null);
+  tips.catch(() => {});
   const { ref, head } = await ws.currentRef();
   if (!head) throw new AlpineError("checkpoint_failed", "the workspace's HEAD is not a commit", {});
-  let branch = ref ? ref.slice("refs/heads/".length) : meta.branch;
-  // A branch name git would refuse in the bundle (the agent may name branches oddly): the recorded one.
-  branch = await git.checkBranch(branch).catch(() => meta.branch);
-  const env = ws.privateRepo(opts.privateDir, "private");
-  // Asked while the working tree is read: the remote's answer is what takes longest here.
-  const tips = opts.upstream ? remoteTips(ws, env, opts.upstream) : Promise.resolve(null);
-  tips.catch(() => {});
-  await git.ok(["update-ref", `refs/heads/${branch}`, head], env);
-  const tree = await ws.stageAll(env, head);
-  // What is safe elsewhere is left out of the bundle; the branch head is left out when it is
-  // (git then writes no ref for it: restore reads head_commit).
-  const bases = await safeBases(ws, env, { parent: opts.parent, tips, exclude: [] });
+  const named = ref ? ref.slice("refs/heads/".length) : meta.branch;
+  const parentCommits = opts.parent ? [opts.parent.head_commit, opts.parent.checkpoint_commit] : [];
+  // Independent reads, side by side: the branch name, the working tree, the parent's commits.
+  const [branch, tree, parentFound] = await Promise.all([
+    // A branch name git would refuse in the bundle (the agent may name branches oddly): the
+    // recorded one (checked when it was recorded).
+    named === meta.branch ? named : git.checkBranch(named).catch(() => meta.branch),
+    ws.stageAll(env, head).finally(() => took("stage")),
+    commitsHere(ws, env, parentCommits),
+  ]);
   // The parent checkpoint's commit becomes a second parent of this one: git leaves out only the
   // trees of excluded commits next to included ones, so only then are the files the parent
   // already holds (untracked and modified ones) left out. The commit lives on a private ref only.
-  const parentCommit = opts.parent?.checkpoint_commit;
-  const second = parentCommit && bases.parent.includes(parentCommit) ? ["-p", parentCommit] : [];
   const when = `@${Math.floor(Date.parse(opts.createdAt) / 1000) || Math.floor(Date.now() / 1000)} +0000`;
-  const commit = (
-    await git.ok(["commit-tree", tree, "-p", head, ...second, "-F", "-"], {
+  const commitOf = async (second: string[]) => {
+    const made = (
+      await git.ok(["commit-tree", tree, "-p", head, ...second, "-F", "-"], {
+        ...env,
+        input: `alpine checkpoint ${opts.id}\n`,
+        env: { ...env.env, ...identityEnv({ name: "alpine", email: "alpine@localhost" }, when) },
+      })
+    ).trim();
+    // Both refs the bundle holds, in one git process (ref names hold no spaces or newlines).
+    await git.ok(["update-ref", "--stdin"], {
       ...env,
-      input: `alpine checkpoint ${opts.id}\n`,
-      env: { ...env.env, ...identityEnv({ name: "alpine", email: "alpine@localhost" }, when) },
-    })
-  ).trim();
-  await git.ok(["update-ref", `refs/alpine/checkpoints/${opts.id}`, commit], env);
+      input: `update refs/heads/${branch} ${head}\nupdate refs/alpine/checkpoints/${opts.id} ${made}\n`,
+    });
+    return made;
+  };
+  const parentHere = parentCommits.length > 0 && parentCommits.every((c) => parentFound.has(c));
+  const parentCommit = opts.parent?.checkpoint_commit;
+  // Made while the remote is asked, on the parent's commit when this repo has it (the usual case);
+  // made again without it below when the parent turns out not to be safe to build on.
+  const onParent = parentCommit && parentHere ? commitOf(["-p", parentCommit]) : null;
+  onParent?.catch(() => {});
+  // What is safe elsewhere is left out of the bundle; the branch head is left out when it is
+  // (git then writes no ref for it: restore reads head_commit).
+  const bases = await safeBases(ws, env, { parent: opts.parent, parentHere, tips, exclude: [] });
+  took("bases");
+  let commit: string;
+  if (onParent && parentCommit && bases.parent.includes(parentCommit)) {
+    commit = await onParent;
+  } else {
+    // The one made on the parent has set the ref (or failed) before this one sets it again.
+    if (onParent) await onParent.catch(() => {});
+    commit = await commitOf([]);
+  }
+  took("commit");
   const exclusions = [...new Set([...bases.parent, ...bases.upstream])];
   const res = await git.runToFile(
     [
@@ -190,7 +242,15 @@ export async function snapshotWorkspace(
       stderr: res.stderr.slice(0, 2000),
     });
   }
-  const snap: Snapshot = { branch, head, commit, tree, bundle: { sha256: res.sha256, bytes: res.bytes } };
+  took("bundle");
+  const snap: Snapshot = {
+    branch,
+    head,
+    commit,
+    tree,
+    bundle: { sha256: res.sha256, bytes: res.bytes },
+    phases: took.phases,
+  };
   const prerequisites = bundlePrerequisites(opts.bundleFile);
   if (exclusions.length === 0) return snap;
   // git leaves out every object reachable from an excluded commit (its trees and blobs too), but
@@ -198,14 +258,16 @@ export async function snapshotWorkspace(
   // dependency whenever the parent's commits were excluded, whatever the prerequisites say.
   const usesParent = bases.parent.length > 0;
   const inParent = async (c: string) => {
+    // The parent's own commits are the usual prerequisites: no git process for them.
+    if (bases.parent.includes(c)) return true;
     for (const p of bases.parent) {
       const r = await git.run(["merge-base", "--is-ancestor", "--end-of-options", c, p], env);
       if (r.code === 0) return true;
     }
     return false;
   };
-  const own: string[] = [];
-  for (const c of prerequisites) if (!(await inParent(c))) own.push(c);
+  const ownership = await Promise.all(prerequisites.map(async (c) => ({ c, inParent: await inParent(c) })));
+  const own = ownership.filter((o) => !o.inParent).map((o) => o.c);
   // Upstream tips excluded without any prerequisite of theirs (unrelated history) still left
   // their objects out: then they are what the bundle needs from upstream.
   if (!usesParent && prerequisites.length === 0) own.push(...bases.upstream);

@@ -226,15 +226,27 @@ export class Workspace {
 
   /** HEAD of the workspace: its commit and the branch it points at (null when detached). */
   async currentRef(): Promise<{ ref: string | null; head: string | null }> {
-    const head = await this.head();
-    const sym = await this.git.run(["symbolic-ref", "--quiet", "HEAD"], this.repoOpts());
+    const [head, sym] = await Promise.all([
+      this.head(),
+      this.git.run(["symbolic-ref", "--quiet", "HEAD"], this.repoOpts()),
+    ]);
     const ref = sym.code === 0 && sym.stdout.trim().startsWith("refs/heads/") ? sym.stdout.trim() : null;
     return { ref, head };
   }
 
   /** The index of env = HEAD's tree + the whole working tree (tracked, untracked, not ignored); returns its tree. */
   async stageAll(env: GitEnv, head: string): Promise<string> {
-    await this.git.ok(["read-tree", head], env);
+    // --reset: an index kept from the last snapshot (the checkpoint git dir keeps one) keeps the
+    // stat data of its entries whose blob is HEAD's, so `add` re-hashes only files changed since
+    // (a plain read-tree drops all stat data: every checkpoint read the whole work tree). Unlike
+    // -m, --reset does not refuse entries that differ from the work tree (they are what `add`
+    // reads); the entries are HEAD's either way.
+    const reset = await this.git.run(["read-tree", "--reset", head], env);
+    if (reset.code !== 0) {
+      // A kept index git cannot read: start from nothing (the same entries, without stat data).
+      rmSync(env.env.GIT_INDEX_FILE ?? join(env.isolatedConfig, "index"), { force: true });
+      await this.git.ok(["read-tree", head], env);
+    }
     const add = await this.git.run(["add", "-A", "--", "."], { ...env, timeoutMs: LONG_MS });
     if (add.code !== 0) {
       throw new AlpineError("internal_error", `cannot read the workspace: ${firstLine(add.stderr)}`, {

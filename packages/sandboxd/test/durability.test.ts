@@ -55,9 +55,12 @@ let manifest: CheckpointManifestData;
 let store = "";
 const timings: Record<string, number> = {};
 
-function start(reuse?: RunningSandboxd["dirs"]): Promise<RunningSandboxd> {
+function start(
+  reuse?: RunningSandboxd["dirs"],
+  extra: Partial<SandboxdConfigInput> = {},
+): Promise<RunningSandboxd> {
   return startSandboxd(
-    { isolation: ISOLATION, mask_paths: ISOLATION === "bubblewrap" ? [homedir()] : [], opencode },
+    { isolation: ISOLATION, mask_paths: ISOLATION === "bubblewrap" ? [homedir()] : [], opencode, ...extra },
     reuse,
   );
 }
@@ -417,7 +420,15 @@ describe("checkpoint", () => {
     for (const d of [dirs.workspace, dirs.home, dirs.tmp, join(dirs.root, "checkpoints")]) {
       rmSync(d, { recursive: true, force: true });
     }
-    sbx = await start(dirs);
+    // As the local provider starts it for a restore: OpenCode boots on the checkpoint's data (a
+    // file of the host's store) before the artifacts are staged; the restore keeps that OpenCode.
+    const data = manifest.artifacts.find((a) => a.name === "opencode-data.tar.gz")!;
+    const sandboxdLogBefore = readLog(dirs.log);
+    sbx = await start(dirs, {
+      prestart_restore: {
+        opencode_data: { path: join(store, data.name), sha256: data.sha256, bytes: data.bytes },
+      },
+    });
     expect((await sbx.client.health()).phase).toBe("booting");
     const t0 = Date.now();
     for (const a of manifest.artifacts) {
@@ -463,6 +474,11 @@ describe("checkpoint", () => {
     expect((await sessions(sbx, `?directory=${encodeURIComponent(w)}`)).length).toBe(sessionsBefore.length);
     // Staged artifacts are gone once restored.
     expect(existsSync(join(sbx.dirs.root, "checkpoints", ".restore"))).toBe(false);
+    // The OpenCode that answers is the one started at boot, on the data just compared.
+    const log = readLog(sbx.dirs.log);
+    expect(log.slice(sandboxdLogBefore.length)).toContain("opencode was started at boot on the checkpoint's data");
+    // Started once by this sandboxd (at its boot), not again by the restore.
+    expect(log.slice(sandboxdLogBefore.length).match(/"starting opencode"/g)?.length).toBe(1);
   });
 
   it("a restored sandbox takes new tasks in the old session and refuses another restore", async () => {

@@ -106,7 +106,7 @@ export function localSandboxdConfig(opts: {
   secrets?: SandboxSecret[];
   extra?: Pick<
     NonNullable<SandboxdStartInput["extra"]>,
-    "warm" | "prestart" | "exit_checkpoint" | "notify" | "idle_suspend"
+    "warm" | "prestart" | "prestart_restore" | "exit_checkpoint" | "notify" | "idle_suspend"
   >;
 }) {
   return sandboxdStartConfig({

@@ -18,6 +18,7 @@ import {
 } from "@alpine/core";
 import type { Context } from "../context.ts";
 import { thisHost } from "../context.ts";
+import { checkpointObjectPath } from "../store/checkpoint-paths.ts";
 import { cachedIsolation, type IsolationOf, resolveIsolation } from "./isolation.ts";
 import {
   localSandboxdConfig,
@@ -177,6 +178,21 @@ export class LocalProvider implements Provider {
         // OpenCode starts at sandboxd's boot when the launch will init (never before a restore).
         extra: {
           ...(intent?.init_repo ? { prestart: { repo: intent.init_repo } } : {}),
+          // A restore: OpenCode starts at boot on the checkpoint's data, read from the store.
+          ...(intent?.restore_opencode_data
+            ? {
+                prestart_restore: {
+                  opencode_data: {
+                    ...intent.restore_opencode_data,
+                    path: checkpointObjectPath(
+                      join(this.ctx.home, "checkpoints"),
+                      spec.sandbox_id,
+                      intent.restore_opencode_data.sha256,
+                    ),
+                  },
+                },
+              }
+            : {}),
           // `alpine cloud dev`'s container host stands in for Containers: its alarm suspends.
           ...(this.opts.exitCheckpoint
             ? { exit_checkpoint: this.opts.exitCheckpoint }

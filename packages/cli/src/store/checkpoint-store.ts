@@ -21,6 +21,7 @@ import { pipeline } from "node:stream/promises";
 import type { CheckpointManifest, CheckpointStore } from "@alpine/core";
 import { AlpineError } from "@alpine/core/errors";
 import { execa } from "execa";
+import { checkpointObjectPath } from "./checkpoint-paths.ts";
 
 const SAFE_ID = /^[A-Za-z0-9_.-]{1,100}$/;
 
@@ -48,7 +49,7 @@ export class LocalCheckpointStore implements CheckpointStore {
   private objectPath(sandboxId: string, sha256: string) {
     if (!/^[0-9a-f]{64}$/.test(sha256))
       throw new AlpineError("checkpoint_checksum_mismatch", `bad sha256 '${sha256}'`);
-    return join(this.sandboxDir(sandboxId), "objects", sha256);
+    return checkpointObjectPath(this.root, checkId("sandbox_id", sandboxId), sha256);
   }
 
   async putArtifact(sandboxId: string, checkpointId: string, name: string, body: ReadableStream<Uint8Array>) {

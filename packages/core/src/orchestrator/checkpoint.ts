@@ -14,7 +14,7 @@ import {
 } from "./decisions/checkpoints.ts";
 import { connectTo, getRecord } from "./reading.ts";
 import { withLease } from "./settle.ts";
-import type { OrchestratorDeps } from "./types.ts";
+import type { GitCredentials, OrchestratorDeps } from "./types.ts";
 
 /** Checkpoints: writing, copying, verifying and keeping them (docs/durability.md). */
 
@@ -24,6 +24,9 @@ export async function checkpoint(
   progress: Progress,
 ): Promise<{ record: SandboxRecord; manifest: CheckpointManifest }> {
   const record = await getRecord(deps, name);
+  // Asked while the lease is taken: git's credential helper is a step of its own, and the
+  // checkpoint request waits for it.
+  const credentials = credentialsOf(deps, record.repo);
   return withLease(deps, record, "checkpoint", async (op) => {
     await reach(deps, "checkpoint.lease_acquired");
     const current = await getRecord(deps, name);
@@ -34,7 +37,16 @@ export async function checkpoint(
         { state: current.state },
       );
     }
-    return saveCheckpoint(deps, current, op.id, current.state, progress);
+    return saveCheckpoint(deps, current, op.id, current.state, progress, { credentials });
+  });
+}
+
+/** The host's credentials for `repo`, or null (then the remote is not asked; see saveCheckpoint). */
+function credentialsOf(deps: OrchestratorDeps, repo: string): Promise<GitCredentials | null> {
+  return deps.credentialsFor(repo).catch((err: unknown) => {
+    // Without them the remote is not asked; the checkpoint then does not build on it.
+    ignoreFailure(deps, `reading the credentials for ${repo}`)(err);
+    return null;
   });
 }
 
@@ -54,7 +66,11 @@ export async function saveCheckpoint(
   operationId: string,
   then: SandboxState,
   progress: Progress,
-  opts: { written?: CheckpointManifest } = {},
+  opts: {
+    written?: CheckpointManifest;
+    /** The repo's credentials, when the caller asked for them already. */
+    credentials?: Promise<GitCredentials | null>;
+  } = {},
 ): Promise<{ record: SandboxRecord; manifest: CheckpointManifest }> {
   const back = record.state;
   const { written } = opts;
@@ -82,11 +98,7 @@ export async function saveCheckpoint(
     } else {
       const [parent, credentials] = await Promise.all([
         latestChainParent(deps, record),
-        deps.credentialsFor(record.repo).catch((err: unknown) => {
-          // Without them the remote is not asked; the checkpoint then does not build on it.
-          ignoreFailure(deps, `reading the credentials for ${record.repo}`)(err);
-          return null;
-        }),
+        opts.credentials ?? credentialsOf(deps, record.repo),
       ]);
       progress.step(parent ? `writing checkpoint (on ${parent.checkpoint_id})` : "writing checkpoint");
       manifest = await client.checkpoint({
@@ -101,15 +113,21 @@ export async function saveCheckpoint(
     }
     await reach(deps, "checkpoint.written");
     progress.step("copying checkpoint");
-    let bytes = 0;
-    for (const artifact of manifest.artifacts) {
-      const body = await client.checkpointArtifact(checkpointId, artifact.name);
-      const stored = await store.putArtifact(record.id, checkpointId, artifact.name, body);
-      const mismatch = artifactMismatch(artifact, stored);
-      if (mismatch) throw mismatch;
-      bytes += stored.bytes;
-      await reach(deps, "checkpoint.artifact_stored");
-    }
+    // The artifacts side by side (each its own request and file); all must arrive intact.
+    const copies = await Promise.allSettled(
+      manifest.artifacts.map(async (artifact) => {
+        const body = await client.checkpointArtifact(checkpointId, artifact.name);
+        const stored = await store.putArtifact(record.id, checkpointId, artifact.name, body);
+        const mismatch = artifactMismatch(artifact, stored);
+        if (mismatch) throw mismatch;
+        await reach(deps, "checkpoint.artifact_stored");
+        return stored.bytes;
+      }),
+    );
+    // Every copy ended before a failure is thrown: none still writes while the catch cleans up.
+    const failed = copies.find((c) => c.status === "rejected");
+    if (failed) throw failed.reason;
+    const bytes = copies.reduce((n, c) => n + (c.status === "fulfilled" ? c.value : 0), 0);
     await store.putManifest(manifest);
     await reach(deps, "checkpoint.manifest_stored");
     progress.step("verifying checkpoint");
@@ -117,7 +135,9 @@ export async function saveCheckpoint(
     // The chain it builds on is in the store as it recorded it (checked again at every restore).
     await verifiedChain(deps, manifest, { rehash: false });
     await reach(deps, "checkpoint.verified");
-    await dropStaged();
+    // Beside the recording: the store holds it verified, so sandboxd's copy is no longer needed
+    // (dropStaged never throws).
+    const dropped = dropStaged();
     const verified: CheckpointRecord = {
       id: checkpointId,
       verified: true,
@@ -131,6 +151,7 @@ export async function saveCheckpoint(
       checkpoint: verified,
     });
     await applyRetention(deps, record.id, checkpointId);
+    await dropped;
     return { record: current, manifest };
   } catch (err) {
     // What the failed attempt stored is never recorded; the next settlement or prune removes a leftover.

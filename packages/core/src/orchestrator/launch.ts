@@ -235,8 +235,16 @@ export async function provision(
     // Awaited below; until then a rejection must not be reported as unhandled.
     credentials.catch(() => {});
     current = await update(deps, current, { runtime: { handle, web_url: null } });
-    // Told what comes next, a provider can start OpenCode with sandboxd (never before a restore).
-    handle = await provider.start(handle, spec, source === "init" ? { init_repo: current.repo } : undefined);
+    // Told what comes next, a provider can start OpenCode with sandboxd: before an init, or on the
+    // checkpoint's OpenCode data before a restore (sandboxd checks it against the manifest's).
+    const data = manifest?.artifacts.find((a) => a.name === "opencode-data.tar.gz");
+    const intent =
+      source === "init"
+        ? { init_repo: current.repo }
+        : source === "restore" && data
+          ? { restore_opencode_data: { sha256: data.sha256, bytes: data.bytes } }
+          : undefined;
+    handle = await provider.start(handle, spec, intent);
     await reach(deps, "launch.runtime_started");
     const endpoint = await provider.endpoint(handle);
     if (!endpoint) throw new AlpineError("agent_start_failed", "the sandbox runtime did not start");

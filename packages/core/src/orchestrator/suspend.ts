@@ -42,11 +42,13 @@ export async function noticeSelfSuspension(
   const provider = deps.provider(record.provider);
   const handle = record.runtime.handle;
   // A runtime that answers is not suspended; only a stopped (or stopping) one has its log read.
+  // Its health answer says so without the workspace scan of a full status (a checkpoint or task
+  // of a large work tree waited for that scan first).
   const endpoint = await provider.endpoint(handle).catch(() => null);
   if (endpoint) {
     const answers = await deps
       .connect(endpoint, { timeoutMs: 5_000 })
-      .status()
+      .health()
       .then(
         () => true,
         () => false,

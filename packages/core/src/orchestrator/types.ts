@@ -17,6 +17,7 @@ import type {
   DiffResponse,
   ExportRequest,
   ExportResponse,
+  HealthResponse,
   InitRequest,
   LoginRequest,
   LoginResponse,
@@ -42,6 +43,8 @@ export type SandboxdStatusView = SandboxdStatus;
 /** The sandboxd calls the orchestrator makes (SandboxdClient implements them). */
 export interface SandboxdApi {
   status(): Promise<SandboxdStatus>;
+  /** GET /healthz: that sandboxd answers at all (no workspace scan, unlike status). */
+  health(): Promise<HealthResponse>;
   init(
     body: InitRequest,
     onPhase?: (phase: SandboxdPhase) => void,

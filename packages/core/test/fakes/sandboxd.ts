@@ -54,6 +54,11 @@ export class FakeSandboxd implements SandboxdApi {
     return this.snapshot();
   }
 
+  async health(): Promise<{ ok: true; phase: sandboxdApi.SandboxdPhase }> {
+    this.call("health");
+    return { ok: true, phase: this.phase };
+  }
+
   /** What sandboxd started with `exit_checkpoint` does on SIGTERM with unsaved work. */
   async sigterm(checkpointId = "ckpt_exit_1"): Promise<CheckpointManifest> {
     this.exitCheckpoint = await this.checkpoint({
