@@ -55,6 +55,7 @@ export class RemoteSandboxService implements SandboxService {
       image_profile: input.image_profile,
       task: input.task,
       force_recreate: input.force_recreate,
+      ...(input.skip_setup ? { skip_setup: true } : {}),
       config: this.config(),
       credentials: repo ? await this.local.credentialsFor(repo) : null,
     };
