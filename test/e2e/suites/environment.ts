@@ -228,6 +228,12 @@ export function environmentSuite(kind: "local" | "docker"): void {
       expect(s.runtime.phase).toBe("failed");
       expect(s.runtime.environment.setup.state).toBe("failed");
       expect(s.teardown.blockers).toEqual([]);
+      // For a person: setup's state, and each part of the environment with where it came from.
+      const human = (await alpine("status", "env-fail")).stdout;
+      expect(human).toMatch(/setup +failed/);
+      expect(human).toMatch(/setup +sh setup\.sh +from devcontainer\.json/);
+      expect(human).toMatch(/env +GREETING, COUNTER_URL +from devcontainer\.json \+ alpine config/);
+      expect(human.split("not supported, ignored: customizations").length).toBe(2);
       // Its log has setup's output.
       const logs = (await alpine("logs", "env-fail", "--json")).json();
       expect(logs.lines.join("\n")).toContain("compiling step 1");
