@@ -146,6 +146,17 @@ describe("alpine CLI contract", () => {
     });
   });
 
+  it("env rm --all needs no key; without keys or --all it says what to pass", async () => {
+    const env = { ALPINE_HOME: home() };
+    const all = await runCli(["env", "rm", "--all", "--json"], { env });
+    expect(all.code, all.stdout + all.stderr).toBe(0);
+    expect(all.json()).toEqual({ removed: [] });
+    const none = await runCli(["env", "rm", "--json"], { env });
+    expect(none.code).toBe(1);
+    expect(none.json()).toMatchObject({ reason_code: "usage_invalid" });
+    expect(none.json().error).toContain("or pass --all");
+  });
+
   it("every verb of the registry has --help with its summary and examples", async () => {
     const top = await runCli(["--help"]);
     expect(top.code).toBe(0);
