@@ -23,6 +23,7 @@
 // BENCH_SUSPEND=1 then also bench/suspend.mjs: 30 sandboxes, 29 suspended (≈ 4 more minutes)
 // BENCH_ONLY=checkpoints  only the incremental checkpoint and resume figures (issue 18);
 //                      BENCH_ONLY=checkpoint only the checkpoint figures, BENCH_ONLY=resume only resume's
+// BENCH_ONLY=environment  only the environment figures (issue 16)
 // BENCH_HISTORY_MB=N   history of the incremental-checkpoint repo (default 120), generated once and
 //                      kept in BENCH_CACHE (default /var/tmp/alpine-bench-cache) between runs
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -861,8 +862,7 @@ try {
 
   // Memory of one idle sandbox: sandboxd's own RSS apart from OpenCode's (Linux /proc).
   // A repo's environment: cached preparation vs no setup; first launch vs setup + launch.
-  // Not in a BENCH_ONLY run (it would run whatever BENCH_ONLY asked for).
-  if (!ONLY) {
+  if (!ONLY || ONLY === "environment") {
     say("environment");
     const url = makeFilesRepo("envbench", {
       ".gitignore": "build/\n",

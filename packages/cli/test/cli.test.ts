@@ -95,6 +95,68 @@ describe("alpine CLI contract", () => {
     expect(body.sources["sandbox.auto_teardown"]).toBe("default");
   });
 
+  it("config show gives the repo's environment in effect: devcontainer.json under alpine's section, each part's source, notices once", async () => {
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    const repo = home();
+    mkdirSync(join(repo, ".git"));
+    mkdirSync(join(repo, ".devcontainer"));
+    mkdirSync(join(repo, "src"));
+    writeFileSync(
+      join(repo, ".devcontainer", "devcontainer.json"),
+      [
+        "{ // JSON with comments",
+        '  "postCreateCommand": "npm ci",',
+        '  "postStartCommand": ["node", "server.js"],',
+        '  "forwardPorts": [3000],',
+        '  "containerEnv": { "A": "dev", "B": "dev" },',
+        '  "features": {}, "customizations": {},',
+        "}",
+      ].join("\n"),
+    );
+    writeFileSync(
+      join(repo, "alpine.yaml"),
+      ["environment:", '  setup: ["make deps"]', "  env: { B: config }", "  ports: [8080]"].join("\n"),
+    );
+    const env = { ALPINE_HOME: home(), ALPINE_CONFIG: join(repo, "alpine.yaml") };
+    // From a subdirectory of the checkout: the devcontainer at its root is the one read.
+    const r = await runCli(["config", "show", "--json"], { env, cwd: join(repo, "src") });
+    expect(r.code, r.stderr).toBe(0);
+    const shown = r.json().environment;
+    expect(shown.devcontainer).toBe(join(repo, ".devcontainer", "devcontainer.json"));
+    expect(shown.effective).toMatchObject({
+      setup: ["make deps"],
+      start: ["node server.js"],
+      env: { A: "dev", B: "config" },
+      ports: [3000, 8080],
+      sources: { setup: "config", start: "devcontainer", env: "both", ports: "both" },
+    });
+    expect(shown.effective.notices).toEqual([
+      ".devcontainer/devcontainer.json: not supported, ignored: features, customizations",
+    ]);
+    const human = await runCli(["config", "show"], { env, cwd: join(repo, "src") });
+    expect(human.stdout).toMatch(/setup +make deps +from alpine config/);
+    expect(human.stdout).toMatch(/start +node server\.js +from devcontainer\.json/);
+    expect(human.stdout).toMatch(/env +A, B +from devcontainer\.json \+ alpine config/);
+    expect(human.stdout.split("not supported, ignored").length).toBe(2);
+    // Outside any checkout: alpine's section alone.
+    const bare = await runCli(["config", "show", "--json"], { env: { ALPINE_HOME: home() }, cwd: home() });
+    expect(bare.json().environment).toMatchObject({
+      devcontainer: null,
+      effective: { setup: [], notices: [] },
+    });
+  });
+
+  it("env rm --all needs no key; without keys or --all it says what to pass", async () => {
+    const env = { ALPINE_HOME: home() };
+    const all = await runCli(["env", "rm", "--all", "--json"], { env });
+    expect(all.code, all.stdout + all.stderr).toBe(0);
+    expect(all.json()).toEqual({ removed: [] });
+    const none = await runCli(["env", "rm", "--json"], { env });
+    expect(none.code).toBe(1);
+    expect(none.json()).toMatchObject({ reason_code: "usage_invalid" });
+    expect(none.json().error).toContain("or pass --all");
+  });
+
   it("every verb of the registry has --help with its summary and examples", async () => {
     const top = await runCli(["--help"]);
     expect(top.code).toBe(0);

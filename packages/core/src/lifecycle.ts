@@ -22,7 +22,8 @@ export const TRANSITIONS: Readonly<Record<SandboxState, readonly SandboxState[]>
   completed: ["running", "saving", "tearing_down", "error", "suspended"],
   tearing_down: ["destroyed", "error"],
   destroyed: ["provisioning"],
-  error: ["provisioning", "tearing_down"],
+  // saving: a teardown checkpoints the unsaved work of a sandbox kept for inspection after a failed setup.
+  error: ["provisioning", "saving", "tearing_down"],
   // Idle past sandbox.suspend_after_minutes: work saved, runtime stopped (docs/durability.md).
   suspended: ["provisioning", "tearing_down", "error"],
 };

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { EnvironmentStatusSchema } from "./environment.ts";
+import { EffectiveEnvironmentSchema, EnvironmentStatusSchema } from "./environment.ts";
 import { STATES } from "./lifecycle.ts";
 import { PROVIDER_KINDS } from "./provider-kinds.ts";
 import { REASON_CODES } from "./reasons.ts";
@@ -524,6 +524,12 @@ export const ConfigShowOutputSchema = z.object({
   config: z.record(z.string(), z.unknown()),
   sources: z.record(z.string(), z.string()),
   files: z.array(z.string()),
+  /** The repo's environment in effect for the checkout of the current directory (docs/environments.md). */
+  environment: z.object({
+    /** The devcontainer.json read (absolute path), null when the checkout has none. */
+    devcontainer: z.string().nullable(),
+    effective: EffectiveEnvironmentSchema,
+  }),
 });
 
 export const DoctorCheckSchema = z.object({

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   AlpineError,
+  answersProbe,
   artifactMismatch,
   autoTeardownAfterExport,
   type Blocker,
@@ -16,6 +17,7 @@ import {
   gcVerdict,
   hasUnsavedWork,
   identityConflicts,
+  keptForInspection,
   launchResumes,
   launchStep,
   observeStatus,
@@ -143,6 +145,26 @@ describe("teardown blockers and plan", () => {
   ];
   it.each(cases)("%s", (_, state, probe, lease, expected) => {
     expect(teardownBlockers(aRecord({ state }), probe, lease)).toEqual(expected);
+  });
+
+  const setupFailed = new AlpineError("setup_failed", "setup failed").toJSON();
+  const otherError = new AlpineError("agent_start_failed", "no start").toJSON();
+  const handle = { handle: { id: "rt" }, web_url: null };
+  it.each([
+    ["error after a failed setup, runtime kept", "error", setupFailed, handle, true],
+    ["error after a failed setup, no runtime", "error", setupFailed, null, false],
+    ["error for another reason", "error", otherError, handle, false],
+    ["running (live, not kept)", "running", null, handle, false],
+  ] as const)("kept for inspection: %s → %s", (_, state, error, runtime, expected) => {
+    const record = aRecord({ state, error: error as never, runtime: runtime as never });
+    expect(keptForInspection(record)).toBe(expected);
+    expect(answersProbe(record)).toBe(expected || state === "running");
+  });
+
+  it("one kept for inspection that does not answer blocks a teardown without --force", () => {
+    const record = aRecord({ state: "error", error: setupFailed as never, runtime: handle as never });
+    expect(teardownBlockers(record, unreachable, null)).toEqual(["runtime_unreachable"]);
+    expect(teardownBlockers(record, anOkProbe(dirty), null)).toEqual(["unsaved_changes"]);
   });
 
   it.each([

@@ -20,7 +20,7 @@ const EXPECTED: Record<SandboxState, SandboxState[]> = {
   completed: ["running", "saving", "tearing_down", "error", "suspended"],
   tearing_down: ["destroyed", "error"],
   destroyed: ["provisioning"],
-  error: ["provisioning", "tearing_down"],
+  error: ["provisioning", "saving", "tearing_down"],
   suspended: ["provisioning", "tearing_down", "error"],
 };
 

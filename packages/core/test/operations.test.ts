@@ -308,6 +308,13 @@ describe("the operations layer", () => {
       repo: "https://example.test/r.git",
       provider: "cloudflare",
     });
+    // launch --skip-setup reaches the control plane's launch.
+    await ROUTE_OPERATIONS.launch(
+      ctx,
+      "demo",
+      parseRouteRequest("launch", { body: '{"repo":"https://example.test/r.git","skip_setup":true}' }),
+    );
+    expect(launched).toMatchObject({ name: "demo", skip_setup: true });
     const diff = await ROUTE_OPERATIONS.diff(
       ctx,
       "demo",

@@ -79,6 +79,74 @@ describe("teardown", () => {
     });
   });
 
+  describe("a sandbox kept for inspection after its setup failed", () => {
+    const setupFailed = async () => {
+      const w = world();
+      w.provider.setupFailure = new AlpineError("setup_failed", "setup failed: sh setup.sh exited 3", {
+        tail: ["error: the build broke here"],
+      });
+      await expect(launched(w)).rejects.toMatchObject({ reason: "setup_failed" });
+      const record = w.record();
+      expect(record).toMatchObject({ state: "error", error: { reason_code: "setup_failed" } });
+      return { w, sandboxd: w.provider.sandboxd(record.id) };
+    };
+
+    it("is probed, read and opened like a live one (its runtime was left running)", async () => {
+      const { w, sandboxd } = await setupFailed();
+      const found = await w.orchestrator.probe(w.record());
+      expect(found).toMatchObject({
+        state: "ok",
+        status: { phase: "failed", error: { reason_code: "setup_failed" } },
+      });
+      sandboxd.edit("package-lock.json");
+      const client = await w.orchestrator.connect(w.record());
+      expect((await client.diff({ stat: true })).files.map((f) => f.path)).toEqual(["package-lock.json"]);
+      // It takes no task until launched again.
+      await expect(w.orchestrator.task("box", "go")).rejects.toMatchObject({ reason: "sandbox_not_running" });
+    });
+
+    it("a clean one is torn down without --force", async () => {
+      const { w } = await setupFailed();
+      expect(await w.orchestrator.teardown("box", { force: false })).toMatchObject({
+        destroyed: true,
+        checkpoint_id: null,
+      });
+      expect(w.store.transitions("box").slice(-2)).toEqual(["error→tearing_down", "tearing_down→destroyed"]);
+    });
+
+    it("unsaved work in it is checkpointed first, as any sandbox's", async () => {
+      const { w, sandboxd } = await setupFailed();
+      sandboxd.edit("package-lock.json");
+      const result = await w.orchestrator.teardown("box", { force: false });
+      expect(result.checkpoint_id).toMatch(/^ckpt_/);
+      expect(w.store.transitions("box").slice(-3)).toEqual([
+        "error→saving",
+        "saving→tearing_down",
+        "tearing_down→destroyed",
+      ]);
+    });
+
+    it("a failed checkpoint leaves it in error, kept; one that stopped answering is refused", async () => {
+      const { w, sandboxd } = await setupFailed();
+      sandboxd.edit("a.ts");
+      sandboxd.fail.set("checkpoint", new Error("disk full"));
+      await expect(w.orchestrator.teardown("box", { force: false })).rejects.toMatchObject({
+        reason: "teardown_blocked",
+        details: { blockers: ["unsaved_changes"] },
+      });
+      expect(w.record()).toMatchObject({ state: "error", error: { reason_code: "setup_failed" } });
+      expect(w.provider.runtimes.size).toBe(1);
+
+      w.provider.crash(w.record().id);
+      const found = await w.orchestrator.probe(w.record());
+      expect(found).toMatchObject({ state: "unavailable", kept_workspace: true });
+      await expect(w.orchestrator.teardown("box", { force: false })).rejects.toMatchObject({
+        reason: "teardown_blocked",
+        details: { blockers: ["runtime_unreachable"] },
+      });
+    });
+  });
+
   it("a probe that cannot tell whether a workspace was kept says no, logged", async () => {
     const w = world();
     w.provider.fail.set("endpoint", new Error("daemon gone"));

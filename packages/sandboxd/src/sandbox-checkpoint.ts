@@ -27,7 +27,7 @@ const savedTrees = new WeakMap<Sandbox, string>();
  * OpenCode's data. A snapshot: allowed while the agent works.
  */
 export async function writeCheckpoint(sb: Sandbox, req: CheckpointRequest): Promise<CheckpointManifestData> {
-  sb.requireReady();
+  sb.requireWorkspace();
   if (req.credentials && /[\n\0]/.test(req.credentials.username + req.credentials.password)) {
     throw new AlpineError("usage_invalid", "credentials must not contain newlines or NUL characters");
   }

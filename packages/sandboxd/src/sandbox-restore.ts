@@ -341,14 +341,18 @@ export async function restoreSandbox(
     emit({ type: "result", ok: true, status: await sb.status(ws) });
   } catch (err) {
     const e = toAlpineError(err);
-    if (started) {
+    // A failed setup keeps OpenCode for the UI of a sandbox kept for inspection (as init does).
+    const inspect = e.reason === "setup_failed";
+    if (started && !inspect) {
       await sb.opencode.stop();
       // Its failure is already part of `e` (or it was stopped just now): nothing more to report.
       await started.catch(() => {});
     }
-    sb.workspace.clearRestore();
+    // Setup runs on the restored workspace: kept whole for inspection, like a checkout's.
+    if (!inspect) sb.workspace.clearRestore();
     sb.phase = "failed";
     sb.error = e.toJSON();
+    if (inspect) sb.agent.enable();
     sb.log.error("restore failed", { error: e.toJSON(), ms: Date.now() - t0 });
     emit({ type: "result", ok: false, error: e.toJSON() });
   } finally {

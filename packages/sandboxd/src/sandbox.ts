@@ -393,6 +393,9 @@ export class Sandbox {
       const e = toAlpineError(err);
       this.phase = "failed";
       this.error = e.toJSON();
+      // Kept for inspection (the checkout exists, OpenCode runs for the UI): what a person makes
+      // the agent do there is followed, so a teardown sees a busy agent and unsaved work.
+      if (this.keptForInspection) this.agent.enable();
       this.log.error("init failed", { error: e.toJSON(), ms: Date.now() - t0 });
       emit({ type: "result", ok: false, error: e.toJSON() });
     }
@@ -550,6 +553,20 @@ export class Sandbox {
       this.agent.sessionId ??
       (await this.agent.latestSession(this.config.workspace_dir));
     return session ? `/${dir}/session/${encodeURIComponent(session)}` : `/${dir}`;
+  }
+
+  /**
+   * Setup failed after the checkout: the sandbox stays for inspection (docs/environments.md,
+   * "Setup"): its status, log, UI, diff and a checkpoint work; it takes no task.
+   */
+  get keptForInspection(): boolean {
+    return this.phase === "failed" && this.error?.reason_code === "setup_failed";
+  }
+
+  /** The workspace can be read (diff, checkpoint): ready, or kept for inspection after a failed setup. */
+  requireWorkspace(): void {
+    if (this.keptForInspection) return;
+    this.requireReady();
   }
 
   requireReady(): void {

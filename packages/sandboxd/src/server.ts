@@ -170,8 +170,10 @@ export function createApi(deps: ApiDeps): Server {
   const landed = new Set<string>();
 
   // Not before ready: a UI request would make OpenCode open the workspace before the checkout exists.
+  // A sandbox kept after a failed setup has its checkout: its UI is there for inspection.
+  const uiOpen = () => sandbox.phase === "ready" || sandbox.keptForInspection;
   const upstream = (): Upstream | null => {
-    if (sandbox.phase !== "ready" || !sandbox.opencode.ready || !sandbox.opencode.port) return null;
+    if (!uiOpen() || !sandbox.opencode.ready || !sandbox.opencode.port) return null;
     sandbox.agent.noteClientRequest();
     return { port: sandbox.opencode.port, authorization: sandbox.opencode.authorization };
   };
@@ -206,7 +208,7 @@ export function createApi(deps: ApiDeps): Server {
         return sendJson(res, 200, { session_id, accepted: true } satisfies TaskResponse);
       }
       case "GET /v1/diff": {
-        sandbox.requireReady();
+        sandbox.requireWorkspace();
         const stat = ["1", "true", "yes"].includes(url.searchParams.get("stat") ?? "");
         return sendJson(res, 200, await sandbox.views.diff(stat));
       }
@@ -492,7 +494,7 @@ export function createApi(deps: ApiDeps): Server {
       }
       // A browser's first page load after its login: add the workspace to OpenCode's home page first.
       const dest = req.headers["sec-fetch-dest"];
-      if (req.method === "GET" && dest === "document" && sandbox.phase === "ready") {
+      if (req.method === "GET" && dest === "document" && uiOpen()) {
         const key = auth.sessionKey(req.headers.cookie);
         if (key && !landed.has(key)) {
           landed.add(key);

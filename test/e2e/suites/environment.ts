@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../helpers/cli.ts";
-import { type E2EEnv, makeEnv, waitFor } from "../env.ts";
+import { type E2EEnv, fetchLink, makeEnv, waitFor } from "../env.ts";
 import { gitBasicAuthEnv } from "../fixtures/git-server.ts";
 import { providerUnderTest } from "../providers.ts";
 
@@ -212,19 +212,51 @@ export function environmentSuite(kind: "local" | "docker"): void {
       await alpine("teardown", "env-c", "--force", "--json");
     });
 
-    // Known failing: status probes the kept runtime as not_running (phase failed); to fix before enabling.
-    it.skip("a failing setup gives setup_failed with its tail, and the sandbox stays for inspection", async () => {
+    it("a failing setup gives setup_failed with its tail, and the sandbox stays for inspection", async () => {
       const r = await alpine("launch", "env-fail", "--repo", repo("envfail"), "--json");
-      expect(r.code).toBe(1);
-      const err = r.stdout + r.stderr;
-      expect(err).toMatch(/"reason_code": ?"setup_failed"/);
-      expect(err).toContain("error: the build broke here");
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      const failed = r.json();
+      expect(failed.reason_code).toBe("setup_failed");
+      // The tail of setup's output, in the message and in the details.
+      expect(failed.error).toContain("error: the build broke here");
+      expect(failed.details.tail.join("\n")).toContain("compiling step 1");
+      // status reaches the sandboxd that was left running.
       const s = (await alpine("status", "env-fail", "--json")).json();
       expect(s.state).toBe("error");
+      expect(s.error.reason_code).toBe("setup_failed");
       expect(s.runtime.probe_state).toBe("ok");
+      expect(s.runtime.phase).toBe("failed");
       expect(s.runtime.environment.setup.state).toBe("failed");
+      expect(s.teardown.blockers).toEqual([]);
+      // For a person: setup's state, and each part of the environment with where it came from.
+      const human = (await alpine("status", "env-fail")).stdout;
+      expect(human).toMatch(/setup +failed/);
+      expect(human).toMatch(/setup +sh setup\.sh +from devcontainer\.json/);
+      expect(human).toMatch(/env +GREETING, COUNTER_URL +from devcontainer\.json \+ alpine config/);
+      expect(human.split("not supported, ignored: customizations").length).toBe(2);
+      // Its log has setup's output.
       const logs = (await alpine("logs", "env-fail", "--json")).json();
       expect(logs.lines.join("\n")).toContain("compiling step 1");
+      expect(logs.lines.join("\n")).toContain("error: the build broke here");
+      // The web UI opens on the checkout, for a person to look around.
+      const link = (await alpine("open", "env-fail", "--print", "--json")).json().web_url as string;
+      const login = await fetchLink(link, { redirect: "manual" });
+      const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0]!;
+      // OpenCode may still be booting (it started beside the checkout): 503 until it listens.
+      const listed = await waitFor(
+        "the UI of the failed sandbox",
+        async () => {
+          const res = await fetchLink(`${new URL(link).origin}/session`, { headers: { cookie } });
+          return res.status === 503 ? null : res;
+        },
+        { timeoutMs: 30_000, intervalMs: 500 },
+      );
+      expect(listed.status).toBe(200);
+      expect(Array.isArray(await listed.json())).toBe(true);
+      // Nothing unsaved: a teardown without --force goes ahead.
+      const td = await alpine("teardown", "env-fail", "--json");
+      expect(td.code, td.stdout + td.stderr).toBe(0);
+      expect(td.json()).toMatchObject({ destroyed: true });
     });
 
     it("teardown and launch again: the start service serves again (setup not run again)", async () => {

@@ -21,6 +21,8 @@ export interface ArgSpec {
   readonly name: string;
   readonly description: string;
   readonly variadic?: boolean;
+  /** `[name]` / `[name...]`: may be left out (the handler says what is missing, e.g. unless `--all`). */
+  readonly optional?: boolean;
 }
 
 interface FlagCommon {

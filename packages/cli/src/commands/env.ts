@@ -17,7 +17,14 @@ export default defineGroup({
     }),
     defineCommand({
       name: "rm",
-      args: [{ name: "keys", description: "keys (or unique key prefixes) to remove", variadic: true }],
+      args: [
+        {
+          name: "keys",
+          description: "keys (or unique key prefixes) to remove; none with --all",
+          variadic: true,
+          optional: true,
+        },
+      ],
       summary: "remove prepared environments",
       description:
         "Remove prepared environments by key or unique key prefix (as `env ls` shows them); the next launch of their repo runs setup again. `--all` removes every one.",

@@ -1,5 +1,6 @@
 import { formatUsage } from "@alpine/core/budget";
 import type { Context } from "../context.ts";
+import { environmentLines } from "../environment-view.ts";
 import { bold, dim, printJson, red, relativeTime, yellow } from "../output.ts";
 
 export async function statusCommand(ctx: Context, name: string): Promise<void> {
@@ -27,6 +28,19 @@ export async function statusCommand(ctx: Context, name: string): Promise<void> {
           : `allow-list${e.enforced ? "" : " (not enforced)"}`;
       const refused = e.refused ? `, ${e.refused} refused: ${e.refused_hosts.join(" ")}` : "";
       lines.push(`  network   ${how}, ${e.allowed} allowed${refused}`);
+    }
+    const env = out.runtime.environment;
+    if (env && (env.effective.setup.length || env.effective.start.length || env.effective.notices.length)) {
+      const setup = env.setup;
+      lines.push(
+        `  setup     ${setup.state}${setup.ms !== null ? ` in ${(setup.ms / 1000).toFixed(1)} s` : ""}${setup.cache_note ? dim(` (${setup.cache_note})`) : ""}`,
+      );
+      for (const s of env.services)
+        lines.push(
+          `  service   ${s.command}: ${s.state}${s.restarts ? `, ${s.restarts} restarts` : ""}${s.last_exit_code !== null ? `, last exit ${s.last_exit_code}` : ""}`,
+        );
+      lines.push("  environment");
+      lines.push(...environmentLines(env.effective, "            "));
     }
     for (const p of out.runtime.ports)
       lines.push(

@@ -57,6 +57,7 @@ export class RemoteSandboxService implements SandboxService {
       image_profile: input.image_profile,
       task: input.task,
       force_recreate: input.force_recreate,
+      ...(input.skip_setup ? { skip_setup: true } : {}),
       config: this.config(),
       credentials: repo ? await this.local.credentialsFor(repo) : null,
       notify_secrets: this.local.notifySecrets(),

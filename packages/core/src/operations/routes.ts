@@ -33,6 +33,7 @@ export const ROUTE_OPERATIONS: { [K in SandboxRouteName]: RouteOperation<K> } = 
       provider: "cloudflare",
       task: input.task,
       force_recreate: input.force_recreate,
+      skip_setup: input.skip_setup,
     }),
   task: (ops, name, input) =>
     taskOperation(ops, name, input.prompt, {

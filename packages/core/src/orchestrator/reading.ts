@@ -4,7 +4,7 @@ import { validateName } from "../names.ts";
 import type { RuntimeEndpoint } from "../ports.ts";
 import type { Lease, SandboxRecord } from "../schemas.ts";
 import { nowIso } from "./context.ts";
-import { LIVE_STATES } from "./decisions/safety.ts";
+import { answersProbe, keptForInspection, LIVE_STATES } from "./decisions/safety.ts";
 import type { OrchestratorDeps, Probe, SandboxdApi } from "./types.ts";
 
 /** Reading a sandbox: its record, its lease, and asking its sandboxd how it is. */
@@ -43,36 +43,56 @@ export async function probe(
   opts: { timeoutMs?: number } = {},
 ): Promise<Probe> {
   const at = nowIso(deps);
-  if (!LIVE_STATES.includes(record.state) || !record.runtime) {
-    let kept = false;
-    if (record.state === "error" && record.runtime !== null) {
-      // Unknown is reported as "no workspace kept": the probe never throws, and the teardown
-      // that reads kept_workspace then needs no --force for a runtime it cannot inspect.
-      kept = await deps
-        .provider(record.provider)
-        .hasWorkspace(record.runtime.handle)
-        .catch((err: unknown) => {
-          deps.log?.debug(`asking whether '${record.name}' kept its workspace failed`, {
-            error: toAlpineError(err).message,
-          });
-          return false;
-        });
-    }
-    return { state: "not_running", at: null, status: null, error: null, kept_workspace: kept };
+  if (!answersProbe(record)) {
+    return {
+      state: "not_running",
+      at: null,
+      status: null,
+      error: null,
+      kept_workspace: await keptWorkspace(deps, record),
+    };
   }
   try {
     const endpoint = await endpointOf(deps, record);
-    if (!endpoint) return { state: "unavailable", at, status: null, error: unavailable(record) };
+    if (!endpoint) throw unavailable(record);
     const status = await deps.connect(endpoint, opts).status();
     return { state: "ok", at, status, error: null };
   } catch (err) {
-    return { state: "unavailable", at, status: null, error: toAlpineError(err) };
+    const error = toAlpineError(err);
+    // A sandbox kept for inspection that stopped answering still has its workspace on disk.
+    if (keptForInspection(record))
+      return {
+        state: "unavailable",
+        at,
+        status: null,
+        error,
+        kept_workspace: await keptWorkspace(deps, record),
+      };
+    return { state: "unavailable", at, status: null, error };
   }
 }
 
-/** A connection to a live sandbox, or sandbox_not_running / sandbox_unavailable. */
+/**
+ * Whether the provider kept the workspace of a sandbox in `error` (false for any other state).
+ * Unknown is reported as "no workspace kept": the probe never throws, and the teardown that reads
+ * kept_workspace then needs no --force for a runtime it cannot inspect.
+ */
+async function keptWorkspace(deps: OrchestratorDeps, record: SandboxRecord): Promise<boolean> {
+  if (record.state !== "error" || record.runtime === null) return false;
+  return deps
+    .provider(record.provider)
+    .hasWorkspace(record.runtime.handle)
+    .catch((err: unknown) => {
+      deps.log?.debug(`asking whether '${record.name}' kept its workspace failed`, {
+        error: toAlpineError(err).message,
+      });
+      return false;
+    });
+}
+
+/** A connection to a live sandbox (or one kept for inspection after a failed setup), or sandbox_not_running / sandbox_unavailable. */
 export async function connectTo(deps: OrchestratorDeps, record: SandboxRecord): Promise<SandboxdApi> {
-  if (!LIVE_STATES.includes(record.state)) {
+  if (!LIVE_STATES.includes(record.state) && !keptForInspection(record)) {
     throw new AlpineError(
       "sandbox_not_running",
       `sandbox '${record.name}' is ${record.state}; run \`alpine launch ${record.name}\` to start it`,

@@ -1,4 +1,5 @@
 import type {
+  AlpineError,
   Provider,
   ProviderCapabilities,
   ProviderKind,
@@ -27,6 +28,8 @@ export class FakeProvider implements Provider {
   readonly fail = new Map<Op, Error>();
   /** Whether a stopped runtime keeps its workspace (local, docker: yes). */
   keepsWorkspace = true;
+  /** Given to each new runtime's sandboxd: its setup fails with this after the checkout. */
+  setupFailure: AlpineError | null = null;
 
   constructor(readonly kind: ProviderKind = "local") {}
 
@@ -52,7 +55,9 @@ export class FakeProvider implements Provider {
     const id = `rt_${spec.sandbox_id}`;
     this.call("create", id);
     if (!this.runtimes.has(id)) {
-      this.runtimes.set(id, { running: false, sandboxd: new FakeSandboxd(spec.sandbox_id, spec.name) });
+      const sandboxd = new FakeSandboxd(spec.sandbox_id, spec.name);
+      sandboxd.setupFailure = this.setupFailure;
+      this.runtimes.set(id, { running: false, sandboxd });
     }
     return { id };
   }

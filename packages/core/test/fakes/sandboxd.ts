@@ -34,6 +34,9 @@ export class FakeSandboxd implements SandboxdApi {
   readonly inits: sandboxdApi.InitRequest[] = [];
   readonly exports: sandboxdApi.ExportRequest[] = [];
   tamper: string | null = null;
+  /** The environment's setup fails with this after the checkout (phase failed, kept for inspection). */
+  setupFailure: AlpineError | null = null;
+  error: SandboxdStatusView["error"] = null;
   /** The checkpoint written on SIGTERM (`sigterm`), held until the control plane deletes it. */
   exitCheckpoint: CheckpointManifest | null = null;
   private sessions = 0;
@@ -76,7 +79,7 @@ export class FakeSandboxd implements SandboxdApi {
       sandbox_id: this.sandboxId,
       name: this.name,
       phase: this.phase,
-      error: null,
+      error: this.error ? { ...this.error } : null,
       workspace: this.workspace ? structuredClone(this.workspace) : null,
       agent: { ...this.agent },
       task: this.task_ ? { ...this.task_ } : null,
@@ -104,6 +107,12 @@ export class FakeSandboxd implements SandboxdApi {
         ahead: 0,
         tree_hash: fakeSha(`tree:${body.repo}`),
       };
+    }
+    if (this.setupFailure) {
+      onPhase?.("setting_up");
+      this.phase = "failed";
+      this.error = this.setupFailure.toJSON();
+      throw this.setupFailure;
     }
     onPhase?.("starting_agent");
     this.phase = "ready";

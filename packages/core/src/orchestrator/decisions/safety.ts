@@ -10,6 +10,21 @@ import type { Probe, SandboxdStatusView } from "../types.ts";
 /** States in which a runtime is expected to answer. */
 export const LIVE_STATES: readonly SandboxState[] = ["running", "completed", "saving"];
 
+/**
+ * A sandbox whose setup failed: in `error`, its runtime left running with the checkout in place
+ * for inspection (docs/environments.md, "Setup"). Its sandboxd is asked like a live one's (status,
+ * logs, open, diff, and the checkpoint a teardown without --force takes of unsaved work), but it
+ * takes no task until it is launched again.
+ */
+export function keptForInspection(record: Pick<SandboxRecord, "state" | "runtime" | "error">): boolean {
+  return record.state === "error" && record.runtime !== null && record.error?.reason_code === "setup_failed";
+}
+
+/** Whether sandboxd is asked about this sandbox: a live one, or one kept for inspection. */
+export function answersProbe(record: Pick<SandboxRecord, "state" | "runtime" | "error">): boolean {
+  return (LIVE_STATES.includes(record.state) && record.runtime !== null) || keptForInspection(record);
+}
+
 export type Blocker = "operation_in_progress" | "agent_busy" | "unsaved_changes" | "runtime_unreachable";
 
 /**
@@ -40,7 +55,7 @@ export function teardownBlockers(
       blockers.push("agent_busy");
     }
     if (hasUnsavedWork(record, status.workspace)) blockers.push("unsaved_changes");
-  } else if (LIVE_STATES.includes(record.state) || probe.kept_workspace) {
+  } else if (LIVE_STATES.includes(record.state) || keptForInspection(record) || probe.kept_workspace) {
     blockers.push("runtime_unreachable");
   }
   return blockers;
