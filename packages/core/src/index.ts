@@ -10,6 +10,7 @@ export * from "./leases.ts";
 export * from "./lifecycle.ts";
 export * from "./names.ts";
 export * from "./notify.ts";
+export * from "./permissions.ts";
 export * from "./operations/index.ts";
 export * from "./orchestrator/decisions/index.ts";
 export * from "./orchestrator.ts";

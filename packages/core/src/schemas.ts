@@ -162,6 +162,11 @@ export const SandboxRecordSchema = z.object({
   error: ErrorOutputSchema.nullable(),
   /** Set while the sandbox is `suspended`; absent or null otherwise. */
   suspension: SuspensionRecordSchema.nullable().optional(),
+  /**
+   * Who launched it first, as a control-plane principal id (`github:<login>`, `access:<email>`,
+   * `admin`); absent or null for local sandboxes and records from before identities.
+   */
+  owner: z.string().nullable().optional(),
   /** Bumped on every write; writes compare it (optimistic concurrency on top of the lease). */
   version: z.number().int(),
 });
@@ -218,6 +223,13 @@ export const ListItemSchema = z.object({
     .array(z.string())
     .describe("the files changed against the base commit when a probe last saw the workspace"),
   changes_seen_at: isoTime.nullable().describe("when that was (null: never)"),
+  owner: z
+    .string()
+    .nullable()
+    .optional()
+    .describe(
+      "the control-plane principal that launched it (`github:<login>`, `access:<email>`, `admin`); Cloudflare only",
+    ),
   overlaps: z
     .array(OverlapSchema)
     .describe("other sandboxes on the same repo whose changed files intersect, from the same records"),
