@@ -29,6 +29,8 @@ export type RouteAccess = "owner" | "signed-in" | "admin";
  */
 export const ROUTE_ACCESS: Record<RouteName, RouteAccess> = {
   list: "signed-in",
+  // Everyone reads their own entries; admins everyone's.
+  audit: "signed-in",
   // The model credentials every sandbox of the deployment starts with.
   auth: "admin",
   // Tears down anyone's idle sandboxes.

@@ -238,6 +238,18 @@ export const ListItemSchema = z.object({
 });
 export const ListOutputSchema = z.array(ListItemSchema);
 
+/** One line of the control plane's audit log (`alpine logs --audit --json`). */
+export const AuditEntrySchema = z.object({
+  seq: z.number().int(),
+  at: isoTime,
+  principal: z.string().describe("who: `github:<login>`, `access:<email>` or `admin` (the shared token)"),
+  action: z.string().describe("the route (`launch`, `task`, `teardown`, …) or `sign_in` / `sign_out`"),
+  sandbox: z.string().nullable(),
+  outcome: z.string().describe("`ok`, or the reason code it failed with"),
+});
+export type AuditEntryView = z.infer<typeof AuditEntrySchema>;
+export const AuditOutputSchema = z.array(AuditEntrySchema);
+
 export const ChangedFileSchema = z.object({ path: z.string(), status: z.string() });
 
 export const StatusOutputSchema = z.object({

@@ -31,4 +31,22 @@ export interface Env {
   ALPINE_UI_HOST?: string;
   /** Seconds between alarm runs while a sandbox is live (default 60). */
   ALARM_INTERVAL_SECONDS?: string;
+  // ---- identity (identity.ts; docs/cloudflare.md, "People and roles") ----
+  /** Comma-separated GitHub logins that may sign in. */
+  ALPINE_ALLOWED_USERS?: string;
+  /** Comma-separated GitHub organizations whose members may sign in. */
+  ALPINE_ALLOWED_ORGS?: string;
+  /** Comma-separated GitHub logins (or Access emails) that are admins. */
+  ALPINE_ADMINS?: string;
+  /** The GitHub OAuth app of the sign-in (web and device flow). */
+  GITHUB_CLIENT_ID?: string;
+  /** Its client secret (secret). */
+  GITHUB_CLIENT_SECRET?: string;
+  /** GitHub's web origin (default https://github.com; a local stub in tests, GitHub Enterprise). */
+  GITHUB_OAUTH_URL?: string;
+  /** GitHub's API (default https://api.github.com). */
+  GITHUB_API_URL?: string;
+  /** Cloudflare Access: the team domain (`<team>.cloudflareaccess.com`) and the application's AUD tag. */
+  ACCESS_TEAM_DOMAIN?: string;
+  ACCESS_AUD?: string;
 }
