@@ -250,6 +250,27 @@ export const AuditEntrySchema = z.object({
 export type AuditEntryView = z.infer<typeof AuditEntrySchema>;
 export const AuditOutputSchema = z.array(AuditEntrySchema);
 
+const PrincipalOutputSchema = z.object({
+  id: z.string().describe("`github:<login>`, `access:<email>` or `admin`"),
+  login: z.string(),
+  admin: z.boolean(),
+  via: z.string().describe("how it signed in: `cli` for `alpine login`"),
+});
+
+/** `alpine login --json`. */
+export const LoginOutputSchema = z.object({
+  url: z.string().describe("the control plane signed in to"),
+  principal: PrincipalOutputSchema,
+  expires_at: isoTime,
+  token_file: z.string().describe("where the CLI token is kept (mode 0600); the token itself is never printed"),
+});
+
+/** `alpine logout --json`. */
+export const LogoutOutputSchema = z.object({
+  url: z.string(),
+  revoked: z.boolean().describe("a live CLI token was revoked on the control plane"),
+});
+
 export const ChangedFileSchema = z.object({ path: z.string(), status: z.string() });
 
 export const StatusOutputSchema = z.object({
@@ -596,6 +617,9 @@ export const OUTPUT_SCHEMAS = {
   "config-show": ConfigShowOutputSchema,
   doctor: DoctorOutputSchema,
   logs: LogsOutputSchema,
+  "logs-audit": AuditOutputSchema,
+  login: LoginOutputSchema,
+  logout: LogoutOutputSchema,
   "image-build": ImageBuildOutputSchema,
   "env-ls": EnvLsOutputSchema,
   "env-rm": EnvRmOutputSchema,

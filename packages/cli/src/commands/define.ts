@@ -21,6 +21,8 @@ export interface ArgSpec {
   readonly name: string;
   readonly description: string;
   readonly variadic?: boolean;
+  /** `[name]`: may be left out (the handler gets undefined). */
+  readonly optional?: boolean;
 }
 
 interface FlagCommon {

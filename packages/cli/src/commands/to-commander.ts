@@ -49,7 +49,8 @@ function addCommand(parent: Command, def: CommandDef): void {
   for (const alias of def.aliases) command.alias(alias);
   command.description(def.description ?? def.summary);
   for (const arg of def.args) {
-    command.argument(arg.variadic ? `<${arg.name}...>` : `<${arg.name}>`, arg.description);
+    const word = arg.variadic ? `${arg.name}...` : arg.name;
+    command.argument(arg.optional ? `[${word}]` : `<${word}>`, arg.description);
   }
   for (const [key, spec] of Object.entries(def.flags)) command.addOption(toOption(key, spec));
   if (def.examples.length > 0) command.addHelpText("after", examplesText(def.examples));
