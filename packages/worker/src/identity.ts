@@ -32,11 +32,11 @@ export const CLI_TOKEN_SECONDS = 24 * 3600;
 export const ADMIN_PRINCIPAL: Principal = { id: "admin", login: "admin", admin: true, via: "token" };
 
 export function githubOAuthUrl(env: Env): string {
-  return (env.GITHUB_OAUTH_URL ?? "https://github.com").replace(/\/+$/, "");
+  return (env.GITHUB_OAUTH_URL || "https://github.com").replace(/\/+$/, "");
 }
 
 export function githubApiUrl(env: Env): string {
-  return (env.GITHUB_API_URL ?? "https://api.github.com").replace(/\/+$/, "");
+  return (env.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, "");
 }
 
 /** The principal a stored session stands for, with its admin flag as the Worker's variables say now. */
@@ -187,14 +187,15 @@ export function clearedSessionCookie(request: Request): string {
 
 // ---------- GitHub ----------
 
-function githubClient(env: Env): { id: string; secret: string } {
-  if (!env.GITHUB_CLIENT_ID || !env.GITHUB_CLIENT_SECRET) {
+/** The OAuth app; the device flow needs only its id, the web flow its secret too. */
+function githubClient(env: Env, withSecret = false): { id: string; secret: string } {
+  if (!env.GITHUB_CLIENT_ID || (withSecret && !env.GITHUB_CLIENT_SECRET)) {
     throw new AlpineError(
       "control_plane_error",
       "GitHub sign-in is not set up: the Worker needs GITHUB_CLIENT_ID and the secret GITHUB_CLIENT_SECRET",
     );
   }
-  return { id: env.GITHUB_CLIENT_ID, secret: env.GITHUB_CLIENT_SECRET };
+  return { id: env.GITHUB_CLIENT_ID, secret: env.GITHUB_CLIENT_SECRET ?? "" };
 }
 
 async function githubJson(url: string, init: RequestInit): Promise<Record<string, unknown>> {
@@ -250,7 +251,7 @@ export function githubAuthorizeUrl(env: Env, redirectUri: string, state: string)
 
 /** The web flow's code traded for a GitHub token (used once, to learn who signed in). */
 export async function exchangeGithubCode(env: Env, code: string, redirectUri: string): Promise<string> {
-  const client = githubClient(env);
+  const client = githubClient(env, true);
   const body = await githubJson(`${githubOAuthUrl(env)}/login/oauth/access_token`, {
     method: "POST",
     headers: { accept: "application/json", "content-type": "application/json" },
