@@ -20,6 +20,16 @@ export default defineConfig({
           // Alarms never fire on their own during a test (10 min); tests run them with runDurableObjectAlarm.
           ALARM_INTERVAL_SECONDS: "600",
           CONTAINER_INACTIVITY_SECONDS: "86400",
+          // identity: GitHub sign-in against the local stub, an Access team whose keys it serves.
+          GITHUB_CLIENT_ID: inject("githubClientId"),
+          GITHUB_CLIENT_SECRET: inject("githubClientSecret"),
+          GITHUB_OAUTH_URL: inject("githubUrl"),
+          GITHUB_API_URL: inject("githubUrl"),
+          ACCESS_TEAM_DOMAIN: inject("githubUrl"),
+          ACCESS_AUD: inject("accessAud"),
+          ALPINE_ALLOWED_USERS: "alice,bob",
+          ALPINE_ALLOWED_ORGS: "acme",
+          ALPINE_ADMINS: "carol,ops@example.com",
         },
       },
     })),

@@ -39,7 +39,8 @@ export type LaunchRequest = LaunchInput;
 export interface SandboxService {
   readonly remote: boolean;
   launch(input: LaunchRequest, progress: Progress, opts?: { wait: boolean }): Promise<LaunchView>;
-  list(): Promise<ListItemView[]>;
+  /** `all`: every sandbox of a control plane (admins); local lists are everything anyway. */
+  list(opts?: { all?: boolean }): Promise<ListItemView[]>;
   status(name: string): Promise<StatusView>;
   task(
     name: string,

@@ -13,8 +13,9 @@ describe("the fast path of `alpine list`", () => {
     expect(list?.kind).toBe("command");
     if (list?.kind !== "command") return;
     expect([...LIST_NAMES].sort()).toEqual([list.name, ...list.aliases].sort());
-    // It lists without flags of list's own or a configuration: it would ignore them.
-    expect(Object.keys(list.flags)).toEqual([]);
+    // Its one flag of its own (--all, the control plane's) is not a plain list: the full CLI takes it.
+    expect(Object.keys(list.flags)).toEqual(["all"]);
+    expect(plainList(["list", "--all"])).toBeNull();
     expect(list.config).toBe(false);
     const bin = readFileSync(join(ROOT, "packages/cli/bin/alpine.js"), "utf8");
     for (const name of LIST_NAMES) expect(bin).toContain(`argv[0] === "${name}"`);

@@ -88,6 +88,8 @@ export function httpStatusOf(reason: string, exitCode: 1 | 2): number {
   switch (reason) {
     case "unauthorized":
       return 401;
+    case "forbidden":
+      return 403;
     case "sandbox_not_found":
     case "checkpoint_missing":
       return 404;

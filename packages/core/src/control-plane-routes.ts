@@ -9,6 +9,7 @@ import {
   RemoteTeardownSchema,
 } from "./control-plane-api.ts";
 import { AlpineError } from "./errors.ts";
+import type { AuditEntryView } from "./schemas.ts";
 import type {
   CheckpointView,
   DiffView,
@@ -80,13 +81,21 @@ export const RemoteLogsQuerySchema = z.object({
   after_seq: z.coerce.number().int().min(0).optional(),
 });
 
+/** `list`: `all=1` asks for every sandbox (admins; docs/cloudflare.md, "People and roles"). */
+export const RemoteListQuerySchema = z.object({ all: queryFlag });
+
+/** `audit`: the newest `tail` entries of the audit log. */
+export const RemoteAuditQuerySchema = z.object({
+  tail: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
 const SANDBOX = "/v1/sandboxes/:name";
 
 export const CONTROL_PLANE_ROUTES = {
   list: route<ListItemView[]>()({
     method: "GET",
     path: "/v1/sandboxes",
-    request: NoInput,
+    request: RemoteListQuerySchema,
     streamed: false,
     mutates: false,
     target: "registry",
@@ -97,6 +106,15 @@ export const CONTROL_PLANE_ROUTES = {
     request: RemoteAuthSchema,
     streamed: false,
     mutates: true,
+    target: "registry",
+  }),
+  // identity: the audit log of the control plane's mutations (`alpine logs --audit`).
+  audit: route<AuditEntryView[]>()({
+    method: "GET",
+    path: "/v1/audit",
+    request: RemoteAuditQuerySchema,
+    streamed: false,
+    mutates: false,
     target: "registry",
   }),
   gc: route<GcView>()({

@@ -13,6 +13,7 @@ export * from "./notify.ts";
 export * from "./operations/index.ts";
 export * from "./orchestrator/decisions/index.ts";
 export * from "./orchestrator.ts";
+export * from "./permissions.ts";
 export * from "./ports.ts";
 export * from "./provider-kinds.ts";
 export * from "./reasons.ts";

@@ -133,6 +133,11 @@ export const REASONS = {
     hint: "unsaved work could not be saved; see details, or pass --force",
   },
   unauthorized: { exit: 1, retryable: false, hint: "the token or login link is missing, wrong or expired" },
+  forbidden: {
+    exit: 1,
+    retryable: false,
+    hint: "only the sandbox's owner or an admin may do this; `alpine list` shows yours",
+  },
   control_plane_unreachable: {
     exit: 2,
     retryable: true,

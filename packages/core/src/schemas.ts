@@ -162,6 +162,11 @@ export const SandboxRecordSchema = z.object({
   error: ErrorOutputSchema.nullable(),
   /** Set while the sandbox is `suspended`; absent or null otherwise. */
   suspension: SuspensionRecordSchema.nullable().optional(),
+  /**
+   * Who launched it first, as a control-plane principal id (`github:<login>`, `access:<email>`,
+   * `admin`); absent or null for local sandboxes and records from before identities.
+   */
+  owner: z.string().nullable().optional(),
   /** Bumped on every write; writes compare it (optimistic concurrency on top of the lease). */
   version: z.number().int(),
 });
@@ -219,6 +224,13 @@ export const ListItemSchema = z.object({
     .array(z.string())
     .describe("the files changed against the base commit when a probe last saw the workspace"),
   changes_seen_at: isoTime.nullable().describe("when that was (null: never)"),
+  owner: z
+    .string()
+    .nullable()
+    .optional()
+    .describe(
+      "the control-plane principal that launched it (`github:<login>`, `access:<email>`, `admin`); Cloudflare only",
+    ),
   overlaps: z
     .array(OverlapSchema)
     .describe("other sandboxes on the same repo whose changed files intersect, from the same records"),
@@ -226,6 +238,39 @@ export const ListItemSchema = z.object({
   disk_bytes: z.number().int().nonnegative().nullable().optional(),
 });
 export const ListOutputSchema = z.array(ListItemSchema);
+
+/** One line of the control plane's audit log (`alpine logs --audit --json`). */
+export const AuditEntrySchema = z.object({
+  seq: z.number().int(),
+  at: isoTime,
+  principal: z.string().describe("who: `github:<login>`, `access:<email>` or `admin` (the shared token)"),
+  action: z.string().describe("the route (`launch`, `task`, `teardown`, …) or `sign_in` / `sign_out`"),
+  sandbox: z.string().nullable(),
+  outcome: z.string().describe("`ok`, or the reason code it failed with"),
+});
+export type AuditEntryView = z.infer<typeof AuditEntrySchema>;
+export const AuditOutputSchema = z.array(AuditEntrySchema);
+
+const PrincipalOutputSchema = z.object({
+  id: z.string().describe("`github:<login>`, `access:<email>` or `admin`"),
+  login: z.string(),
+  admin: z.boolean(),
+  via: z.string().describe("how it signed in: `cli` for `alpine login`"),
+});
+
+/** `alpine login --json`. */
+export const LoginOutputSchema = z.object({
+  url: z.string().describe("the control plane signed in to"),
+  principal: PrincipalOutputSchema,
+  expires_at: isoTime,
+  token_file: z.string().describe("where the CLI token is kept (mode 0600); the token itself is never printed"),
+});
+
+/** `alpine logout --json`. */
+export const LogoutOutputSchema = z.object({
+  url: z.string(),
+  revoked: z.boolean().describe("a live CLI token was revoked on the control plane"),
+});
 
 export const ChangedFileSchema = z.object({ path: z.string(), status: z.string() });
 
@@ -588,6 +633,9 @@ export const OUTPUT_SCHEMAS = {
   "config-show": ConfigShowOutputSchema,
   doctor: DoctorOutputSchema,
   logs: LogsOutputSchema,
+  "logs-audit": AuditOutputSchema,
+  login: LoginOutputSchema,
+  logout: LogoutOutputSchema,
   "image-build": ImageBuildOutputSchema,
   "env-ls": EnvLsOutputSchema,
   "env-rm": EnvRmOutputSchema,

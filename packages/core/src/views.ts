@@ -73,6 +73,8 @@ export interface ListItemView {
   overlaps: Overlap[];
   /** Bytes of disk a `suspended` sandbox holds (its only cost); null otherwise or unknown. */
   disk_bytes: number | null;
+  /** The control-plane principal that launched it; absent for local sandboxes. */
+  owner?: string | null;
 }
 
 export function listItemView(r: SandboxRecord): ListItemView {
@@ -93,6 +95,8 @@ export function listItemView(r: SandboxRecord): ListItemView {
     changes_seen_at: r.changes?.seen_at ?? null,
     overlaps: [],
     disk_bytes: r.state === "suspended" ? (r.suspension?.disk_bytes ?? null) : null,
+    // Only sandboxes of the control plane have owners; local lists stay as they were.
+    ...(r.owner ? { owner: r.owner } : {}),
   };
 }
 

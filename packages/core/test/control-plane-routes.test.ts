@@ -16,6 +16,7 @@ describe("the control plane's route table", () => {
     expect(wire).toEqual({
       list: "GET /v1/sandboxes",
       auth: "PUT /v1/auth",
+      audit: "GET /v1/audit",
       gc: "POST /v1/gc",
       status: "GET /v1/sandboxes/:name",
       launch: "POST /v1/sandboxes/:name/launch",

@@ -1,20 +1,24 @@
 import {
   AlpineError,
+  assertAdmin,
   CONTROL_PLANE_ROUTES,
   type GcView,
   parseRouteRequest,
+  ROUTE_ACCESS,
   ROUTE_NAMES,
   type RouteName,
+  toAlpineError,
   validateName,
 } from "@alpine/core";
 import { type Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
-import { safeEqual } from "./crypto.ts";
-import { adminTokenAuthenticate, mountDashboard } from "./dashboard-routes.ts";
+import { dashboardAuthenticate, mountDashboard } from "./dashboard-routes.ts";
 import type { Env } from "./env.ts";
 import { githubWebhook } from "./github-webhook.ts";
 import { htmlPage } from "./html.ts";
 import { errorResponse, forwardedInit } from "./http.ts";
+import { auditLine, PRINCIPAL_HEADER, type Principal, requirePrincipal, SESSION_COOKIE } from "./identity.ts";
+import { authRoutes } from "./identity-routes.ts";
 import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
 
 /**
@@ -23,23 +27,31 @@ import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
  */
 export const UI_COOKIE = "alpine_ui";
 
-type WorkerContext = Context<{ Bindings: Env }>;
+type WorkerContext = Context<{ Bindings: Env; Variables: { principal: Principal } }>;
 
 function sandboxStub(env: Env, name: string) {
   return env.SANDBOX.getByName(validateName(name));
 }
 
-/** Forwards a request to a sandbox's Durable Object as `op`: a route's name, or `ui/<path>` for the web UI. */
+/**
+ * Forwards a request to a sandbox's Durable Object as `op`: a route's name, or `ui/<path>` for the
+ * web UI. The caller's principal (identity.ts) goes with an API route; whatever a client sent in
+ * that header is dropped, and the control plane's session cookie never reaches a sandbox.
+ */
 async function toSandbox(
   env: Env,
   request: Request,
   name: string,
   op: string,
   search = "",
+  principal: Principal | null = null,
 ): Promise<Response> {
   const origin = new URL(request.url).origin;
-  const headers = new Headers(request.headers);
+  const headers = dropCookie(new Headers(request.headers), SESSION_COOKIE);
   headers.delete("authorization");
+  headers.delete("cf-access-jwt-assertion");
+  headers.delete(PRINCIPAL_HEADER);
+  if (principal) headers.set(PRINCIPAL_HEADER, JSON.stringify(principal));
   headers.set("x-alpine-name", name);
   headers.set("x-alpine-origin", origin);
   return sandboxStub(env, name).fetch(
@@ -48,14 +60,18 @@ async function toSandbox(
 }
 
 function withoutCookie(request: Request, cookie: string): Request {
-  const headers = new Headers(request.headers);
+  return new Request(request, { headers: dropCookie(new Headers(request.headers), cookie) });
+}
+
+/** `headers` without one cookie (changed in place). */
+function dropCookie(headers: Headers, cookie: string): Headers {
   const kept = (headers.get("cookie") ?? "")
     .split(";")
     .map((c) => c.trim())
     .filter((c) => c && !c.startsWith(`${cookie}=`));
   if (kept.length) headers.set("cookie", kept.join("; "));
   else headers.delete("cookie");
-  return new Request(request, { headers });
+  return headers;
 }
 
 function uiCookie(request: Request, name: string): string {
@@ -63,10 +79,20 @@ function uiCookie(request: Request, name: string): string {
   return `${UI_COOKIE}=${name}; HttpOnly; SameSite=Strict; Path=/${secure}`;
 }
 
-/** Routes the registry object answers: `list` and `auth`. */
+/** Routes the registry object answers: `list`, `auth` and `audit`. */
 async function registryRoute(c: WorkerContext, name: RouteName): Promise<Response> {
   const registry = c.env.REGISTRY.getByName("registry");
-  if (name === "list") return c.json(await registry.list());
+  const principal = c.get("principal");
+  const query = new URL(c.req.url).searchParams;
+  if (name === "list") {
+    const { all } = parseRouteRequest("list", { query });
+    if (all) assertAdmin(principal, "list --all");
+    return c.json(await registry.listFor(principal, all));
+  }
+  if (name === "audit") {
+    const { tail } = parseRouteRequest("audit", { query });
+    return c.json(await registry.auditFor(principal, tail));
+  }
   if (name === "auth") {
     const { entries } = parseRouteRequest("auth", { body: await c.req.text() });
     const held = await registry.putAuth(entries);
@@ -89,7 +115,7 @@ async function everySandbox(c: WorkerContext, name: RouteName): Promise<Response
       headers: c.req.raw.headers,
       body: JSON.stringify(input),
     });
-    const res = await toSandbox(c.env, forward, sandbox, name);
+    const res = await toSandbox(c.env, forward, sandbox, name, "", c.get("principal"));
     const out = (await res.json()) as Partial<GcView> & { reason_code?: string };
     if (!res.ok) {
       merged.kept.push({ name: sandbox, reason: String(out.reason_code ?? res.status) });
@@ -101,8 +127,24 @@ async function everySandbox(c: WorkerContext, name: RouteName): Promise<Response
   return c.json(merged);
 }
 
+/** Writes a mutation the Worker answers itself (registry and every-sandbox routes) to the audit log. */
+async function audited(c: WorkerContext, name: RouteName, run: () => Promise<Response>): Promise<Response> {
+  if (!CONTROL_PLANE_ROUTES[name].mutates) return run();
+  let outcome = "ok";
+  try {
+    const res = await run();
+    if (!res.ok) outcome = String(res.status);
+    return res;
+  } catch (err) {
+    outcome = toAlpineError(err).reason;
+    throw err;
+  } finally {
+    await auditLine(c.env, { principal: c.get("principal").id, action: name, sandbox: null, outcome });
+  }
+}
+
 export function createApp() {
-  const app = new Hono<{ Bindings: Env }>();
+  const app = new Hono<{ Bindings: Env; Variables: { principal: Principal } }>();
 
   app.onError((err) => errorResponse(err));
 
@@ -125,32 +167,49 @@ export function createApp() {
   // ---- GitHub's front door (github-front.ts): the GitHub App's webhook, authenticated by its signature ----
   app.post("/github/webhook", (c) => githubWebhook(c));
 
-  // Every /v1 route: `Authorization: Bearer <ALPINE_CONTROL_PLANE_TOKEN>`, compared in constant time.
+  // identity: GitHub sign-in (web and device flow) and sign-out under /auth/ (identity-routes.ts).
+  authRoutes(app);
+
+  // Every /v1 route has a caller (identity.ts): the shared admin token, a CLI token of `alpine
+  // login`, a browser session or a Cloudflare Access JWT, each checked in constant time or by hash.
   app.use("/v1/*", async (c, next) => {
-    const expected = c.env.ALPINE_CONTROL_PLANE_TOKEN;
-    if (!expected || expected.length < 16) {
-      throw new AlpineError(
-        "control_plane_error",
-        "the control plane has no ALPINE_CONTROL_PLANE_TOKEN secret (at least 16 characters)",
-      );
-    }
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
-    const ok = await safeEqual(m?.[1] ?? "", expected);
-    if (!ok || !m) throw new AlpineError("unauthorized", "missing or wrong control-plane token", {});
+    c.set("principal", await requirePrincipal(c.env, c.req.raw));
     await next();
   });
 
-  // Every /v1 route comes from core's route table (control-plane-routes.ts).
+  // Every /v1 route comes from core's route table (control-plane-routes.ts); who may use it from
+  // core's ROUTE_ACCESS (an admin route here; a sandbox's owner is checked by its object).
   for (const name of ROUTE_NAMES) {
     const route = CONTROL_PLANE_ROUTES[name];
-    app.on(route.method, route.path, (c) => {
+    app.on(route.method, route.path, async (c) => {
+      const principal = c.get("principal");
+      if (ROUTE_ACCESS[name] === "admin") {
+        try {
+          assertAdmin(principal, `\`${name}\``);
+        } catch (err) {
+          await auditLine(c.env, {
+            principal: principal.id,
+            action: name,
+            sandbox: null,
+            outcome: "forbidden",
+          });
+          throw err;
+        }
+      }
       switch (route.target) {
         case "sandbox":
-          return toSandbox(c.env, c.req.raw, c.req.param("name") ?? "", name, new URL(c.req.url).search);
+          return toSandbox(
+            c.env,
+            c.req.raw,
+            c.req.param("name") ?? "",
+            name,
+            new URL(c.req.url).search,
+            principal,
+          );
         case "registry":
-          return registryRoute(c, name);
+          return audited(c, name, () => registryRoute(c, name));
         case "every-sandbox":
-          return everySandbox(c, name);
+          return audited(c, name, () => everySandbox(c, name));
       }
     });
   }
@@ -194,9 +253,9 @@ export function createApp() {
   app.get("/s/:name", (c) => c.redirect(`/s/${c.req.param("name")}/${new URL(c.req.url).search}`, 301));
 
   // ---- the dashboard (docs/dashboard.md) ----
-  // At `/` for requests without the UI's routing cookie (those stay the web UI's, below). Contract 3:
-  // the shared admin token until identity's sessions replace adminTokenAuthenticate.
-  mountDashboard(app, adminTokenAuthenticate);
+  // At `/` for requests without the UI's routing cookie (those stay the web UI's, below); its
+  // callers are identity's (a GitHub sign-in, Access, a token) or the admin's one-time link.
+  mountDashboard(app, dashboardAuthenticate);
 
   app.all("*", async (c) => {
     const path = c.req.path;

@@ -14,7 +14,6 @@ import {
   DASHBOARD_COOKIE,
   DASHBOARD_SESSION_TTL_MS,
   type DashboardBackend,
-  type DashboardPrincipal,
   handleDashboard,
   hmac,
   LOGIN_CODE_TTL_MS,
@@ -23,6 +22,7 @@ import {
 } from "@alpine/core/dashboard";
 import type { Context, Hono } from "hono";
 import type { Env } from "./env.ts";
+import { ADMIN_PRINCIPAL, authenticate as identityOf, PRINCIPAL_HEADER, type Principal } from "./identity.ts";
 
 /**
  * The dashboard (docs/dashboard.md) at `/` of the control plane: core's pages and handler over
@@ -30,8 +30,9 @@ import type { Env } from "./env.ts";
  * it is `authenticate`'s word (contract 3): until identity's sessions, the shared admin token.
  */
 
-type WorkerContext = Context<{ Bindings: Env }>;
-export type DashboardAuthenticate = (c: WorkerContext) => Promise<DashboardPrincipal | null>;
+// biome-ignore lint/suspicious/noExplicitAny: the app's Variables differ; only Bindings is read here
+type WorkerContext = Context<{ Bindings: Env; Variables: any }>;
+export type DashboardAuthenticate = (c: WorkerContext) => Promise<Principal | null>;
 
 /** The cookie of the one-origin UI fallback (app.ts's UI_COOKIE): such a request is the web UI's. */
 const UI_COOKIE = "alpine_ui";
@@ -40,6 +41,7 @@ const UI_COOKIE = "alpine_ui";
 async function callSandbox<T>(
   env: Env,
   origin: string,
+  principal: Principal,
   name: string,
   op: string,
   method: "GET" | "POST",
@@ -52,6 +54,8 @@ async function callSandbox<T>(
       headers: {
         "x-alpine-name": name,
         "x-alpine-origin": origin,
+        // The sandbox's object lets its owner or an admin act (identity.ts), as for a /v1 route.
+        [PRINCIPAL_HEADER]: JSON.stringify(principal),
         accept: "application/json",
         "content-type": "application/json",
       },
@@ -68,11 +72,12 @@ async function callSandbox<T>(
  * config the CLI last sent it (kept-config.ts); an export carries no git credentials either (the
  * control plane never stores them), so it pushes only where the remote needs none.
  */
-export function workerBackend(env: Env, origin: string): DashboardBackend {
+export function workerBackend(env: Env, origin: string, principal: Principal): DashboardBackend {
   const call = <T>(name: string, op: string, method: "GET" | "POST", input?: Record<string, unknown>) =>
-    callSandbox<T>(env, origin, name, op, method, input);
+    callSandbox<T>(env, origin, principal, name, op, method, input);
   return {
-    list: () => env.REGISTRY.getByName("registry").list(),
+    // The caller's own sandboxes; an admin sees every one (as `alpine list --all`).
+    list: () => env.REGISTRY.getByName("registry").listFor(principal, principal.admin),
     status: (name) => call<StatusView>(name, "status", "GET"),
     diff: (name) => call<DiffView>(name, "diff", "GET", { stat: "false" }),
     logs: (name) => call<LogsView>(name, "logs", "GET", { tail: "0" }),
@@ -117,15 +122,15 @@ function adminToken(env: Env): string {
 }
 
 /**
- * Contract 3's interim authentication: the shared admin token as a bearer header, or the
- * dashboard's HttpOnly cookie that a one-time link (minted with that token) set.
+ * Who uses the dashboard: whoever identity.ts knows (a GitHub sign-in's session cookie, a
+ * Cloudflare Access JWT, the shared token or a CLI token as a bearer header), or an admin holding
+ * the dashboard's own HttpOnly cookie that a one-time link minted with the shared token set.
  */
-export const adminTokenAuthenticate: DashboardAuthenticate = async (c) => {
-  const token = adminToken(c.env);
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1];
-  if (bearer !== undefined) return (await sameSecret(bearer, token)) ? { id: "admin", admin: true } : null;
+export const dashboardAuthenticate: DashboardAuthenticate = async (c) => {
+  const known = await identityOf(c.env, c.req.raw);
+  if (known) return known;
   const cookie = cookieValue(c.req.header("cookie") ?? null, DASHBOARD_COOKIE);
-  if (cookie && (await verified(token, SESSION_PURPOSE, cookie))) return { id: "admin", admin: true };
+  if (cookie && (await verified(adminToken(c.env), SESSION_PURPOSE, cookie))) return ADMIN_PRINCIPAL;
   return null;
 };
 
@@ -135,7 +140,11 @@ export const adminTokenAuthenticate: DashboardAuthenticate = async (c) => {
  * `/sandboxes/<name>`, `/api/…`. A request carrying the web UI's routing cookie is left to the
  * UI proxy that follows (the one-origin fallback keeps working).
  */
-export function mountDashboard(app: Hono<{ Bindings: Env }>, authenticate: DashboardAuthenticate): void {
+// biome-ignore lint/suspicious/noExplicitAny: mounted on the app whatever its Variables
+export function mountDashboard(
+  app: Hono<{ Bindings: Env; Variables: any }>,
+  authenticate: DashboardAuthenticate,
+): void {
   app.post("/dashboard/login-link", async (c) => {
     const token = adminToken(c.env);
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
@@ -160,9 +169,11 @@ export function mountDashboard(app: Hono<{ Bindings: Env }>, authenticate: Dashb
     // dashboard (its /v1 routes say what is missing).
     if (!token || token.length < 16) return next();
     const origin = new URL(c.req.url).origin;
+    const principal = await authenticate(c);
     const response = await handleDashboard(c.req.raw, {
-      backend: workerBackend(c.env, origin),
-      authenticate: () => authenticate(c),
+      // Built for the signed-in caller only: the handler answers 401 before it needs one.
+      backend: () => workerBackend(c.env, origin, principal as Principal),
+      authenticate: async () => principal,
       redeem: async (code) => {
         const ok = await verified(token, LOGIN_PURPOSE, code);
         if (!ok) return null;

@@ -71,7 +71,11 @@ export class DoStateStore implements StateStore {
     }
   }
 
-  async put(record: SandboxRecord, expectedVersion: number | null, events: StoredEvent[]): Promise<boolean> {
+  async put(given: SandboxRecord, expectedVersion: number | null, events: StoredEvent[]): Promise<boolean> {
+    // The owner the object recorded at first launch (sandbox-object.ts) goes into every write of the
+    // record, which core's operations build without knowing who asked.
+    const owner = this.getKv("owner");
+    const record = owner && !given.owner ? { ...given, owner } : given;
     const ok = this.storage.transactionSync(() => {
       const row = this.sql
         .exec<{ version: number }>("SELECT version FROM sandboxes WHERE name = ?", record.name)

@@ -36,16 +36,26 @@ export interface Env {
   GITHUB_WEBHOOK_SECRET?: string;
   /** The token the front door calls GitHub's API and pushes with (secret; an installation token for now). */
   GITHUB_APP_TOKEN?: string;
-  /** GitHub's REST API base (default https://api.github.com; tests point it at their stub). */
-  GITHUB_API_URL?: string;
-  /** Comma-separated GitHub logins that may start work (contract 1 of identity). */
-  ALPINE_ALLOWED_USERS?: string;
-  /** Comma-separated GitHub orgs whose members may start work. */
-  ALPINE_ALLOWED_ORGS?: string;
-  /** Comma-separated GitHub logins with the admin role (they may start work too). */
-  ALPINE_ADMINS?: string;
   /** The config (alpine.yaml as JSON) of sandboxes started from GitHub. */
   ALPINE_GITHUB_CONFIG?: string;
   /** `/alpine` commands a user may give an hour (default 20). */
   ALPINE_GITHUB_RATE_LIMIT?: string;
+  // ---- identity (identity.ts; docs/cloudflare.md, "People and roles") ----
+  /** Comma-separated GitHub logins that may sign in (and start work from GitHub). */
+  ALPINE_ALLOWED_USERS?: string;
+  /** Comma-separated GitHub organizations whose members may sign in (and start work from GitHub). */
+  ALPINE_ALLOWED_ORGS?: string;
+  /** Comma-separated GitHub logins (or Access emails) that are admins. */
+  ALPINE_ADMINS?: string;
+  /** The GitHub OAuth app of the sign-in (web and device flow). */
+  GITHUB_CLIENT_ID?: string;
+  /** Its client secret (secret). */
+  GITHUB_CLIENT_SECRET?: string;
+  /** GitHub's web origin (default https://github.com; a local stub in tests, GitHub Enterprise). */
+  GITHUB_OAUTH_URL?: string;
+  /** GitHub's API (default https://api.github.com). */
+  GITHUB_API_URL?: string;
+  /** Cloudflare Access: the team domain (`<team>.cloudflareaccess.com`) and the application's AUD tag. */
+  ACCESS_TEAM_DOMAIN?: string;
+  ACCESS_AUD?: string;
 }

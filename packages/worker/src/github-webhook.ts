@@ -10,6 +10,7 @@ import type { Context } from "hono";
 import type { Env } from "./env.ts";
 import { type GithubApi, githubApi } from "./github-front.ts";
 import { errorResponse } from "./http.ts";
+import { PRINCIPAL_HEADER } from "./identity.ts";
 import { uiLinks } from "./ui-origin.ts";
 
 /**
@@ -64,7 +65,8 @@ const accepted = (what: string, extra: Record<string, unknown> = {}) =>
   Response.json({ ok: true, [what]: true, ...extra }, { status: 202 });
 
 /** `POST /github/webhook`. */
-export async function githubWebhook(c: Context<{ Bindings: Env }>): Promise<Response> {
+// biome-ignore lint/suspicious/noExplicitAny: only Bindings is read; the app's Variables do not matter here
+export async function githubWebhook(c: Context<{ Bindings: Env; Variables: any }>): Promise<Response> {
   const env = c.env;
   const body = await c.req.text();
   if (
@@ -171,7 +173,7 @@ export async function githubWebhook(c: Context<{ Bindings: Env }>): Promise<Resp
           "x-alpine-name": name,
           "x-alpine-origin": origin,
           // Contract 1 (identity.ts's Principal): the sandbox's owner at its first launch.
-          "x-alpine-principal": JSON.stringify({ id: `github:${login}`, login, admin, via: "github-app" }),
+          [PRINCIPAL_HEADER]: JSON.stringify({ id: `github:${login}`, login, admin, via: "github-app" }),
         },
         body: JSON.stringify({
           repo: cloneUrl,

@@ -1,9 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
-import type { ListItemView } from "@alpine/core";
+import { type AuditEntryView, type ListItemView, listShows, type PrincipalRef } from "@alpine/core";
 import { rateLimitDecision } from "@alpine/core/github-front";
 import { withOverlaps } from "@alpine/core/views";
 import { openJson, sealJson } from "./crypto.ts";
 import type { Env } from "./env.ts";
+import type { Principal } from "./identity.ts";
+
+/** One line of the audit log (core's AuditEntrySchema); `seq` is assigned when it is written. */
+export type AuditEntry = Omit<AuditEntryView, "seq">;
 
 /**
  * One Durable Object (named "registry") that backs `alpine list` and keeps
@@ -18,7 +22,11 @@ export class RegistryObject extends DurableObject<Env> {
       `CREATE TABLE IF NOT EXISTS sandboxes (name TEXT PRIMARY KEY, item TEXT NOT NULL, updated_at TEXT NOT NULL);
        CREATE TABLE IF NOT EXISTS secrets (key TEXT PRIMARY KEY, sealed TEXT NOT NULL);
        CREATE TABLE IF NOT EXISTS github_deliveries (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-       CREATE TABLE IF NOT EXISTS github_rate (login TEXT PRIMARY KEY, start INTEGER NOT NULL, count INTEGER NOT NULL);`,
+       CREATE TABLE IF NOT EXISTS github_rate (login TEXT PRIMARY KEY, start INTEGER NOT NULL, count INTEGER NOT NULL);
+       CREATE TABLE IF NOT EXISTS sessions (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, principal TEXT NOT NULL,
+         created_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT);
+       CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+         principal TEXT NOT NULL, action TEXT NOT NULL, sandbox TEXT, outcome TEXT NOT NULL);`,
     );
   }
 
@@ -60,6 +68,11 @@ export class RegistryObject extends DurableObject<Env> {
     if (before > 0) return false;
     sql.exec("INSERT INTO used_once (key, expires_at) VALUES (?, ?)", key, expiresAtMs);
     return true;
+  }
+
+  /** `list` for one caller: their own sandboxes, or every one for an admin who asked for all. */
+  async listFor(principal: PrincipalRef, all: boolean): Promise<ListItemView[]> {
+    return (await this.list()).filter((item) => listShows(principal, item.owner, all));
   }
 
   async names(): Promise<string[]> {
@@ -134,5 +147,87 @@ export class RegistryObject extends DurableObject<Env> {
       d.window.count,
     );
     return { allowed: d.allowed, retryAfterMs: d.retryAfterMs };
+  }
+
+  // ---------- sessions (identity.ts): only the SHA-256 of a session or CLI token is stored ----------
+
+  async createSession(
+    hash: string,
+    kind: "web" | "cli",
+    principal: Principal,
+    expiresAt: string,
+  ): Promise<void> {
+    const now = new Date().toISOString();
+    // Expired sessions are dropped as new ones come in, so the table does not grow without end.
+    this.ctx.storage.sql.exec("DELETE FROM sessions WHERE expires_at < ?", now);
+    this.ctx.storage.sql.exec(
+      "INSERT INTO sessions (hash, kind, principal, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+      hash,
+      kind,
+      JSON.stringify(principal),
+      now,
+      expiresAt,
+    );
+  }
+
+  /** The principal of a live session of that kind (not expired, not revoked), or null. */
+  async sessionOf(hash: string, kind: "web" | "cli"): Promise<Principal | null> {
+    const row = this.ctx.storage.sql
+      .exec<{ principal: string; expires_at: string; revoked_at: string | null }>(
+        "SELECT principal, expires_at, revoked_at FROM sessions WHERE hash = ? AND kind = ?",
+        hash,
+        kind,
+      )
+      .toArray()[0];
+    if (!row || row.revoked_at || row.expires_at < new Date().toISOString()) return null;
+    return JSON.parse(row.principal) as Principal;
+  }
+
+  async revokeSession(hash: string): Promise<boolean> {
+    const live = this.ctx.storage.sql.exec(
+      "UPDATE sessions SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL",
+      new Date().toISOString(),
+      hash,
+    ).rowsWritten;
+    return live > 0;
+  }
+
+  /** How many sessions are stored, and whether any holds this exact text (tests: nothing in clear). */
+  async sessionsHolding(text: string): Promise<{ count: number; holding: number }> {
+    const rows = this.ctx.storage.sql
+      .exec<{ hash: string; principal: string }>("SELECT hash, principal FROM sessions")
+      .toArray();
+    return {
+      count: rows.length,
+      holding: rows.filter((r) => r.hash.includes(text) || r.principal.includes(text)).length,
+    };
+  }
+
+  // ---------- audit log ----------
+
+  async audit(entry: AuditEntry): Promise<void> {
+    this.ctx.storage.sql.exec(
+      "INSERT INTO audit (at, principal, action, sandbox, outcome) VALUES (?, ?, ?, ?, ?)",
+      entry.at,
+      entry.principal,
+      entry.action,
+      entry.sandbox,
+      entry.outcome,
+    );
+  }
+
+  /** The newest `tail` entries, oldest first; a non-admin sees their own actions only. */
+  async auditFor(principal: PrincipalRef, tail: number): Promise<AuditEntryView[]> {
+    const rows = principal.admin
+      ? this.ctx.storage.sql.exec<AuditEntryView>("SELECT * FROM audit ORDER BY seq DESC LIMIT ?", tail)
+      : this.ctx.storage.sql.exec<AuditEntryView>(
+          "SELECT * FROM audit WHERE principal = ? ORDER BY seq DESC LIMIT ?",
+          principal.id,
+          tail,
+        );
+    return rows
+      .toArray()
+      .reverse()
+      .map((r) => ({ ...r }));
   }
 }

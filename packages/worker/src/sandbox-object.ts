@@ -1,13 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
 import {
   type AlpineConfig,
+  assertAdmin,
+  assertMayAct,
   CONTROL_PLANE_ROUTES,
   CONTROL_PLANE_TASK_WAIT,
   exitCheckpointToCollect,
   listItemView,
   type OperationContext,
   type Orchestrator,
+  ROUTE_ACCESS,
   type RouteInput,
+  type RouteName,
   routeOf,
   type SandboxRecord,
   type SandboxRouteName,
@@ -21,6 +25,7 @@ import { DoStateStore } from "./do-store.ts";
 import type { Env } from "./env.ts";
 import { type GithubOrigin, rememberOrigin, reportToGithub } from "./github-front.ts";
 import { errorResponse } from "./http.ts";
+import { auditLine, type Principal, principalOf } from "./identity.ts";
 import { keptConfig } from "./kept-config.ts";
 import { ObjectNotifier } from "./notify-object.ts";
 import {
@@ -246,19 +251,76 @@ export class SandboxObject extends DurableObject<Env> {
         }
         return await proxyUi(request, record, name, this.provider(), path, url.search, this.ui);
       }
-      const response = await dispatchRoute(request, op, {
-        name,
-        operations: (route, input) => this.operations(route, input, origin),
-        beginOperation: () => this.beginOperation(name),
-        afterStream: () => this.scheduleAlarm(name),
-        keepAlive: (p) => this.ctx.waitUntil(p),
-      });
+      const route = routeOf(request.method, op);
+      const principal = principalOf(request);
+      if (route) await this.gate(name, route, principal);
+      const response = await this.dispatchClaimed(name, route, () =>
+        dispatchRoute(request, op, {
+          name,
+          audited: (r, outcome) => this.audited(name, r, principal, outcome),
+          operations: (route, input) => this.operations(route, input, origin),
+          beginOperation: () => this.beginOperation(name),
+          afterStream: () => this.scheduleAlarm(name),
+          keepAlive: (p) => this.ctx.waitUntil(p),
+        }),
+      );
       // Streamed operations change state after this point; they schedule again when they end.
       await this.scheduleAlarm(name);
       return response;
     } catch (err) {
       return errorResponse(err);
     }
+  }
+
+  // ---------- who may (identity.ts, core's permissions.ts) ----------
+
+  /**
+   * Refuses a route to anyone but the sandbox's owner or an admin (`forbidden`, written to the
+   * audit log). The owner is whoever first launched the sandbox: it is claimed here, before the
+   * launch runs, so two people launching the same new name cannot both own it.
+   */
+  private async gate(name: string, route: RouteName, principal: Principal | null): Promise<void> {
+    try {
+      if (ROUTE_ACCESS[route] === "admin") return assertAdmin(principal, `\`${route}\``);
+      if (ROUTE_ACCESS[route] !== "owner") return;
+      const record = await this.store.get(name);
+      const owner = this.store.getKv("owner") ?? record?.owner ?? null;
+      if (record || owner) return assertMayAct(principal, { name, owner });
+      // A name nobody has launched: the launch claims it; anything else finds no sandbox.
+      assertMayAct(principal && { ...principal, admin: true }, { name, owner: null });
+      if (route === "launch" && principal) this.store.setKv("owner", principal.id);
+    } catch (err) {
+      if (CONTROL_PLANE_ROUTES[route].mutates) {
+        await auditLine(this.env, {
+          principal: principal?.id ?? "anonymous",
+          action: route,
+          sandbox: name,
+          outcome: toAlpineError(err).reason,
+        });
+      }
+      throw err;
+    }
+  }
+
+  /** Runs a dispatch; a launch refused before it ran (e.g. a bad request) gives back its claim on a new name. */
+  private async dispatchClaimed(name: string, route: RouteName | null, run: () => Promise<Response>) {
+    try {
+      return await run();
+    } catch (err) {
+      if (route === "launch" && !(await this.store.get(name))) this.store.setKv("owner", null);
+      throw err;
+    }
+  }
+
+  /** A mutating route ended: the audit log's line; a launch that created nothing gives its claim back. */
+  private async audited(name: string, route: RouteName, principal: Principal | null, outcome: string) {
+    if (route === "launch" && !(await this.store.get(name))) this.store.setKv("owner", null);
+    await auditLine(this.env, {
+      principal: principal?.id ?? "anonymous",
+      action: route,
+      sandbox: name,
+      outcome,
+    });
   }
 
   // ---------- alarm ----------

@@ -9,6 +9,7 @@ import {
   routeOf,
   type SandboxRouteName,
   silentProgress,
+  toAlpineError,
 } from "@alpine/core";
 import { streamOperation } from "./http.ts";
 
@@ -27,6 +28,22 @@ export interface DispatchDeps {
   /** After a streamed operation ended (it changed state after the answer began). */
   afterStream(): Promise<void>;
   keepAlive(p: Promise<unknown>): void;
+  /** After a mutating route ended: its outcome (`ok` or the reason code) for the audit log. */
+  audited?(route: SandboxRouteName, outcome: string): Promise<void>;
+}
+
+/** Runs a route's operation, reporting how a mutating one ended to `deps.audited`. */
+async function auditedRun<T>(route: SandboxRouteName, deps: DispatchDeps, run: () => Promise<T>): Promise<T> {
+  if (!CONTROL_PLANE_ROUTES[route].mutates || !deps.audited) return run();
+  let outcome = "ok";
+  try {
+    return await run();
+  } catch (err) {
+    outcome = toAlpineError(err).reason;
+    throw err;
+  } finally {
+    await deps.audited(route, outcome);
+  }
 }
 
 /** Answers one route (`op` is its name) for this sandbox. */
@@ -45,7 +62,10 @@ export async function dispatchRoute(request: Request, op: string, deps: Dispatch
   const ops = await deps.operations(route, input);
   const run = ROUTE_OPERATIONS[route] as RouteOperation<SandboxRouteName>;
   if (!CONTROL_PLANE_ROUTES[route].streamed) {
-    return Response.json(await run({ ...ops, progress: silentProgress }, deps.name, input), {
+    const value = await auditedRun(route, deps, () =>
+      run({ ...ops, progress: silentProgress }, deps.name, input),
+    );
+    return Response.json(value, {
       headers: { "cache-control": "no-store" },
     });
   }
@@ -54,7 +74,7 @@ export async function dispatchRoute(request: Request, op: string, deps: Dispatch
     async (progress) => {
       const end = await deps.beginOperation();
       try {
-        return await run({ ...ops, progress }, deps.name, input);
+        return await auditedRun(route, deps, () => run({ ...ops, progress }, deps.name, input));
       } finally {
         end();
         await deps.afterStream();

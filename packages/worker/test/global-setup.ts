@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { DEFAULT_CONFIG } from "@alpine/core";
 import type { TestProject } from "vitest/node";
 import { startGitServer } from "../../../test/e2e/fixtures/git-server.ts";
+import { startGithubOAuthStub } from "../../../test/e2e/fixtures/github-oauth.ts";
 import { startStubModel, stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
 import { startWebhookReceiver } from "../../../test/e2e/fixtures/webhook-receiver.ts";
 import { startContainerHost } from "../../cli/src/cloud/container-host.ts";
@@ -29,6 +30,12 @@ declare module "vitest" {
     model: string;
     /** A webhook receiver on 127.0.0.1 (notify.test.ts): `/fail/<n>/…` answers 500 n times. */
     webhookUrl: string;
+    /** identity: the GitHub sign-in stub (github-oauth.ts) and Access JWTs it signed. */
+    githubUrl: string;
+    githubClientId: string;
+    githubClientSecret: string;
+    accessAud: string;
+    accessJwts: Record<"user" | "admin" | "expired" | "wrongAud" | "foreignKey", string>;
   }
 }
 
@@ -44,6 +51,26 @@ export default async function setup(project: TestProject) {
   // OpenCode installs a plugin from the npm registry at start; keep all traffic on 127.0.0.1.
   process.env.npm_config_registry = "http://127.0.0.1:9/";
   const host = await startContainerHost({ provider: new LocalProvider(ctx) });
+  // alice and bob are listed users, carol an admin, dave a member of the listed org, mallory nobody.
+  const github = await startGithubOAuthStub({
+    users: { alice: [], bob: ["other"], carol: [], dave: ["acme"], mallory: ["other"] },
+  });
+  const aud = "alpine-test-aud";
+  project.provide("githubUrl", github.url);
+  project.provide("githubClientId", github.clientId);
+  project.provide("githubClientSecret", github.clientSecret);
+  project.provide("accessAud", aud);
+  project.provide("accessJwts", {
+    user: await github.signAccess({ email: "Dev@Example.com", aud }),
+    admin: await github.signAccess({ email: "ops@example.com", aud }),
+    expired: await github.signAccess({
+      email: "dev@example.com",
+      aud,
+      expiresIn: Math.floor(Date.now() / 1000) - 120,
+    }),
+    wrongAud: await github.signAccess({ email: "dev@example.com", aud: "another-app" }),
+    foreignKey: await github.signAccess({ email: "dev@example.com", aud, foreignKey: true }),
+  });
   project.provide("controlPlaneToken", SECRETS.controlPlane);
   project.provide("hostUrl", host.url);
   project.provide("hostToken", host.token);
@@ -56,7 +83,7 @@ export default async function setup(project: TestProject) {
   project.provide("webhookUrl", webhooks.url);
   return async () => {
     await host.close();
-    await Promise.allSettled([git.close(), model.close(), webhooks.close()]);
+    await Promise.allSettled([git.close(), model.close(), webhooks.close(), github.close()]);
     rmSync(root, { recursive: true, force: true });
   };
 }

@@ -1,5 +1,5 @@
 import { exports } from "cloudflare:workers";
-import { inject } from "vitest";
+import { expect, inject } from "vitest";
 
 export const TOKEN = inject("controlPlaneToken");
 
@@ -51,4 +51,27 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 300));
   }
+}
+
+/**
+ * `alpine login`'s device flow for `login` against the GitHub stub (the stub's `POST
+ * /login/device` stands for the user entering the code at GitHub): a control-plane CLI token.
+ */
+export async function deviceSignIn(login: string): Promise<string> {
+  const start = await call("/auth/github/device", { method: "POST" });
+  expect(start.status).toBe(200);
+  const { device_code, user_code } = (await start.json()) as { device_code: string; user_code: string };
+  const approve = await fetch(`${inject("githubUrl")}/login/device`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ user_code, login }),
+  });
+  expect(approve.status).toBe(200);
+  const res = await call("/auth/github/device/token", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ device_code }),
+  });
+  expect(res.status, await res.clone().text()).toBe(200);
+  return ((await res.json()) as { token: string }).token;
 }

@@ -1,13 +1,13 @@
 import type { Context } from "../context.ts";
 
 /** `alpine list`: the store alone locally (no YAML, zod or providers), so it starts fast. */
-export async function listCommand(ctx: Context): Promise<void> {
+export async function listCommand(ctx: Context, opts: { all?: boolean } = {}): Promise<void> {
   // Local: the store alone (no YAML, zod or providers), so `list` starts fast. Remote: the control plane.
   const { remoteConfig } = await import("../remote-config.ts");
   const remote = await remoteConfig(ctx.globals.config);
   const { localListItem, mayHaveSuspendedItself, printList, withOverlaps } = await import("./list-view.ts");
   const { sandboxService } = await import("../service.ts");
-  let items = remote ? await (await sandboxService(ctx, { config: remote })).list() : null;
+  let items = remote ? await (await sandboxService(ctx, { config: remote })).list({ all: opts.all }) : null;
   if (!items) {
     const records = await (await ctx.store()).list();
     items = mayHaveSuspendedItself(records)

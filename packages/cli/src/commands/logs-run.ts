@@ -1,4 +1,4 @@
-import type { StoredEvent } from "@alpine/core";
+import { AlpineError, type AuditEntryView, type StoredEvent } from "@alpine/core";
 import type { Context } from "../context.ts";
 import { dim, printJson } from "../output.ts";
 
@@ -9,11 +9,13 @@ const formatEvent = (e: StoredEvent) =>
 
 export async function logsCommand(
   ctx: Context,
-  name: string,
-  opts: { follow: boolean; tail: number },
+  name: string | undefined,
+  opts: { follow: boolean; tail: number; audit?: boolean },
 ): Promise<void> {
   const { sandboxService } = await import("../service.ts");
   const service = await sandboxService(ctx);
+  if (opts.audit) return auditLog(ctx, service, name, opts.tail);
+  if (!name) throw new AlpineError("usage_invalid", "alpine logs needs a sandbox name (or --audit)", {});
   const { events, lines } = await service.logs(name, { tail: opts.tail });
   if (ctx.globals.json && !opts.follow) return printJson({ name, events, lines });
 
@@ -41,5 +43,31 @@ export async function logsCommand(
     const fresh = idx >= 0 ? now.slice(idx + 1) : now;
     fresh.forEach(emitLine);
     if (fresh.length) lastLine = fresh.at(-1);
+  }
+}
+
+/** `alpine logs --audit [name]`: the control plane's audit log (its `audit` route), newest last. */
+async function auditLog(
+  ctx: Context,
+  service: import("../service.ts").SandboxService,
+  name: string | undefined,
+  tail: number,
+): Promise<void> {
+  const remote = service as Partial<import("../remote/service.ts").RemoteSandboxService>;
+  if (!remote.audit) {
+    throw new AlpineError(
+      "usage_invalid",
+      "the audit log is the Cloudflare control plane's (sandbox.provider: cloudflare); local sandboxes have one user",
+      {},
+    );
+  }
+  const lines: AuditEntryView[] = (await remote.audit(Math.min(1000, Math.max(1, tail)))).filter(
+    (l) => !name || l.sandbox === name,
+  );
+  if (ctx.globals.json) return printJson(lines);
+  for (const l of lines) {
+    process.stdout.write(
+      `${dim(l.at)} ${l.principal} ${l.action}${l.sandbox ? ` ${l.sandbox}` : ""} ${l.outcome === "ok" ? "ok" : `failed: ${l.outcome}`}\n`,
+    );
   }
 }

@@ -17,6 +17,8 @@ import gc from "./gc.ts";
 import image from "./image.ts";
 import launch from "./launch.ts";
 import list from "./list.ts";
+import login from "./login.ts";
+import logout from "./logout.ts";
 import logs from "./logs.ts";
 import open from "./open.ts";
 import secrets from "./secrets.ts";
@@ -42,6 +44,9 @@ export const REGISTRY: readonly RegistryEntry[] = [
   gc,
   env,
   auth,
+  // identity: signing in to the Cloudflare control plane
+  login,
+  logout,
   secrets,
   config,
   doctor,

@@ -1,5 +1,7 @@
 import { type AlpineConfig, AlpineError } from "@alpine/core";
+import { alpineHome } from "../paths.ts";
 import type { ControlPlaneOptions } from "./client.ts";
+import { readSession } from "./session.ts";
 
 /** The control plane's address and token, or a clear error saying what is missing. */
 export function controlPlaneFrom(
@@ -17,14 +19,15 @@ export function controlPlaneFrom(
       },
     );
   }
-  const token = env.ALPINE_CONTROL_PLANE_TOKEN;
+  // `alpine login`'s CLI token, while it lasts, names who you are; the shared token is automation's.
+  const token = readSession(alpineHome(env), url)?.token ?? env.ALPINE_CONTROL_PLANE_TOKEN;
   if (!token) {
     throw new AlpineError(
       "config_invalid",
-      "the cloudflare provider needs ALPINE_CONTROL_PLANE_TOKEN in the environment",
+      "the cloudflare provider needs `alpine login` (or ALPINE_CONTROL_PLANE_TOKEN in the environment)",
       {
         key: "ALPINE_CONTROL_PLANE_TOKEN",
-        allowed: "the token set on the control plane (alpine cloud deploy)",
+        allowed: "sign in with `alpine login`, or the token set on the control plane (alpine cloud deploy)",
       },
     );
   }

@@ -1,6 +1,7 @@
 import {
   type AlpineConfig,
   AlpineError,
+  type AuditEntryView,
   type CheckpointView,
   type ExportView,
   type GcView,
@@ -93,8 +94,13 @@ export class RemoteSandboxService implements SandboxService {
     }
   }
 
-  list(): Promise<ListItemView[]> {
-    return this.client.call("list", {});
+  list(opts: { all?: boolean } = {}): Promise<ListItemView[]> {
+    return this.client.call("list", opts.all ? { all: "1" } : {});
+  }
+
+  /** The control plane's audit log (`alpine logs --audit`). */
+  audit(tail: number): Promise<AuditEntryView[]> {
+    return this.client.call("audit", { tail });
   }
 
   status(name: string): Promise<StatusView> {

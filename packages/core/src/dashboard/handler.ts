@@ -51,7 +51,8 @@ export interface DashboardPrincipal {
 }
 
 export interface DashboardOptions {
-  backend: DashboardBackend;
+  /** The sandboxes, or what the signed-in caller may see of them (a multi-user control plane). */
+  backend: DashboardBackend | ((principal: DashboardPrincipal) => DashboardBackend);
   /** The caller, or null: not signed in (the dashboard's cookie, a bearer token, identity's session). */
   authenticate(request: Request): Promise<DashboardPrincipal | null>;
   /** Trades a one-time login code for a session cookie value (null: unknown, used or expired). */
@@ -237,6 +238,7 @@ export async function handleDashboard(request: Request, opts: DashboardOptions):
     return wantsJson ? json(401, e.toJSON()) : html(401, messagePage("Not signed in", opts.signInHint));
   }
   const csrf = await csrfToken(opts.csrfKey, principal, request);
+  const backend = typeof opts.backend === "function" ? opts.backend(principal) : opts.backend;
   const page = (heading: string, body: string, poll: string) =>
     layout({
       title: `${heading} · ${opts.brand}`,
@@ -250,19 +252,19 @@ export async function handleDashboard(request: Request, opts: DashboardOptions):
 
   try {
     if (method === "GET" && path === "/") {
-      return html(200, page("Sandboxes", listBody(await opts.backend.list()), "/api/list"));
+      return html(200, page("Sandboxes", listBody(await backend.list()), "/api/list"));
     }
     if (method === "GET" && path === "/api/list") {
-      return json(200, { sections: { "live-list": listTable(await opts.backend.list()) } });
+      return json(200, { sections: { "live-list": listTable(await backend.list()) } });
     }
     if (method === "GET" && path.startsWith("/api/sandboxes/")) {
       const t = sandboxPath(path.slice("/api".length));
       if (!t || t.action) return null;
-      return json(200, { sections: sandboxSections(await pageData(opts.backend, validateName(t.name))) });
+      return json(200, { sections: sandboxSections(await pageData(backend, validateName(t.name))) });
     }
     if (method === "GET" && target && !target.action) {
       const name = validateName(target.name);
-      const data = await pageData(opts.backend, name);
+      const data = await pageData(backend, name);
       return html(200, page(name, sandboxBody(data, csrf), `/api/sandboxes/${encodeURIComponent(name)}`));
     }
     if (method === "POST" && target?.action) {
@@ -277,7 +279,7 @@ export async function handleDashboard(request: Request, opts: DashboardOptions):
       }
       const name = validateName(target.name);
       try {
-        const out = await act(opts.backend, name, target.action, form);
+        const out = await act(backend, name, target.action, form);
         if (wantsJson) return json(200, out);
         // Without the script: the answer as a page, with the link to follow for `open`.
         if (typeof out.web_url === "string")
