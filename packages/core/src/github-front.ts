@@ -4,8 +4,10 @@
  * for an issue or pull request, the allow-list, the per-user rate limit and what a sandbox's
  * agent state is worth reporting back. WebCrypto only (no `node:`): the Worker runs it.
  */
+import { hmacSha256, hmacSha256Verify, toHex } from "./hmac.ts";
 import { NAME_PATTERN } from "./names.ts";
 import { type NotifyEvent, type NotifyTask, notifyEventFor } from "./notify.ts";
+import { type AllowList, signInDecision } from "./permissions.ts";
 import type { SandboxRecord } from "./schemas.ts";
 
 /**
@@ -23,27 +25,12 @@ export async function verifyGithubSignature(
   if (!m) return false;
   const mac = new Uint8Array(32);
   for (let i = 0; i < 32; i++) mac[i] = Number.parseInt(m[1]!.slice(i * 2, i * 2 + 2), 16);
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["verify"],
-  );
-  return crypto.subtle.verify("HMAC", key, mac, new TextEncoder().encode(body));
+  return hmacSha256Verify(secret, body, mac);
 }
 
 /** `sha256=<hex>` of `body` under `secret`: what GitHub sends (and the tests sign with). */
 export async function signGithubPayload(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
-  return `sha256=${[...mac].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `sha256=${toHex(await hmacSha256(secret, body))}`;
 }
 
 /**
@@ -88,31 +75,6 @@ export function githubSandboxName(fullName: string, number: number): string {
   return name;
 }
 
-/** The allow-list of the Worker (ALPINE_ALLOWED_USERS, ALPINE_ALLOWED_ORGS, ALPINE_ADMINS). */
-export interface AllowList {
-  users: string[];
-  orgs: string[];
-  admins: string[];
-}
-
-const logins = (csv: string | undefined) =>
-  (csv ?? "")
-    .split(",")
-    .map((s) => s.trim().toLowerCase())
-    .filter(Boolean);
-
-export function allowListOf(env: {
-  ALPINE_ALLOWED_USERS?: string;
-  ALPINE_ALLOWED_ORGS?: string;
-  ALPINE_ADMINS?: string;
-}): AllowList {
-  return {
-    users: logins(env.ALPINE_ALLOWED_USERS),
-    orgs: logins(env.ALPINE_ALLOWED_ORGS),
-    admins: logins(env.ALPINE_ADMINS),
-  };
-}
-
 /**
  * Whether `login` may start work: listed as a user or an admin, or a member of a listed org
  * (`orgsOf` asks GitHub, only when orgs are listed and the login is not already admitted).
@@ -123,11 +85,10 @@ export async function admits(
   login: string,
   orgsOf: (login: string) => Promise<string[]>,
 ): Promise<boolean> {
-  const who = login.toLowerCase();
-  if (list.users.includes(who) || list.admins.includes(who)) return true;
+  // The same rule as a sign-in (permissions.ts); GitHub is asked for orgs only when it can matter.
+  if (signInDecision(list, login, []).allowed) return true;
   if (list.orgs.length === 0) return false;
-  const member = (await orgsOf(login)).map((o) => o.toLowerCase());
-  return member.some((o) => list.orgs.includes(o));
+  return signInDecision(list, login, await orgsOf(login)).allowed;
 }
 
 /** One user's fixed window: when it began and how many commands it admitted. */

@@ -1,4 +1,5 @@
 import { AlpineError } from "./errors.ts";
+import { hmacSha256, toHex } from "./hmac.ts";
 import type { AgentState } from "./schemas.ts";
 
 /**
@@ -67,7 +68,7 @@ export function defaultReason(event: NotifyEvent, task: NotifyTask | null): stri
 /** A stable delivery id from the ledger key: hex of SHA-256, 32 characters. */
 export async function deliveryId(key: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
-  return hex(new Uint8Array(digest)).slice(0, 32);
+  return toHex(new Uint8Array(digest)).slice(0, 32);
 }
 
 /** Headers of a signed webhook delivery (docs/config.md, "Verifying a webhook"). */
@@ -83,15 +84,7 @@ export const NOTIFY_HEADERS = {
  * timestamp is signed so a receiver can refuse an old delivery replayed.
  */
 export async function signWebhook(secret: string, timestamp: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${timestamp}.${body}`));
-  return `sha256=${hex(new Uint8Array(mac))}`;
+  return `sha256=${toHex(await hmacSha256(secret, `${timestamp}.${body}`))}`;
 }
 
 /** The request body for a webhook of this format. */
@@ -121,10 +114,6 @@ export const NOTIFY_RETRY = {
 /** Whether an HTTP answer is worth another attempt: 5xx, 408 and 429; other 4xx will not change. */
 export function retryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
-}
-
-function hex(bytes: Uint8Array): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The config's `notify` section (core/src/config.ts). */

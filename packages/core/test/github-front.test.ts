@@ -2,7 +2,6 @@ import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   admits,
-  allowListOf,
   doneComment,
   githubSandboxName,
   githubSignalOf,
@@ -12,6 +11,7 @@ import {
   verifyGithubSignature,
 } from "../src/github-front.ts";
 import { NAME_PATTERN } from "../src/names.ts";
+import { allowListOf } from "../src/permissions.ts";
 import type { SandboxRecord } from "../src/schemas.ts";
 
 /** GitHub's front door, the pure parts: signature, command, name, allow-list, rate limit, signals. */

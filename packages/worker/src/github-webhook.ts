@@ -1,7 +1,6 @@
-import { AlpineError, ConfigSchema, NDJSON, type RemoteEvent } from "@alpine/core";
+import { AlpineError, allowListOf, ConfigSchema, NDJSON, type RemoteEvent } from "@alpine/core";
 import {
   admits,
-  allowListOf,
   githubSandboxName,
   parseAlpineCommand,
   verifyGithubSignature,

@@ -10,6 +10,8 @@
  *   that could read the cookie's session (our own, served to the signed-in browser) can show it.
  */
 
+import { hmacSha256 } from "../hmac.ts";
+
 export const DASHBOARD_COOKIE = "alpine_dashboard";
 export const LOGIN_CODE_TTL_MS = 60_000;
 export const DASHBOARD_SESSION_TTL_MS = 12 * 3600_000;
@@ -30,14 +32,7 @@ async function sha256(text: string): Promise<string> {
 }
 
 export async function hmac(key: string, text: string): Promise<string> {
-  const k = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(key),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return toBase64Url(new Uint8Array(await crypto.subtle.sign("HMAC", k, new TextEncoder().encode(text))));
+  return toBase64Url(await hmacSha256(key, text));
 }
 
 /** Constant-time comparison of two secrets of any lengths (their digests are compared). */
