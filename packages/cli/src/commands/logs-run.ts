@@ -15,7 +15,9 @@ export async function logsCommand(
   const { sandboxService } = await import("../service.ts");
   const service = await sandboxService(ctx);
   if (opts.audit) return auditLog(ctx, service, name, opts.tail);
-  if (!name) throw new AlpineError("usage_invalid", "alpine logs needs a sandbox name (or --audit)", {});
+  // An empty name is a name, and refused as such by the service (name_invalid).
+  if (name === undefined)
+    throw new AlpineError("usage_invalid", "alpine logs needs a sandbox name (or --audit)", {});
   const { events, lines } = await service.logs(name, { tail: opts.tail });
   if (ctx.globals.json && !opts.follow) return printJson({ name, events, lines });
 
