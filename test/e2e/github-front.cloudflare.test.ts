@@ -69,7 +69,10 @@ async function deliver(
 }
 
 const commentsOn = (number: number) => gh.comments.filter((c) => c.number === number).map((c) => c.body);
-const sandboxes = async () => ((await alpine(["list", "--json"])).json() as { name: string }[]) ?? [];
+// Sandboxes started from GitHub are their commenters' (owner github:<login>): the shared token is an
+// admin, who sees other people's sandboxes with --all.
+const sandboxes = async () =>
+  ((await alpine(["list", "--all", "--json"])).json() as { name: string; owner?: string | null }[]) ?? [];
 
 beforeAll(async () => {
   // carol is admitted as a member of an allowed org (GitHub's API is asked), mallory is not.
@@ -174,6 +177,9 @@ describe("GitHub's front door on the control plane", () => {
     expect(gh.reactions).toHaveLength(1);
     expect(commentsOn(7)).toHaveLength(1);
     expect((await sandboxes()).map((s) => s.name)).toEqual([NAME]);
+    // The commenter owns it: the shared token (an admin) sees it only with --all.
+    expect((await sandboxes()).find((s) => s.name === NAME)?.owner).toBe("github:alice");
+    expect((await alpine(["list", "--json"])).json()).toEqual([]);
   });
 
   it("when the agent is done the work is pushed, a pull request opened and linked back with cost and files", async () => {
