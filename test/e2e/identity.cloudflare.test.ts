@@ -63,7 +63,7 @@ beforeAll(async () => {
     .start?.(e, {
       vars: {
         GITHUB_CLIENT_ID: gh.clientId,
-          GITHUB_OAUTH_URL: gh.url,
+        GITHUB_OAUTH_URL: gh.url,
         GITHUB_API_URL: gh.url,
         ALPINE_ALLOWED_USERS: "alice",
         ALPINE_ADMINS: "carol",

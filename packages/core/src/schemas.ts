@@ -263,7 +263,9 @@ export const LoginOutputSchema = z.object({
   url: z.string().describe("the control plane signed in to"),
   principal: PrincipalOutputSchema,
   expires_at: isoTime,
-  token_file: z.string().describe("where the CLI token is kept (mode 0600); the token itself is never printed"),
+  token_file: z
+    .string()
+    .describe("where the CLI token is kept (mode 0600); the token itself is never printed"),
 });
 
 /** `alpine logout --json`. */

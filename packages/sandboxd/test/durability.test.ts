@@ -476,7 +476,9 @@ describe("checkpoint", () => {
     expect(existsSync(join(sbx.dirs.root, "checkpoints", ".restore"))).toBe(false);
     // The OpenCode that answers is the one started at boot, on the data just compared.
     const log = readLog(sbx.dirs.log);
-    expect(log.slice(sandboxdLogBefore.length)).toContain("opencode was started at boot on the checkpoint's data");
+    expect(log.slice(sandboxdLogBefore.length)).toContain(
+      "opencode was started at boot on the checkpoint's data",
+    );
     // Started once by this sandboxd (at its boot), not again by the restore.
     expect(log.slice(sandboxdLogBefore.length).match(/"starting opencode"/g)?.length).toBe(1);
   });
