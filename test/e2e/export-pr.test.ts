@@ -114,6 +114,8 @@ describe("export to GitHub, auth sync, gc", () => {
       kept: [{ name: "gc-unsaved", reason: "unsaved_changes" }],
       // No prepared environment was made here (no setup), so none is old enough to prune.
       environments_pruned: [],
+      // Nor was any sandbox destroyed long enough ago for its notification ledger to go.
+      notify_ledgers_pruned: [],
       dry_run: true,
     });
     expect((await alpine(["status", "gc-saved", "--json"])).json().state).toBe("completed");
