@@ -60,16 +60,24 @@ export default async function setup(project: TestProject) {
   project.provide("githubClientId", github.clientId);
   project.provide("githubClientSecret", github.clientSecret);
   project.provide("accessAud", aud);
+  // Signed once for the whole run: valid for hours, since a full run reaches the worker tests long
+  // after this setup (the fixture's default of 10 minutes expired under CI).
+  const valid = "6h";
   project.provide("accessJwts", {
-    user: await github.signAccess({ email: "Dev@Example.com", aud }),
-    admin: await github.signAccess({ email: "ops@example.com", aud }),
+    user: await github.signAccess({ email: "Dev@Example.com", aud, expiresIn: valid }),
+    admin: await github.signAccess({ email: "ops@example.com", aud, expiresIn: valid }),
     expired: await github.signAccess({
       email: "dev@example.com",
       aud,
       expiresIn: Math.floor(Date.now() / 1000) - 120,
     }),
-    wrongAud: await github.signAccess({ email: "dev@example.com", aud: "another-app" }),
-    foreignKey: await github.signAccess({ email: "dev@example.com", aud, foreignKey: true }),
+    wrongAud: await github.signAccess({ email: "dev@example.com", aud: "another-app", expiresIn: valid }),
+    foreignKey: await github.signAccess({
+      email: "dev@example.com",
+      aud,
+      foreignKey: true,
+      expiresIn: valid,
+    }),
   });
   project.provide("controlPlaneToken", SECRETS.controlPlane);
   project.provide("hostUrl", host.url);
