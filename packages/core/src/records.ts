@@ -1,4 +1,4 @@
-import type { SandboxRecord } from "./schemas.ts";
+import type { SandboxRecord, StoredEvent } from "./schemas.ts";
 
 /**
  * Fills in fields added to sandbox records after they were first written
@@ -39,5 +39,26 @@ export function newSandboxRecord(
     export: null,
     error: null,
     version: 1,
+  };
+}
+
+/**
+ * A note in a sandbox's event history (what happened that is not a state change, and why): the
+ * orchestrator's, the alarm's and the notifier's all have this one shape.
+ */
+export function noteEvent(
+  sandbox: Pick<SandboxRecord, "id" | "name">,
+  reason: string,
+  opts: { at?: string; operationId?: string | null } = {},
+): StoredEvent {
+  return {
+    sandbox_id: sandbox.id,
+    name: sandbox.name,
+    at: opts.at ?? new Date().toISOString(),
+    kind: "note",
+    from: null,
+    to: null,
+    operation_id: opts.operationId ?? null,
+    reason,
   };
 }

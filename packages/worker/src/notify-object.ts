@@ -1,4 +1,4 @@
-import type { AlpineConfig, SandboxRecord } from "@alpine/core";
+import { type AlpineConfig, noteEvent, type SandboxRecord } from "@alpine/core";
 import {
   defaultReason,
   deliveryId,
@@ -266,18 +266,7 @@ export class ObjectNotifier {
   }
 
   private note(sandbox: { id: string; name: string }, reason: string): Promise<void> {
-    return this.store.appendEvents([
-      {
-        sandbox_id: sandbox.id,
-        name: sandbox.name,
-        at: new Date().toISOString(),
-        kind: "note",
-        from: null,
-        to: null,
-        operation_id: null,
-        reason,
-      },
-    ]);
+    return this.store.appendEvents([noteEvent(sandbox, reason)]);
   }
 }
 

@@ -7,6 +7,7 @@ import {
   CONTROL_PLANE_TASK_WAIT,
   exitCheckpointToCollect,
   listItemView,
+  noteEvent,
   type OperationContext,
   type Orchestrator,
   ROUTE_ACCESS,
@@ -465,18 +466,7 @@ export class SandboxObject extends DurableObject<Env> {
 
   /** A note in the sandbox's event history: what the alarm did on its own, and why. */
   private async note(record: SandboxRecord, reason: string): Promise<void> {
-    await this.store.appendEvents([
-      {
-        sandbox_id: record.id,
-        name: record.name,
-        at: new Date().toISOString(),
-        kind: "note",
-        from: null,
-        to: null,
-        operation_id: null,
-        reason,
-      },
-    ]);
+    await this.store.appendEvents([noteEvent(record, reason)]);
   }
 
   /** Keeps a busy agent's container alive past its inactivity timeout (Containers only). */

@@ -1,6 +1,7 @@
 import { AlpineError, toAlpineError } from "../errors.ts";
 import type { FaultStep } from "../faults.ts";
 import { type SandboxState, transition } from "../lifecycle.ts";
+import { noteEvent } from "../records.ts";
 import type { SandboxRecord, StoredEvent } from "../schemas.ts";
 import type { OrchestratorDeps } from "./types.ts";
 
@@ -87,18 +88,7 @@ export async function note(
   reason: string,
   at = nowIso(deps),
 ): Promise<void> {
-  await deps.store.appendEvents([
-    {
-      sandbox_id: record.id,
-      name: record.name,
-      at,
-      kind: "note",
-      from: null,
-      to: null,
-      operation_id: operationId,
-      reason,
-    },
-  ]);
+  await deps.store.appendEvents([noteEvent(record, reason, { at, operationId })]);
 }
 
 /** Stops a record's runtime, if it has one (best effort: the provider's stop is idempotent). */
