@@ -48,6 +48,23 @@ function cookieOf(request: Request, name: string): string | null {
 
 const callbackUrl = (request: Request) => `${new URL(request.url).origin}/auth/github/callback`;
 
+/** Who a GitHub token signs in as; a refused sign-in (not on the allow-list, GitHub failing) is audited. */
+async function signingIn(env: Env, githubToken: string, via: Principal["via"]): Promise<Principal> {
+  try {
+    return await principalOfGithubToken(env, githubToken, via);
+  } catch (err) {
+    const e = toAlpineError(err);
+    const login = typeof e.details?.login === "string" ? e.details.login : "unknown";
+    await auditLine(env, {
+      principal: `github:${login}`,
+      action: "sign_in",
+      sandbox: null,
+      outcome: e.reason,
+    });
+    throw err;
+  }
+}
+
 function publicPrincipal(p: Principal) {
   return { id: p.id, login: p.login, admin: p.admin, via: p.via };
 }
@@ -75,16 +92,9 @@ export function authRoutes(app: App): void {
     let principal: Principal;
     try {
       const githubToken = await exchangeGithubCode(c.env, code, callbackUrl(c.req.raw));
-      principal = await principalOfGithubToken(c.env, githubToken, "session");
+      principal = await signingIn(c.env, githubToken, "session");
     } catch (err) {
       const e = toAlpineError(err);
-      const login = typeof e.details?.login === "string" ? e.details.login : "unknown";
-      await auditLine(c.env, {
-        principal: `github:${login}`,
-        action: "sign_in",
-        sandbox: null,
-        outcome: e.reason,
-      });
       return htmlPage(
         e.reason === "forbidden" ? 403 : 401,
         "Not signed in",
@@ -108,20 +118,7 @@ export function authRoutes(app: App): void {
     }
     const polled = await pollDeviceFlow(c.env, body.device_code);
     if ("pending" in polled) return c.json({ pending: polled.pending });
-    let principal: Principal;
-    try {
-      principal = await principalOfGithubToken(c.env, polled.token, "cli");
-    } catch (err) {
-      const e = toAlpineError(err);
-      const login = typeof e.details?.login === "string" ? e.details.login : "unknown";
-      await auditLine(c.env, {
-        principal: `github:${login}`,
-        action: "sign_in",
-        sandbox: null,
-        outcome: e.reason,
-      });
-      throw err;
-    }
+    const principal = await signingIn(c.env, polled.token, "cli");
     const session = await startSession(c.env, principal, "cli");
     await auditLine(c.env, { principal: principal.id, action: "sign_in", sandbox: null, outcome: "ok" });
     return c.json(
