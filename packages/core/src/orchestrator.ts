@@ -1,9 +1,10 @@
 import { checkpoint } from "./orchestrator/checkpoint.ts";
+import type { WorkOnRepo } from "./orchestrator/decisions/overlaps.ts";
 import { hasUnsavedWork, teardownBlockers } from "./orchestrator/decisions/safety.ts";
 import { exportWork } from "./orchestrator/export.ts";
 import { gc } from "./orchestrator/gc.ts";
 import { launch } from "./orchestrator/launch.ts";
-import { activeLease, connectTo, getRecord, probe } from "./orchestrator/reading.ts";
+import { activeLease, connectTo, getRecord, peerWork, probe } from "./orchestrator/reading.ts";
 import { settle } from "./orchestrator/settle.ts";
 import { noticeSelfSuspensions, resume, type SuspendResult, suspend } from "./orchestrator/suspend.ts";
 import { reconcile, type TaskWaitOptions, task, waitForTask } from "./orchestrator/task.ts";
@@ -61,6 +62,11 @@ export class Orchestrator {
 
   list(): Promise<SandboxRecord[]> {
     return this.deps.store.list();
+  }
+
+  /** Every sandbox's work for overlap warnings: all of them, also where this store holds one record. */
+  peers(): Promise<WorkOnRepo[]> {
+    return peerWork(this.deps);
   }
 
   /** Every record, with the sandboxes whose runtime suspended itself recorded as `suspended` first. */

@@ -224,6 +224,12 @@ export const ListItemSchema = z.object({
     .array(z.string())
     .describe("the files changed against the base commit when a probe last saw the workspace"),
   changes_seen_at: isoTime.nullable().describe("when that was (null: never)"),
+  unexported: z
+    .boolean()
+    .optional()
+    .describe(
+      "its changes are not all in its latest pushed export (export's overlap warning counts only these); absent in items an older control plane stored",
+    ),
   owner: z
     .string()
     .nullable()

@@ -1,7 +1,7 @@
 import type { AlpineConfig } from "./config.ts";
 import { confinementView } from "./confinement.ts";
 import type { ErrorJson } from "./errors.ts";
-import { type Overlap, overlapsAmong } from "./orchestrator/decisions/overlaps.ts";
+import { type Overlap, overlapsAmong, type WorkOnRepo, workOf } from "./orchestrator/decisions/overlaps.ts";
 import type { ExportResult, LaunchResult, Orchestrator, Probe } from "./orchestrator.ts";
 import type { CheckpointManifest } from "./ports.ts";
 import { providerDescriptor } from "./provider-kinds.ts";
@@ -69,6 +69,8 @@ export interface ListItemView {
   /** The files changed against the base commit when a probe last saw the workspace. */
   changed_files: string[];
   changes_seen_at: string | null;
+  /** Its changes are not all in its latest pushed export (absent in items an older control plane stored). */
+  unexported?: boolean;
   /** Filled in over the whole list by `withOverlaps`. */
   overlaps: Overlap[];
   /** Bytes of disk a `suspended` sandbox holds (its only cost); null otherwise or unknown. */
@@ -93,6 +95,7 @@ export function listItemView(r: SandboxRecord): ListItemView {
     created_at: r.created_at,
     changed_files: r.changes?.files ?? [],
     changes_seen_at: r.changes?.seen_at ?? null,
+    unexported: workOf(r).unexported,
     overlaps: [],
     disk_bytes: r.state === "suspended" ? (r.suspension?.disk_bytes ?? null) : null,
     // Only sandboxes of the control plane have owners; local lists stay as they were.
@@ -101,19 +104,22 @@ export function listItemView(r: SandboxRecord): ListItemView {
 }
 
 /**
- * The list with each item's overlaps among the others (decisions/overlaps.ts), from what the
- * items carry; items from an older control plane without `changed_files` count as unchanged.
+ * An item's work as overlap checks see it, from what the item carries; items from an older
+ * control plane without `changed_files` count as unchanged, without `unexported` as exported.
  */
+export function workOfItem(i: ListItemView): WorkOnRepo {
+  return {
+    name: i.name,
+    repo: i.repo,
+    files: i.changed_files ?? [],
+    destroyed: i.state === "destroyed",
+    unexported: i.unexported ?? false,
+  };
+}
+
+/** The list with each item's overlaps among the others (decisions/overlaps.ts), from what the items carry. */
 export function withOverlaps(items: readonly ListItemView[]): ListItemView[] {
-  const found = overlapsAmong(
-    items.map((i) => ({
-      name: i.name,
-      repo: i.repo,
-      files: i.changed_files ?? [],
-      destroyed: i.state === "destroyed",
-      unexported: false,
-    })),
-  );
+  const found = overlapsAmong(items.map(workOfItem));
   return items.map((i) => ({ ...i, overlaps: found.get(i.name) ?? [] }));
 }
 

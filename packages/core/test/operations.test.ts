@@ -68,6 +68,7 @@ function fakeOrchestrator(over: Partial<OperationsOrchestrator> = {}) {
   const base: OperationsOrchestrator = {
     get: note("get", async () => record()),
     list: note("list", async () => [record(), record({ name: "other", id: "sbx_2" })]),
+    peers: note("peers", async () => []),
     listNoticingSuspensions: note("listNoticingSuspensions", async () => [
       record(),
       record({ name: "other", id: "sbx_2" }),
@@ -164,6 +165,37 @@ describe("the operations layer", () => {
     expect(view.runtime.agent).toBe("unknown");
     expect(view.runtime.web_url).toBe("http://127.0.0.1:7000/");
     expect(StatusOutputSchema.safeParse(view).success).toBe(true);
+  });
+
+  it("status's overlaps come from the orchestrator's peers (on the control plane: the registry, not its one-record store)", async () => {
+    const changes = { files: ["src/a.ts", "README.md"], tree_hash: "t1", seen_at: AT };
+    const { orchestrator, calls } = fakeOrchestrator({
+      get: async () => record({ changes }),
+      settle: async (r) => r,
+      reconcile: async (r) => r,
+      // The store knows only the subject; the peers know another sandbox on the same repo.
+      list: async () => [record({ changes })],
+      peers: async () => [
+        {
+          name: "demo",
+          repo: "https://example.test/r.git",
+          files: ["src/a.ts"],
+          destroyed: false,
+          unexported: true,
+        },
+        {
+          name: "elsewhere",
+          repo: "https://example.test/r",
+          files: ["src/a.ts", "x"],
+          destroyed: false,
+          unexported: true,
+        },
+      ],
+    });
+    const { ctx } = context(orchestrator);
+    const view = await statusOperation(ctx, "demo");
+    expect(view.overlaps).toEqual([{ name: "elsewhere", files: ["src/a.ts"] }]);
+    expect(calls).not.toContain("list");
   });
 
   it("status and launch report the web UI where the context says it is reached", async () => {

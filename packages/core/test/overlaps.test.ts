@@ -11,7 +11,10 @@ import {
   type WorkOnRepo,
   withOverlaps,
   workOf,
+  workOfItem,
 } from "../src/index.ts";
+import { peerWork } from "../src/orchestrator/reading.ts";
+import type { OrchestratorDeps } from "../src/orchestrator/types.ts";
 import { listItemView } from "../src/views.ts";
 import { aRecord, aStatus, aWorkspace } from "./fakes/records.ts";
 
@@ -242,5 +245,51 @@ describe("withOverlaps: list items from records", () => {
     ]);
     expect(items[0]!.changed_files).toEqual(["x", "y"]);
     expect(items[0]!.changes_seen_at).toBe("2026-01-01T00:00:00.000Z");
+  });
+});
+
+describe("workOfItem: a list item's work (the control plane's registry answers overlaps from items)", () => {
+  const seen = { files: ["x"], tree_hash: T1, seen_at: "2026-01-01T00:00:00.000Z" };
+  const pushed = (tree: string): ExportRecord => ({
+    branch: "alpine/box",
+    commit: "c".repeat(40),
+    tree_hash: tree,
+    remote: null,
+    pushed_at: "2026-01-01T00:00:00.000Z",
+    pr_url: null,
+    patch_file: null,
+    exported_at: "2026-01-01T00:00:00.000Z",
+  });
+  it.each([
+    { name: "changes never exported", record: aRecord({ changes: seen }) },
+    { name: "changes pushed as they are", record: aRecord({ changes: seen, export: pushed(T1) }) },
+    { name: "changed after the push", record: aRecord({ changes: seen, export: pushed(T2) }) },
+    { name: "no changes seen", record: aRecord() },
+    { name: "torn down", record: aRecord({ changes: seen, state: "destroyed" }) },
+  ])("is the record's own work when it carries it: $name", ({ record }) => {
+    expect(workOfItem(listItemView(record))).toEqual(workOf(record));
+  });
+
+  it("an item an older control plane stored (no `unexported`) counts as exported", () => {
+    const { unexported: _dropped, ...old } = listItemView(aRecord({ changes: seen }));
+    expect(workOfItem(old).unexported).toBe(false);
+  });
+});
+
+describe("peerWork: whose work overlap warnings compare with", () => {
+  const store = (records: ReturnType<typeof aRecord>[]) => ({ list: async () => records });
+  it("the store's records when no peers are given (local and docker: the store holds them all)", async () => {
+    const r = aRecord({ name: "mine" });
+    const deps = { store: store([r]) } as unknown as OrchestratorDeps;
+    expect(await peerWork(deps)).toEqual([workOf(r)]);
+  });
+
+  it("the given peers over the store (a sandbox object's store holds only its own record)", async () => {
+    const other: WorkOnRepo = { name: "theirs", repo: "r", files: ["a"], destroyed: false, unexported: true };
+    const deps = {
+      store: store([aRecord({ name: "mine" })]),
+      peers: async () => [other],
+    } as unknown as OrchestratorDeps;
+    expect(await peerWork(deps)).toEqual([other]);
   });
 });

@@ -7,6 +7,7 @@ import {
   Orchestrator,
   type OrchestratorDeps,
   SandboxdClient,
+  workOfItem,
 } from "@alpine/core";
 import { RuntimeCheckpointExporter } from "./checkpoint-exporter.ts";
 import type { DoStateStore } from "./do-store.ts";
@@ -100,6 +101,8 @@ export function sandboxOrchestrator(
         config.opencode.auth_providers.filter((p) => Object.hasOwn(all, p)).map((p) => [p, all[p]]),
       );
     },
+    // Overlap warnings (status, export) compare with every sandbox: this object stores only its own record.
+    peers: async () => (await registry.list()).map(workOfItem),
     checkpoints,
     checkpointExporter,
     pullRequests: new FetchPullRequests(config, scope.githubToken),

@@ -8,6 +8,7 @@ export type OperationsOrchestrator = Pick<
   Orchestrator,
   | "get"
   | "list"
+  | "peers"
   | "activeLease"
   | "events"
   | "probe"

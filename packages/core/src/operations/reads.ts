@@ -37,7 +37,7 @@ export async function statusOperation(
   const seen = record.state === "suspended" && probe.state === "unavailable" ? await o.probe(record) : probe;
   // What the probe saw now, else what the record kept (reconcile is skipped while an operation runs).
   const files = seen.status?.workspace?.changed_files.map((f) => f.path) ?? record.changes?.files ?? [];
-  const overlaps = overlapsOf({ ...workOf(record), files }, (await o.list()).map(workOf));
+  const overlaps = overlapsOf({ ...workOf(record), files }, await o.peers());
   return statusView(o, record, seen, lease, ctx.config, ctx.webUrl?.(record), overlaps);
 }
 

@@ -13,7 +13,7 @@ import {
   exportSource,
 } from "./decisions/export.ts";
 import { type Overlap, overlapsOf, workOf } from "./decisions/overlaps.ts";
-import { activeLease, connectTo, getRecord } from "./reading.ts";
+import { activeLease, connectTo, getRecord, peerWork } from "./reading.ts";
 import { withLease } from "./settle.ts";
 import { teardown } from "./teardown.ts";
 import type { ExportInput, ExportResult, GitCredentials, OrchestratorDeps, WorkExport } from "./types.ts";
@@ -201,7 +201,7 @@ async function warnOverlaps(
   files: readonly string[],
   progress: Progress,
 ): Promise<Overlap[]> {
-  const others = (await deps.store.list()).map(workOf);
+  const others = await peerWork(deps);
   const overlaps = overlapsOf({ ...workOf(record), files }, others, { unexportedOnly: true });
   for (const o of overlaps) {
     const shown =

@@ -4,6 +4,7 @@ import { validateName } from "../names.ts";
 import type { RuntimeEndpoint } from "../ports.ts";
 import type { Lease, SandboxRecord } from "../schemas.ts";
 import { nowIso } from "./context.ts";
+import { type WorkOnRepo, workOf } from "./decisions/overlaps.ts";
 import { answersProbe, keptForInspection, LIVE_STATES } from "./decisions/safety.ts";
 import type { OrchestratorDeps, Probe, SandboxdApi } from "./types.ts";
 
@@ -17,6 +18,11 @@ export async function getRecord(deps: OrchestratorDeps, name: string): Promise<S
 }
 
 /** The lease of a running operation, or null when there is none or it is stale. */
+/** The work of every sandbox overlap warnings compare against (the deps' `peers`, else the store's records). */
+export async function peerWork(deps: OrchestratorDeps): Promise<WorkOnRepo[]> {
+  return deps.peers ? deps.peers() : (await deps.store.list()).map(workOf);
+}
+
 export async function activeLease(deps: OrchestratorDeps, name: string): Promise<Lease | null> {
   const lease = await deps.store.getLease(name);
   if (!lease || staleReason(lease, deps.clock.now(), deps.host)) return null;

@@ -29,7 +29,7 @@ import type {
 } from "../sandboxd-api.ts";
 import type { ProviderKind, SandboxRecord } from "../schemas.ts";
 import type { SandboxSecret } from "../secrets.ts";
-import type { Overlap } from "./decisions/overlaps.ts";
+import type { Overlap, WorkOnRepo } from "./decisions/overlaps.ts";
 
 /**
  * The types the orchestrator is driven with and answers in. Wire types (what sandboxd sends and
@@ -121,6 +121,11 @@ export interface OrchestratorDeps {
   authEntries(): Promise<Record<string, unknown>>;
   /** Secrets (`alpine secrets`) a sandbox of `repo` gets; absent: none. */
   secretsFor?(repo: string): Promise<SandboxSecret[]>;
+  /**
+   * Every sandbox's work as overlap warnings compare it (status, export); absent: the store's
+   * records. A control plane's sandbox object stores only its own record; its registry has all.
+   */
+  peers?(): Promise<WorkOnRepo[]>;
   checkpoints: CheckpointStore;
   checkpointExporter: CheckpointExporter;
   pullRequests: PullRequestOpener;

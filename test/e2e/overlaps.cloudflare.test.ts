@@ -1,0 +1,3 @@
+import { overlapsSuite } from "./suites/overlaps.ts";
+
+overlapsSuite("cloudflare");
