@@ -94,8 +94,10 @@ const REFUSED_WITHOUT_FORCE = new Set(["teardown_requires_force", "teardown_bloc
 
 function errorJson(err: unknown): { status: number; body: Record<string, unknown> } {
   const e = toAlpineError(err);
+  // An error that names its own status (an unknown action: 404) keeps it, as sandboxd's server does.
+  const own = (e as AlpineError & { httpStatus?: unknown }).httpStatus;
   return {
-    status: httpStatusOf(e.reason, e.exitCode),
+    status: typeof own === "number" ? own : httpStatusOf(e.reason, e.exitCode),
     body: { ...e.toJSON(), can_force: REFUSED_WITHOUT_FORCE.has(e.reason) },
   };
 }
