@@ -255,7 +255,7 @@ describe("dashboard pages: a sandbox", () => {
       durability: {
         checkpoint_id: "ckpt_2",
         verified: true,
-        content_hash: null,
+        content_hash: "sha256:c2",
         created_at: "2026-01-01T00:02:00.000Z",
       },
     });
