@@ -176,3 +176,123 @@ describe("a runtime that suspended itself (local, docker)", () => {
     );
   });
 });
+
+describe("suspend: what keeps a sandbox running, and what a suspension saves", () => {
+  it("a runtime that does not answer is not suspended (nothing says its agent is idle)", async () => {
+    const { w, record } = await idleSandbox({ keepsWorkspace: false, idleMin: 31 });
+    w.provider.sandboxd(record.id).fail.set("status", new Error("connect ECONNREFUSED"));
+    expect(await w.orchestrator.suspend("box")).toMatchObject({
+      suspended: false,
+      why: "the runtime does not answer",
+    });
+    expect(w.provider.ops()).not.toContain("stop");
+    expect(w.record().state).toBe("running");
+  });
+
+  it("a runtime that fails to stop is not recorded suspended", async () => {
+    const { w, record } = await idleSandbox({ keepsWorkspace: true, idleMin: 31 });
+    w.provider.fail.set("stop", new Error("container did not stop"));
+    expect(await w.orchestrator.suspend("box")).toMatchObject({
+      suspended: false,
+      why: "stopping failed: container did not stop",
+    });
+    expect(w.record().state).toBe("running");
+    expect(w.store.transitions("box")).not.toContain("running→suspended");
+    expect(w.provider.sandboxd(record.id).calls).toContain("shutdown");
+  });
+
+  it("where the disk dies: a checkpoint that fails keeps the runtime running with its work", async () => {
+    const { w, record } = await idleSandbox({ keepsWorkspace: false, idleMin: 31 });
+    w.provider.sandboxd(record.id).fail.set("checkpoint", new Error("disk full"));
+    await expect(w.orchestrator.suspend("box")).rejects.toThrow(/disk full/);
+    expect(w.record().state).toBe("running");
+    expect(w.provider.runtime(`rt_${record.id}`).running).toBe(true);
+    expect(w.provider.sandboxd(record.id).workspace?.changed_files.map((f) => f.path)).toEqual(["src/a.ts"]);
+  });
+
+  it("where the disk dies: exported work never checkpointed is checkpointed, so the resume brings it back", async () => {
+    const { w, record, sandboxd } = await idleSandbox({ keepsWorkspace: false, idleMin: 0 });
+    await w.orchestrator.export("box", {});
+    const tree = sandboxd.workspace?.tree_hash;
+    expect(w.record()).toMatchObject({ checkpoint: null, export: { tree_hash: tree } });
+    w.clock.ms += 31 * MIN;
+    expect((await w.orchestrator.suspend("box")).suspended).toBe(true);
+    expect(w.record()).toMatchObject({
+      state: "suspended",
+      suspension: { saved: "checkpoint" },
+      checkpoint: { verified: true, tree_hash: tree },
+    });
+    await w.orchestrator.resume("box");
+    expect(w.provider.sandboxd(record.id).restoredFrom?.tree_hash).toBe(tree);
+  });
+
+  it("where the disk dies: work exported after the last checkpoint is checkpointed, the resume does not go back", async () => {
+    const { w, record, sandboxd } = await idleSandbox({ keepsWorkspace: false, idleMin: 0 });
+    const first = await w.orchestrator.checkpoint("box");
+    sandboxd.edit("src/b.ts");
+    await w.orchestrator.export("box", {});
+    const tree = sandboxd.workspace?.tree_hash;
+    expect(first.tree_hash).not.toBe(tree);
+    w.clock.ms += 31 * MIN;
+    expect((await w.orchestrator.suspend("box")).suspended).toBe(true);
+    expect(w.record().checkpoint).toMatchObject({ verified: true, tree_hash: tree });
+    await w.orchestrator.resume("box");
+    expect(w.provider.sandboxd(record.id).restoredFrom?.tree_hash).toBe(tree);
+  });
+});
+
+describe("noticing a self-suspension: what it does not take for one", () => {
+  const line = JSON.stringify({
+    ts: "2026-01-01T00:40:00.000Z",
+    level: "info",
+    msg: IDLE_SUSPEND_LOG_MESSAGE,
+    idle_ms: 35 * MIN,
+    disk_bytes: 4096,
+    workspace: { dirty: true, ahead: 0, tree_hash: "t1" },
+  });
+
+  it("a stopped runtime whose log cannot be read is left as it is, and the failure is logged", async () => {
+    const { w, record } = await idleSandbox({ keepsWorkspace: true, idleMin: 35 });
+    w.provider.runtime(`rt_${record.id}`).running = false;
+    w.provider.logs = async () => {
+      throw new Error("log file gone");
+    };
+    const listed = await w.orchestrator.listNoticingSuspensions();
+    expect(listed.map((r) => r.state)).toEqual(["running"]);
+    expect(w.logger.messages()).toContain("reading the log of 'box' failed; going on");
+  });
+
+  it("while another command holds the sandbox, that one (or the next look) records it", async () => {
+    const { w, record } = await idleSandbox({ keepsWorkspace: true, idleMin: 35 });
+    w.provider.logLines = [line];
+    w.provider.runtime(`rt_${record.id}`).running = false;
+    await w.store.compareAndSwapLease("box", null, {
+      id: "lease_other",
+      type: "export",
+      holder: "other",
+      host: w.host.host,
+      pid: w.host.pid,
+      operation_id: "op_other",
+      acquired_at: new Date(w.clock.ms).toISOString(),
+      expires_at: new Date(w.clock.ms + 30_000).toISOString(),
+    });
+    const listed = await w.orchestrator.listNoticingSuspensions();
+    expect(listed.map((r) => r.state)).toEqual(["running"]);
+    expect(w.store.transitions("box")).not.toContain("running→suspended");
+
+    await w.store.compareAndSwapLease("box", "lease_other", null);
+    expect((await w.orchestrator.listNoticingSuspensions()).map((r) => r.state)).toEqual(["suspended"]);
+  });
+
+  it("a runtime that said so but is still alive 30 s later is not recorded suspended", async () => {
+    const { w, record } = await idleSandbox({ keepsWorkspace: true, idleMin: 35 });
+    w.provider.logLines = [line];
+    // Its API is closed, its process never ends.
+    w.provider.sandboxd(record.id).fail.set("health", new Error("connect ECONNREFUSED"));
+    const start = w.clock.ms;
+    const listed = await w.orchestrator.listNoticingSuspensions();
+    expect(listed.map((r) => r.state)).toEqual(["running"]);
+    expect(w.clock.ms - start).toBeGreaterThanOrEqual(30_000);
+    expect(w.store.transitions("box")).not.toContain("running→suspended");
+  });
+});

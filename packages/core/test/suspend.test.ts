@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   type AgentState,
+  checkpointBeforeSuspend,
   IDLE_SUSPEND_LOG_MESSAGE,
   type IdleFacts,
   idleVerdict,
@@ -174,5 +175,23 @@ describe("resume and teardown of a suspended sandbox", () => {
     ["no suspension recorded", { checkpoint: verified("a"), export: null }, "resume_first"],
   ])("%s → %s", (_what, record, plan) => {
     expect(suspendedTeardown(record)).toBe(plan);
+  });
+});
+
+describe("checkpointBeforeSuspend: where the disk dies, a resume has only the checkpoint", () => {
+  const ws = (dirty: boolean, ahead: number, tree_hash: string | null) => ({ dirty, ahead, tree_hash });
+  const ckpt = (tree_hash: string, verified = true) => ({ verified, tree_hash });
+  it.each([
+    ["no workspace reported", null, null, false],
+    ["clean, never checkpointed", null, ws(false, 0, "base"), false],
+    ["dirty, never checkpointed", null, ws(true, 0, "t1"), true],
+    ["commits ahead, never checkpointed", null, ws(false, 2, "t1"), true],
+    ["dirty, its tree verified", ckpt("t1"), ws(true, 0, "t1"), false],
+    ["dirty, its tree checkpointed but not verified", ckpt("t1", false), ws(true, 0, "t1"), true],
+    ["dirty, the checkpoint is of an older tree (exported since)", ckpt("t0"), ws(true, 0, "t1"), true],
+    ["dirty, tree unknown", ckpt("t1"), ws(true, 0, null), true],
+    ["clean again after a checkpoint of changes", ckpt("t1"), ws(false, 0, "base"), true],
+  ] as const)("%s", (_what, checkpoint, workspace, yes) => {
+    expect(checkpointBeforeSuspend(checkpoint, workspace)).toBe(yes);
   });
 });

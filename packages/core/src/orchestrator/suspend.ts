@@ -4,8 +4,8 @@ import { providerDescriptor } from "../provider-kinds.ts";
 import type { SandboxRecord, SuspensionRecord } from "../schemas.ts";
 import { saveCheckpoint } from "./checkpoint.ts";
 import { ignoreFailure, move, nowIso } from "./context.ts";
-import { hasUnsavedWork } from "./decisions/safety.ts";
 import {
+  checkpointBeforeSuspend,
   idleVerdict,
   needsResume,
   SUSPENDABLE_STATES,
@@ -175,7 +175,7 @@ export async function suspend(
     let saved: SuspensionRecord["saved"] = "kept_workspace";
     let diskBytes: number | null = null;
     if (!keeps) {
-      if (hasUnsavedWork(current, status.workspace)) {
+      if (checkpointBeforeSuspend(current.checkpoint, status.workspace)) {
         current = (await saveCheckpoint(deps, current, op.id, current.state, progress)).record;
       }
       if (current.checkpoint?.verified) {

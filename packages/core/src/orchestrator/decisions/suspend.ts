@@ -107,6 +107,22 @@ export function selfSuspension(lines: readonly string[]): SelfSuspension | null 
   return null;
 }
 
+/**
+ * Whether a suspension where the disk dies with the runtime checkpoints first: the workspace is
+ * not the verified checkpoint's, and a resume restores the workspace from that checkpoint alone.
+ * Stricter than a teardown's unsaved work (safety.ts): work already exported is safe in the
+ * remote, but without its own checkpoint the sandbox would come back without it (or refuse).
+ */
+export function checkpointBeforeSuspend(
+  checkpoint: Pick<NonNullable<SandboxRecord["checkpoint"]>, "verified" | "tree_hash"> | null | undefined,
+  workspace: { dirty: boolean; ahead: number; tree_hash: string | null } | null | undefined,
+): boolean {
+  if (!workspace) return false;
+  const verified = checkpoint?.verified === true;
+  if (verified && workspace.tree_hash !== null && checkpoint.tree_hash === workspace.tree_hash) return false;
+  return workspace.dirty || workspace.ahead > 0 || verified;
+}
+
 /** Whether a command that needs the runtime (task, open, diff, export, checkpoint) resumes the sandbox first. */
 export function needsResume(state: SandboxState): boolean {
   return state === "suspended";
