@@ -2,6 +2,7 @@ import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   ConfigSchema,
+  defaultReason,
   deliveryId,
   NOTIFY_RETRY,
   type Notification,
@@ -100,6 +101,19 @@ describe("bodies", () => {
     expect(JSON.parse(webhookBody(n, "slack"))).toEqual({
       text: "alpine: sandbox `fix-login` needs input: allow bash: rm -rf build?",
     });
+  });
+});
+
+describe("defaultReason: the line a person reads when the agent gave none", () => {
+  it.each([
+    ["done", task("completed"), "the agent finished its task: WRITE A.md a"],
+    ["done", null, "the agent finished its task"],
+    ["input", task("running"), "the agent is waiting for an answer"],
+    ["error", task("failed"), "the agent's task failed: WRITE A.md a"],
+    ["error", null, "the agent's task failed"],
+    ["budget", task("interrupted"), "the agent stopped at its budget"],
+  ] as const)("%s with task %j", (event, t, reason) => {
+    expect(defaultReason(event, t)).toBe(reason);
   });
 });
 

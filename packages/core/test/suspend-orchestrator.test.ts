@@ -232,7 +232,7 @@ describe("suspend: what keeps a sandbox running, and what a suspension saves", (
     sandboxd.edit("src/b.ts");
     await w.orchestrator.export("box", {});
     const tree = sandboxd.workspace?.tree_hash;
-    expect(first.tree_hash).not.toBe(tree);
+    expect(first.manifest.tree_hash).not.toBe(tree);
     w.clock.ms += 31 * MIN;
     expect((await w.orchestrator.suspend("box")).suspended).toBe(true);
     expect(w.record().checkpoint).toMatchObject({ verified: true, tree_hash: tree });
