@@ -218,6 +218,18 @@ describe("dashboard handler over core's operations", () => {
     expect(w.provider.ops().filter((op) => op === "start")).toHaveLength(1);
   });
 
+  it("a running sandbox whose diff cannot be read still has its page, saying why", async () => {
+    const w = world();
+    const record = await launched(w, "box");
+    w.provider.sandboxd(record.id).fail.set("diff", new Error("git diff timed out"));
+    const d = await dashboard(w);
+    const res = await d.get("/sandboxes/box");
+    expect(res.status).toBe(200);
+    const page = await res.text();
+    expect(page).toContain('<p class="bad">The diff could not be read: git diff timed out</p>');
+    expect(page).toContain('<span class="state ok">running</span>');
+  });
+
   it("each button runs its operation: open, task, checkpoint, export", async () => {
     const w = world();
     const record = await launched(w, "box");
@@ -334,6 +346,8 @@ describe("dashboard handler over core's operations", () => {
     const put = (await d.request("/sandboxes/box", { method: "PUT" }))!;
     expect(put.status).toBe(405);
     expect((await put.json()).error).toBe("PUT is not allowed here");
+    // Another method on the live endpoints is left to whatever else serves this origin.
+    expect(await d.request("/api/list", { method: "POST" })).toBeNull();
   });
 
   it("a backend per caller: each principal gets its own view", async () => {
