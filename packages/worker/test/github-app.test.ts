@@ -11,6 +11,8 @@ import {
  * GitHub issues it (PKCS#1, wrapped as PKCS#8), the RS256 JWT, and the installation token cache
  * against the GitHub API stub of the global setup, which verifies the JWT under the App's public
  * key and issues a new random token per exchange (so a new token means a new exchange).
+ * (workerd's importKey happens to take unwrapped PKCS#1 DER as "pkcs8" too — tried: these pass
+ * without the wrap — while Node's and the spec's do not; test/github-app.test.ts holds the wrap.)
  */
 const app = inject("githubApp");
 const env = (key = app.key) => ({
