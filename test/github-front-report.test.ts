@@ -1,7 +1,12 @@
 import type { ExportResult, SandboxRecord } from "@alpine/core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type GithubOrigin, rememberOrigin, reportToGithub } from "../packages/worker/src/github-front.ts";
-import { type GithubStub, startGithubStub } from "./e2e/fixtures/github-api.ts";
+import {
+  type GithubApp,
+  type GithubStub,
+  makeGithubApp,
+  startGithubStub,
+} from "./e2e/fixtures/github-api.ts";
 
 /**
  * The sandbox object's reports to GitHub (packages/worker/src/github-front.ts) against the GitHub
@@ -11,9 +16,11 @@ import { type GithubStub, startGithubStub } from "./e2e/fixtures/github-api.ts";
  */
 const TOKEN = "ghs_REPORTTEST0123456789abcdef";
 let gh: GithubStub;
+let app: GithubApp;
 
 beforeAll(async () => {
-  gh = await startGithubStub({ token: TOKEN });
+  app = makeGithubApp();
+  gh = await startGithubStub({ token: TOKEN, app });
 });
 afterAll(() => gh.close());
 
@@ -56,16 +63,20 @@ const origin: GithubOrigin = {
   head_ref: null,
   origin: "http://cp.test",
   pr_url: null,
+  installation_id: 31,
 };
 
 let store: ReturnType<typeof kv>;
 let exports: { branch?: string; pr: boolean }[];
 let failExport: Error | null;
 const deps = () => ({
-  env: { GITHUB_APP_TOKEN: TOKEN, GITHUB_API_URL: gh.apiUrl },
+  env: { GITHUB_APP_ID: app.id, GITHUB_APP_PRIVATE_KEY: app.privateKeyPkcs1, GITHUB_API_URL: gh.apiUrl },
   store,
-  exportWork: async (input: { branch?: string; pr: boolean }) => {
+  exportWork: async (input: { branch?: string; pr: boolean }, token: string) => {
     exports.push(input);
+    // The push and the pull request go with the installation's token, never a static one.
+    expect(gh.validToken(token)).toBe(true);
+    expect(token).not.toBe(TOKEN);
     if (failExport) throw failExport;
     return {
       record: record(

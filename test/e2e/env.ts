@@ -35,6 +35,8 @@ export interface E2EEnv {
 export interface EnvOptions {
   gitUser?: string;
   gitPassword?: string;
+  /** Other git credentials the git server accepts (git-server.ts's `alsoAccepts`). */
+  gitAlsoAccepts?: (username: string, password: string) => boolean;
   repoName?: string;
   /** More alpine.yaml lines (top-level sections other than opencode). */
   yaml?: string[];
@@ -56,7 +58,11 @@ export async function makeEnv(opts: EnvOptions = {}): Promise<E2EEnv> {
 
   const gitUser = opts.gitUser ?? "alice";
   const gitPassword = opts.gitPassword ?? SECRETS.gitToken;
-  const git = await startGitServer({ username: gitUser, password: gitPassword });
+  const git = await startGitServer({
+    username: gitUser,
+    password: gitPassword,
+    alsoAccepts: opts.gitAlsoAccepts,
+  });
   const repoUrl = await git.createRepo(opts.repoName ?? "app", {
     "README.md": "# app\n",
     "src/main.txt": "hello\n",

@@ -6,23 +6,29 @@ import { signGithubPayload } from "@alpine/core/github-front";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
 import { type E2EEnv, makeEnv, waitFor } from "./env.ts";
-import { type GithubStub, startGithubStub } from "./fixtures/github-api.ts";
+import { type GithubApp, type GithubStub, makeGithubApp, startGithubStub } from "./fixtures/github-api.ts";
 import { stubOpencodeConfig } from "./fixtures/stub-model.ts";
 import { providerUnderTest } from "./providers.ts";
 
 /**
  * GitHub as a front door of the control plane, end to end against `alpine cloud dev`: signed
  * `issue_comment` webhooks to POST /github/webhook, the GitHub API stub for reactions, comments
- * and pull requests, the git server for the pushes. One sandbox (issue 7's) serves every step.
+ * and pull requests, the git server for the pushes. Two sandboxes (issue 7's and pull request
+ * 50's) serve every step. The control plane acts as a GitHub App: the stub verifies its JWT and
+ * issues the installation tokens every API call and git push must carry.
  */
 const SECRET = "whsec-E2EGHFRONT0123456789abcdef";
+/** A static token as the front door once used: the stub refuses it where the App is configured. */
 const GH_TOKEN = "ghs_E2EGHFRONTTOKEN0123456789abcdef";
+/** The App's installation on acme/app, as GitHub's webhook payloads name it. */
+const INSTALLATION = 8801;
 const NAME = "gh-acme-app-7";
 /** The sandbox of pull request 50, whose head branch `feature-x` is in acme/app itself. */
 const PR_NAME = "gh-acme-app-50";
 const p = providerUnderTest("cloudflare");
 let e: E2EEnv;
 let gh: GithubStub;
+let app: GithubApp;
 let controlPlane = "";
 let commentId = 500;
 
@@ -38,6 +44,7 @@ const commentEvent = (login: string, body: string, number = 7, pull = false) => 
     ...(pull ? { pull_request: { url: "https://github.example" } } : {}),
   },
   repository: { full_name: "acme/app", clone_url: e.repoUrl },
+  installation: { id: INSTALLATION },
   sender: { login },
 });
 
@@ -76,16 +83,28 @@ const sandboxes = async () =>
 
 beforeAll(async () => {
   // carol is admitted as a member of an allowed org (GitHub's API is asked), mallory is not.
-  gh = await startGithubStub({ token: GH_TOKEN, orgs: { carol: ["acme-team"], mallory: ["elsewhere"] } });
+  app = makeGithubApp();
+  gh = await startGithubStub({
+    token: GH_TOKEN,
+    app,
+    orgs: { carol: ["acme-team"], mallory: ["elsewhere"] },
+  });
   e = await makeEnv({
+    // The git server takes the App's installation tokens (and a password the control plane never sees).
     gitUser: "x-access-token",
-    gitPassword: GH_TOKEN,
+    gitPassword: `unused-${randomUUID()}`,
+    gitAlsoAccepts: (user, password) => user === "x-access-token" && gh.validToken(password),
     repoName: "acme/app",
     yaml: [...p.yaml],
   });
-  // The deployment's token is the only credential: nothing comes from a user's machine.
+  // The App's installation tokens are the only credential: nothing comes from a user's machine.
+  // The key as GitHub issues it (PKCS#1): the Worker wraps it for WebCrypto.
   rmSync(join(e.home, ".git-credentials"));
-  Object.assign(e.env, p.env, { GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_APP_TOKEN: GH_TOKEN });
+  Object.assign(e.env, p.env, {
+    GITHUB_WEBHOOK_SECRET: SECRET,
+    GITHUB_APP_ID: app.id,
+    GITHUB_APP_PRIVATE_KEY: app.privateKeyPkcs1,
+  });
   const stub = stubOpencodeConfig(e.model.baseURL);
   await p.start?.(e, {
     vars: {
@@ -93,11 +112,16 @@ beforeAll(async () => {
       ALARM_INTERVAL_SECONDS: "2",
       GITHUB_API_URL: gh.apiUrl,
       ALPINE_ALLOWED_USERS: "alice",
-      ALPINE_ADMINS: "root",
+      ALPINE_ADMINS: "root,ops",
       ALPINE_ALLOWED_ORGS: "acme-team",
       ALPINE_GITHUB_RATE_LIMIT: "2",
       ALPINE_GITHUB_CONFIG: JSON.stringify({
-        opencode: { model: stub.model, auth_providers: ["stub"], config: stub.config },
+        // The question tool allowed (alpine's headless default denies it): a needs-input report.
+        opencode: {
+          model: stub.model,
+          auth_providers: ["stub"],
+          config: { ...stub.config, permission: { question: "allow" } },
+        },
       }),
     },
   });
@@ -154,7 +178,13 @@ describe("GitHub's front door on the control plane", () => {
   it("a user the allow-list does not admit gets no sandbox (and no answer)", async () => {
     const r = await deliver(commentEvent("mallory", "/alpine WRITE EVIL.md x"));
     expect(r).toMatchObject({ status: 202, json: { not_allowed: true } });
-    expect(gh.requests.map((q) => q.path)).toEqual(["/users/mallory/orgs"]);
+    // The App's JWT is exchanged for the installation's token, which asks for mallory's orgs.
+    expect(gh.requests.map((q) => q.path)).toEqual([
+      `/app/installations/${INSTALLATION}/access_tokens`,
+      "/users/mallory/orgs",
+    ]);
+    expect(gh.requests.every((q) => q.authorized)).toBe(true);
+    expect(gh.issued).toEqual([expect.objectContaining({ installation_id: INSTALLATION })]);
     expect(await sandboxes()).toEqual([]);
     expect(gh.comments).toEqual([]);
     expect(gh.reactions).toEqual([]);
@@ -191,10 +221,12 @@ describe("GitHub's front door on the control plane", () => {
       },
     );
     expect(gh.pulls).toHaveLength(1);
+    // Opened with an installation token of the webhook's installation (the static token would be refused).
+    const prToken = gh.pulls[0]!.authorization?.replace(/^Bearer /, "") ?? "";
+    expect(gh.issued.find((t) => t.token === prToken)?.installation_id).toBe(INSTALLATION);
     expect(gh.pulls[0]).toMatchObject({
       owner: "acme",
       repo: "app",
-      authorization: `Bearer ${GH_TOKEN}`,
       body: { head: `alpine/${NAME}`, base: "main", title: "WRITE FEATURE.md a feature" },
     });
     expect(done).toContain("Opened https://github.example/acme/app/pull/1");
@@ -231,7 +263,7 @@ describe("GitHub's front door on the control plane", () => {
     expect(commentsOn(7).at(-1)).toMatch(/2 commands this hour/);
     const status = (await alpine(["status", NAME, "--json"])).json();
     expect(status.task.prompt_summary).toContain("MORE.md");
-    for (const c of gh.comments) expect(c.body).not.toContain(GH_TOKEN);
+    for (const c of gh.comments) for (const t of gh.issued) expect(c.body).not.toContain(t.token);
   });
 
   it("on a pull request the sandbox works on its head branch and pushes there; a fork's is refused (to a member of an allowed org)", async () => {
@@ -265,5 +297,44 @@ describe("GitHub's front door on the control plane", () => {
     // No new pull request: the work went to the one the comment was on.
     expect(gh.pulls).toHaveLength(1);
     expect((await sandboxes()).map((s) => s.name).sort()).toEqual([PR_NAME, NAME].sort());
+  });
+
+  it("a task whose agent fails gets an error comment, one whose agent asks gets a needs-input comment", async () => {
+    // Both sandboxes are reused, both tasks run at once. ops, an admin, may task alice's sandbox;
+    // root gives the second command of the hour on the pull request's.
+    const failed = await deliver(commentEvent("ops", "/alpine FAIL 400 break please", 7));
+    expect(failed).toMatchObject({ status: 202, json: { launched: true, sandbox: NAME } });
+    const asked = await deliver(
+      commentEvent("root", "/alpine QUESTION Which database should I use?", 50, true),
+    );
+    expect(asked).toMatchObject({ status: 202, json: { launched: true, sandbox: PR_NAME } });
+    const error = await waitFor(
+      "the error comment",
+      async () => commentsOn(7).find((c) => c.includes("failed")),
+      { timeoutMs: 60_000 },
+    );
+    expect(error).toContain(`alpine: the agent in sandbox \`${NAME}\` failed: `);
+    expect(error).toMatch(/400/);
+    expect(error).toContain("stub model failure");
+    const input = await waitFor(
+      "the needs-input comment",
+      async () => commentsOn(50).find((c) => c.includes("needs input")),
+      { timeoutMs: 60_000 },
+    );
+    expect(input).toContain(
+      `alpine: the agent in sandbox \`${PR_NAME}\` needs input: asks: Which database should I use? [yes | no]`,
+    );
+    expect(input).toContain("Answer with `/alpine <your answer>`");
+    // The alarm goes on probing: each is said once, and neither exported anything.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(commentsOn(7).filter((c) => c.includes("failed"))).toHaveLength(1);
+    expect(commentsOn(50).filter((c) => c.includes("needs input"))).toHaveLength(1);
+    expect(gh.pulls).toHaveLength(1);
+    // All of it with installation tokens: every API request authorized, a handful of exchanges at most
+    // (one per isolate that acts and per token lifetime), the static token never accepted.
+    expect(gh.requests.filter((q) => !q.authorized)).toEqual([]);
+    expect(gh.issued.length).toBeGreaterThanOrEqual(1);
+    expect(gh.issued.length).toBeLessThan(gh.requests.length / 4);
+    expect(gh.validToken(GH_TOKEN)).toBe(false);
   });
 });

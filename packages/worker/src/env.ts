@@ -34,8 +34,10 @@ export interface Env {
   // ---- GitHub's front door (github-front.ts, docs/cloudflare.md "Tasks from GitHub") ----
   /** The GitHub App's webhook secret: X-Hub-Signature-256 is checked against it (secret). */
   GITHUB_WEBHOOK_SECRET?: string;
-  /** The token the front door calls GitHub's API and pushes with (secret; an installation token for now). */
-  GITHUB_APP_TOKEN?: string;
+  /** The GitHub App's id; with its private key the front door acts as the App's installations (github-app.ts). */
+  GITHUB_APP_ID?: string;
+  /** The GitHub App's private key, PEM (PKCS#1 as GitHub issues it, or PKCS#8) (secret). */
+  GITHUB_APP_PRIVATE_KEY?: string;
   /** The config (alpine.yaml as JSON) of sandboxes started from GitHub. */
   ALPINE_GITHUB_CONFIG?: string;
   /** `/alpine` commands a user may give an hour (default 20). */

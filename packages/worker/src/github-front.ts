@@ -1,6 +1,7 @@
 import { AlpineError, type ExportResult, type SandboxRecord, toAlpineError } from "@alpine/core";
 import { formatUsage } from "@alpine/core/budget";
 import { doneComment, githubSignalOf } from "@alpine/core/github-front";
+import { type GithubAppEnv, installationToken } from "./github-app.ts";
 
 /**
  * GitHub as a front door of the control plane (docs/cloudflare.md, "Tasks from GitHub").
@@ -25,6 +26,8 @@ export interface GithubOrigin {
   origin: string;
   /** The pull request this sandbox's work went to (opened or found), once known. */
   pr_url: string | null;
+  /** The App's installation the webhook came through (`installation.id`): whose token acts. */
+  installation_id: number | null;
 }
 
 const ORIGIN_KEY = "github:origin";
@@ -33,19 +36,17 @@ const TRIES_PREFIX = "github:tries:";
 /** Attempts at a report (export, pull request, comment) before it is given up with an error comment. */
 const REPORT_TRIES = 3;
 
-/** The Worker's bindings the GitHub API needs (env.ts). */
-export interface GithubTokenEnv {
-  GITHUB_APP_TOKEN?: string;
-  GITHUB_API_URL?: string;
-}
+/** The Worker's bindings the GitHub API needs (env.ts): the App (github-app.ts). */
+export type GithubTokenEnv = GithubAppEnv;
 
 // ---------- the GitHub REST API ----------
 
-/** The few REST calls the front door makes, with the deployment's token, against GITHUB_API_URL. */
+/** The few REST calls the front door makes, with an installation's token, against GITHUB_API_URL. */
 export class GithubApi {
   constructor(
     private readonly base: string,
-    private readonly token: string,
+    /** The installation token: also git's password (`x-access-token`) for one clone or push. */
+    readonly token: string,
   ) {}
 
   async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
@@ -104,11 +105,9 @@ export class GithubApi {
   }
 }
 
-export function githubApi(env: GithubTokenEnv): GithubApi {
-  const token = env.GITHUB_APP_TOKEN;
-  if (!token) {
-    throw new AlpineError("github_auth_missing", "the control plane has no GITHUB_APP_TOKEN secret", {});
-  }
+/** The API as the App's installation `installationId` (its token cached per isolate, github-app.ts). */
+export async function githubApi(env: GithubTokenEnv, installationId: number | null): Promise<GithubApi> {
+  const token = await installationToken(env, installationId ?? 0);
   return new GithubApi(env.GITHUB_API_URL || "https://api.github.com", token);
 }
 
@@ -123,8 +122,8 @@ interface Kv {
 export interface ReportDeps {
   env: GithubTokenEnv;
   store: Kv;
-  /** The export of this sandbox with the deployment's token for the push and the pull request. */
-  exportWork(input: { branch?: string; pr: boolean }): Promise<ExportResult>;
+  /** The export of this sandbox with `token` (the installation's) for the push and the pull request. */
+  exportWork(input: { branch?: string; pr: boolean }, token: string): Promise<ExportResult>;
 }
 
 export function rememberOrigin(store: Kv, origin: GithubOrigin): void {
@@ -154,7 +153,7 @@ export async function reportToGithub(deps: ReportDeps, record: SandboxRecord): P
   if (deps.store.getKv(SENT_PREFIX + key)) return;
   let api: GithubApi;
   try {
-    api = githubApi(deps.env);
+    api = await githubApi(deps.env, origin.installation_id);
   } catch (err) {
     console.warn("alpine: cannot report to GitHub", { name: record.name, error: String(err) });
     return;
@@ -202,7 +201,7 @@ async function reportBody(
   let prUrl = origin.pr_url;
   let updated = prUrl !== null;
   if (origin.head_ref) {
-    const result = await deps.exportWork({ branch: origin.head_ref, pr: false });
+    const result = await deps.exportWork({ branch: origin.head_ref, pr: false }, api.token);
     prUrl = (await api.pull(origin.repo, origin.number)).html_url;
     updated = true;
     return doneFor(record, result, prUrl, updated, origin.head_ref);
@@ -211,7 +210,7 @@ async function reportBody(
     prUrl = await api.openPullFrom(origin.repo, record.branch);
     updated = prUrl !== null;
   }
-  const result = await deps.exportWork({ pr: prUrl === null });
+  const result = await deps.exportWork({ pr: prUrl === null }, api.token);
   prUrl = prUrl ?? result.pr_url;
   if (prUrl) rememberOrigin(deps.store, { ...origin, pr_url: prUrl });
   return doneFor(result.record, result, prUrl, updated, record.branch);

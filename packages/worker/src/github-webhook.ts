@@ -58,6 +58,8 @@ interface CommentEvent {
   comment?: { id?: number; body?: string; user?: { login?: string; type?: string } };
   issue?: { number?: number; pull_request?: unknown };
   repository?: { full_name?: string; clone_url?: string };
+  /** The App's installation the event came through (a GitHub App's webhook always names it). */
+  installation?: { id?: number };
 }
 
 const accepted = (what: string, extra: Record<string, unknown> = {}) =>
@@ -112,7 +114,8 @@ export async function githubWebhook(c: Context<{ Bindings: Env; Variables: any }
   // delivery back, so that GitHub's redelivery can try again.
   let handedOff = false;
   try {
-    const api = githubApi(env);
+    const installationId = event.installation?.id ?? null;
+    const api = await githubApi(env, installationId);
     const list = allowListOf(env);
     if (!(await admits(list, login, (who) => api.orgsOf(who)))) {
       // No answer on GitHub: a comment to everyone who types the command would be a way to make noise.
@@ -150,7 +153,14 @@ export async function githubWebhook(c: Context<{ Bindings: Env; Variables: any }
     const config = githubLaunchConfig(env);
     if (typeof commentId === "number") await api.react(repo, commentId, "eyes");
     const sandbox = env.SANDBOX.getByName(name);
-    await sandbox.rememberGithub(name, { repo, number: issue, head_ref: headRef, origin, pr_url: null });
+    await sandbox.rememberGithub(name, {
+      repo,
+      number: issue,
+      head_ref: headRef,
+      origin,
+      pr_url: null,
+      installation_id: installationId,
+    });
     const links = uiLinks(env, origin, name);
     await api.comment(
       repo,
@@ -180,7 +190,7 @@ export async function githubWebhook(c: Context<{ Bindings: Env; Variables: any }
           task,
           config,
           // This request only: the object never stores it (it asks for it again to push).
-          credentials: { username: "x-access-token", password: env.GITHUB_APP_TOKEN },
+          credentials: { username: "x-access-token", password: api.token },
         }),
       }),
     );

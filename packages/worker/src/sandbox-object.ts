@@ -414,12 +414,12 @@ export class SandboxObject extends DurableObject<Env> {
 
   /** Reports the agent's new state to the issue it was started from (once per task and signal). */
   private async reportToGithub(record: SandboxRecord): Promise<void> {
-    const token = this.env.GITHUB_APP_TOKEN ?? "";
     await reportToGithub(
       {
         env: this.env,
         store: this.store,
-        exportWork: async (input) => {
+        // The installation's token (github-app.ts), for this one push and pull request.
+        exportWork: async (input, token) => {
           const config = await keptConfig(this.env, this.store);
           const scope = {
             credentials: { username: "x-access-token", password: token },

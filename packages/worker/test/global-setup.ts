@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { DEFAULT_CONFIG } from "@alpine/core";
 import type { TestProject } from "vitest/node";
 import { startGitServer } from "../../../test/e2e/fixtures/git-server.ts";
+import { makeGithubApp, startGithubStub } from "../../../test/e2e/fixtures/github-api.ts";
 import { startGithubOAuthStub } from "../../../test/e2e/fixtures/github-oauth.ts";
 import { startStubModel, stubOpencodeConfig } from "../../../test/e2e/fixtures/stub-model.ts";
 import { startWebhookReceiver } from "../../../test/e2e/fixtures/webhook-receiver.ts";
@@ -36,6 +37,9 @@ declare module "vitest" {
     githubClientSecret: string;
     accessAud: string;
     accessJwts: Record<"user" | "admin" | "expired" | "wrongAud" | "foreignKey", string>;
+    /** GitHub's front door as an App (github-app.test.ts): the API stub and the App's keys (PKCS#1 PEM). */
+    githubAppApi: string;
+    githubApp: { id: string; key: string; foreignKey: string; staticToken: string };
   }
 }
 
@@ -89,9 +93,26 @@ export default async function setup(project: TestProject) {
   project.provide("opencodeConfig", stub.config as Record<string, unknown>);
   project.provide("model", stub.model);
   project.provide("webhookUrl", webhooks.url);
+  // GitHub App (github-app.test.ts): the API stub verifies the App's JWTs and issues installation tokens.
+  const app = makeGithubApp();
+  const staticToken = "ghs_WORKERSTATICTOKEN0123456789";
+  const githubApi = await startGithubStub({ token: staticToken, app });
+  project.provide("githubAppApi", githubApi.apiUrl);
+  project.provide("githubApp", {
+    id: app.id,
+    key: app.privateKeyPkcs1,
+    foreignKey: makeGithubApp(app.id).privateKeyPkcs1,
+    staticToken,
+  });
   return async () => {
     await host.close();
-    await Promise.allSettled([git.close(), model.close(), webhooks.close(), github.close()]);
+    await Promise.allSettled([
+      git.close(),
+      model.close(),
+      webhooks.close(),
+      github.close(),
+      githubApi.close(),
+    ]);
     rmSync(root, { recursive: true, force: true });
   };
 }

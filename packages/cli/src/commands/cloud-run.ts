@@ -30,10 +30,10 @@ function wranglerBin(): string {
   }
 }
 
-/** GITHUB_WEBHOOK_SECRET and GITHUB_APP_TOKEN of this environment, those that are set. */
+/** GitHub's front door: GITHUB_WEBHOOK_SECRET and the App's GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY of this environment, those that are set. */
 function githubSecrets(): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const key of ["GITHUB_WEBHOOK_SECRET", "GITHUB_APP_TOKEN"]) {
+  for (const key of ["GITHUB_WEBHOOK_SECRET", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY"]) {
     const value = process.env[key];
     if (value) out[key] = value;
   }
