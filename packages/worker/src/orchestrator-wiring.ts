@@ -63,7 +63,7 @@ const clock: OrchestratorDeps["clock"] = {
 /**
  * core's Orchestrator on the Durable Object's ports: its SQLite storage as the
  * StateStore, R2 as the CheckpointStore, a Container (or the dev host) as the
- * Provider, model credentials from the registry, git credentials and author
+ * Provider, model credentials and repo secrets from the registry, git credentials and author
  * from this request only.
  */
 export function sandboxOrchestrator(
@@ -100,6 +100,8 @@ export function sandboxOrchestrator(
         config.opencode.auth_providers.filter((p) => Object.hasOwn(all, p)).map((p) => [p, all[p]]),
       );
     },
+    // repo secrets (`alpine secrets`): opened by the registry at each launch and resume, never stored here.
+    secretsFor: (repo: string) => registry.secretsFor(repo),
     checkpoints,
     checkpointExporter,
     pullRequests: new FetchPullRequests(config, scope.githubToken),
