@@ -80,7 +80,6 @@ export function validateSecretName(name: string): string {
  * resolved it (a URL or an absolute path; nothing here can resolve it again), so only its shape.
  */
 export function validateSecretScope(scope: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (!scope || scope.length > 2048 || /[\s\u0000-\u001f\u007f]/.test(scope))
     throw new AlpineError(
       "usage_invalid",
