@@ -150,6 +150,49 @@ export function filesContaining(
 }
 
 /** Command lines of every process on the machine right now. */
+/**
+ * Unpacks checkpoint artifacts (files of an object store: git bundles, tar.gz archives; anything
+ * else is left out) into `out` so a scan sees contents, not compressed bytes: each archive
+ * extracted, every bundle fetched into one bare repo (thin bundles need what they build on:
+ * upstream's commits from `upstreamRepo`, then the earlier bundles, fetched in rounds) and its
+ * objects written out. Throws when a bundle never applies or the repo does not check out.
+ */
+export function unpackCheckpointArtifacts(files: string[], upstreamRepo: string, out: string): void {
+  const repo = join(out, "bundles.git");
+  execFileSync("git", ["init", "--quiet", "--bare", repo]);
+  execFileSync("git", ["-C", repo, "fetch", "--quiet", upstreamRepo, "+refs/heads/*:refs/upstream/*"]);
+  let bundles: string[] = [];
+  for (const [i, obj] of files.entries()) {
+    const head = readFileSync(obj).subarray(0, 20);
+    const text = head.toString("latin1");
+    if (text.startsWith("# v2 git bundle") || text.startsWith("# v3 git bundle")) bundles.push(obj);
+    else if (head[0] === 0x1f && head[1] === 0x8b) {
+      const dir = join(out, String(i));
+      mkdirSync(dir);
+      execFileSync("tar", ["-xzf", obj, "-C", dir]);
+    }
+  }
+  // Each round fetches the bundles whose prerequisites have arrived.
+  for (let round = 0; bundles.length > 0 && round < 20; round++) {
+    bundles = bundles.filter((b, i) => {
+      try {
+        execFileSync("git", ["-C", repo, "fetch", "--quiet", b, `+refs/*:refs/b${round}_${i}/*`], {
+          stdio: "pipe",
+        });
+        return false;
+      } catch {
+        return true;
+      }
+    });
+  }
+  if (bundles.length) throw new Error(`checkpoint bundles that never applied: ${bundles.join(", ")}`);
+  execFileSync("git", ["-C", repo, "fsck", "--no-progress"], { stdio: "pipe" });
+  const all = execFileSync("git", ["-C", repo, "cat-file", "--batch-all-objects", "--batch"], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  writeFileSync(join(out, "objects.txt"), all);
+}
+
 export function processArgs(): string[] {
   return execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n");
 }

@@ -67,6 +67,18 @@ export const RemoteTeardownSchema = z.object({ force: z.boolean().optional(), co
 export const RemoteCheckpointSchema = z.object({ config: configField });
 export const RemoteGcSchema = z.object({ dry_run: z.boolean().optional(), config: configField });
 export const RemoteAuthSchema = z.object({ entries: z.record(z.string(), z.unknown()) });
+/**
+ * Repo secrets (`alpine secrets` on the cloudflare provider): the value only ever in this body,
+ * never a URL or query; `scope` is "global" or the repo as the CLI resolved it. The Worker checks
+ * name, scope and value as the CLI does (core's secrets.ts).
+ */
+export const RemoteSecretSetSchema = z.object({
+  name: z.string(),
+  scope: z.string(),
+  value: z.string(),
+  agent: z.boolean().default(false),
+});
+export const RemoteSecretRmSchema = z.object({ name: z.string(), scope: z.string() });
 
 export const RemoteLoginResponseSchema = z.object({
   name: z.string(),

@@ -5,11 +5,14 @@ import {
   RemoteExportSchema,
   RemoteGcSchema,
   RemoteLaunchSchema,
+  RemoteSecretRmSchema,
+  RemoteSecretSetSchema,
   RemoteTaskSchema,
   RemoteTeardownSchema,
 } from "./control-plane-api.ts";
 import { AlpineError } from "./errors.ts";
 import type { AuditEntryView } from "./schemas.ts";
+import type { SecretListing } from "./secrets.ts";
 import type {
   CheckpointView,
   DiffView,
@@ -104,6 +107,31 @@ export const CONTROL_PLANE_ROUTES = {
     method: "PUT",
     path: "/v1/auth",
     request: RemoteAuthSchema,
+    streamed: false,
+    mutates: true,
+    target: "registry",
+  }),
+  // repo secrets (`alpine secrets`): sealed in the registry; the value only in set's body, never answered.
+  secrets_ls: route<{ secrets: SecretListing[] }>()({
+    method: "GET",
+    path: "/v1/secrets",
+    request: NoInput,
+    streamed: false,
+    mutates: false,
+    target: "registry",
+  }),
+  secrets_set: route<{ name: string; scope: string; agent: boolean; replaced: boolean }>()({
+    method: "PUT",
+    path: "/v1/secrets",
+    request: RemoteSecretSetSchema,
+    streamed: false,
+    mutates: true,
+    target: "registry",
+  }),
+  secrets_rm: route<{ name: string; scope: string; removed: true }>()({
+    method: "POST",
+    path: "/v1/secrets/rm",
+    request: RemoteSecretRmSchema,
     streamed: false,
     mutates: true,
     target: "registry",

@@ -33,6 +33,11 @@ export const ROUTE_ACCESS: Record<RouteName, RouteAccess> = {
   audit: "signed-in",
   // The model credentials every sandbox of the deployment starts with.
   auth: "admin",
+  // Repo secrets reach the setup (and, with --agent, the agent) of every sandbox of their repo,
+  // whoever owns it: admins set and remove them; anyone signed in lists names (never values).
+  secrets_ls: "signed-in",
+  secrets_set: "admin",
+  secrets_rm: "admin",
   // Tears down anyone's idle sandboxes.
   gc: "admin",
   status: "owner",

@@ -23,6 +23,12 @@ export interface StoredSecret extends SandboxSecret {
 
 export const GLOBAL_SCOPE = "global";
 
+/** Largest value accepted (on this machine and by the control plane): an environment variable, not a file. */
+export const SECRET_VALUE_MAX_BYTES = 64 * 1024;
+
+/** What a secret's listing shows (`alpine secrets ls`): never its value. */
+export type SecretListing = Omit<StoredSecret, "value">;
+
 const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
 /**
@@ -67,6 +73,43 @@ export function validateSecretName(name: string): string {
       },
     );
   return name;
+}
+
+/**
+ * Checks a secret's scope as the control plane receives it: "global" or a repository as the CLI
+ * resolved it (a URL or an absolute path; nothing here can resolve it again), so only its shape.
+ */
+export function validateSecretScope(scope: string): string {
+  if (!scope || scope.length > 2048 || /[\s\u0000-\u001f\u007f]/.test(scope))
+    throw new AlpineError(
+      "usage_invalid",
+      `secret scope '${scope.slice(0, 60)}' is neither "global" nor a repository (a URL or a path without spaces, at most 2048 characters)`,
+      { scope: scope.slice(0, 60) },
+    );
+  return scope;
+}
+
+/** Checks a secret's value: not empty, no NUL byte (an environment variable cannot hold one), not too large. */
+export function validateSecretValue(name: string, value: string): string {
+  if (!value)
+    throw new AlpineError(
+      "usage_invalid",
+      `no value for ${name}: pipe it on stdin or type it at the prompt`,
+      {
+        name,
+      },
+    );
+  if (value.includes("\0"))
+    throw new AlpineError("usage_invalid", `the value of ${name} contains a NUL byte`);
+  if (new TextEncoder().encode(value).length > SECRET_VALUE_MAX_BYTES)
+    throw new AlpineError(
+      "usage_invalid",
+      `the value of ${name} is larger than ${SECRET_VALUE_MAX_BYTES} bytes`,
+      {
+        name,
+      },
+    );
+  return value;
 }
 
 /**

@@ -121,5 +121,9 @@ describe("route access", () => {
   it("routes that act on everyone's sandboxes or shared credentials are admin-only", () => {
     expect(ROUTE_ACCESS.gc).toBe("admin");
     expect(ROUTE_ACCESS.auth).toBe("admin");
+    // A repo secret reaches every sandbox of its repo, whoever owns it.
+    expect(ROUTE_ACCESS.secrets_set).toBe("admin");
+    expect(ROUTE_ACCESS.secrets_rm).toBe("admin");
+    expect(ROUTE_ACCESS.secrets_ls).toBe("signed-in");
   });
 });

@@ -3,9 +3,12 @@ import {
   AlpineError,
   agentSecretEnv,
   GLOBAL_SCOPE,
+  SECRET_VALUE_MAX_BYTES,
   type StoredSecret,
   secretsForRepo,
   validateSecretName,
+  validateSecretScope,
+  validateSecretValue,
 } from "../src/index.ts";
 
 const at = "2026-01-01T00:00:00.000Z";
@@ -41,6 +44,58 @@ describe("validateSecretName", () => {
       } catch (err) {
         expect(err).toBeInstanceOf(AlpineError);
         expect((err as AlpineError).reason).toBe("usage_invalid");
+      }
+    });
+});
+
+const refused = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(AlpineError);
+    return (err as AlpineError).reason;
+  }
+  return "accepted";
+};
+
+describe("validateSecretScope (what the control plane accepts as a scope)", () => {
+  for (const ok of [
+    GLOBAL_SCOPE,
+    "https://github.com/acme/app",
+    "/home/me/app",
+    "git@github.com:acme/app.git",
+  ])
+    it(`accepts ${ok}`, () => expect(validateSecretScope(ok)).toBe(ok));
+  const bad: [string, string][] = [
+    ["empty", ""],
+    ["a space", "https://x/a b"],
+    ["a newline", "global\nx"],
+    ["a NUL", "a\u0000b"],
+    ["2049 characters", "a".repeat(2049)],
+  ];
+  for (const [label, scope] of bad)
+    it(`refuses ${label}`, () => expect(refused(() => validateSecretScope(scope))).toBe("usage_invalid"));
+});
+
+describe("validateSecretValue", () => {
+  it("accepts a value up to the limit, in bytes", () => {
+    expect(validateSecretValue("X", "v")).toBe("v");
+    expect(refused(() => validateSecretValue("X", "a".repeat(SECRET_VALUE_MAX_BYTES)))).toBe("accepted");
+  });
+  const bad: [string, string][] = [
+    ["empty", ""],
+    ["a NUL byte", "a\u0000b"],
+    ["one byte too many", "a".repeat(SECRET_VALUE_MAX_BYTES + 1)],
+    ["multi-byte characters over the limit", "é".repeat(SECRET_VALUE_MAX_BYTES / 2 + 1)],
+  ];
+  for (const [label, value] of bad)
+    it(`refuses ${label}, without echoing the value`, () => {
+      try {
+        validateSecretValue("X", value);
+        expect.unreachable();
+      } catch (err) {
+        expect((err as AlpineError).reason).toBe("usage_invalid");
+        if (value) expect(JSON.stringify((err as AlpineError).toJSON())).not.toContain(value.slice(0, 20));
       }
     });
 });

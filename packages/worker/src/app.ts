@@ -9,6 +9,9 @@ import {
   type RouteName,
   toAlpineError,
   validateName,
+  validateSecretName,
+  validateSecretScope,
+  validateSecretValue,
 } from "@alpine/core";
 import { type Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
@@ -79,7 +82,7 @@ function uiCookie(request: Request, name: string): string {
   return `${UI_COOKIE}=${name}; HttpOnly; SameSite=Strict; Path=/${secure}`;
 }
 
-/** Routes the registry object answers: `list`, `auth` and `audit`. */
+/** Routes the registry object answers: `list`, `auth`, `audit` and the repo secrets' `secrets_*`. */
 async function registryRoute(c: WorkerContext, name: RouteName): Promise<Response> {
   const registry = c.env.REGISTRY.getByName("registry");
   const principal = c.get("principal");
@@ -97,6 +100,33 @@ async function registryRoute(c: WorkerContext, name: RouteName): Promise<Respons
     const { entries } = parseRouteRequest("auth", { body: await c.req.text() });
     const held = await registry.putAuth(entries);
     return c.json({ providers: Object.keys(entries).sort(), held });
+  }
+  // repo secrets (docs/cloudflare.md, "Repo secrets"): checked as the CLI checks them, sealed by the registry.
+  if (name === "secrets_ls") return c.json({ secrets: await registry.listRepoSecrets() });
+  if (name === "secrets_set") {
+    const input = parseRouteRequest("secrets_set", { body: await c.req.text() });
+    const entry = {
+      name: validateSecretName(input.name),
+      scope: validateSecretScope(input.scope),
+      value: validateSecretValue(input.name, input.value),
+      agent: input.agent,
+    };
+    const { replaced } = await registry.putRepoSecret(entry);
+    return c.json({ name: entry.name, scope: entry.scope, agent: entry.agent, replaced });
+  }
+  if (name === "secrets_rm") {
+    const input = parseRouteRequest("secrets_rm", { body: await c.req.text() });
+    const [secret, scope] = [validateSecretName(input.name), validateSecretScope(input.scope)];
+    if (!(await registry.removeRepoSecret(scope, secret)))
+      throw new AlpineError(
+        "usage_invalid",
+        `no secret ${secret} for ${scope}; \`alpine secrets ls\` lists them`,
+        {
+          name: secret,
+          scope,
+        },
+      );
+    return c.json({ name: secret, scope, removed: true as const });
   }
   throw new AlpineError("internal_error", `route ${name} has no registry handler`);
 }

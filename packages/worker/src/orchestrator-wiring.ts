@@ -64,7 +64,7 @@ const clock: OrchestratorDeps["clock"] = {
 /**
  * core's Orchestrator on the Durable Object's ports: its SQLite storage as the
  * StateStore, R2 as the CheckpointStore, a Container (or the dev host) as the
- * Provider, model credentials from the registry, git credentials and author
+ * Provider, model credentials and repo secrets from the registry, git credentials and author
  * from this request only.
  */
 export function sandboxOrchestrator(
@@ -103,6 +103,8 @@ export function sandboxOrchestrator(
     },
     // Overlap warnings (status, export) compare with every sandbox: this object stores only its own record.
     peers: async () => (await registry.list()).map(workOfItem),
+    // repo secrets (`alpine secrets`): opened by the registry at each launch and resume, never stored here.
+    secretsFor: (repo: string) => registry.secretsFor(repo),
     checkpoints,
     checkpointExporter,
     pullRequests: new FetchPullRequests(config, scope.githubToken),

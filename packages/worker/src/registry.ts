@@ -1,10 +1,24 @@
 import { DurableObject } from "cloudflare:workers";
-import { type AuditEntryView, type ListItemView, listShows, type PrincipalRef } from "@alpine/core";
+import {
+  type AuditEntryView,
+  type ListItemView,
+  listShows,
+  type PrincipalRef,
+  type SandboxSecret,
+  type SecretListing,
+  type StoredSecret,
+  secretsForRepo,
+} from "@alpine/core";
 import { rateLimitDecision } from "@alpine/core/github-front";
 import { withOverlaps } from "@alpine/core/views";
 import { openJson, sealJson } from "./crypto.ts";
 import type { Env } from "./env.ts";
 import type { Principal } from "./identity.ts";
+
+/** Repo secrets' rows in the `secrets` table (model credentials are `model-auth`). */
+const REPO_SECRET_PREFIX = "repo-secret:";
+/** A repo secret's row key (and sealing purpose); a name has no `:`, so the last one splits it off. */
+const repoSecretKey = (scope: string, name: string) => `${REPO_SECRET_PREFIX}${scope}:${name}`;
 
 /** One line of the audit log (core's AuditEntrySchema); `seq` is assigned when it is written. */
 export type AuditEntry = Omit<AuditEntryView, "seq">;
@@ -99,6 +113,70 @@ export class RegistryObject extends DurableObject<Env> {
       .toArray()[0];
     if (!row) return {};
     return openJson<Record<string, unknown>>(this.env.ALPINE_CONTROL_PLANE_TOKEN, "model-auth", row.sealed);
+  }
+
+  // ---- repo secrets (`alpine secrets`): one row per scope and name, each sealed on its own ----
+
+  /**
+   * Stores a repo secret, sealed with a purpose naming its row (`repo-secret:<scope>:<name>`):
+   * its own key, and a sealed value copied to another row (another repo) does not open there.
+   */
+  async putRepoSecret(entry: Omit<StoredSecret, "updated_at">): Promise<{ replaced: boolean }> {
+    const key = repoSecretKey(entry.scope, entry.name);
+    const before = await this.openRepoSecret(key);
+    const now = new Date().toISOString();
+    const stored: StoredSecret & { created_at: string } = {
+      ...entry,
+      created_at: before?.created_at ?? now,
+      updated_at: now,
+    };
+    const sealed = await sealJson(this.env.ALPINE_CONTROL_PLANE_TOKEN, key, stored);
+    this.ctx.storage.sql.exec(
+      "INSERT INTO secrets (key, sealed) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET sealed = excluded.sealed",
+      key,
+      sealed,
+    );
+    return { replaced: before !== null };
+  }
+
+  /** Removes a repo secret; false when there was none of that name and scope. */
+  async removeRepoSecret(scope: string, name: string): Promise<boolean> {
+    return (
+      this.ctx.storage.sql.exec("DELETE FROM secrets WHERE key = ?", repoSecretKey(scope, name)).rowsWritten >
+      0
+    );
+  }
+
+  /** Every repo secret without its value (`secrets ls`), by scope then name. */
+  async listRepoSecrets(): Promise<SecretListing[]> {
+    return (await this.allRepoSecrets())
+      .map(({ name, scope, agent, updated_at }) => ({ name, scope, agent, updated_at }))
+      .sort((a, b) => a.scope.localeCompare(b.scope) || a.name.localeCompare(b.name));
+  }
+
+  /** What a sandbox of `repo` gets at launch and resume: the global ones, the repo's own in their place. */
+  async secretsFor(repo: string): Promise<SandboxSecret[]> {
+    return secretsForRepo(await this.allRepoSecrets(), repo);
+  }
+
+  private async allRepoSecrets(): Promise<StoredSecret[]> {
+    const rows = this.ctx.storage.sql
+      .exec<{ key: string; sealed: string }>(
+        "SELECT key, sealed FROM secrets WHERE key >= ? AND key < ?",
+        REPO_SECRET_PREFIX,
+        `${REPO_SECRET_PREFIX.slice(0, -1)};`,
+      )
+      .toArray();
+    return Promise.all(
+      rows.map((r) => openJson<StoredSecret>(this.env.ALPINE_CONTROL_PLANE_TOKEN, r.key, r.sealed)),
+    );
+  }
+
+  private async openRepoSecret(key: string): Promise<(StoredSecret & { created_at?: string }) | null> {
+    const row = this.ctx.storage.sql
+      .exec<{ sealed: string }>("SELECT sealed FROM secrets WHERE key = ?", key)
+      .toArray()[0];
+    return row ? openJson(this.env.ALPINE_CONTROL_PLANE_TOKEN, key, row.sealed) : null;
   }
 
   /** What is stored for a test or an operator: whether a sealed value exists and its raw text (never decrypted). */

@@ -1,13 +1,22 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI, runCli } from "../../helpers/cli.ts";
-import { type E2EEnv, fetchLink, filesContaining, filesUnder, makeEnv, SECRETS, waitFor } from "../env.ts";
+import {
+  type E2EEnv,
+  fetchLink,
+  filesContaining,
+  filesUnder,
+  makeEnv,
+  SECRETS,
+  unpackCheckpointArtifacts,
+  waitFor,
+} from "../env.ts";
 import { providerUnderTest } from "../providers.ts";
 import type { treeDigest } from "../tree.ts";
 
@@ -105,46 +114,7 @@ export function durabilitySuite(kind: "local" | "docker"): void {
     it("checkpoints hold no secret (extracted and searched)", async () => {
       const out = mkdtempSync(join(tmpdir(), "alpine-ckpt-"));
       const objects = filesUnder(join(e.alpineHome, "checkpoints", id)).filter((f) => /objects\//.test(f));
-      // Thin bundles need what they build on: upstream's commits (read from the bare repo, not
-      // through the server, which runs in this process) and the earlier checkpoints' bundles.
-      const repo = join(out, "bundles.git");
-      execFileSync("git", ["init", "--quiet", "--bare", repo]);
-      execFileSync("git", [
-        "-C",
-        repo,
-        "fetch",
-        "--quiet",
-        e.git.repoPath("app"),
-        "+refs/heads/*:refs/upstream/*",
-      ]);
-      let bundles: string[] = [];
-      for (const [i, obj] of objects.entries()) {
-        const dir = join(out, String(i));
-        mkdirSync(dir);
-        const head = readFileSync(obj).subarray(0, 20).toString("latin1");
-        if (head.startsWith("# v2 git bundle") || head.startsWith("# v3 git bundle")) bundles.push(obj);
-        else execFileSync("tar", ["-xzf", obj, "-C", dir]);
-      }
-      // Each round fetches the bundles whose prerequisites have arrived.
-      for (let round = 0; bundles.length > 0 && round < 20; round++) {
-        bundles = bundles.filter((b, i) => {
-          try {
-            execFileSync("git", ["-C", repo, "fetch", "--quiet", b, `+refs/*:refs/b${round}_${i}/*`], {
-              stdio: "pipe",
-            });
-            return false;
-          } catch {
-            return true;
-          }
-        });
-      }
-      expect(bundles).toEqual([]);
-      execFileSync("git", ["-C", repo, "fsck", "--no-progress"], { stdio: "pipe" });
-      // Unpack every object so the search sees contents, not compressed bytes.
-      const all = execFileSync("git", ["-C", repo, "cat-file", "--batch-all-objects", "--batch"], {
-        maxBuffer: 64 * 1024 * 1024,
-      });
-      writeFileSync(join(out, "objects.txt"), all);
+      unpackCheckpointArtifacts(objects, e.git.repoPath("app"), out);
       expect(filesContaining(out, [SECRETS.modelKey, SECRETS.gitToken, SECRETS.forbiddenKey])).toEqual([]);
       expect(filesUnder(out).some((f) => f.endsWith("auth.json"))).toBe(false);
       rmSync(out, { recursive: true, force: true });

@@ -1,4 +1,12 @@
-import { AlpineError, GLOBAL_SCOPE, PROVIDERS, type StoredSecret, validateSecretName } from "@alpine/core";
+import {
+  AlpineError,
+  GLOBAL_SCOPE,
+  PROVIDERS,
+  SECRET_VALUE_MAX_BYTES,
+  type StoredSecret,
+  validateSecretName,
+  validateSecretValue,
+} from "@alpine/core";
 import type { Context } from "../context.ts";
 import { printJson } from "../output.ts";
 import { resolveRepo } from "../repo.ts";
@@ -10,7 +18,7 @@ interface ScopeFlags {
 }
 
 /** Largest value accepted: an environment variable, not a file. */
-const MAX_VALUE_BYTES = 64 * 1024;
+const MAX_VALUE_BYTES = SECRET_VALUE_MAX_BYTES;
 
 function scopeOf(ctx: Context, opts: ScopeFlags): string {
   if (opts.global && opts.repo !== undefined)
@@ -25,14 +33,15 @@ function scopeOf(ctx: Context, opts: ScopeFlags): string {
   return resolveRepo(input);
 }
 
-/** The control plane keeps its own sealed store; this machine's file would never reach its sandboxes. */
-function assertLocalStore(ctx: Context): void {
-  if (PROVIDERS[ctx.config.sandbox.provider].runs_in === "control_plane")
-    throw new AlpineError(
-      "usage_invalid",
-      `secrets for the ${ctx.config.sandbox.provider} provider are not supported yet: this machine's secrets reach local and docker sandboxes only`,
-      { provider: ctx.config.sandbox.provider },
-    );
+/**
+ * The control plane keeps its own sealed store (docs/cloudflare.md, "Repo secrets"): with a
+ * provider that runs there, `secrets` talks to it; this machine's file would never reach its
+ * sandboxes. Null: this machine's store.
+ */
+async function controlPlane(ctx: Context) {
+  if (PROVIDERS[ctx.config.sandbox.provider].runs_in !== "control_plane") return null;
+  const { ControlPlaneClient, controlPlaneFrom } = await import("../remote/index.ts");
+  return new ControlPlaneClient(controlPlaneFrom(ctx.config));
 }
 
 /** A line typed without echo (raw mode), for a terminal. */
@@ -92,23 +101,25 @@ export async function secretsSet(
   opts: ScopeFlags & { agent: boolean },
 ): Promise<void> {
   validateSecretName(name);
-  assertLocalStore(ctx);
   const scope = scopeOf(ctx, opts);
-  const value = await readValue(name);
-  if (!value)
-    throw new AlpineError(
-      "usage_invalid",
-      `no value for ${name}: pipe it on stdin or type it at the prompt`,
-      {
-        name,
-      },
-    );
-  if (value.includes("\0"))
-    throw new AlpineError("usage_invalid", `the value of ${name} contains a NUL byte`);
-  const all = readSecrets(ctx.home);
-  const replaced = all.some((s) => s.name === name && s.scope === scope);
-  const entry: StoredSecret = { name, scope, value, agent: opts.agent, updated_at: new Date().toISOString() };
-  writeSecrets(ctx.home, [...all.filter((s) => !(s.name === name && s.scope === scope)), entry]);
+  const remote = await controlPlane(ctx);
+  const value = validateSecretValue(name, await readValue(name));
+  let replaced: boolean;
+  if (remote) {
+    // The value travels only in the body of an authenticated request (never a URL or argument).
+    replaced = (await remote.call("secrets_set", { name, scope, value, agent: opts.agent })).replaced;
+  } else {
+    const all = readSecrets(ctx.home);
+    replaced = all.some((s) => s.name === name && s.scope === scope);
+    const entry: StoredSecret = {
+      name,
+      scope,
+      value,
+      agent: opts.agent,
+      updated_at: new Date().toISOString(),
+    };
+    writeSecrets(ctx.home, [...all.filter((s) => !(s.name === name && s.scope === scope)), entry]);
+  }
   const out = { name, scope, agent: opts.agent, replaced };
   if (ctx.globals.json) return printJson(out);
   process.stdout.write(
@@ -117,7 +128,8 @@ export async function secretsSet(
 }
 
 export async function secretsLs(ctx: Context, _opts: Record<string, never>): Promise<void> {
-  const secrets = readSecrets(ctx.home)
+  const remote = await controlPlane(ctx);
+  const secrets = (remote ? (await remote.call("secrets_ls", {})).secrets : readSecrets(ctx.home))
     .map(({ name, scope, agent, updated_at }) => ({ name, scope, agent, updated_at }))
     .sort((a, b) => a.scope.localeCompare(b.scope) || a.name.localeCompare(b.name));
   if (ctx.globals.json) return printJson({ secrets });
@@ -132,6 +144,14 @@ export async function secretsLs(ctx: Context, _opts: Record<string, never>): Pro
 export async function secretsRm(ctx: Context, name: string, opts: ScopeFlags): Promise<void> {
   validateSecretName(name);
   const scope = scopeOf(ctx, opts);
+  const remote = await controlPlane(ctx);
+  if (remote) {
+    // The control plane refuses one that is not there with the same usage_invalid.
+    await remote.call("secrets_rm", { name, scope });
+    if (ctx.globals.json) return printJson({ name, scope, removed: true as const });
+    process.stdout.write(`removed ${name} for ${scope}\n`);
+    return;
+  }
   const all = readSecrets(ctx.home);
   const kept = all.filter((s) => !(s.name === name && s.scope === scope));
   if (kept.length === all.length)

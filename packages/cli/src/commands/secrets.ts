@@ -21,7 +21,7 @@ export default defineGroup({
       args: [{ name: "name", description: "environment variable name, e.g. NPM_TOKEN" }],
       summary: "store a secret (value from stdin or a hidden prompt, never the command line)",
       description:
-        "Store a secret for one repository or for all (--global). Its value is read from stdin (piped) or a prompt that does not echo; never from an argument, which other processes could read. By default only the environment's setup and start commands get it; --agent also puts it in the agent's environment, where the agent (and what it runs) can read it. Stored in alpine's home with mode 0600; never printed, logged, checkpointed or exported.",
+        "Store a secret for one repository or for all (--global). Its value is read from stdin (piped) or a prompt that does not echo; never from an argument, which other processes could read. By default only the environment's setup and start commands get it; --agent also puts it in the agent's environment, where the agent (and what it runs) can read it. Stored in alpine's home with mode 0600 (with the cloudflare provider: sealed on the control plane, where only admins may set it); never printed, logged, checkpointed or exported.",
       flags: {
         ...scopeFlags,
         agent: { type: "boolean", description: "also give it to the agent's environment, not only to setup" },
