@@ -251,11 +251,22 @@ export async function snapshotWorkspace(
     upstreamBases: bases.upstream,
     chainUpstream: opts.parent?.depends_on?.upstream ?? [],
   });
-  if (verdict.action === "check" && earlyOn) {
-    // Tips the parent may not hold (a branch that moved, another branch): all ancestors of the
-    // parent's commits leave nothing more out of the bundle.
-    const r = await git.run(["rev-list", "--max-count=1", ...verdict.uncovered, "--not", ...earlyOn], env);
-    verdict = r.code === 0 && r.stdout.trim() === "" ? { action: "keep" } : { action: "rebuild" };
+  if (verdict.action === "check" && earlyOn && onParent) {
+    // Tips the parent may not hold (a branch that moved, another branch): leaving them out too
+    // changes the bundle only if it drops some of its commits (git leaves out the trees of
+    // excluded commits only next to included ones), so the same count of commits keeps it.
+    const made = await onParent.catch(() => null);
+    const count = (not: string[]) =>
+      made
+        ? git.run(["rev-list", "--count", made, "--not", ...not], env)
+        : Promise.resolve({ code: 1, stdout: "" });
+    const [onlyParent, withTips] = await Promise.all([
+      count(earlyOn),
+      count([...earlyOn, ...verdict.uncovered]),
+    ]);
+    const same =
+      onlyParent.code === 0 && withTips.code === 0 && onlyParent.stdout.trim() === withTips.stdout.trim();
+    verdict = same ? { action: "keep" } : { action: "rebuild" };
   }
   let commit: string;
   let exclusions: string[];

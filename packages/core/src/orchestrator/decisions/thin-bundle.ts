@@ -14,8 +14,8 @@
  *   covers (its own commits, or the upstream commits its chain was verified to build on): the
  *   bundle the answer would give is the one already written.
  * - `check`: the parent is kept but the remote has tips the parent may not cover (`uncovered`, a
- *   branch that moved or another branch): keep the early bundle only if git says they are all
- *   ancestors of the parent's commits (else leaving them out too makes a smaller bundle).
+ *   branch that moved or another branch): keep the early bundle only if git says leaving them
+ *   out too drops none of its commits (else the bundle the answer gives is smaller).
  */
 export type EarlyBundleVerdict =
   | { action: "keep" }
