@@ -336,6 +336,10 @@ function phasesOf(id, startedAt, exitedAt) {
     from_spare: at((l) => l.msg === "workspace made from the spare checkout"),
     checked_out: at((l) => l.msg === "workspace checked out"),
     opencode_listening: at((l) => l.msg === "opencode listening"),
+    // A resume's: its artifacts staged (the last one), its workspace rebuilt from the chain.
+    restore_staged: at((l) => l.msg === "restore artifact staged"),
+    workspace_restored: at((l) => l.msg === "workspace restored"),
+    agent_starting: at((l) => l.msg === "phase" && l.phase === "starting_agent"),
     ready: at((l) => l.msg === "phase" && l.phase === "ready"),
     exited: exitedAt - startedAt,
   };

@@ -30,6 +30,24 @@ const zodEnglishOnly = {
   },
 };
 
+// `import { createServer } from "node:http"` in an ES module makes Node evaluate every export of
+// node:http, among them the lazy getters (WebSocket, MessageEvent…) that compile undici: ≈60 ms
+// of CPU at every start of sandboxd (before it spawns OpenCode) and of the CLI (docs/performance.md).
+// The bundles take node:http through require() instead (the banner's), which reads only the
+// exports the code uses. Node's fetch still loads undici, when it is first used.
+const httpWithoutUndici = {
+  name: "node-http-without-undici",
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?http$/ }, (args) =>
+      args.kind === "import-statement" ? { path: "node:http", namespace: "http-by-require" } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "http-by-require" }, () => ({
+      contents: 'module.exports = require("node:http");',
+      loader: "js",
+    }));
+  },
+};
+
 const common = {
   bundle: true,
   platform: "node",
@@ -39,7 +57,7 @@ const common = {
   logLevel: "warning",
   // Native and binary-shipping packages stay outside the bundle.
   external: ["better-sqlite3", "opencode-ai", "playwright-core", "miniflare"],
-  plugins: [zodEnglishOnly],
+  plugins: [zodEnglishOnly, httpWithoutUndici],
   banner: {
     // Some bundled CommonJS dependencies call require(); give ESM output one.
     js: "import { createRequire as __alpineCreateRequire } from 'node:module'; const require = __alpineCreateRequire(import.meta.url);",

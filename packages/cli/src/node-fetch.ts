@@ -1,22 +1,29 @@
-import { type IncomingMessage, request } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
+
+// Not `import { request } from "node:http"`: an ES import of node:http makes Node evaluate every
+// export of it, among them the lazy getters (WebSocket, MessageEvent) that compile undici: ≈60 ms
+// of CPU at every CLI start that talks to sandboxd (docs/performance.md). The CommonJS module
+// object gives `request` alone.
+const { request } = process.getBuiltinModule("node:http");
 
 /**
  * `fetch` for sandboxd's API (SandboxdClient's `fetch` option) over node:http. Node's own fetch
  * (undici) costs 30-50 ms of CPU the first time a process uses it (compiling undici and its
  * WebAssembly HTTP parser): on the critical path of a launch that adopts a warm runtime, where
- * nothing else is waited for. This covers what SandboxdClient sends: http:// URLs, a plain
- * headers object, a string body or none, an AbortSignal. Anything else (a streamed request body,
- * https, Headers objects) and checkpoint artifacts (bulk transfers, where the one-time cost does
- * not matter) go to the global fetch. The response has what SandboxdClient reads: ok, status,
- * headers.get, body (a web ReadableStream), text() and json().
+ * nothing else is waited for, and of a one-file checkpoint, whose artifacts are a few KB. This
+ * covers what SandboxdClient sends: http:// URLs, a plain headers object, a string body or none,
+ * an AbortSignal. Anything else (a streamed request body, such as a restore's staged artifacts;
+ * https, Headers objects) goes to the global fetch. The response has what SandboxdClient reads:
+ * ok, status, headers.get, body (a web ReadableStream: Readable.toWeb keeps the socket's
+ * backpressure, so a large artifact is not buffered), text() and json().
  */
 export const nodeFetch: typeof fetch = (input, init) => {
   const url = typeof input === "string" ? input : input instanceof URL ? input.href : null;
   const body = init?.body ?? undefined;
   const headers = init?.headers ?? {};
   const plainHeaders = Object.getPrototypeOf(headers) === Object.prototype;
-  const simple = url?.startsWith("http://") && !url.includes("/artifacts/");
+  const simple = url?.startsWith("http://");
   if (!url || !simple || (body !== undefined && typeof body !== "string") || !plainHeaders) {
     return fetch(input, init);
   }

@@ -28,4 +28,15 @@ describe("the bundles (scripts/build.mjs)", () => {
       expect(text, file).toContain("Invalid input: expected");
     }
   });
+
+  it("take node:http through require(), never an ES import (which compiles undici at every start)", () => {
+    const all = bundles();
+    const esImports = all.filter((b) =>
+      /\bfrom\s*["'](node:)?http["']|\bimport\s*["'](node:)?http["']/.test(b.text),
+    );
+    expect(esImports.map((b) => b.file)).toEqual([]);
+    // sandboxd serves HTTP, so it does use node:http: by require.
+    const sandboxd = all.find((b) => b.file.endsWith("sandboxd.js"))!;
+    expect(sandboxd.text).toMatch(/require\("node:http"\)/);
+  });
 });

@@ -1,5 +1,8 @@
+import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nodeFetch } from "../src/node-fetch.ts";
 
@@ -21,6 +24,9 @@ beforeAll(async () => {
       } else if (req.url === "/error") {
         res.writeHead(409, { "content-type": "application/json" });
         res.end('{"reason_code":"x"}');
+      } else if (req.url?.startsWith("/v1/checkpoints/")) {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.end(Buffer.alloc(100_000, 7));
       } else if (req.url === "/hang") {
         res.writeHead(200);
         res.write("partial");
@@ -46,6 +52,19 @@ describe("nodeFetch", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toBe("application/json");
     expect(await res.json()).toEqual({ method: "POST", auth: "Bearer t", body: '{"a":1}' });
+  });
+
+  it("a checkpoint artifact comes over node:http: the process never loads undici (Node's fetch)", async () => {
+    // In a process of its own (vitest's loads undici itself), as the CLI runs it.
+    const src = fileURLToPath(new URL("../src/node-fetch.ts", import.meta.url));
+    const script = `
+      const { nodeFetch } = await import(${JSON.stringify(src)});
+      const res = await nodeFetch(${JSON.stringify(`${base}/v1/checkpoints/ckpt_1/artifacts/workspace.bundle`)}, { method: "GET", headers: {} });
+      let bytes = 0;
+      for await (const chunk of res.body) bytes += chunk.length;
+      console.log(JSON.stringify({ status: res.status, bytes, undici: process.moduleLoadList.filter((m) => m.includes("undici")) }));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script]);
+    expect(JSON.parse(stdout)).toEqual({ status: 200, bytes: 100_000, undici: [] });
   });
 
   it("streams a body as a web ReadableStream", async () => {

@@ -150,11 +150,15 @@ export class Orchestrator {
     return teardownBlockers(record, probe, lease);
   }
 
+  /** With `resume`, a suspended sandbox is brought back first (as resume() does). */
   checkpoint(
     name: string,
     progress: Progress = silentProgress,
+    opts: { resume?: boolean } = {},
   ): Promise<{ record: SandboxRecord; manifest: CheckpointManifest }> {
-    return checkpoint(this.deps, name, progress);
+    return checkpoint(this.deps, name, progress, {
+      ...(opts.resume ? { resumeFirst: () => resume(this.deps, name, progress) } : {}),
+    });
   }
 
   teardown(

@@ -36,6 +36,26 @@ describe("checkpoint", () => {
     expect(w.orchestrator.hasUnsavedWork(saved, sandboxd.workspace)).toBe(false);
   });
 
+  it("with resume: the host's credentials are asked before the resume check, not after it and the lease", async () => {
+    const w = world();
+    const record = await launched(w);
+    const sandboxd = w.provider.sandboxd(record.id);
+    sandboxd.edit("src/a.ts");
+    const before = sandboxd.calls.length;
+    // What sandboxd had been asked (since the launch) when the credential helper was.
+    const askedAfter: string[][] = [];
+    w.deps.credentialsFor = async () => {
+      askedAfter.push(sandboxd.calls.slice(before));
+      return w.credentials;
+    };
+    const { manifest } = await w.orchestrator.checkpoint("box", undefined, { resume: true });
+    expect(askedAfter).toEqual([[]]);
+    // The resume check (its health probe) still ran, and the checkpoint got the credentials.
+    expect(sandboxd.calls.slice(before)).toContain("health");
+    expect(sandboxd.checkpointRequests.at(-1)?.credentials).toEqual(w.credentials);
+    expect(manifest.checkpoint_id).toMatch(/^ckpt_/);
+  });
+
   it("keeps a completed sandbox completed", async () => {
     const w = world();
     const record = await launched(w, "box", { task: "t" });

@@ -137,6 +137,32 @@ describe("launch", () => {
     expect(w.steps).toContain("launch.restoring");
   });
 
+  it("a checkpoint that builds on upstream: the host's credentials are asked while the runtime starts, not after staging", async () => {
+    const w = world();
+    const record = await launched(w);
+    w.provider.sandboxd(record.id).edit("src/a.ts");
+    const { checkpoint_id } = await w.orchestrator.teardown("box", { force: false });
+    // As sandboxd writes a thin first checkpoint of a clone: it builds on the remote's branch tip.
+    const upstream = "c".repeat(40);
+    const m = (await w.deps.checkpoints.getManifest(record.id, checkpoint_id!))!;
+    await w.deps.checkpoints.putManifest({
+      ...m,
+      depends_on: { checkpoints: [], upstream: [upstream], prerequisites: [upstream] },
+    });
+    // What the new runtime's sandboxd had been asked when the credential helper was.
+    const askedAfter: string[][] = [];
+    w.deps.credentialsFor = async () => {
+      askedAfter.push([...w.provider.sandboxd(record.id).calls]);
+      return w.credentials;
+    };
+    const result = await w.orchestrator.launch({ name: "box" });
+    expect(result).toMatchObject({ resumed: true });
+    expect(askedAfter).toEqual([[]]);
+    const sandboxd = w.provider.sandboxd(record.id);
+    expect(sandboxd.calls).toEqual(["putRestoreArtifact", "putRestoreArtifact", "restore"]);
+    expect(sandboxd.restoredWithCredentials).toEqual(w.credentials);
+  });
+
   it("resumes from a chain of checkpoints: every link staged oldest first, then the newest", async () => {
     const w = world();
     const record = await launched(w);

@@ -1,7 +1,8 @@
-import { closeSync, mkdirSync, openSync, readSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { AlpineError } from "@alpine/core/errors";
 import type { CheckpointManifestData } from "@alpine/core/sandboxd-api";
+import { earlyBundleVerdict } from "@alpine/core/thin-bundle";
 import type { CredentialTarget, GitCredentials } from "./credentials.ts";
 import type { Hashed } from "./files.ts";
 import { firstLine, identityEnv, type ResolvedRepo } from "./git.ts";
@@ -209,34 +210,94 @@ export async function snapshotWorkspace(
   // made again without it below when the parent turns out not to be safe to build on.
   const onParent = parentCommit && parentHere ? commitOf(["-p", parentCommit]) : null;
   onParent?.catch(() => {});
+  // The bundle on the parent alone, written while the remote is asked (the usual case: the
+  // remote's answer only confirms the parent as a base). It stands only if the answer keeps the
+  // parent (decisions/thin-bundle.ts); otherwise it is written again below, so a base that is
+  // gone (a force-pushed upstream) is still found now, never at a restore.
+  const writeBundle = (exclusions: string[]) =>
+    git.runToFile(
+      [
+        "bundle",
+        "create",
+        "--quiet",
+        "-",
+        `refs/heads/${branch}`,
+        `refs/alpine/checkpoints/${opts.id}`,
+        // On the command line: git before 2.40 reads no revisions from stdin for a bundle.
+        ...exclusions.map((c) => `^${c}`),
+      ],
+      opts.bundleFile,
+      { ...env, timeoutMs: LONG_MS },
+    );
+  const earlyOn = onParent && parentCommit ? [...new Set(parentCommits)] : null;
+  const early =
+    onParent && earlyOn
+      ? onParent.then(async () => {
+          const r = await writeBundle(earlyOn);
+          took("early_bundle");
+          if (r.code === 0)
+            ws.log.info("checkpoint bundle written before the remote answered", { checkpoint_id: opts.id });
+          return r;
+        })
+      : null;
+  early?.catch(() => {});
   // What is safe elsewhere is left out of the bundle; the branch head is left out when it is
   // (git then writes no ref for it: restore reads head_commit).
   const bases = await safeBases(ws, env, { parent: opts.parent, parentHere, tips, exclude: [] });
   took("bases");
-  let commit: string;
-  if (onParent && parentCommit && bases.parent.includes(parentCommit)) {
-    commit = await onParent;
-  } else {
-    // The one made on the parent has set the ref (or failed) before this one sets it again.
-    if (onParent) await onParent.catch(() => {});
-    commit = await commitOf([]);
+  let verdict = earlyBundleVerdict({
+    earlyOn,
+    parentBases: bases.parent,
+    upstreamBases: bases.upstream,
+    chainUpstream: opts.parent?.depends_on?.upstream ?? [],
+  });
+  if (verdict.action === "check" && earlyOn && onParent) {
+    // Tips the parent may not hold (a branch that moved, another branch): leaving them out too
+    // changes the bundle only if it drops some of its commits (git leaves out the trees of
+    // excluded commits only next to included ones), so the same count of commits keeps it.
+    const made = await onParent.catch(() => null);
+    const count = (not: string[]) =>
+      made
+        ? git.run(["rev-list", "--count", made, "--not", ...not], env)
+        : Promise.resolve({ code: 1, stdout: "" });
+    const [onlyParent, withTips] = await Promise.all([
+      count(earlyOn),
+      count([...earlyOn, ...verdict.uncovered]),
+    ]);
+    const same =
+      onlyParent.code === 0 && withTips.code === 0 && onlyParent.stdout.trim() === withTips.stdout.trim();
+    verdict = same ? { action: "keep" } : { action: "rebuild" };
   }
-  took("commit");
-  const exclusions = [...new Set([...bases.parent, ...bases.upstream])];
-  const res = await git.runToFile(
-    [
-      "bundle",
-      "create",
-      "--quiet",
-      "-",
-      `refs/heads/${branch}`,
-      `refs/alpine/checkpoints/${opts.id}`,
-      // On the command line: git before 2.40 reads no revisions from stdin for a bundle.
-      ...exclusions.map((c) => `^${c}`),
-    ],
-    opts.bundleFile,
-    { ...env, timeoutMs: LONG_MS },
-  );
+  let commit: string;
+  let exclusions: string[];
+  let res: Awaited<ReturnType<typeof writeBundle>>;
+  const earlyRes = verdict.action === "keep" && early ? await early.catch(() => null) : null;
+  if (earlyRes && earlyRes.code === 0 && onParent && earlyOn) {
+    commit = await onParent;
+    took("commit");
+    exclusions = earlyOn;
+    res = earlyRes;
+  } else {
+    if (early) {
+      // It ends (and stops writing the file) before the bundle is written again, to a new file.
+      await early.catch(() => {});
+      rmSync(opts.bundleFile, { force: true });
+      ws.log.info("the bundle written before the remote answered does not stand; writing it again", {
+        checkpoint_id: opts.id,
+        parent_kept: bases.parent.length > 0,
+      });
+    }
+    if (onParent && parentCommit && bases.parent.includes(parentCommit)) {
+      commit = await onParent;
+    } else {
+      // The one made on the parent has set the ref (or failed) before this one sets it again.
+      if (onParent) await onParent.catch(() => {});
+      commit = await commitOf([]);
+    }
+    took("commit");
+    exclusions = [...new Set([...bases.parent, ...bases.upstream])];
+    res = await writeBundle(exclusions);
+  }
   if (res.code !== 0 || res.sha256 === undefined || res.bytes === undefined) {
     throw new AlpineError("checkpoint_failed", `git bundle failed: ${firstLine(res.stderr)}`, {
       stderr: res.stderr.slice(0, 2000),

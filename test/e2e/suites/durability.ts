@@ -181,6 +181,49 @@ export function durabilitySuite(kind: "local" | "docker"): void {
     const chain: string[] = [];
     let chainDigest: ReturnType<typeof treeDigest>;
 
+    /** sandboxd's log lines with `msg` (read through `alpine logs`). */
+    const logged = async (msg: string) =>
+      ((await alpine("logs", "durable", "--tail", "400", "--json")).json().lines as string[])
+        .map((l) => JSON.parse(l) as { msg: string; checkpoint_id?: string })
+        .filter((l) => l.msg === msg);
+    const EARLY = "checkpoint bundle written before the remote answered";
+    const AGAIN = "the bundle written before the remote answered does not stand; writing it again";
+    /**
+     * `alpine checkpoint` with the git server holding every request (the `ls-remote` that verifies
+     * the upstream) until sandboxd has written the bundle on the last checkpoint: the remote's
+     * answer is not waited for, and decides afterwards whether that bundle stands.
+     */
+    async function checkpointWhileRemoteHeld() {
+      const early = (await logged(EARLY)).length;
+      let release = () => {};
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      setTimeout(() => release(), 60_000).unref(); // never a hang, whatever happens below
+      let asked = 0;
+      e.git.gate = () => {
+        asked++;
+        return held;
+      };
+      const run = alpine("checkpoint", "durable", "--json");
+      try {
+        await waitFor(
+          "the bundle written while the remote is held",
+          async () => (await logged(EARLY)).length > early,
+          {
+            timeoutMs: 30_000,
+          },
+        );
+        expect(asked).toBeGreaterThan(0);
+      } finally {
+        e.git.gate = null;
+        release();
+      }
+      const r = await run;
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      return r;
+    }
+
     it("five incremental checkpoints after upstream was force-pushed: the first is self-contained, each next stores only what changed", async () => {
       const earlier = (await alpine("status", "durable", "--json")).json().durability.checkpoint_id as string;
       // Before: the sandbox's checkpoints build on upstream's commits (verified with ls-remote).
@@ -213,10 +256,16 @@ export function durabilitySuite(kind: "local" | "docker"): void {
           await ws().git("add", "chain");
           await ws().git("commit", "-qm", "chain commit");
         }
-        const r = await alpine("checkpoint", "durable", "--json");
+        // The first two with the remote held: the bundle is written on the last checkpoint before
+        // the remote answers; after the force-push that bundle must not stand, the next one does.
+        const r = i < 2 ? await checkpointWhileRemoteHeld() : await alpine("checkpoint", "durable", "--json");
         expect(r.code, r.stdout + r.stderr).toBe(0);
         const m = storedManifest(r.json().checkpoint_id)!;
         chain.push(m.checkpoint_id);
+        if (i < 2) {
+          const again = (await logged(AGAIN)).some((l) => l.checkpoint_id === m.checkpoint_id);
+          expect(again).toBe(i === 0);
+        }
         sizes.push(m.artifacts.find((a) => a.name === "workspace.bundle")!.bytes);
         if (i === 0) {
           // Found at checkpoint time: it builds on nothing that is gone.

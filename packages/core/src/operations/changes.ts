@@ -72,8 +72,8 @@ export async function exportOperation(
 }
 
 export async function checkpointOperation(ctx: OperationContext, name: string): Promise<CheckpointView> {
-  await ctx.orchestrator.resume(name, ctx.progress);
-  return checkpointView(name, await ctx.orchestrator.checkpoint(name, ctx.progress));
+  // Resumed (when suspended) inside, after the host's credentials are asked for.
+  return checkpointView(name, await ctx.orchestrator.checkpoint(name, ctx.progress, { resume: true }));
 }
 
 export async function teardownOperation(

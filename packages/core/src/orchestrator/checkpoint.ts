@@ -22,11 +22,16 @@ export async function checkpoint(
   deps: OrchestratorDeps,
   name: string,
   progress: Progress,
+  opts: {
+    /** Brings a suspended sandbox back first (the orchestrator's resume); returns its record. */
+    resumeFirst?: () => Promise<SandboxRecord>;
+  } = {},
 ): Promise<{ record: SandboxRecord; manifest: CheckpointManifest }> {
-  const record = await getRecord(deps, name);
-  // Asked while the lease is taken: git's credential helper is a step of its own, and the
-  // checkpoint request waits for it.
+  let record = await getRecord(deps, name);
+  // Asked first, while the resume check and the lease run: git's credential helper is a process
+  // of its own (≈0.1 s), and the checkpoint request waits for it.
   const credentials = credentialsOf(deps, record.repo);
+  if (opts.resumeFirst) record = await opts.resumeFirst();
   return withLease(deps, record, "checkpoint", async (op) => {
     await reach(deps, "checkpoint.lease_acquired");
     const current = await getRecord(deps, name);

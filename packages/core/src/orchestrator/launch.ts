@@ -227,11 +227,14 @@ export async function provision(
       manifest !== null,
       manifest !== null && (await provider.hasWorkspace(handle)),
     );
-    // The host's credential helper is a process of its own: asked while sandboxd starts.
-    const credentials =
-      source === "init"
-        ? deps.credentialsFor(current.repo).then((c) => c ?? undefined)
-        : Promise.resolve(undefined);
+    // The host's credential helper is a process of its own: asked while sandboxd starts. A
+    // restore needs them only for a checkpoint that builds on upstream (its commits may have to
+    // come from the remote).
+    const needsCredentials =
+      source === "init" || (source === "restore" && (manifest?.depends_on?.upstream.length ?? 0) > 0);
+    const credentials = needsCredentials
+      ? deps.credentialsFor(current.repo).then((c) => c ?? undefined)
+      : Promise.resolve(undefined);
     // Awaited below; until then a rejection must not be reported as unhandled.
     credentials.catch(() => {});
     current = await update(deps, current, { runtime: { handle, web_url: null } });
@@ -268,8 +271,7 @@ export async function provision(
       const chain = verified?.chain ?? [];
       await stageArtifacts(deps, record, manifest, chain, client.putRestoreArtifact.bind(client));
       // Only a checkpoint that builds on upstream needs the remote (and so its credentials).
-      const upstreamCredentials =
-        (manifest.depends_on?.upstream.length ?? 0) > 0 ? await deps.credentialsFor(current.repo) : null;
+      const upstreamCredentials = await credentials;
       status = await client.restore(
         {
           manifest,

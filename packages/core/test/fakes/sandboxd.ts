@@ -29,6 +29,8 @@ export class FakeSandboxd implements SandboxdApi {
   restoredFrom: CheckpointManifest | null = null;
   /** The chain the last restore was given (checkpoint ids, oldest first). */
   restoredChain: string[] = [];
+  /** The remote's credentials the last restore was given (for a checkpoint that builds on upstream). */
+  restoredWithCredentials: sandboxdApi.RestoreRequest["credentials"] | null = null;
   /** Every checkpoint request, as received. */
   readonly checkpointRequests: sandboxdApi.CheckpointRequest[] = [];
   readonly inits: sandboxdApi.InitRequest[] = [];
@@ -274,6 +276,7 @@ export class FakeSandboxd implements SandboxdApi {
       }
     }
     this.restoredChain = (body.chain ?? []).map((m) => m.checkpoint_id);
+    this.restoredWithCredentials = body.credentials ?? null;
     for (const artifact of body.manifest.artifacts) {
       const bytes = this.staged.get(artifact.name);
       if (!bytes || (await sha256Hex(bytes)) !== artifact.sha256) {

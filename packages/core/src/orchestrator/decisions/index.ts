@@ -9,4 +9,5 @@ export * from "./reconcile.ts";
 export * from "./safety.ts";
 export * from "./settlement.ts";
 export * from "./suspend.ts";
+export * from "./thin-bundle.ts";
 export * from "./wait.ts";
