@@ -12,7 +12,7 @@ import { providerUnderTest } from "./providers.ts";
  * refusing is checked here. One launch: the file stays cheap.
  */
 const p = providerUnderTest("cloudflare");
-const NAMES = ["cp-env"];
+const NAMES = ["cp-env", "cp-env-again"];
 let e: E2EEnv;
 const alpine = (...args: string[]) => runCli(args, { env: e.env, cwd: e.cwd, timeoutMs: 180_000 });
 
@@ -68,5 +68,60 @@ describe("a repo's environment through the control plane", () => {
     });
     expect(set.code).toBe(1);
     expect(set.stdout + set.stderr).toContain("not supported yet");
+  });
+
+  // prepared environments in R2: the first launch's preparation is copied out of its container;
+  // the next launch of the repo gets it staged into a new container and skips setup.
+  it("a second launch restores the preparation from R2 and skips setup; env ls lists it, env rm removes it", async () => {
+    const listed = await waitFor(
+      "the preparation in R2",
+      async () => {
+        const ls = (await alpine("env", "ls", "--json")).json();
+        return ls.environments.find((x: { provider: string }) => x.provider === "cloudflare") ?? null;
+      },
+      { timeoutMs: 30_000, intervalMs: 1_000 },
+    );
+    expect(listed.repo).toBe(e.repoUrl);
+    expect(listed.setup).toEqual(["sh setup.sh"]);
+    expect(listed.bytes).toBeGreaterThan(0);
+    const first = (await alpine("status", "cp-env", "--json")).json();
+    expect(listed.key).toBe(first.runtime.environment.setup.key);
+
+    const seen = e.model.requests.length;
+    const r = await alpine(
+      "launch",
+      "cp-env-again",
+      "--repo",
+      e.repoUrl,
+      "--task",
+      "SHELL sh test.sh",
+      "--json",
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const s = await waitFor(
+      "the second task",
+      async () => {
+        const st = (await alpine("status", "cp-env-again", "--json")).json();
+        return st.task?.state === "completed" || st.task?.state === "failed" ? st : null;
+      },
+      { timeoutMs: 90_000, intervalMs: 1_000 },
+    );
+    // Restored, not run: setup's output is absent, and the tool it builds (an ignored file) is there.
+    expect(s.runtime.environment.setup.state).toBe("restored");
+    expect(s.runtime.environment.setup.key).toBe(listed.key);
+    const logs = (await alpine("logs", "cp-env-again", "--json")).json().lines.join("\n");
+    expect(logs).not.toContain("cp-setup: building");
+    expect(logs).toContain("prepared environment restored");
+    const results = e.model.requests
+      .slice(seen)
+      .map((q) => q.toolResult ?? "")
+      .join("\n");
+    expect(results).toContain("CP-TESTS-PASS");
+
+    const rm = await alpine("env", "rm", listed.key.slice(0, 12), "--json");
+    expect(rm.code, rm.stdout + rm.stderr).toBe(0);
+    expect(rm.json().removed).toEqual([listed.key]);
+    const after = (await alpine("env", "ls", "--json")).json();
+    expect(after.environments.map((x: { key: string }) => x.key)).not.toContain(listed.key);
   });
 });
