@@ -7,9 +7,9 @@ import { providerUnderTest } from "./providers.ts";
  * A repo's environment through the control plane (`alpine cloud dev`: the Worker and its Durable
  * Objects in workerd, the container stand-in running sandboxd): the devcontainer's setup runs in
  * the container before the agent's task and its output is in `logs` (`--skip-setup` reaching the
- * launch route: core/test/operations.test.ts). What Cloudflare lacks (no prepared-environment
- * cache, no repo secrets, no previews) is in docs/environments.md, "On Cloudflare"; `secrets set`
- * refusing is checked here. One launch: the file stays cheap.
+ * launch route: core/test/operations.test.ts); the preparation goes to R2, and a second launch
+ * of the repo restores it instead of running setup. What Cloudflare lacks is in
+ * docs/environments.md, "On Cloudflare"; `secrets set` refusing is checked here.
  */
 const p = providerUnderTest("cloudflare");
 const NAMES = ["cp-env", "cp-env-again"];

@@ -17,6 +17,8 @@ describe("the control plane's route table", () => {
       list: "GET /v1/sandboxes",
       auth: "PUT /v1/auth",
       audit: "GET /v1/audit",
+      environments: "GET /v1/environments",
+      environments_rm: "POST /v1/environments/rm",
       gc: "POST /v1/gc",
       status: "GET /v1/sandboxes/:name",
       launch: "POST /v1/sandboxes/:name/launch",
