@@ -51,6 +51,33 @@ export interface PreparedEntryView {
   bytes: number;
 }
 
+/**
+ * Copies a stream into the hasher and R2's sized stream chunk by chunk (workerd cannot pipe a
+ * stream made in JavaScript into one of its own TransformStreams).
+ */
+async function pump(
+  body: ReadableStream<Uint8Array>,
+  hasher: WritableStream<ArrayBuffer | ArrayBufferView>,
+  sink: WritableStream<Uint8Array>,
+): Promise<void> {
+  const h = hasher.getWriter();
+  const w = sink.getWriter();
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      await h.write(value);
+      await w.write(value);
+    }
+    await h.close();
+    await w.close();
+  } catch (err) {
+    await w.abort(err).catch(() => undefined); // ends the put; the read or write error is reported
+    throw err;
+  }
+}
+
 const hex = (buf: ArrayBuffer) =>
   [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
 
@@ -143,14 +170,20 @@ export class R2PreparedStore {
   ): Promise<void> {
     for (const a of manifest.artifacts) {
       const key = this.keyOf(manifest.key, a.name);
-      const [toHash, toStore] = (await open(a.name)).tee();
+      const body = await open(a.name);
       const hasher = new crypto.DigestStream("SHA-256");
-      const hashed = toHash.pipeTo(hasher).then(async () => hex(await hasher.digest));
       // FixedLengthStream: R2 needs the length up front, and a body of another size fails the put.
       const sized = new FixedLengthStream(a.bytes);
-      const piped = toStore.pipeTo(sized.writable);
       try {
-        const [, , sha256] = await Promise.all([this.bucket.put(key, sized.readable), piped, hashed]);
+        const stored = this.bucket.put(key, sized.readable);
+        const sha256 = await pump(body, hasher, sized.writable).then(
+          async () => hex(await hasher.digest),
+          async (err: unknown) => {
+            await stored.catch(() => undefined); // the pump's error is the one to report
+            throw err;
+          },
+        );
+        await stored;
         if (sha256 !== a.sha256)
           throw new Error(`${a.name}: sha256 ${sha256} is not the manifest's ${a.sha256}`);
       } catch (err) {
