@@ -21,12 +21,12 @@ import { providerUnderTest } from "./providers.ts";
  * launch route: core/test/operations.test.ts). Repo secrets set with `alpine secrets set` (stdin)
  * are kept sealed by the control plane: setup gets them all, the agent only the `--agent` one,
  * and neither value is in `status --json`, `logs`, the checkpoint in R2 (unpacked), the control
- * plane's storage or output, or a process's arguments. What Cloudflare lacks (no
- * prepared-environment cache, no previews) is in docs/environments.md, "On Cloudflare". One
- * launch: the file stays cheap.
+ * plane's storage or output, or a process's arguments. The preparation goes to R2, and a second
+ * launch of the repo restores it instead of running setup. What Cloudflare lacks (previews) is in
+ * docs/environments.md, "On Cloudflare".
  */
 const p = providerUnderTest("cloudflare");
-const NAMES = ["cp-env"];
+const NAMES = ["cp-env", "cp-env-again"];
 let e: E2EEnv;
 let parent = "";
 /** The values, recognisable by the scans; setup and the agent only ever print a hash of one. */
@@ -163,5 +163,60 @@ describe("a repo's environment through the control plane", () => {
     expect(filesContaining(out, secrets)).toEqual([]);
     // What `alpine cloud dev --verbose` printed (workerd's request log, the Worker's console).
     for (const v of secrets) expect(p.diagnostics?.() ?? "").not.toContain(v);
+  });
+
+  // prepared environments in R2: the first launch's preparation is copied out of its container;
+  // the next launch of the repo gets it staged into a new container and skips setup.
+  it("a second launch restores the preparation from R2 and skips setup; env ls lists it, env rm removes it", async () => {
+    const listed = await waitFor(
+      "the preparation in R2",
+      async () => {
+        const ls = (await alpine("env", "ls", "--json")).json();
+        return ls.environments.find((x: { provider: string }) => x.provider === "cloudflare") ?? null;
+      },
+      { timeoutMs: 30_000, intervalMs: 1_000 },
+    );
+    expect(listed.repo).toBe(e.repoUrl);
+    expect(listed.setup).toEqual(["sh setup.sh"]);
+    expect(listed.bytes).toBeGreaterThan(0);
+    const first = (await alpine("status", "cp-env", "--json")).json();
+    expect(listed.key).toBe(first.runtime.environment.setup.key);
+
+    const seen = e.model.requests.length;
+    const r = await alpine(
+      "launch",
+      "cp-env-again",
+      "--repo",
+      e.repoUrl,
+      "--task",
+      "SHELL sh test.sh",
+      "--json",
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const s = await waitFor(
+      "the second task",
+      async () => {
+        const st = (await alpine("status", "cp-env-again", "--json")).json();
+        return st.task?.state === "completed" || st.task?.state === "failed" ? st : null;
+      },
+      { timeoutMs: 90_000, intervalMs: 1_000 },
+    );
+    // Restored, not run: setup's output is absent, and the tool it builds (an ignored file) is there.
+    expect(s.runtime.environment.setup.state).toBe("restored");
+    expect(s.runtime.environment.setup.key).toBe(listed.key);
+    const logs = (await alpine("logs", "cp-env-again", "--json")).json().lines.join("\n");
+    expect(logs).not.toContain("cp-setup: building");
+    expect(logs).toContain("prepared environment restored");
+    const results = e.model.requests
+      .slice(seen)
+      .map((q) => q.toolResult ?? "")
+      .join("\n");
+    expect(results).toContain("CP-TESTS-PASS");
+
+    const rm = await alpine("env", "rm", listed.key.slice(0, 12), "--json");
+    expect(rm.code, rm.stdout + rm.stderr).toBe(0);
+    expect(rm.json().removed).toEqual([listed.key]);
+    const after = (await alpine("env", "ls", "--json")).json();
+    expect(after.environments.map((x: { key: string }) => x.key)).not.toContain(listed.key);
   });
 });

@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type AlpineConfig, SANDBOX_IMAGE } from "@alpine/core";
+import { PROVIDERS } from "@alpine/core/provider-kinds";
 import { ENVIRONMENTS_VOLUME } from "./providers/docker.ts";
 import { docker, dockerObjectExists, firstLine } from "./providers/docker-cli.ts";
 import { preparedEnvironmentsDir } from "./providers/local-sandboxd.ts";
@@ -10,12 +11,13 @@ import { preparedEnvironmentsDir } from "./providers/local-sandboxd.ts";
  * The prepared-environment stores `alpine env ls / rm` and `alpine gc` read
  * (docs/environments.md): a directory for local sandboxes, the named volume
  * alpine-environments on the Docker host (read through a throwaway container
- * of the sandbox image, so a remote Docker host works too).
+ * of the sandbox image, so a remote Docker host works too), and the control
+ * plane's R2 store when the provider is cloudflare (its `environments` routes).
  */
 
 export interface PreparedEntry {
   key: string;
-  provider: "local" | "docker";
+  provider: "local" | "docker" | "cloudflare";
   repo: string | null;
   image: string;
   setup: string[];
@@ -120,7 +122,23 @@ export async function listPrepared(
     if (!/ENOENT|not found|Cannot connect/i.test(String(err)))
       unavailable.push({ provider: "docker", reason: String((err as Error).message ?? err) });
   }
+  // The control plane's store (R2) when the provider runs there; the shape is this file's.
+  const remote = await controlPlane(config);
+  if (remote) {
+    try {
+      entries.push(...((await remote.call("environments", {})).environments as PreparedEntry[]));
+    } catch (err) {
+      unavailable.push({ provider: "cloudflare", reason: String((err as Error).message ?? err) });
+    }
+  }
   return { entries: entries.sort((a, b) => a.last_used_at.localeCompare(b.last_used_at)), unavailable };
+}
+
+/** The control plane's client when the configured provider runs there (cloudflare), else null. */
+async function controlPlane(config: AlpineConfig) {
+  if (PROVIDERS[config.sandbox.provider].runs_in !== "control_plane") return null;
+  const { ControlPlaneClient, controlPlaneFrom } = await import("./remote/index.ts");
+  return new ControlPlaneClient(controlPlaneFrom(config));
 }
 
 /** Removes preparations by key (from whichever store holds them); returns the keys removed. */
@@ -142,6 +160,9 @@ export async function removePrepared(
     const r = await inVolume(config, src, [SANDBOX_IMAGE.environments, ...dockerKeys.map((k) => k.key)]);
     if (r.exitCode === 0) removed.push(...dockerKeys.map((k) => k.key));
   }
+  const r2Keys = entries.filter((x) => x.provider === "cloudflare").map((x) => x.key);
+  const remote = r2Keys.length ? await controlPlane(config) : null;
+  if (remote) removed.push(...(await remote.call("environments_rm", { keys: r2Keys })).removed);
   // Temp dirs of saves that died half-way (older than an hour: none is still being written).
   if (existsSync(local)) {
     for (const name of readdirSync(local)) {

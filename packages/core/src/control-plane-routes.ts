@@ -11,7 +11,7 @@ import {
   RemoteTeardownSchema,
 } from "./control-plane-api.ts";
 import { AlpineError } from "./errors.ts";
-import type { AuditEntryView } from "./schemas.ts";
+import type { AuditEntryView, EnvLsView, EnvRmView } from "./schemas.ts";
 import type { SecretListing } from "./secrets.ts";
 import type {
   CheckpointView,
@@ -92,6 +92,11 @@ export const RemoteAuditQuerySchema = z.object({
   tail: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
+/** `environments_rm`: the full keys (sha256) of the preparations to remove. */
+export const RemoteEnvironmentsRmSchema = z.object({
+  keys: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(1000),
+});
+
 const SANDBOX = "/v1/sandboxes/:name";
 
 export const CONTROL_PLANE_ROUTES = {
@@ -143,6 +148,23 @@ export const CONTROL_PLANE_ROUTES = {
     request: RemoteAuditQuerySchema,
     streamed: false,
     mutates: false,
+    target: "registry",
+  }),
+  // prepared environments in R2 (docs/environments.md): `alpine env ls / rm` and gc's pruning.
+  environments: route<EnvLsView>()({
+    method: "GET",
+    path: "/v1/environments",
+    request: NoInput,
+    streamed: false,
+    mutates: false,
+    target: "registry",
+  }),
+  environments_rm: route<EnvRmView>()({
+    method: "POST",
+    path: "/v1/environments/rm",
+    request: RemoteEnvironmentsRmSchema,
+    streamed: false,
+    mutates: true,
     target: "registry",
   }),
   gc: route<GcView>()({

@@ -40,6 +40,9 @@ export const ROUTE_ACCESS: Record<RouteName, RouteAccess> = {
   secrets_rm: "admin",
   // Tears down anyone's idle sandboxes.
   gc: "admin",
+  // prepared environments: shared by the whole deployment (every repo's), so an admin's.
+  environments: "admin",
+  environments_rm: "admin",
   status: "owner",
   launch: "owner",
   task: "owner",

@@ -169,6 +169,36 @@ export class SandboxdClient {
     return this.parse(res, "PUT", "/v1/restore/artifacts", RestoreArtifactResponseSchema);
   }
 
+  // ---- prepared environments moved by the control plane (Cloudflare's R2 cache; docs/environments.md) ----
+
+  /** GET /v1/prepared: the manifests of the preparations in this runtime's store. */
+  async listPrepared(): Promise<unknown[]> {
+    const res = await this.request("GET", "/v1/prepared", undefined, this.transferTimeoutMs);
+    if (!res.ok) throw await this.errorFrom(res);
+    return ((await res.json()) as { entries: unknown[] }).entries;
+  }
+
+  /** GET /v1/prepared/:key/:name as a byte stream. */
+  async preparedFile(key: string, name: string): Promise<ReadableStream<Uint8Array>> {
+    const path = `/v1/prepared/${encodeURIComponent(key)}/${encodeURIComponent(name)}`;
+    const res = await this.request("GET", path, undefined, this.transferTimeoutMs);
+    if (!res.ok) throw await this.errorFrom(res);
+    if (!res.body) throw new AlpineError("sandbox_unavailable", `sandboxd sent no body for ${name}`);
+    return res.body;
+  }
+
+  /** PUT /v1/prepared/:key/:name: stages one file; the manifest, sent last, puts the entry in place. */
+  async putPreparedFile(
+    key: string,
+    name: string,
+    body: ReadableStream<Uint8Array>,
+  ): Promise<{ sha256: string; bytes: number }> {
+    const path = `/v1/prepared/${encodeURIComponent(key)}/${encodeURIComponent(name)}`;
+    const res = await this.request("PUT", path, body, this.transferTimeoutMs);
+    if (!res.ok) throw await this.errorFrom(res);
+    return (await res.json()) as { sha256: string; bytes: number };
+  }
+
   /**
    * POST /v1/restore: rebuilds the workspace and OpenCode's sessions from the
    * staged artifacts (NDJSON progress like init). Throws

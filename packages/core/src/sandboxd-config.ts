@@ -13,6 +13,8 @@ export const SANDBOX_IMAGE = {
   opencode_bin: "/opt/alpine/bin/opencode",
   /** Where the docker provider mounts the shared prepared-environment volume (docs/environments.md). */
   environments: "/environments",
+  /** A Cloudflare Container's own prepared-environment store, filled from and copied to R2 by the control plane. */
+  prepared: "/sandbox/prepared",
 } as const;
 
 /** What every provider gives sandboxd at start; see SandboxdConfigSchema for each field. */

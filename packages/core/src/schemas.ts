@@ -479,7 +479,7 @@ export const GcOutputSchema = z.object({
 /** One prepared environment (docs/environments.md). */
 export const PreparedEnvironmentSchema = z.object({
   key: z.string().describe("sha256 of repo, image, setup commands and key files' content"),
-  provider: z.enum(["local", "docker"]),
+  provider: z.enum(["local", "docker", "cloudflare"]),
   repo: z.string().nullable(),
   image: z.string(),
   setup: z.array(z.string()),
@@ -494,6 +494,8 @@ export const EnvLsOutputSchema = z.object({
   unavailable: z.array(z.object({ provider: z.string(), reason: z.string() })),
 });
 export const EnvRmOutputSchema = z.object({ removed: z.array(z.string()) });
+export type EnvLsView = z.infer<typeof EnvLsOutputSchema>;
+export type EnvRmView = z.infer<typeof EnvRmOutputSchema>;
 
 export const ImageBuildOutputSchema = z.object({
   profile: z.string(),

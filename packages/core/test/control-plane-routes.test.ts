@@ -20,6 +20,8 @@ describe("the control plane's route table", () => {
       secrets_ls: "GET /v1/secrets",
       secrets_set: "PUT /v1/secrets",
       secrets_rm: "POST /v1/secrets/rm",
+      environments: "GET /v1/environments",
+      environments_rm: "POST /v1/environments/rm",
       gc: "POST /v1/gc",
       status: "GET /v1/sandboxes/:name",
       launch: "POST /v1/sandboxes/:name/launch",

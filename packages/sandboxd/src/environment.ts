@@ -303,6 +303,8 @@ export class SandboxEnvironment {
         emit(`restored the prepared environment ${key.slice(0, 12)} (setup not run)`);
         return;
       }
+      // A damaged preparation (e.g. a corrupt R2 object on Cloudflare) is said in the launch's progress too.
+      if (this.cacheNote?.startsWith("prepared environment unusable")) emit(`warning: ${this.cacheNote}`);
     } else {
       this.cacheNote = "this provider keeps no prepared environments";
     }

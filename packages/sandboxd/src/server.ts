@@ -27,6 +27,7 @@ import type { z } from "zod";
 import type { Auth } from "./auth.ts";
 import type { IdleSuspend } from "./idle-suspend.ts";
 import type { Logger } from "./log.ts";
+import { listPreparedManifests, receivePreparedFile, sendPreparedFile } from "./prepared-transfer.ts";
 import { connectAgentPort, PREVIEW_AUTH_PREFIX, previewPortOf } from "./preview.ts";
 import { proxyHttp, proxyUpgrade, type Upstream } from "./proxy.ts";
 import type { Sandbox } from "./sandbox.ts";
@@ -286,6 +287,16 @@ export function createApi(deps: ApiDeps): Server {
         res.setHeader("connection", "close");
         throw err;
       }
+    }
+    // Prepared environments in and out of this runtime's store (Cloudflare's R2 cache; prepared-transfer.ts).
+    if (parts[2] === "prepared" && (parts.length === 3 || parts.length === 5)) {
+      if (parts.length === 3 && method === "GET")
+        return sendJson(res, 200, { entries: listPreparedManifests(sandbox.config) });
+      const [key, name] = [segment(parts[3] ?? ""), segment(parts[4] ?? "")];
+      if (parts.length === 5 && method === "GET") return sendPreparedFile(sandbox.config, key, name, res);
+      if (parts.length === 5 && method === "PUT")
+        return sendJson(res, 200, await receivePreparedFile(sandbox.config, key, name, req, log));
+      throw new AlpineError("usage_invalid", `method ${method} is not allowed on ${path}`);
     }
     const known = [
       "/v1/status",

@@ -1,10 +1,12 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { SandboxdConfigSchema } from "@alpine/core/sandboxd-api";
 import { describe, expect, it } from "vitest";
 import { SandboxEnvironment } from "../src/environment.ts";
 import { Logger } from "../src/log.ts";
+import { listPreparedManifests, receivePreparedFile } from "../src/prepared-transfer.ts";
 
 /**
  * The prepared-environment cache without OpenCode: setup runs unconfined here (the
@@ -80,6 +82,49 @@ describe("prepared environments", () => {
     expect(b.env.status()?.setup.state).toBe("ran");
     expect(b.env.status()?.setup.cache_note ?? "").toMatch(/sha256/);
     expect(existsSync(join(b.ws, "build", "out"))).toBe(true);
+  });
+
+  // Cloudflare: the control plane stages an R2 entry into a runtime's store (PUT /v1/prepared).
+  it("a preparation staged into the store (prepared-transfer.ts) is restored; a corrupt one runs setup with a warning", async () => {
+    const saved = mkdtempSync("/var/tmp/alpine-env-store-");
+    await sandbox(saved, BUILD).prepare();
+    const [key] = readdirSync(saved) as [string];
+    const cfg = SandboxdConfigSchema.parse({
+      sandbox_id: "sbx_unit",
+      name: "unit",
+      token: "t".repeat(20),
+      workspace_dir: "/nonexistent/workspace",
+      home_dir: "/nonexistent/home",
+      tmp_dir: "/nonexistent/tmp",
+      log_file: join(saved, "..", `${key.slice(0, 8)}-transfer.log`),
+      isolation: "none",
+      opencode_bin: "/bin/true",
+      prepared: { dir: saved, image: "img" },
+    });
+    expect(listPreparedManifests(cfg).map((m) => (m as { key: string }).key)).toEqual([key]);
+    const stage = async (corrupt: boolean) => {
+      const store = mkdtempSync("/var/tmp/alpine-env-store-");
+      const into = { ...cfg, prepared: { ...cfg.prepared!, dir: store } };
+      // The manifest last, as the control plane sends it: it moves the entry into place.
+      for (const name of ["workspace.tar.gz", "home.tar.gz", "manifest.json"]) {
+        const body =
+          corrupt && name === "workspace.tar.gz"
+            ? Buffer.from("rotten")
+            : readFileSync(join(saved, key, name));
+        await receivePreparedFile(into, key, name, Readable.from([body]) as never, new Logger(cfg.log_file));
+      }
+      expect(readdirSync(store)).toEqual([key]);
+      return store;
+    };
+    const good = sandbox(await stage(false), BUILD);
+    await good.prepare();
+    expect(good.env.status()?.setup.state).toBe("restored");
+    expect(readFileSync(join(good.ws, "build", "out"), "utf8")).toBe("built with hi\n");
+    const bad = sandbox(await stage(true), BUILD);
+    await bad.prepare();
+    expect(bad.env.status()?.setup.state).toBe("ran");
+    expect(bad.lines.some((l) => l.startsWith("warning: prepared environment unusable"))).toBe(true);
+    expect(readFileSync(join(bad.ws, "build", "out"), "utf8")).toBe("built with hi\n");
   });
 
   it("a preparation holding a secret's value is not saved", async () => {

@@ -22,6 +22,7 @@ import { htmlPage } from "./html.ts";
 import { errorResponse, forwardedInit } from "./http.ts";
 import { auditLine, PRINCIPAL_HEADER, type Principal, requirePrincipal, SESSION_COOKIE } from "./identity.ts";
 import { authRoutes } from "./identity-routes.ts";
+import { R2PreparedStore } from "./prepared-store.ts";
 import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
 
 /**
@@ -127,6 +128,14 @@ async function registryRoute(c: WorkerContext, name: RouteName): Promise<Respons
         },
       );
     return c.json({ name: secret, scope, removed: true as const });
+  }
+  // prepared environments in R2 (prepared-store.ts), answered by the Worker itself.
+  if (name === "environments") {
+    return c.json({ environments: await new R2PreparedStore(c.env.CHECKPOINTS).list(), unavailable: [] });
+  }
+  if (name === "environments_rm") {
+    const { keys } = parseRouteRequest("environments_rm", { body: await c.req.text() });
+    return c.json({ removed: await new R2PreparedStore(c.env.CHECKPOINTS).remove(keys) });
   }
   throw new AlpineError("internal_error", `route ${name} has no registry handler`);
 }

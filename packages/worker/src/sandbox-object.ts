@@ -14,6 +14,7 @@ import {
   type RouteInput,
   type RouteName,
   routeOf,
+  SandboxdClient,
   type SandboxRecord,
   type SandboxRouteName,
   silentProgress,
@@ -36,6 +37,7 @@ import {
   sandboxOrchestrator,
   scopeOf,
 } from "./orchestrator-wiring.ts";
+import { collectPrepared, R2PreparedStore, stagingPreparations } from "./prepared-store.ts";
 import { profilesOf } from "./profiles.ts";
 import { ContainerProvider } from "./providers/container.ts";
 import { DevHostProvider } from "./providers/dev-host.ts";
@@ -110,6 +112,54 @@ export class SandboxObject extends DurableObject<Env> {
     return this.providerInstance;
   }
 
+  /** The sandbox's record as stored (synchronous: SQLite), or null before its first launch. */
+  private currentRecord(): SandboxRecord | null {
+    const name = this.name;
+    const row = name
+      ? this.ctx.storage.sql
+          .exec<{ record: string }>("SELECT record FROM sandboxes WHERE name = ?", name)
+          .toArray()[0]
+      : undefined;
+    return row ? (JSON.parse(row.record) as SandboxRecord) : null;
+  }
+
+  private sandboxd(endpoint: { url: string; token: string }): SandboxdClient {
+    return new SandboxdClient({
+      baseUrl: endpoint.url,
+      token: endpoint.token,
+      fetch: this.provider().fetchFor(endpoint.url),
+    });
+  }
+
+  /**
+   * prepared environments: once a runtime is ready (after its setup), the preparations its
+   * sandboxd saved are copied into R2 (prepared-store.ts), once per runtime; a failure is
+   * retried at the record's next change.
+   */
+  private collectedRuntimes = new Set<string>();
+  private async collectPreparations(record: SandboxRecord): Promise<void> {
+    if (!record.runtime || (record.state !== "running" && record.state !== "completed")) return;
+    const runtime = JSON.stringify(record.runtime.handle);
+    if (this.collectedRuntimes.has(runtime)) return;
+    this.collectedRuntimes.add(runtime);
+    try {
+      const endpoint = await this.provider().endpoint(record.runtime.handle);
+      if (!endpoint) return;
+      const copied = await collectPrepared(
+        new R2PreparedStore(this.env.CHECKPOINTS),
+        this.sandboxd(endpoint),
+      );
+      if (copied.length)
+        console.log("alpine: prepared environments stored in R2", { name: record.name, copied });
+    } catch (err) {
+      this.collectedRuntimes.delete(runtime);
+      console.warn("alpine: copying the prepared environment to R2 failed; the next change retries", {
+        name: record.name,
+        error: String((err as Error).message ?? err),
+      });
+    }
+  }
+
   private profileOfCurrent(): string {
     const name = this.name;
     const row = name
@@ -124,7 +174,13 @@ export class SandboxObject extends DurableObject<Env> {
     return {
       env: this.env,
       store: this.store,
-      provider: this.provider(),
+      // prepared environments: the repo's latest preparation is staged into each new runtime (prepared-store.ts).
+      provider: stagingPreparations(
+        this.provider(),
+        new R2PreparedStore(this.env.CHECKPOINTS),
+        (sandboxId) => (this.currentRecord()?.id === sandboxId ? (this.currentRecord()?.repo ?? null) : null),
+        (endpoint) => this.sandboxd(endpoint),
+      ),
       checkpoints: new R2CheckpointStore(this.env.CHECKPOINTS, this.env.CHECKPOINT_PREFIX ?? "sandboxes"),
       host: {
         host: `do:${this.ctx.id.toString().slice(0, 16)}`,
@@ -170,6 +226,8 @@ export class SandboxObject extends DurableObject<Env> {
   private async publish(record: SandboxRecord): Promise<void> {
     // A request's reconcile (status, task --wait, launch) may be the first to see the agent done.
     this.ctx.waitUntil(this.deliverSignals(record));
+    // prepared environments: what this runtime's setup produced goes to R2.
+    this.ctx.waitUntil(this.collectPreparations(record));
     try {
       await this.env.REGISTRY.getByName("registry").upsert(listItemView(record), record.updated_at);
     } catch (err) {

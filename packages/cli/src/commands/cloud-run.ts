@@ -131,7 +131,11 @@ export async function cloudDevCommand(
     // As a Container is (src/providers/container.ts): a SIGTERM not sent by the control plane (a
     // rollout's, here a test's) makes sandboxd write and hold an exit checkpoint for it to copy.
     host = await startContainerHost({
-      provider: new LocalProvider(devCtx, { exitCheckpoint: { hold_ms: 12 * 60_000 } }),
+      // Its disk is the runtime's, as a Container's: prepared environments reach R2 through the Worker.
+      provider: new LocalProvider(devCtx, {
+        exitCheckpoint: { hold_ms: 12 * 60_000 },
+        preparedInRuntime: true,
+      }),
     });
   }
   /** What runs the sandboxes: the container host's processes, or workerd's containers on Docker. */

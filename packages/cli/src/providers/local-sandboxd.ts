@@ -104,6 +104,8 @@ export function localSandboxdConfig(opts: {
   token: string;
   auth?: Record<string, unknown>;
   secrets?: SandboxSecret[];
+  /** Where prepared environments are kept (default: the alpine home's shared store). */
+  preparedDir?: string;
   extra?: Pick<
     NonNullable<SandboxdStartInput["extra"]>,
     "warm" | "prestart" | "prestart_restore" | "exit_checkpoint" | "notify" | "idle_suspend"
@@ -117,7 +119,7 @@ export function localSandboxdConfig(opts: {
     isolation: opts.isolation,
     opencode_bin: opencodeBinary(),
     auth: opts.auth,
-    preparedDir: preparedEnvironmentsDir(opts.alpineHome),
+    preparedDir: opts.preparedDir ?? preparedEnvironmentsDir(opts.alpineHome),
     secrets: opts.secrets,
     extra: {
       mask_paths: credentialPaths(opts.alpineHome),

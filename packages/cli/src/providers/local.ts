@@ -65,7 +65,14 @@ export class LocalProvider implements Provider {
      * sandboxd's `exit_checkpoint` (a SIGTERM it did not get from alpine writes and holds a
      * checkpoint): only for `alpine cloud dev`'s container host, which stands in for Containers.
      */
-    private readonly opts: { exitCheckpoint?: { hold_ms: number } } = {},
+    private readonly opts: {
+      exitCheckpoint?: { hold_ms: number };
+      /**
+       * Prepared environments in the runtime's own dir, as a Container's (`alpine cloud dev`: the
+       * control plane moves them to and from R2), instead of the alpine home's shared store.
+       */
+      preparedInRuntime?: boolean;
+    } = {},
   ) {
     this.isolation = cachedIsolation(ctx.home);
   }
@@ -175,6 +182,7 @@ export class LocalProvider implements Provider {
         token,
         auth: spec.auth,
         secrets: spec.secrets,
+        ...(this.opts.preparedInRuntime ? { preparedDir: join(dir, "prepared") } : {}),
         // OpenCode starts at sandboxd's boot when the launch will init (never before a restore).
         extra: {
           ...(intent?.init_repo ? { prestart: { repo: intent.init_repo } } : {}),

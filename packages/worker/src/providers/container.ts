@@ -4,6 +4,7 @@ import {
   declaredCapabilities,
   imageSandboxdConfig,
   requireHandle,
+  SANDBOX_IMAGE,
   SandboxdClient,
 } from "@alpine/core";
 import type { SandboxContainer } from "../container-object.ts";
@@ -84,6 +85,8 @@ export class ContainerProvider implements ControlPlaneProvider {
       listen: { host: "0.0.0.0", port: SANDBOXD_PORT },
       auth: spec.auth,
       secrets: spec.secrets,
+      // prepared environments: the container's own store, staged from and copied to R2 (prepared-store.ts).
+      preparedDir: SANDBOX_IMAGE.prepared,
       // The platform keeps what the container prints (dashboard, `wrangler tail`) after its disk is
       // gone; a rollout's SIGTERM leaves 15 minutes, of which sandboxd holds its exit checkpoint 12
       // for the control plane to copy (docs/cloudflare.md, "Rollouts").
