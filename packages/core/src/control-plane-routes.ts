@@ -9,7 +9,7 @@ import {
   RemoteTeardownSchema,
 } from "./control-plane-api.ts";
 import { AlpineError } from "./errors.ts";
-import type { AuditEntryView } from "./schemas.ts";
+import type { AuditEntryView, SessionEntryView, SessionsRevokeView } from "./schemas.ts";
 import type {
   CheckpointView,
   DiffView,
@@ -89,6 +89,16 @@ export const RemoteAuditQuerySchema = z.object({
   tail: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
+/** `sessions`: every stored sign-in session, or one user's (`user`: a login or a principal id). */
+export const RemoteSessionsQuerySchema = z.object({ user: z.string().min(1).optional() });
+
+/** `revoke_sessions`: one session by its id, or every session of a user; exactly one of the two. */
+export const RemoteRevokeSessionsSchema = z
+  .object({ id: z.string().min(1).optional(), user: z.string().min(1).optional() })
+  .refine((v) => (v.id === undefined) !== (v.user === undefined), {
+    message: "give exactly one of id (a session) or user (all of a user's sessions)",
+  });
+
 const SANDBOX = "/v1/sandboxes/:name";
 
 export const CONTROL_PLANE_ROUTES = {
@@ -115,6 +125,24 @@ export const CONTROL_PLANE_ROUTES = {
     request: RemoteAuditQuerySchema,
     streamed: false,
     mutates: false,
+    target: "registry",
+  }),
+  // identity: an admin lists the sign-in sessions (`alpine sessions ls`).
+  sessions: route<SessionEntryView[]>()({
+    method: "GET",
+    path: "/v1/sessions",
+    request: RemoteSessionsQuerySchema,
+    streamed: false,
+    mutates: false,
+    target: "registry",
+  }),
+  // identity: an admin revokes one session or all of a user's (`alpine sessions revoke`).
+  revoke_sessions: route<SessionsRevokeView>()({
+    method: "POST",
+    path: "/v1/sessions/revoke",
+    request: RemoteRevokeSessionsSchema,
+    streamed: false,
+    mutates: true,
     target: "registry",
   }),
   gc: route<GcView>()({

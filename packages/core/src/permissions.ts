@@ -33,6 +33,9 @@ export const ROUTE_ACCESS: Record<RouteName, RouteAccess> = {
   audit: "signed-in",
   // The model credentials every sandbox of the deployment starts with.
   auth: "admin",
+  // Everyone's sign-in sessions: seeing and revoking them.
+  sessions: "admin",
+  revoke_sessions: "admin",
   // Tears down anyone's idle sandboxes.
   gc: "admin",
   status: "owner",

@@ -17,6 +17,8 @@ describe("the control plane's route table", () => {
       list: "GET /v1/sandboxes",
       auth: "PUT /v1/auth",
       audit: "GET /v1/audit",
+      sessions: "GET /v1/sessions",
+      revoke_sessions: "POST /v1/sessions/revoke",
       gc: "POST /v1/gc",
       status: "GET /v1/sandboxes/:name",
       launch: "POST /v1/sandboxes/:name/launch",
