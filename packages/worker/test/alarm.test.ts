@@ -20,6 +20,19 @@ async function launch(name: string, task: string, config = cliConfig()) {
 
 const stateOf = async (name: string) => (await api("GET", `/v1/sandboxes/${name}`)).body;
 
+/** What the audit log holds of the alarm's own actions on one sandbox (principal `system:alarm`). */
+async function alarmAudit(name: string): Promise<{ action: string; outcome: string }[]> {
+  const lines = (await api("GET", "/v1/audit?tail=1000")).body as {
+    principal: string;
+    action: string;
+    sandbox: string | null;
+    outcome: string;
+  }[];
+  return lines
+    .filter((l) => l.principal === "system:alarm" && l.sandbox === name)
+    .map((l) => ({ action: l.action, outcome: l.outcome }));
+}
+
 describe("the SandboxObject's alarm", () => {
   it("auto-teardown: a completed sandbox past its retention is checkpointed (unsaved work) and destroyed", async () => {
     const name = "alarm-retain";
@@ -40,6 +53,8 @@ describe("the SandboxObject's alarm", () => {
       expect.arrayContaining(["saving", "tearing_down", "destroyed"]),
     );
     expect(events.at(-1).reason).toMatch(/^auto-teardown/);
+    // The audit log says who did it: the alarm, as its gc of a completed sandbox past retention.
+    expect(await alarmAudit(name)).toEqual([{ action: "gc", outcome: "ok" }]);
     // Nothing live is left, so no further alarm.
     expect(await runInDurableObject(stub, (_i, state) => state.storage.getAlarm())).toBeNull();
     // The work is in R2: resume brings it back.
@@ -131,6 +146,25 @@ describe("the SandboxObject's alarm", () => {
     expect(after.durability).toMatchObject({ verified: true });
     const events = (await api("GET", `/v1/sandboxes/${name}/logs`)).body.events;
     expect(events.at(-1).reason).toMatch(/inactivity timeout/);
+    expect(await alarmAudit(name)).toEqual([{ action: "teardown", outcome: "ok" }]);
+  });
+
+  it("an idle sandbox past sandbox.suspend_after_minutes is suspended by the alarm, and the audit log says so", async () => {
+    const name = "alarm-suspend";
+    await launch(
+      name,
+      "WRITE S.md suspended work",
+      cliConfig({ sandbox: { completed_retention_minutes: 600, suspend_after_minutes: 0.05 } }),
+    );
+    await waitFor("completed", async () => (await stateOf(name)).state === "completed");
+    const stub = env.SANDBOX.getByName(name);
+    // Unused for longer than 3 s (suspension re-reads the agent's real activity from sandboxd, so
+    // the time really passes; the status polls above do not count as use).
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect((await stateOf(name)).state).toBe("suspended");
+    expect(await alarmAudit(name)).toEqual([{ action: "suspend", outcome: "ok" }]);
+    await api("POST", `/v1/sandboxes/${name}/teardown`, { force: true });
   });
 
   it("an alarm whose work throws still arms the next one: the chain never ends", async () => {
