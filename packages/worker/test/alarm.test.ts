@@ -149,24 +149,6 @@ describe("the SandboxObject's alarm", () => {
     expect(await alarmAudit(name)).toEqual([{ action: "teardown", outcome: "ok" }]);
   });
 
-  it("an idle sandbox past sandbox.suspend_after_minutes is suspended by the alarm, and the audit log says so", async () => {
-    const name = "alarm-suspend";
-    await launch(
-      name,
-      "WRITE S.md suspended work",
-      cliConfig({ sandbox: { completed_retention_minutes: 600, suspend_after_minutes: 0.05 } }),
-    );
-    await waitFor("completed", async () => (await stateOf(name)).state === "completed");
-    const stub = env.SANDBOX.getByName(name);
-    // Unused for longer than 3 s (suspension re-reads the agent's real activity from sandboxd, so
-    // the time really passes; the status polls above do not count as use).
-    await new Promise((r) => setTimeout(r, 4000));
-    expect(await runDurableObjectAlarm(stub)).toBe(true);
-    expect((await stateOf(name)).state).toBe("suspended");
-    expect(await alarmAudit(name)).toEqual([{ action: "suspend", outcome: "ok" }]);
-    await api("POST", `/v1/sandboxes/${name}/teardown`, { force: true });
-  });
-
   it("an alarm whose work throws still arms the next one: the chain never ends", async () => {
     const name = "alarm-throws";
     await launch(name, "WRITE T.md t", cliConfig({ sandbox: { completed_retention_minutes: 600 } }));
