@@ -296,6 +296,8 @@ describe("docs/json-contract.md", () => {
     "cloud-dev": "### cloud dev",
     "cloud-deploy": "### cloud deploy",
     "logs-audit": "### logs --audit",
+    "sessions-ls": "### sessions ls",
+    "sessions-revoke": "### sessions revoke",
   };
 
   it.each(Object.keys(OUTPUT_SCHEMAS))("documents every top-level key of the %s output", (name) => {

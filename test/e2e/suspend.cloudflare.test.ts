@@ -53,6 +53,11 @@ describe("suspension of a cloudflare sandbox (alpine cloud dev)", () => {
     }[];
     expect(listed.find((i) => i.name === NAME)).toMatchObject({ state: "suspended" });
     expect(listed.find((i) => i.name === NAME)?.disk_bytes).toBeGreaterThan(0);
+    // The control plane's audit log says who suspended it: the alarm, on its own.
+    const audit = (await alpine("logs", "--audit", "--json")).json() as Record<string, unknown>[];
+    expect(audit).toContainEqual(
+      expect.objectContaining({ principal: "system:alarm", action: "suspend", sandbox: NAME, outcome: "ok" }),
+    );
   });
 
   it("a task request resumes it from its checkpoint, with its work", async () => {

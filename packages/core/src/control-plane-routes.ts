@@ -11,7 +11,13 @@ import {
   RemoteTeardownSchema,
 } from "./control-plane-api.ts";
 import { AlpineError } from "./errors.ts";
-import type { AuditEntryView, EnvLsView, EnvRmView } from "./schemas.ts";
+import type {
+  AuditEntryView,
+  EnvLsView,
+  EnvRmView,
+  SessionEntryView,
+  SessionsRevokeView,
+} from "./schemas.ts";
 import type { SecretListing } from "./secrets.ts";
 import type {
   CheckpointView,
@@ -97,6 +103,16 @@ export const RemoteEnvironmentsRmSchema = z.object({
   keys: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(1000),
 });
 
+/** `sessions`: every stored sign-in session, or one user's (`user`: a login or a principal id). */
+export const RemoteSessionsQuerySchema = z.object({ user: z.string().min(1).optional() });
+
+/** `revoke_sessions`: one session by its id, or every session of a user; exactly one of the two. */
+export const RemoteRevokeSessionsSchema = z
+  .object({ id: z.string().min(1).optional(), user: z.string().min(1).optional() })
+  .refine((v) => (v.id === undefined) !== (v.user === undefined), {
+    message: "give exactly one of id (a session) or user (all of a user's sessions)",
+  });
+
 const SANDBOX = "/v1/sandboxes/:name";
 
 export const CONTROL_PLANE_ROUTES = {
@@ -159,10 +175,28 @@ export const CONTROL_PLANE_ROUTES = {
     mutates: false,
     target: "registry",
   }),
+  // identity: an admin lists the sign-in sessions (`alpine sessions ls`).
+  sessions: route<SessionEntryView[]>()({
+    method: "GET",
+    path: "/v1/sessions",
+    request: RemoteSessionsQuerySchema,
+    streamed: false,
+    mutates: false,
+    target: "registry",
+  }),
   environments_rm: route<EnvRmView>()({
     method: "POST",
     path: "/v1/environments/rm",
     request: RemoteEnvironmentsRmSchema,
+    streamed: false,
+    mutates: true,
+    target: "registry",
+  }),
+  // identity: an admin revokes one session or all of a user's (`alpine sessions revoke`).
+  revoke_sessions: route<SessionsRevokeView>()({
+    method: "POST",
+    path: "/v1/sessions/revoke",
+    request: RemoteRevokeSessionsSchema,
     streamed: false,
     mutates: true,
     target: "registry",

@@ -38,6 +38,9 @@ export const ROUTE_ACCESS: Record<RouteName, RouteAccess> = {
   secrets_ls: "signed-in",
   secrets_set: "admin",
   secrets_rm: "admin",
+  // Everyone's sign-in sessions: seeing and revoking them.
+  sessions: "admin",
+  revoke_sessions: "admin",
   // Tears down anyone's idle sandboxes.
   gc: "admin",
   // prepared environments: shared by the whole deployment (every repo's), so an admin's.

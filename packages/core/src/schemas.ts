@@ -253,6 +253,11 @@ export const AuditEntrySchema = z.object({
   action: z.string().describe("the route (`launch`, `task`, `teardown`, …) or `sign_in` / `sign_out`"),
   sandbox: z.string().nullable(),
   outcome: z.string().describe("`ok`, or the reason code it failed with"),
+  subject: z
+    .string()
+    .nullable()
+    .optional()
+    .describe("whose sessions a `revoke_sessions` or `session_revoked` line concerns (a principal id)"),
 });
 export type AuditEntryView = z.infer<typeof AuditEntrySchema>;
 export const AuditOutputSchema = z.array(AuditEntrySchema);
@@ -279,6 +284,27 @@ export const LogoutOutputSchema = z.object({
   url: z.string(),
   revoked: z.boolean().describe("a live CLI token was revoked on the control plane"),
 });
+
+/** identity: one sign-in session of the control plane (`alpine sessions ls --json`; admins only). */
+export const SessionEntrySchema = z.object({
+  id: z.string().describe("the session's id (a prefix of its token's SHA-256; never the token)"),
+  principal: z.string().describe("whose: `github:<login>`"),
+  kind: z.enum(["web", "cli"]).describe("`web`: a browser's cookie; `cli`: a token of `alpine login`"),
+  created_at: isoTime,
+  expires_at: isoTime,
+  revoked_at: isoTime.nullable().describe("when it was signed out or revoked; null: not revoked"),
+  live: z.boolean().describe("usable now: not revoked and not expired"),
+});
+export type SessionEntryView = z.infer<typeof SessionEntrySchema>;
+export const SessionsLsOutputSchema = z.array(SessionEntrySchema);
+
+/** identity: `alpine sessions revoke --json`. */
+export const SessionsRevokeOutputSchema = z.object({
+  revoked: z
+    .array(z.string())
+    .describe("the ids of the sessions this revoked (already revoked ones are not listed)"),
+});
+export type SessionsRevokeView = z.infer<typeof SessionsRevokeOutputSchema>;
 
 export const ChangedFileSchema = z.object({ path: z.string(), status: z.string() });
 
@@ -646,6 +672,8 @@ export const OUTPUT_SCHEMAS = {
   "logs-audit": AuditOutputSchema,
   login: LoginOutputSchema,
   logout: LogoutOutputSchema,
+  "sessions-ls": SessionsLsOutputSchema,
+  "sessions-revoke": SessionsRevokeOutputSchema,
   "image-build": ImageBuildOutputSchema,
   "env-ls": EnvLsOutputSchema,
   "env-rm": EnvRmOutputSchema,

@@ -22,6 +22,8 @@ describe("the control plane's route table", () => {
       secrets_rm: "POST /v1/secrets/rm",
       environments: "GET /v1/environments",
       environments_rm: "POST /v1/environments/rm",
+      sessions: "GET /v1/sessions",
+      revoke_sessions: "POST /v1/sessions/revoke",
       gc: "POST /v1/gc",
       status: "GET /v1/sandboxes/:name",
       launch: "POST /v1/sandboxes/:name/launch",

@@ -104,6 +104,8 @@ export interface AlarmDecision {
   renew: boolean;
   /** Tear the sandbox down (checkpointing unsaved work first) and log why; null: keep it. */
   teardown: string | null;
+  /** Why the teardown, for the audit log: `retention` (gc of a completed sandbox) or `idle`. */
+  teardownBecause?: "retention" | "idle";
   /**
    * Suspend it (core's suspend: unsaved work checkpointed and verified, container stopped, state
    * `suspended`; a request resumes it) and log why; absent or null: do not.
@@ -126,7 +128,13 @@ export function decideAfterProbe(
   if (probed.agentBusy || !probed.reachable || facts.uiConnectionsOpen) {
     return { renew: probed.agentBusy, teardown: null };
   }
-  if (retentionDue) return { renew: false, teardown: `auto-teardown: completed ${retention} min ago` };
+  if (retentionDue) {
+    return {
+      renew: false,
+      teardown: `auto-teardown: completed ${retention} min ago`,
+      teardownBecause: "retention",
+    };
+  }
   const suspendAfter = suspendAfterMs({ suspend_after_minutes: facts.sandbox.suspend_after_minutes ?? 0 });
   const unusedForMs =
     facts.now -
@@ -155,6 +163,7 @@ export function decideAfterProbe(
     return {
       renew: false,
       teardown: `idle ${Math.round(plan.idleForMs / 1000)} s: saved and stopped before the container's inactivity timeout`,
+      teardownBecause: "idle",
     };
   }
   return { renew: false, teardown: null };

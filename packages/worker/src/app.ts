@@ -20,7 +20,14 @@ import type { Env } from "./env.ts";
 import { githubWebhook } from "./github-webhook.ts";
 import { htmlPage } from "./html.ts";
 import { errorResponse, forwardedInit } from "./http.ts";
-import { auditLine, PRINCIPAL_HEADER, type Principal, requirePrincipal, SESSION_COOKIE } from "./identity.ts";
+import {
+  auditLine,
+  PRINCIPAL_HEADER,
+  type Principal,
+  principalIdOf,
+  requirePrincipal,
+  SESSION_COOKIE,
+} from "./identity.ts";
 import { authRoutes } from "./identity-routes.ts";
 import { R2PreparedStore } from "./prepared-store.ts";
 import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
@@ -31,7 +38,11 @@ import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
  */
 export const UI_COOKIE = "alpine_ui";
 
-type WorkerContext = Context<{ Bindings: Env; Variables: { principal: Principal } }>;
+type WorkerContext = Context<{
+  Bindings: Env;
+  // auditSubject: whose sessions a `revoke_sessions` concerned (its audit line's subject).
+  Variables: { principal: Principal; auditSubject?: string };
+}>;
 
 function sandboxStub(env: Env, name: string) {
   return env.SANDBOX.getByName(validateName(name));
@@ -83,7 +94,7 @@ function uiCookie(request: Request, name: string): string {
   return `${UI_COOKIE}=${name}; HttpOnly; SameSite=Strict; Path=/${secure}`;
 }
 
-/** Routes the registry object answers: `list`, `auth`, `audit` and the repo secrets' `secrets_*`. */
+/** Routes the registry object answers: `list`, `auth`, `audit`, the repo secrets' `secrets_*`, `sessions` and `revoke_sessions`. */
 async function registryRoute(c: WorkerContext, name: RouteName): Promise<Response> {
   const registry = c.env.REGISTRY.getByName("registry");
   const principal = c.get("principal");
@@ -96,6 +107,29 @@ async function registryRoute(c: WorkerContext, name: RouteName): Promise<Respons
   if (name === "audit") {
     const { tail } = parseRouteRequest("audit", { query });
     return c.json(await registry.auditFor(principal, tail));
+  }
+  // identity: an admin's sessions view and revocation (the gate above let only admins here).
+  if (name === "sessions") {
+    const { user } = parseRouteRequest("sessions", { query });
+    return c.json(await registry.sessionsFor(user ? principalIdOf(user) : null));
+  }
+  if (name === "revoke_sessions") {
+    const input = parseRouteRequest("revoke_sessions", { body: await c.req.text() });
+    if (input.user) c.set("auditSubject", principalIdOf(input.user));
+    const done = await registry.revokeSessionsWhere(
+      input.id !== undefined ? { id: input.id } : { principal: principalIdOf(input.user ?? "") },
+    );
+    if (done.principals.length) c.set("auditSubject", done.principals.join(","));
+    if (input.id !== undefined && !done.revoked.length) {
+      throw new AlpineError(
+        "usage_invalid",
+        `no live session with id '${input.id}' (alpine sessions ls lists them)`,
+        {
+          id: input.id,
+        },
+      );
+    }
+    return c.json({ revoked: done.revoked });
   }
   if (name === "auth") {
     const { entries } = parseRouteRequest("auth", { body: await c.req.text() });
@@ -178,12 +212,18 @@ async function audited(c: WorkerContext, name: RouteName, run: () => Promise<Res
     outcome = toAlpineError(err).reason;
     throw err;
   } finally {
-    await auditLine(c.env, { principal: c.get("principal").id, action: name, sandbox: null, outcome });
+    await auditLine(c.env, {
+      principal: c.get("principal").id,
+      action: name,
+      sandbox: null,
+      outcome,
+      ...(c.get("auditSubject") ? { subject: c.get("auditSubject") } : {}),
+    });
   }
 }
 
 export function createApp() {
-  const app = new Hono<{ Bindings: Env; Variables: { principal: Principal } }>();
+  const app = new Hono<{ Bindings: Env; Variables: { principal: Principal; auditSubject?: string } }>();
 
   app.onError((err) => errorResponse(err));
 

@@ -90,9 +90,11 @@ export function authRoutes(app: App): void {
       );
     }
     let principal: Principal;
+    let session: Awaited<ReturnType<typeof startSession>>;
     try {
       const githubToken = await exchangeGithubCode(c.env, code, callbackUrl(c.req.raw));
       principal = await signingIn(c.env, githubToken, "session");
+      session = await startSession(c.env, principal, "web", githubToken);
     } catch (err) {
       const e = toAlpineError(err);
       return htmlPage(
@@ -101,7 +103,6 @@ export function authRoutes(app: App): void {
         e.reason === "forbidden" ? "This GitHub account may not use this control plane." : e.message,
       );
     }
-    const session = await startSession(c.env, principal, "web");
     await auditLine(c.env, { principal: principal.id, action: "sign_in", sandbox: null, outcome: "ok" });
     const headers = new Headers({ location: "/", "cache-control": "no-store" });
     headers.append("set-cookie", sessionCookie(c.req.raw, session.token, session.maxAge));
@@ -119,7 +120,7 @@ export function authRoutes(app: App): void {
     const polled = await pollDeviceFlow(c.env, body.device_code);
     if ("pending" in polled) return c.json({ pending: polled.pending });
     const principal = await signingIn(c.env, polled.token, "cli");
-    const session = await startSession(c.env, principal, "cli");
+    const session = await startSession(c.env, principal, "cli", polled.token);
     await auditLine(c.env, { principal: principal.id, action: "sign_in", sandbox: null, outcome: "ok" });
     return c.json(
       { token: session.token, expires_at: session.expiresAt, principal: publicPrincipal(principal) },

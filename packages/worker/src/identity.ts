@@ -1,6 +1,6 @@
 import { AlpineError, allowListOf, isAdminEmail, signInDecision } from "@alpine/core";
 import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from "jose";
-import { randomId, safeEqual, sha256Hex } from "./crypto.ts";
+import { openJson, randomId, safeEqual, sealJson, sha256Hex } from "./crypto.ts";
 import type { Env } from "./env.ts";
 
 /**
@@ -113,16 +113,18 @@ export async function authenticate(env: Env, request: Request): Promise<Principa
     }
     if (m && (await safeEqual(token, shared))) return ADMIN_PRINCIPAL;
     if (m && token.startsWith(CLI_TOKEN_PREFIX)) {
-      const stored = await registry(env).sessionOf(await sha256Hex(token), "cli");
-      if (stored) return current(env, stored, "cli");
+      const hash = await sha256Hex(token);
+      const stored = await registry(env).liveSession(hash, "cli");
+      if (stored) return current(env, await stillAllowed(env, hash, stored), "cli");
     }
     throw new AlpineError("unauthorized", "missing or wrong control-plane token", {});
   }
 
   const session = cookieOf(request, SESSION_COOKIE);
   if (session) {
-    const stored = await registry(env).sessionOf(await sha256Hex(session), "web");
-    if (stored) return current(env, stored, "session");
+    const hash = await sha256Hex(session);
+    const stored = await registry(env).liveSession(hash, "web");
+    if (stored) return current(env, await stillAllowed(env, hash, stored), "session");
     throw new AlpineError("unauthorized", "the session has expired or was signed out", {});
   }
   return null;
@@ -133,6 +135,13 @@ export async function requirePrincipal(env: Env, request: Request): Promise<Prin
   const principal = await authenticate(env, request);
   if (!principal) throw new AlpineError("unauthorized", "missing or wrong control-plane token", {});
   return principal;
+}
+
+/** A principal id from what an admin typed: a GitHub login (`alice`) or an id (`github:alice`). */
+export function principalIdOf(user: string): string {
+  const trimmed = user.trim();
+  if (/^(github|access):/i.test(trimmed)) return trimmed.toLowerCase();
+  return `github:${trimmed.replace(/^@/, "").toLowerCase()}`;
 }
 
 /** The principal a sandbox's object was sent by the Worker, or null (the header is the Worker's alone). */
@@ -154,16 +163,111 @@ function registry(env: Env) {
 
 // ---------- sessions ----------
 
+/**
+ * How long a session's org membership is trusted before it is asked of GitHub again: someone
+ * removed from a listed org loses access within this, not at the session's expiry.
+ */
+export const MEMBERSHIP_RECHECK_MS = 10 * 60_000;
+
+/** The sealed GitHub token's purpose (crypto.ts): kept only to re-check org membership. */
+const GITHUB_TOKEN_PURPOSE = "session-github-token";
+
+/** A listed org the GitHub token's user belongs to, or null; `unreachable` when GitHub did not say. */
+async function listedOrgOf(env: Env, githubToken: string): Promise<string | null | "unreachable"> {
+  let res: Response;
+  try {
+    res = await fetch(`${githubApiUrl(env)}/user/orgs?per_page=100`, {
+      headers: {
+        authorization: `Bearer ${githubToken}`,
+        accept: "application/vnd.github+json",
+        "user-agent": "alpine-control-plane",
+      },
+    });
+  } catch {
+    return "unreachable";
+  }
+  // A token the user revoked (or an OAuth app uninstalled from the org) is no membership.
+  if (res.status === 401 || res.status === 403) return null;
+  if (!res.ok) return "unreachable";
+  const orgs = ((await res.json()) as { login?: string }[]).map((o) => (o.login ?? "").toLowerCase());
+  return allowListOf(env).orgs.find((o) => orgs.includes(o)) ?? null;
+}
+
+/**
+ * Is the person behind a stored session still on the allow-list? Admins and listed users are
+ * read from the Worker's variables at every request; an org member's membership is asked of
+ * GitHub (with their sealed token) once MEMBERSHIP_RECHECK_MS has passed since it was last
+ * confirmed. Someone no longer listed has the session revoked at once (audited as
+ * `session_revoked` by `system:allow-list`) and the request is `forbidden`. GitHub not answering
+ * refuses the request (`control_plane_error`) but keeps the session: the next request asks again.
+ */
+async function stillAllowed(
+  env: Env,
+  hash: string,
+  stored: { principal: Principal; checkedAt: string | null; githubSealed: string | null },
+): Promise<Principal> {
+  const { principal } = stored;
+  // Cloudflare Access decides for its own principals; sessions are GitHub's.
+  if (!principal.id.startsWith("github:")) return principal;
+  const list = allowListOf(env);
+  const login = principal.login.toLowerCase();
+  if (list.admins.includes(login) || list.users.includes(login)) return principal;
+  const now = Date.now();
+  if (list.orgs.length && stored.githubSealed) {
+    if (stored.checkedAt && now - Date.parse(stored.checkedAt) < MEMBERSHIP_RECHECK_MS) return principal;
+    const githubToken = await openJson<string>(
+      env.ALPINE_CONTROL_PLANE_TOKEN,
+      GITHUB_TOKEN_PURPOSE,
+      stored.githubSealed,
+    );
+    const org = await listedOrgOf(env, githubToken);
+    if (org === "unreachable") {
+      throw new AlpineError(
+        "control_plane_error",
+        "GitHub did not answer the allow-list's membership re-check; try again",
+        {},
+      );
+    }
+    if (org) {
+      await registry(env).markChecked(hash, new Date(now).toISOString());
+      return principal;
+    }
+  }
+  await registry(env).revokeSessionsWhere({ principal: principal.id });
+  await auditLine(env, {
+    principal: "system:allow-list",
+    action: "session_revoked",
+    sandbox: null,
+    outcome: "not_listed",
+    subject: principal.id,
+  });
+  throw new AlpineError(
+    "forbidden",
+    `GitHub user '${principal.login}' is no longer on this control plane's allow-list; sign in again if that changes`,
+    { login: principal.login },
+  );
+}
+
 /** A new session (web) or CLI token: the value goes to the caller once; only its hash is kept. */
 export async function startSession(
   env: Env,
   principal: Principal,
   kind: "web" | "cli",
+  githubToken: string | null = null,
 ): Promise<{ token: string; expiresAt: string; maxAge: number }> {
   const token = (kind === "cli" ? CLI_TOKEN_PREFIX : "") + randomId(32);
   const maxAge = kind === "cli" ? CLI_TOKEN_SECONDS : WEB_SESSION_SECONDS;
   const expiresAt = new Date(Date.now() + maxAge * 1000).toISOString();
-  await registry(env).createSession(await sha256Hex(token), kind, principal, expiresAt);
+  // Someone let in by an org only: their GitHub token is kept, sealed, for the membership re-check
+  // (stillAllowed); admins and listed users are re-checked from the Worker's variables alone.
+  const list = allowListOf(env);
+  const login = principal.login.toLowerCase();
+  const byOrg = !list.admins.includes(login) && !list.users.includes(login);
+  const githubSealed =
+    githubToken && byOrg
+      ? await sealJson(env.ALPINE_CONTROL_PLANE_TOKEN, GITHUB_TOKEN_PURPOSE, githubToken)
+      : null;
+  await registry(env).createSession(await sha256Hex(token), kind, principal, expiresAt, githubSealed);
   return { token, expiresAt, maxAge };
 }
 
@@ -321,7 +425,7 @@ export const sameState = (a: string, b: string) => safeEqual(a, b);
 /** Appends one line to the audit log; a failure is logged, never the caller's failure. */
 export async function auditLine(
   env: Env,
-  line: { principal: string; action: string; sandbox: string | null; outcome: string },
+  line: { principal: string; action: string; sandbox: string | null; outcome: string; subject?: string },
 ): Promise<void> {
   try {
     await env.REGISTRY.getByName("registry").audit({ at: new Date().toISOString(), ...line });

@@ -6,6 +6,7 @@ import {
   type PrincipalRef,
   type SandboxSecret,
   type SecretListing,
+  type SessionEntryView,
   type StoredSecret,
   secretsForRepo,
 } from "@alpine/core";
@@ -19,6 +20,9 @@ import type { Principal } from "./identity.ts";
 const REPO_SECRET_PREFIX = "repo-secret:";
 /** A repo secret's row key (and sealing purpose); a name has no `:`, so the last one splits it off. */
 const repoSecretKey = (scope: string, name: string) => `${REPO_SECRET_PREFIX}${scope}:${name}`;
+
+/** A session's id in `alpine sessions`: a prefix of its token's SHA-256, which names it but signs nobody in. */
+export const sessionId = (hash: string) => hash.slice(0, 16);
 
 /** One line of the audit log (core's AuditEntrySchema); `seq` is assigned when it is written. */
 export type AuditEntry = Omit<AuditEntryView, "seq">;
@@ -42,6 +46,18 @@ export class RegistryObject extends DurableObject<Env> {
        CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
          principal TEXT NOT NULL, action TEXT NOT NULL, sandbox TEXT, outcome TEXT NOT NULL);`,
     );
+    // identity (admin revocation, allow-list re-check): columns added after the tables first shipped.
+    for (const column of [
+      "sessions ADD COLUMN checked_at TEXT",
+      "sessions ADD COLUMN github_sealed TEXT",
+      "audit ADD COLUMN subject TEXT",
+    ]) {
+      try {
+        ctx.storage.sql.exec(`ALTER TABLE ${column}`);
+      } catch {
+        // The column is there already (the object's storage outlives this constructor).
+      }
+    }
   }
 
   async upsert(item: ListItemView, updatedAt: string): Promise<void> {
@@ -234,31 +250,108 @@ export class RegistryObject extends DurableObject<Env> {
     kind: "web" | "cli",
     principal: Principal,
     expiresAt: string,
+    githubSealed: string | null = null,
   ): Promise<void> {
     const now = new Date().toISOString();
     // Expired sessions are dropped as new ones come in, so the table does not grow without end.
     this.ctx.storage.sql.exec("DELETE FROM sessions WHERE expires_at < ?", now);
     this.ctx.storage.sql.exec(
-      "INSERT INTO sessions (hash, kind, principal, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+      `INSERT INTO sessions (hash, kind, principal, created_at, expires_at, checked_at, github_sealed)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
       hash,
       kind,
       JSON.stringify(principal),
       now,
       expiresAt,
+      now,
+      githubSealed,
     );
   }
 
-  /** The principal of a live session of that kind (not expired, not revoked), or null. */
-  async sessionOf(hash: string, kind: "web" | "cli"): Promise<Principal | null> {
+  /**
+   * A live session of that kind with what the allow-list re-check needs (identity.ts): when its
+   * membership was last confirmed, and the sealed GitHub token to confirm it with (org members only).
+   */
+  async liveSession(
+    hash: string,
+    kind: "web" | "cli",
+  ): Promise<{ principal: Principal; checkedAt: string | null; githubSealed: string | null } | null> {
     const row = this.ctx.storage.sql
-      .exec<{ principal: string; expires_at: string; revoked_at: string | null }>(
-        "SELECT principal, expires_at, revoked_at FROM sessions WHERE hash = ? AND kind = ?",
+      .exec<{
+        principal: string;
+        expires_at: string;
+        revoked_at: string | null;
+        checked_at: string | null;
+        github_sealed: string | null;
+      }>(
+        "SELECT principal, expires_at, revoked_at, checked_at, github_sealed FROM sessions WHERE hash = ? AND kind = ?",
         hash,
         kind,
       )
       .toArray()[0];
     if (!row || row.revoked_at || row.expires_at < new Date().toISOString()) return null;
-    return JSON.parse(row.principal) as Principal;
+    return {
+      principal: JSON.parse(row.principal) as Principal,
+      checkedAt: row.checked_at,
+      githubSealed: row.github_sealed,
+    };
+  }
+
+  /** The allow-list re-check confirmed this session's membership now. */
+  async markChecked(hash: string, at: string): Promise<void> {
+    this.ctx.storage.sql.exec("UPDATE sessions SET checked_at = ? WHERE hash = ?", at, hash);
+  }
+
+  /** Every stored session (expired ones until the next sign-in drops them), or one principal's; newest first. */
+  async sessionsFor(principalId: string | null): Promise<SessionEntryView[]> {
+    const now = new Date().toISOString();
+    return this.ctx.storage.sql
+      .exec<{
+        hash: string;
+        kind: "web" | "cli";
+        principal: string;
+        created_at: string;
+        expires_at: string;
+        revoked_at: string | null;
+      }>(
+        "SELECT hash, kind, principal, created_at, expires_at, revoked_at FROM sessions ORDER BY created_at DESC",
+      )
+      .toArray()
+      .map((r) => ({
+        id: sessionId(r.hash),
+        principal: (JSON.parse(r.principal) as Principal).id,
+        kind: r.kind,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        revoked_at: r.revoked_at,
+        live: !r.revoked_at && r.expires_at >= now,
+      }))
+      .filter((s) => principalId === null || s.principal === principalId);
+  }
+
+  /**
+   * Revokes one session by its id, or every live one of a principal: the ids revoked and whose
+   * they were. Its next request is refused, since every request looks its session up here.
+   */
+  async revokeSessionsWhere(by: {
+    id?: string;
+    principal?: string;
+  }): Promise<{ revoked: string[]; principals: string[] }> {
+    const now = new Date().toISOString();
+    const rows = this.ctx.storage.sql
+      .exec<{ hash: string; principal: string }>(
+        "SELECT hash, principal FROM sessions WHERE revoked_at IS NULL",
+      )
+      .toArray()
+      .map((r) => ({ hash: r.hash, principal: (JSON.parse(r.principal) as Principal).id }))
+      .filter((r) => (by.id !== undefined ? sessionId(r.hash) === by.id : r.principal === by.principal));
+    for (const r of rows) {
+      this.ctx.storage.sql.exec("UPDATE sessions SET revoked_at = ? WHERE hash = ?", now, r.hash);
+    }
+    return {
+      revoked: rows.map((r) => sessionId(r.hash)),
+      principals: [...new Set(rows.map((r) => r.principal))],
+    };
   }
 
   async revokeSession(hash: string): Promise<boolean> {
@@ -285,12 +378,13 @@ export class RegistryObject extends DurableObject<Env> {
 
   async audit(entry: AuditEntry): Promise<void> {
     this.ctx.storage.sql.exec(
-      "INSERT INTO audit (at, principal, action, sandbox, outcome) VALUES (?, ?, ?, ?, ?)",
+      "INSERT INTO audit (at, principal, action, sandbox, outcome, subject) VALUES (?, ?, ?, ?, ?, ?)",
       entry.at,
       entry.principal,
       entry.action,
       entry.sandbox,
       entry.outcome,
+      entry.subject ?? null,
     );
   }
 
@@ -299,13 +393,14 @@ export class RegistryObject extends DurableObject<Env> {
     const rows = principal.admin
       ? this.ctx.storage.sql.exec<AuditEntryView>("SELECT * FROM audit ORDER BY seq DESC LIMIT ?", tail)
       : this.ctx.storage.sql.exec<AuditEntryView>(
-          "SELECT * FROM audit WHERE principal = ? ORDER BY seq DESC LIMIT ?",
+          "SELECT * FROM audit WHERE principal = ? OR subject = ? ORDER BY seq DESC LIMIT ?",
+          principal.id,
           principal.id,
           tail,
         );
     return rows
       .toArray()
       .reverse()
-      .map((r) => ({ ...r }));
+      .map(({ subject, ...r }) => (subject ? { ...r, subject } : { ...r }));
   }
 }

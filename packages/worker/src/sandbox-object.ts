@@ -442,7 +442,14 @@ export class SandboxObject extends DurableObject<Env> {
     });
     if (decision.collectExitCheckpoint) return this.collectExitCheckpoint(o, record);
     if (decision.renew && record.runtime) await this.renew(name, record);
-    if (decision.teardown) await this.tearDown(o, record, decision.teardown);
+    if (decision.teardown) {
+      await this.tearDown(
+        o,
+        record,
+        decision.teardown,
+        decision.teardownBecause === "retention" ? "gc" : "teardown",
+      );
+    }
     if (decision.suspend) await this.suspend(o, record, decision.suspend, facts.lastUseAt);
   }
 
@@ -503,9 +510,11 @@ export class SandboxObject extends DurableObject<Env> {
         reason,
         error: toAlpineError(err).toJSON(),
       });
+      await this.auditAlarm(record, "suspend", toAlpineError(err).reason);
       return;
     }
     await this.note(record, reason);
+    await this.auditAlarm(record, "suspend", "ok");
   }
 
   /**
@@ -514,12 +523,27 @@ export class SandboxObject extends DurableObject<Env> {
    * another operation holds the lease) is retried by the next alarm while sandboxd still holds it.
    */
   private async collectExitCheckpoint(o: Orchestrator, record: SandboxRecord): Promise<void> {
-    const result = await o.collectExitCheckpoint(record.name);
+    let result: Awaited<ReturnType<Orchestrator["collectExitCheckpoint"]>>;
+    try {
+      result = await o.collectExitCheckpoint(record.name);
+    } catch (err) {
+      await this.auditAlarm(record, "collect_exit_checkpoint", toAlpineError(err).reason);
+      throw err;
+    }
     if (!result) return;
+    await this.auditAlarm(record, "collect_exit_checkpoint", "ok");
     await this.note(
       record,
       `the container was stopped by its platform (SIGTERM): its exit checkpoint ${result.checkpoint_id} was saved`,
     );
+  }
+
+  /**
+   * audit of the alarm's own actions: what it did (or tried and failed) on nobody's request is in
+   * the control plane's audit log as principal `system:alarm`, beside what people did.
+   */
+  private async auditAlarm(record: SandboxRecord, action: string, outcome: string): Promise<void> {
+    await auditLine(this.env, { principal: "system:alarm", action, sandbox: record.name, outcome });
   }
 
   /** A note in the sandbox's event history: what the alarm did on its own, and why. */
@@ -540,7 +564,12 @@ export class SandboxObject extends DurableObject<Env> {
   }
 
   /** The alarm's teardown (without force: unsaved work is checkpointed first, or it refuses). */
-  private async tearDown(o: Orchestrator, record: SandboxRecord, reason: string): Promise<boolean> {
+  private async tearDown(
+    o: Orchestrator,
+    record: SandboxRecord,
+    reason: string,
+    action: "teardown" | "gc" = "teardown",
+  ): Promise<boolean> {
     try {
       await o.teardown(record.name, { force: false });
     } catch (err) {
@@ -550,9 +579,11 @@ export class SandboxObject extends DurableObject<Env> {
         reason,
         error: toAlpineError(err).toJSON(),
       });
+      await this.auditAlarm(record, action, toAlpineError(err).reason);
       return false;
     }
     await this.note(record, reason);
+    await this.auditAlarm(record, action, "ok");
     return true;
   }
 }

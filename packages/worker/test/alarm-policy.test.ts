@@ -106,6 +106,9 @@ describe("the alarm's policy", () => {
     expect(decideAfterProbe(f, plan, { record, reachable: true, agentBusy: false }).teardown).toMatch(
       /^idle 540 s: saved and stopped before the container's inactivity timeout$/,
     );
+    expect(decideAfterProbe(f, plan, { record, reachable: true, agentBusy: false }).teardownBecause).toBe(
+      "idle",
+    );
     // sandboxd did not answer: nothing is decided on a guess.
     expect(decideAfterProbe(f, plan, { record, reachable: false, agentBusy: false })).toEqual({
       renew: false,
@@ -133,6 +136,8 @@ describe("the alarm's policy", () => {
       agentBusy: false,
     });
     expect(decideAfterProbe(f, plan, probed(31)).teardown).toBe("auto-teardown: completed 30 min ago");
+    // The audit log calls it the alarm's gc (retention), not an idle teardown.
+    expect(decideAfterProbe(f, plan, probed(31)).teardownBecause).toBe("retention");
     expect(decideAfterProbe(f, plan, probed(29)).teardown).toBeNull();
     const off = { ...f, sandbox: { auto_teardown: false, completed_retention_minutes: 30 } };
     expect(decideAfterProbe(off, plan, probed(31)).teardown).toBeNull();

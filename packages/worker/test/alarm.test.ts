@@ -20,6 +20,19 @@ async function launch(name: string, task: string, config = cliConfig()) {
 
 const stateOf = async (name: string) => (await api("GET", `/v1/sandboxes/${name}`)).body;
 
+/** What the audit log holds of the alarm's own actions on one sandbox (principal `system:alarm`). */
+async function alarmAudit(name: string): Promise<{ action: string; outcome: string }[]> {
+  const lines = (await api("GET", "/v1/audit?tail=1000")).body as {
+    principal: string;
+    action: string;
+    sandbox: string | null;
+    outcome: string;
+  }[];
+  return lines
+    .filter((l) => l.principal === "system:alarm" && l.sandbox === name)
+    .map((l) => ({ action: l.action, outcome: l.outcome }));
+}
+
 describe("the SandboxObject's alarm", () => {
   it("auto-teardown: a completed sandbox past its retention is checkpointed (unsaved work) and destroyed", async () => {
     const name = "alarm-retain";
@@ -40,6 +53,8 @@ describe("the SandboxObject's alarm", () => {
       expect.arrayContaining(["saving", "tearing_down", "destroyed"]),
     );
     expect(events.at(-1).reason).toMatch(/^auto-teardown/);
+    // The audit log says who did it: the alarm, as its gc of a completed sandbox past retention.
+    expect(await alarmAudit(name)).toEqual([{ action: "gc", outcome: "ok" }]);
     // Nothing live is left, so no further alarm.
     expect(await runInDurableObject(stub, (_i, state) => state.storage.getAlarm())).toBeNull();
     // The work is in R2: resume brings it back.
@@ -131,6 +146,7 @@ describe("the SandboxObject's alarm", () => {
     expect(after.durability).toMatchObject({ verified: true });
     const events = (await api("GET", `/v1/sandboxes/${name}/logs`)).body.events;
     expect(events.at(-1).reason).toMatch(/inactivity timeout/);
+    expect(await alarmAudit(name)).toEqual([{ action: "teardown", outcome: "ok" }]);
   });
 
   it("an alarm whose work throws still arms the next one: the chain never ends", async () => {

@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
 import { call, deviceSignIn, TOKEN } from "./helpers.ts";
@@ -204,5 +205,156 @@ describe("Cloudflare Access", () => {
       status: 200,
       body: { id: "admin", login: "admin", admin: true, via: "token" },
     });
+  });
+});
+
+describe("admin revocation of sessions (alpine sessions ls / revoke)", () => {
+  const admin = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+  const sessionsOf = async (user: string) => {
+    const res = await call(`/v1/sessions?user=${user}`, { headers: admin });
+    expect(res.status).toBe(200);
+    return (await res.json()) as {
+      id: string;
+      principal: string;
+      kind: string;
+      live: boolean;
+      revoked_at: string | null;
+    }[];
+  };
+  const revoke = (body: unknown, headers: Record<string, string> = admin) =>
+    call("/v1/sessions/revoke", { method: "POST", headers, body: JSON.stringify(body) });
+
+  it("an admin lists a user's web and cli sessions and revokes one: refused at once on its next request", async () => {
+    const web = await webSignIn("alice");
+    const cookie = `alpine_session=${cookieValue(web.callback.headers.getSetCookie(), "alpine_session")}`;
+    const cli = await deviceSignIn("alice");
+    const listed = (await sessionsOf("alice")).filter((s) => s.live);
+    expect(listed.map((s) => s.kind)).toEqual(expect.arrayContaining(["web", "cli"]));
+    for (const s of listed) {
+      expect(s.principal).toBe("github:alice");
+      expect(s.id).toMatch(/^[0-9a-f]{16}$/);
+    }
+    // No token's text is in the listing (ids are hash prefixes).
+    const raw = await (await call("/v1/sessions", { headers: admin })).text();
+    expect(raw).not.toContain(cli);
+    expect(raw).not.toContain(cookie.split("=")[1]);
+
+    // Which listed cli session is this token's: the newest cli one (just signed in).
+    const cliId = listed.find((s) => s.kind === "cli")?.id ?? "";
+    expect((await call("/v1/sandboxes", { headers: { authorization: `Bearer ${cli}` } })).status).toBe(200);
+    const one = await revoke({ id: cliId });
+    expect(one.status).toBe(200);
+    expect(await one.json()).toEqual({ revoked: [cliId] });
+    const refused = await call("/v1/sandboxes", { headers: { authorization: `Bearer ${cli}` } });
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { reason_code: string }).reason_code).toBe("unauthorized");
+    // The browser session is another session: still in.
+    expect((await call("/v1/sandboxes", { headers: { cookie } })).status).toBe(200);
+    expect((await sessionsOf("alice")).find((s) => s.id === cliId)).toMatchObject({ live: false });
+
+    // All of alice's: the cookie is refused at once, on the API and on the dashboard.
+    const all = await revoke({ user: "alice" });
+    expect(((await all.json()) as { revoked: string[] }).revoked.length).toBeGreaterThanOrEqual(1);
+    expect((await call("/v1/sandboxes", { headers: { cookie } })).status).toBe(401);
+    expect((await whoami({ cookie })).status).toBe(401);
+    expect((await sessionsOf("github:alice")).filter((s) => s.live)).toEqual([]);
+
+    // An unknown id is bad input, and says where ids come from.
+    const unknown = await revoke({ id: "0000000000000000" });
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { error: string }).error).toMatch(/alpine sessions ls/);
+
+    // Audited: who revoked, whose.
+    const audit = (await (await call("/v1/audit?tail=50", { headers: admin })).json()) as {
+      principal: string;
+      action: string;
+      outcome: string;
+      subject?: string;
+    }[];
+    const lines = audit.filter((l) => l.action === "revoke_sessions" && l.outcome === "ok");
+    expect(lines.slice(-2)).toEqual([
+      expect.objectContaining({ principal: "admin", subject: "github:alice" }),
+      expect.objectContaining({ principal: "admin", subject: "github:alice" }),
+    ]);
+    // alice sees, in her own audit lines, that her sessions were revoked (once she signs in again).
+    const again = await deviceSignIn("alice");
+    const hers = (await (
+      await call("/v1/audit?tail=100", { headers: { authorization: `Bearer ${again}` } })
+    ).json()) as { action: string; subject?: string }[];
+    expect(hers.some((l) => l.action === "revoke_sessions" && l.subject === "github:alice")).toBe(true);
+  });
+
+  it("a non-admin may neither list nor revoke sessions: forbidden, and the refusal is audited", async () => {
+    const bob = await deviceSignIn("bob");
+    const alice = await deviceSignIn("alice");
+    const headers = { authorization: `Bearer ${bob}`, "content-type": "application/json" };
+    const ls = await call("/v1/sessions", { headers });
+    expect(ls.status).toBe(403);
+    expect(((await ls.json()) as { reason_code: string }).reason_code).toBe("forbidden");
+    const r = await revoke({ user: "alice" }, headers);
+    expect(r.status).toBe(403);
+    // alice's token still works: bob revoked nothing.
+    expect((await call("/v1/sandboxes", { headers: { authorization: `Bearer ${alice}` } })).status).toBe(200);
+    const audit = (await (await call("/v1/audit?tail=20", { headers: admin })).json()) as {
+      principal: string;
+      action: string;
+      outcome: string;
+    }[];
+    expect(audit).toContainEqual(
+      expect.objectContaining({ principal: "github:bob", action: "revoke_sessions", outcome: "forbidden" }),
+    );
+  });
+});
+
+describe("allow-list re-check of a session in use", () => {
+  /** Pretends the session's membership was last confirmed `ms` ago (the registry's row). */
+  async function ageCheck(ms: number) {
+    await runInDurableObject(env.REGISTRY.getByName("registry"), (_i, state) => {
+      state.storage.sql.exec("UPDATE sessions SET checked_at = ?", new Date(Date.now() - ms).toISOString());
+    });
+  }
+  const setOrgs = (login: string, orgs: string[]) =>
+    fetch(`${GITHUB}/stub/orgs/${login}`, { method: "PUT", body: JSON.stringify(orgs) });
+
+  it("an org member removed from the org keeps access until the re-check interval, then loses it at once", async () => {
+    const token = await deviceSignIn("dave");
+    const web = await webSignIn("dave");
+    const cookie = `alpine_session=${cookieValue(web.callback.headers.getSetCookie(), "alpine_session")}`;
+    const as = (h: Record<string, string>) => call("/v1/sandboxes", { headers: h });
+    const bearer = { authorization: `Bearer ${token}` };
+    // The GitHub token kept for the re-check is sealed: neither it nor the CLI token is in clear.
+    expect((await env.REGISTRY.getByName("registry").sessionsHolding("gho_")).holding).toBe(0);
+    try {
+      // Still a member after the interval: GitHub is asked again and the session goes on.
+      await ageCheck(11 * 60_000);
+      expect((await as(bearer)).status).toBe(200);
+      expect((await as({ cookie })).status).toBe(200);
+      // dave leaves acme on GitHub. Inside the interval the cached check holds (no GitHub call).
+      await setOrgs("dave", []);
+      expect((await as(bearer)).status).toBe(200);
+      expect((await as({ cookie })).status).toBe(200);
+      // Past it, the next request asks GitHub, is refused, and every session of dave's is revoked.
+      await ageCheck(11 * 60_000);
+      const refused = await as(bearer);
+      expect(refused.status).toBe(403);
+      expect(await refused.json()).toMatchObject({ reason_code: "forbidden" });
+      expect((await as(bearer)).status).toBe(401);
+      expect((await as({ cookie })).status).toBe(401);
+      const audit = (await (
+        await call("/v1/audit?tail=20", { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).json()) as Record<string, unknown>[];
+      expect(audit).toContainEqual(
+        expect.objectContaining({
+          principal: "system:allow-list",
+          action: "session_revoked",
+          outcome: "not_listed",
+          subject: "github:dave",
+        }),
+      );
+    } finally {
+      await setOrgs("dave", ["acme"]);
+    }
+    // Back in the org, dave signs in again.
+    expect((await as({ authorization: `Bearer ${await deviceSignIn("dave")}` })).status).toBe(200);
   });
 });

@@ -22,6 +22,7 @@ import logout from "./logout.ts";
 import logs from "./logs.ts";
 import open from "./open.ts";
 import secrets from "./secrets.ts";
+import sessions from "./sessions.ts";
 import status from "./status.ts";
 import task from "./task.ts";
 import teardown from "./teardown.ts";
@@ -47,6 +48,7 @@ export const REGISTRY: readonly RegistryEntry[] = [
   // identity: signing in to the Cloudflare control plane
   login,
   logout,
+  sessions,
   secrets,
   config,
   doctor,

@@ -10,6 +10,8 @@ import {
   type LoginView,
   type LogsView,
   type Progress,
+  type SessionEntryView,
+  type SessionsRevokeView,
   type StatusView,
   type TaskView,
   type TeardownView,
@@ -101,6 +103,16 @@ export class RemoteSandboxService implements SandboxService {
   /** The control plane's audit log (`alpine logs --audit`). */
   audit(tail: number): Promise<AuditEntryView[]> {
     return this.client.call("audit", { tail });
+  }
+
+  /** identity: the control plane's sign-in sessions (`alpine sessions ls`; admins). */
+  sessions(user?: string): Promise<SessionEntryView[]> {
+    return this.client.call("sessions", user ? { user } : {});
+  }
+
+  /** identity: revokes one session or all of a user's (`alpine sessions revoke`; admins). */
+  revokeSessions(by: { id: string } | { user: string }): Promise<SessionsRevokeView> {
+    return this.client.call("revoke_sessions", by);
   }
 
   status(name: string): Promise<StatusView> {
