@@ -49,7 +49,8 @@ export class UiConnections {
 /**
  * The Set-Cookie lines of a proxied UI response the browser may keep: none
  * named like alpine's own cookies (`alpine_…`), except sandboxd's session
- * cookie on its login answer (`/auth/<code>`), and none with a `Domain`
+ * cookie on its login answer (`/auth/<code>`; on a preview, its preview cookie on
+ * `/__alpine/auth/<code>`: `loginCookie`), and none with a `Domain`
  * attribute (a cookie for a parent domain would reach every sandbox's origin).
  * So nothing a sandbox serves can set the routing cookie or a session, and
  * drive another sandbox with this browser. sandboxd filters the same; this is
