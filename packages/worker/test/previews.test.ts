@@ -39,6 +39,7 @@ async function signIn(port = PORT): Promise<{ link: string; cookies: string[]; c
   expect(res.status).toBe(302);
   expect(res.headers.get("location")).toBe("/");
   const cookies = res.headers.getSetCookie();
+  expect(cookies.filter((c) => c.startsWith(`alpine_preview_`))).toHaveLength(1);
   return { link, cookies, cookie: cookies.map((c) => c.split(";")[0]).join("; ") };
 }
 
