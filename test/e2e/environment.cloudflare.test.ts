@@ -22,8 +22,8 @@ import { providerUnderTest } from "./providers.ts";
  * are kept sealed by the control plane: setup gets them all, the agent only the `--agent` one,
  * and neither value is in `status --json`, `logs`, the checkpoint in R2 (unpacked), the control
  * plane's storage or output, or a process's arguments. The preparation goes to R2, and a second
- * launch of the repo restores it instead of running setup. What Cloudflare lacks (previews) is in
- * docs/environments.md, "On Cloudflare".
+ * launch of the repo restores it instead of running setup. Previews through the control plane are
+ * tested in ui-origins.cloudflare.test.ts.
  */
 const p = providerUnderTest("cloudflare");
 const NAMES = ["cp-env", "cp-env-again"];

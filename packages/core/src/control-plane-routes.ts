@@ -77,6 +77,9 @@ const route =
 
 const NoInput = z.object({});
 
+/** `alpine open`: the web UI, or with `port` a preview of that port (its own hostname). */
+export const RemoteLoginSchema = z.object({ port: z.number().int().min(1).max(65535).optional() });
+
 /** A query flag: `1` or `true` sets it, anything else (or nothing) leaves it off. */
 const queryFlag = z
   .string()
@@ -244,7 +247,7 @@ export const CONTROL_PLANE_ROUTES = {
   login: route<LoginView>()({
     method: "POST",
     path: `${SANDBOX}/login`,
-    request: NoInput,
+    request: RemoteLoginSchema,
     streamed: false,
     mutates: false,
     target: "sandbox",

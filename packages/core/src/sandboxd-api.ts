@@ -443,6 +443,14 @@ export type DiffResponse = z.infer<typeof DiffResponseSchema>;
 export const LoginRequestSchema = z.object({ port: z.number().int().min(1).max(65535).optional() });
 export type LoginRequest = z.infer<typeof LoginRequestSchema>;
 
+/**
+ * Previews through the control plane: the Worker names the preview's port in this header (its
+ * hostname, `<name>--p<port>.<host>`, is not sandboxd's `<port>-<name>.localhost`). It only picks
+ * which port's session cookie the request needs; the Worker drops any a client sent, and sandboxd
+ * never forwards it to the app.
+ */
+export const PREVIEW_PORT_HEADER = "x-alpine-preview-port";
+
 export const LoginResponseSchema = z.object({
   code: z.string(),
   expires_at: isoTime,

@@ -487,6 +487,25 @@ describe("ROUTE_OPERATIONS", () => {
     });
   });
 
+  it("login with a port answers the preview's link (the control plane's route), or says why previews are unavailable", async () => {
+    const { orchestrator } = fakeOrchestrator();
+    const input = parseRouteRequest("login", { body: JSON.stringify({ port: 3000 }) });
+    const { ctx } = context(orchestrator, {
+      previewUrl: (r, path, port) => `http://${r.name}--p${port}.localhost:8787${path}`,
+    });
+    expect(await ROUTE_OPERATIONS.login(ctx, "demo", input)).toEqual({
+      name: "demo",
+      web_url: "http://demo--p3000.localhost:8787/__alpine/auth/p0rt-3000",
+      expires_at: AT,
+      port: 3000,
+    });
+    const none = context(orchestrator, { previewsUnavailable: "set ALPINE_UI_HOST" }).ctx;
+    await expect(ROUTE_OPERATIONS.login(none, "demo", input)).rejects.toMatchObject({
+      reason: "usage_invalid",
+      message: "set ALPINE_UI_HOST",
+    });
+  });
+
   it("checkpoint reports the record's new checkpoint", async () => {
     const { ctx, args } = recording();
     const view = await ROUTE_OPERATIONS.checkpoint(ctx, "demo", parseRouteRequest("checkpoint", {}));

@@ -511,6 +511,11 @@ export class SandboxEnvironment {
     }
   }
 
+  /** The running start commands' processes (previews: they serve on sandboxd's loopback). */
+  servicePids(): number[] {
+    return this.services.map((s) => s.pid).filter((pid): pid is number => pid !== null);
+  }
+
   async stopServices(): Promise<void> {
     await Promise.all(this.services.map((s) => s.stop()));
   }

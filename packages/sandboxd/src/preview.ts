@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import type { IncomingHttpHeaders } from "node:http";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
+import { PREVIEW_PORT_HEADER } from "@alpine/core/sandboxd-api";
 import { descendants } from "./proc.ts";
 
 /**
@@ -23,6 +25,19 @@ export function previewPortOf(host: string | undefined, name: string): number | 
   if (!m || m[2] !== name) return null;
   const port = Number(m[1]);
   return port >= 1 && port <= 65535 && String(port) === m[1] ? port : null;
+}
+
+/**
+ * The preview port of a request: its Host (`<port>-<name>.localhost`), or the control plane's
+ * header naming it (previews on Cloudflare have the Worker's hostnames); else null.
+ */
+export function previewPortOfRequest(headers: IncomingHttpHeaders, name: string): number | null {
+  const byHost = previewPortOf(headers.host, name);
+  if (byHost !== null) return byHost;
+  const named = headers[PREVIEW_PORT_HEADER];
+  if (typeof named !== "string" || !/^[1-9][0-9]{0,4}$/.test(named)) return null;
+  const port = Number(named);
+  return port <= 65535 ? port : null;
 }
 
 /** The preview origin of `port` for a sandboxd reached at `base` (`http://127.0.0.1:N`). */

@@ -7,6 +7,7 @@ import {
 } from "node:http";
 import type { Duplex } from "node:stream";
 import { AlpineError } from "@alpine/core/errors";
+import { PREVIEW_PORT_HEADER } from "@alpine/core/sandboxd-api";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded. */
 const HOP_BY_HOP = new Set([
@@ -58,6 +59,8 @@ export function upstreamHeaders(
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(name) || drop.has(name)) continue;
     if ((name === "authorization" && up.authorization !== undefined) || name === "cookie") continue;
+    // The control plane's routing of a preview (preview.ts) is alpine's, not the app's.
+    if (name === PREVIEW_PORT_HEADER) continue;
     out[name] = value;
   }
   const cookies = (req.headers.cookie ?? "")

@@ -500,7 +500,7 @@ export class Sandbox {
       confinement: oc.confinement(),
       egress: this.egress.status(),
       environment: this.environment.status(),
-      ports: previewPorts(this.declaredPorts(), this.agentPorts()),
+      ports: previewPorts(this.declaredPorts(), [...new Set([...this.agentPorts(), ...this.servicePorts()])]),
     };
   }
 
@@ -522,6 +522,18 @@ export class Sandbox {
   /** The TCP ports the agent's processes listen on, OpenCode's own and the bridge's left out. */
   agentPorts(): number[] {
     return agentListeningPorts(this.opencode.rootPid, this.config.isolation, this.agentPortsOwn());
+  }
+
+  /**
+   * The TCP ports the environment's start commands listen on. They share sandboxd's loopback
+   * (environment.ts), not the agent's closed network, so a preview of one connects directly.
+   */
+  servicePorts(): number[] {
+    const own = new Set([this.opencode.port, this.egress.port].filter((p): p is number => !!p));
+    const ports = new Set<number>();
+    for (const pid of this.environment.servicePids())
+      for (const p of agentListeningPorts(pid, "bubblewrap", own)) ports.add(p);
+    return [...ports].sort((a, b) => a - b);
   }
 
   /** Reserves the sandbox for one checkpoint/export/restore; returns the release. */

@@ -28,7 +28,7 @@ import type { Auth } from "./auth.ts";
 import type { IdleSuspend } from "./idle-suspend.ts";
 import type { Logger } from "./log.ts";
 import { listPreparedManifests, receivePreparedFile, sendPreparedFile } from "./prepared-transfer.ts";
-import { connectAgentPort, PREVIEW_AUTH_PREFIX, previewPortOf } from "./preview.ts";
+import { connectAgentPort, PREVIEW_AUTH_PREFIX, previewPortOfRequest } from "./preview.ts";
 import { proxyHttp, proxyUpgrade, type Upstream } from "./proxy.ts";
 import type { Sandbox } from "./sandbox.ts";
 import { writeCheckpoint } from "./sandbox-checkpoint.ts";
@@ -422,7 +422,12 @@ export function createApi(deps: ApiDeps): Server {
   /** A preview's upstream: the agent's port, through the bridge when its network is its own. */
   const previewUpstream = (port: number): Upstream => ({
     port,
-    connect: () => connectAgentPort(port, sandbox.opencode.namespaceDir),
+    // A start command's server listens on sandboxd's own loopback, the agent's behind the bridge.
+    connect: () =>
+      connectAgentPort(
+        port,
+        sandbox.servicePorts().includes(port) ? undefined : sandbox.opencode.namespaceDir,
+      ),
   });
 
   function previewLogin(res: ServerResponse, path: string, port: number): void {
@@ -484,7 +489,7 @@ export function createApi(deps: ApiDeps): Server {
     if (!reading && deps.idle) res.once("close", deps.idle.begin());
     try {
       // A preview origin is the app's whole: even /v1 and /healthz there are the app's paths.
-      const port = previewPortOf(req.headers.host, sandbox.config.name);
+      const port = previewPortOfRequest(req.headers, sandbox.config.name);
       if (port !== null) return preview(req, res, path, port);
       if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
         return sendJson(res, 200, { ok: true, phase: sandbox.phase } satisfies HealthResponse);
@@ -537,7 +542,7 @@ export function createApi(deps: ApiDeps): Server {
 
   server.on("upgrade", (req, socket, head) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const port = previewPortOf(req.headers.host, sandbox.config.name);
+    const port = previewPortOfRequest(req.headers, sandbox.config.name);
     if (port !== null) {
       if (!auth.checkCookie(req.headers.cookie, Date.now(), `preview:${port}`)) {
         socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");

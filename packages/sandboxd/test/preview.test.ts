@@ -14,8 +14,10 @@ import {
   connectAgentPort,
   listeningPortsOf,
   previewPortOf,
+  previewPortOfRequest,
   previewPorts,
 } from "../src/preview.ts";
+import { upstreamHeaders } from "../src/proxy.ts";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -46,6 +48,36 @@ describe("preview hosts", () => {
   ];
   for (const [host, want] of cases)
     it(`${host ?? "no Host"} → ${want}`, () => expect(previewPortOf(host, "app")).toBe(want));
+});
+
+describe("the control plane's preview header", () => {
+  it("names the port when the Host is the Worker's; the Host wins when it is a preview host itself", () => {
+    expect(
+      previewPortOfRequest({ host: "app--p3000.alpine.example.com", "x-alpine-preview-port": "3000" }, "app"),
+    ).toBe(3000);
+    expect(
+      previewPortOfRequest({ host: "4000-app.localhost:1", "x-alpine-preview-port": "3000" }, "app"),
+    ).toBe(4000);
+    for (const bad of ["0", "03000", "65536", "3000x", ""])
+      expect(previewPortOfRequest({ host: "h", "x-alpine-preview-port": bad }, "app"), bad).toBeNull();
+    expect(previewPortOfRequest({ host: "h" }, "app")).toBeNull();
+  });
+
+  it("is never forwarded to the app", () => {
+    const req = {
+      headers: {
+        host: "h",
+        "x-alpine-preview-port": "3000",
+        "x-app": "1",
+        cookie: "alpine_preview_a_3000=s; t=1",
+      },
+      socket: { remoteAddress: "127.0.0.1" },
+    } as unknown as Parameters<typeof upstreamHeaders>[0];
+    const out = upstreamHeaders(req, { port: 3000 }, "alpine_", false);
+    expect(out["x-alpine-preview-port"]).toBeUndefined();
+    expect(out["x-app"]).toBe("1");
+    expect(out.cookie).toBe("t=1");
+  });
 });
 
 describe("login scopes", () => {

@@ -13,6 +13,7 @@ import {
   validateSecretScope,
   validateSecretValue,
 } from "@alpine/core";
+import { PREVIEW_PORT_HEADER } from "@alpine/core/sandboxd-api";
 import { type Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { dashboardAuthenticate, mountDashboard } from "./dashboard-routes.ts";
@@ -30,7 +31,7 @@ import {
 } from "./identity.ts";
 import { authRoutes } from "./identity-routes.ts";
 import { R2PreparedStore } from "./prepared-store.ts";
-import { sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
+import { assertNameServable, previewOfUiHost, sandboxOfUiHost, uiLinks } from "./ui-origin.ts";
 
 /**
  * The browser's routing cookie of the one-origin fallback (no per-sandbox origins, e.g. on a
@@ -66,6 +67,7 @@ async function toSandbox(
   headers.delete("authorization");
   headers.delete("cf-access-jwt-assertion");
   headers.delete(PRINCIPAL_HEADER);
+  headers.delete(PREVIEW_PORT_HEADER);
   if (principal) headers.set(PRINCIPAL_HEADER, JSON.stringify(principal));
   headers.set("x-alpine-name", name);
   headers.set("x-alpine-origin", origin);
@@ -227,6 +229,24 @@ export function createApp() {
 
   app.onError((err) => errorResponse(err));
 
+  // ---- previews: a port of a sandbox at its own origin, <name>--p<port>.<parent host> (ui-origin.ts) ----
+  // Every path there is the app's, proxied by the sandbox's sandboxd behind that port's own
+  // one-time login (`/__alpine/auth/<code>`) and session cookie; the app's Authorization passes.
+  app.use("*", async (c, next) => {
+    const preview = previewOfUiHost(c.env, new URL(c.req.url));
+    if (!preview) return next();
+    const url = new URL(c.req.url);
+    const headers = dropCookie(new Headers(c.req.raw.headers), SESSION_COOKIE);
+    headers.delete("cf-access-jwt-assertion");
+    headers.delete(PRINCIPAL_HEADER);
+    headers.set(PREVIEW_PORT_HEADER, String(preview.port));
+    headers.set("x-alpine-name", preview.name);
+    headers.set("x-alpine-origin", url.origin);
+    return sandboxStub(c.env, preview.name).fetch(
+      new Request(`https://sandbox-object/ui${url.pathname}${url.search}`, forwardedInit(c.req.raw, headers)),
+    );
+  });
+
   // ---- a sandbox's own UI origin, <name>.<parent host> (ui-origin.ts) ----
   // Everything there is that sandbox's web UI, proxied to its sandboxd, which checks its own
   // session cookie; `/auth/<code>` is sandboxd's one-time login. The control plane's API is
@@ -275,6 +295,8 @@ export function createApp() {
           throw err;
         }
       }
+      // Preview hostnames (`<name>--p<port>.<host>`) keep `--` out of new sandbox names.
+      if (name === "launch") assertNameServable(c.req.param("name") ?? "");
       switch (route.target) {
         case "sandbox":
           return toSandbox(

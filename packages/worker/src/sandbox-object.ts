@@ -44,7 +44,7 @@ import { DevHostProvider } from "./providers/dev-host.ts";
 import type { ControlPlaneProvider } from "./providers/types.ts";
 import { R2CheckpointStore } from "./r2-store.ts";
 import { dispatchRoute } from "./sandbox-routes.ts";
-import { uiLinks } from "./ui-origin.ts";
+import { PREVIEWS_NEED_UI_HOST, previewLink, uiLinks, uiParentHost } from "./ui-origin.ts";
 import { proxyUi, UiConnections } from "./ui-proxy.ts";
 
 /**
@@ -217,6 +217,13 @@ export class SandboxObject extends DurableObject<Env> {
         record.runtime ? this.provider().logs(record.runtime.handle, { tail }) : Promise.resolve([]),
       webUrl: (record) => (record.runtime ? uiLinks(this.env, origin, record.name).web : null),
       loginUrl: (record, code) => uiLinks(this.env, origin, record.name).login(code),
+      // previews: each port at `<name>--p<port>.<parent host>`; none on a workers.dev URL.
+      ...(uiParentHost(this.env, origin) === null
+        ? { previewsUnavailable: PREVIEWS_NEED_UI_HOST }
+        : {
+            previewUrl: (record: SandboxRecord, path: string, port: number) =>
+              previewLink(this.env, origin, record.name, port, path) ?? "",
+          }),
       // One request pays a subrequest or more per probe: probe rarely, and a bounded number of times.
       taskWait: CONTROL_PLANE_TASK_WAIT,
     };

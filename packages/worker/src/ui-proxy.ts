@@ -1,4 +1,5 @@
 import type { SandboxRecord } from "@alpine/core";
+import { PREVIEW_PORT_HEADER } from "@alpine/core/sandboxd-api";
 import { LIVE_STATES } from "./alarm-policy.ts";
 import { htmlPage } from "./html.ts";
 import { forwardedInit } from "./http.ts";
@@ -48,24 +49,34 @@ export class UiConnections {
 /**
  * The Set-Cookie lines of a proxied UI response the browser may keep: none
  * named like alpine's own cookies (`alpine_…`), except sandboxd's session
- * cookie on its login answer (`/auth/<code>`), and none with a `Domain`
+ * cookie on its login answer (`/auth/<code>`; on a preview, its preview cookie on
+ * `/__alpine/auth/<code>`: `loginCookie`), and none with a `Domain`
  * attribute (a cookie for a parent domain would reach every sandbox's origin).
  * So nothing a sandbox serves can set the routing cookie or a session, and
  * drive another sandbox with this browser. sandboxd filters the same; this is
  * the control plane's own guarantee.
  */
-export function uiSetCookies(lines: readonly string[], login: boolean): string[] {
+export function uiSetCookies(
+  lines: readonly string[],
+  login: boolean,
+  loginCookie: "alpine_session_" | "alpine_preview_" = "alpine_session_",
+): string[] {
   return lines.filter((line) => {
     const [pair = "", ...attrs] = line.split(";");
     const name = pair.split("=")[0]!.trim().toLowerCase();
-    if (name.startsWith("alpine_") && !(login && name.startsWith("alpine_session_"))) return false;
+    if (name.startsWith("alpine_") && !(login && name.startsWith(loginCookie))) return false;
     return !attrs.some((a) => a.trim().toLowerCase().startsWith("domain"));
   });
 }
 
-function filtered(response: Response, login: boolean, connections: UiConnections | null): Response {
+function filtered(
+  response: Response,
+  login: boolean,
+  connections: UiConnections | null,
+  preview: boolean,
+): Response {
   const cookies = response.headers.getSetCookie();
-  const kept = uiSetCookies(cookies, login);
+  const kept = uiSetCookies(cookies, login, preview ? "alpine_preview_" : "alpine_session_");
   const stream =
     connections &&
     response.body &&
@@ -82,6 +93,9 @@ function filtered(response: Response, login: boolean, connections: UiConnections
     headers,
   });
 }
+
+/** sandboxd's login path on a preview origin (an app's own `/auth/…` stays the app's). */
+const PREVIEW_AUTH_PATH = "/__alpine/auth/";
 
 /** Headers of the Worker's own routing and of the caller that sandboxd must not see. */
 const STRIPPED = ["x-alpine-name", "x-alpine-origin", "cf-connecting-ip", "x-forwarded-for", "authorization"];
@@ -120,7 +134,10 @@ export async function proxyUi(
   target.pathname = path;
   target.search = search;
   const headers = new Headers(request.headers);
-  for (const h of STRIPPED) headers.delete(h);
+  // A preview (the Worker named its port): the app's own Authorization passes, as locally.
+  const preview = headers.has(PREVIEW_PORT_HEADER);
+  for (const h of STRIPPED) if (!(preview && h === "authorization")) headers.delete(h);
   const response = await provider.fetchFor(endpoint.url)(target.toString(), forwardedInit(request, headers));
-  return filtered(response, path.startsWith("/auth/"), connections);
+  const login = preview ? path.startsWith(PREVIEW_AUTH_PATH) : path.startsWith("/auth/");
+  return filtered(response, login, connections, preview);
 }

@@ -5,7 +5,7 @@ export default defineCommand({
   args: [{ name: "name", description: "sandbox name" }],
   summary: "open the sandbox's OpenCode web UI (or a preview of a port) in a browser",
   description:
-    "Mint a one-time login link to the sandbox's OpenCode web UI (valid 60 s, usable once) and open it in your browser. The link sets a session cookie; OpenCode's own password never leaves the sandbox. With --port, the link opens a preview of what the agent serves on that port inside the sandbox, on its own origin (http://<port>-<name>.localhost:<sandboxd port>), HTTP, WebSocket and event streams included; `alpine status` lists the ports.",
+    "Mint a one-time login link to the sandbox's OpenCode web UI (valid 60 s, usable once) and open it in your browser. The link sets a session cookie; OpenCode's own password never leaves the sandbox. With --port, the link opens a preview of what the agent serves on that port inside the sandbox, on its own origin (local, docker: http://<port>-<name>.localhost:<sandboxd port>; cloudflare: https://<name>--p<port>.<ALPINE_UI_HOST>), HTTP, WebSocket and event streams included; `alpine status` lists the ports.",
   flags: {
     print: { type: "boolean", description: "print the link instead of opening a browser" },
     port: {

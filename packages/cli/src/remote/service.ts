@@ -144,12 +144,7 @@ export class RemoteSandboxService implements SandboxService {
   }
 
   login(name: string, opts: { port?: number } = {}): Promise<LoginView> {
-    if (opts.port !== undefined)
-      throw new AlpineError(
-        "usage_invalid",
-        "previews (open --port) of control-plane sandboxes are not available yet; they work for local and docker sandboxes",
-      );
-    return this.client.call("login", {}, { sandbox: name });
+    return this.client.call("login", opts.port !== undefined ? { port: opts.port } : {}, { sandbox: name });
   }
 
   async export(

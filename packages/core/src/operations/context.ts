@@ -47,9 +47,11 @@ export interface OperationContext {
   loginUrl(record: SandboxRecord, code: string): string;
   /**
    * The one-time link to a preview of `port` (`path` as sandboxd gave it): its own origin per
-   * port. Absent: this side cannot serve previews yet (the control plane).
+   * port. Absent: this side cannot serve previews (`previewsUnavailable` says why).
    */
   previewUrl?(record: SandboxRecord, path: string, port: number): string;
+  /** Why previews cannot be served here (e.g. a control plane without per-sandbox hostnames). */
+  previewsUnavailable?: string;
   /**
    * How `task --wait` paces its probes of sandboxd. Omitted: every 500 ms (the CLI, whose
    * sandboxd is a local process); the control plane passes CONTROL_PLANE_TASK_WAIT.

@@ -72,7 +72,8 @@ export async function loginOperation(
     if (!ctx.previewUrl)
       throw new AlpineError(
         "usage_invalid",
-        `previews (open --port) are not available for ${record.provider} sandboxes yet`,
+        ctx.previewsUnavailable ??
+          `previews (open --port) are not available for ${record.provider} sandboxes yet`,
         {
           provider: record.provider,
         },

@@ -42,7 +42,8 @@ export const ROUTE_OPERATIONS: { [K in SandboxRouteName]: RouteOperation<K> } = 
       budget: input.budget,
     }),
   diff: (ops, name, input) => diffOperation(ops, name, { stat: input.stat }),
-  login: (ops, name) => loginOperation(ops, name),
+  login: (ops, name, input) =>
+    loginOperation(ops, name, input.port !== undefined ? { port: input.port } : {}),
   logs: (ops, name, input) => logsOperation(ops, name, { tail: input.tail, afterSeq: input.after_seq ?? 0 }),
   checkpoint: (ops, name) => checkpointOperation(ops, name),
   export: (ops, name, input) =>
