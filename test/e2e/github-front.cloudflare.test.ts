@@ -266,6 +266,18 @@ describe("GitHub's front door on the control plane", () => {
     for (const c of gh.comments) for (const t of gh.issued) expect(c.body).not.toContain(t.token);
   });
 
+  it("another admitted user's /alpine on someone else's sandbox is refused in one comment, never acknowledged", async () => {
+    // carol passes the allow-list (her org) but alice owns the issue's sandbox and carol is no admin.
+    const before = commentsOn(7).length;
+    const r = await deliver(commentEvent("carol", "/alpine WRITE CAROL.md not hers"));
+    expect(r).toMatchObject({ status: 202, json: { refused: true, forbidden: true } });
+    expect(commentsOn(7).slice(before)).toEqual([
+      `alpine: @carol, sandbox \`${NAME}\` belongs to someone else; only its owner or an admin may give it tasks.`,
+    ]);
+    const status = (await alpine(["status", NAME, "--json"])).json();
+    expect(status.task.prompt_summary).not.toContain("CAROL.md");
+  });
+
   it("on a pull request the sandbox works on its head branch and pushes there; a fork's is refused (to a member of an allowed org)", async () => {
     execFileSync("git", ["--git-dir", e.git.repoPath("acme/app"), "branch", "feature-x", "main"]);
     gh.openPull({ owner: "acme", repo: "app", number: 50, head: "feature-x" });

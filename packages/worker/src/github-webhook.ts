@@ -1,4 +1,4 @@
-import { AlpineError, allowListOf, ConfigSchema, NDJSON, type RemoteEvent } from "@alpine/core";
+import { AlpineError, allowListOf, ConfigSchema, mayAct, NDJSON, type RemoteEvent } from "@alpine/core";
 import {
   admits,
   githubSandboxName,
@@ -9,7 +9,7 @@ import type { Context } from "hono";
 import type { Env } from "./env.ts";
 import { type GithubApi, githubApi } from "./github-front.ts";
 import { errorResponse } from "./http.ts";
-import { PRINCIPAL_HEADER } from "./identity.ts";
+import { PRINCIPAL_HEADER, type Principal } from "./identity.ts";
 import { uiLinks } from "./ui-origin.ts";
 
 /**
@@ -136,6 +136,18 @@ export async function githubWebhook(c: Context<{ Bindings: Env; Variables: any }
     }
 
     const name = githubSandboxName(repo, issue);
+    const admin = list.admins.includes(login.toLowerCase());
+    const principal: Principal = { id: `github:${login}`, login, admin, via: "github-app" };
+    // Someone else's live sandbox: refused here, before any "working on it", as its object would refuse the task.
+    const existing = (await registry.list()).find((i) => i.name === name);
+    if (existing && existing.state !== "destroyed" && !mayAct(principal, existing)) {
+      await api.comment(
+        repo,
+        issue,
+        `alpine: @${login}, sandbox \`${name}\` belongs to someone else; only its owner or an admin may give it tasks.`,
+      );
+      return accepted("refused", { forbidden: true });
+    }
     const origin = new URL(c.req.url).origin;
     let headRef: string | null = null;
     if (event.issue?.pull_request) {
@@ -171,7 +183,6 @@ export async function githubWebhook(c: Context<{ Bindings: Env; Variables: any }
         `Dashboard: ${origin}/ · sandbox: ${links.web}`,
       ].join("\n"),
     );
-    const admin = list.admins.includes(login.toLowerCase());
     handedOff = true;
     const res = await sandbox.fetch(
       new Request("https://sandbox-object/launch", {
@@ -182,7 +193,7 @@ export async function githubWebhook(c: Context<{ Bindings: Env; Variables: any }
           "x-alpine-name": name,
           "x-alpine-origin": origin,
           // Contract 1 (identity.ts's Principal): the sandbox's owner at its first launch.
-          [PRINCIPAL_HEADER]: JSON.stringify({ id: `github:${login}`, login, admin, via: "github-app" }),
+          [PRINCIPAL_HEADER]: JSON.stringify(principal),
         },
         body: JSON.stringify({
           repo: cloneUrl,
