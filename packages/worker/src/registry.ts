@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import {
+  AlpineError,
   type AuditEntryView,
   type ListItemView,
   listShows,
@@ -183,16 +184,32 @@ export class RegistryObject extends DurableObject<Env> {
         `${REPO_SECRET_PREFIX.slice(0, -1)};`,
       )
       .toArray();
-    return Promise.all(
-      rows.map((r) => openJson<StoredSecret>(this.env.ALPINE_CONTROL_PLANE_TOKEN, r.key, r.sealed)),
-    );
+    return Promise.all(rows.map((r) => this.openSealedRow(r.key, r.sealed)));
+  }
+
+  /** A repo secret's row opened, or an error naming it and saying how to mend it (never its value). */
+  private async openSealedRow(key: string, sealed: string): Promise<StoredSecret & { created_at?: string }> {
+    try {
+      return await openJson(this.env.ALPINE_CONTROL_PLANE_TOKEN, key, sealed);
+    } catch {
+      // Sealed under another control-plane token (rotated) or damaged: say which one, not the raw crypto error.
+      const [scope, name] = [
+        key.slice(REPO_SECRET_PREFIX.length, key.lastIndexOf(":")),
+        key.slice(key.lastIndexOf(":") + 1),
+      ];
+      throw new AlpineError(
+        "internal_error",
+        `the repo secret ${name} (${scope}) cannot be opened: it was sealed under another control-plane token or is damaged; set it again with \`alpine secrets set ${name}\` or remove it with \`alpine secrets rm ${name}\``,
+        { name, scope },
+      );
+    }
   }
 
   private async openRepoSecret(key: string): Promise<(StoredSecret & { created_at?: string }) | null> {
     const row = this.ctx.storage.sql
       .exec<{ sealed: string }>("SELECT sealed FROM secrets WHERE key = ?", key)
       .toArray()[0];
-    return row ? openJson(this.env.ALPINE_CONTROL_PLANE_TOKEN, key, row.sealed) : null;
+    return row ? this.openSealedRow(key, row.sealed) : null;
   }
 
   /** What is stored for a test or an operator: whether a sealed value exists and its raw text (never decrypted). */

@@ -93,10 +93,13 @@ describe("repo secrets on the control plane", () => {
     const opened = await runInDurableObject(registry, (instance) =>
       instance.secretsFor(other).then(
         () => "opened",
-        (err: Error) => err.name,
+        (err: Error) => err.message,
       ),
     );
-    expect(opened).toBe("OperationError");
+    // Not WebCrypto's bare OperationError: which secret, and how to mend it, without its value.
+    expect(opened).toBe(
+      `the repo secret NPM_TOKEN (${other}) cannot be opened: it was sealed under another control-plane token or is damaged; set it again with \`alpine secrets set NPM_TOKEN\` or remove it with \`alpine secrets rm NPM_TOKEN\``,
+    );
     await runInDurableObject(registry, (_i, state) => {
       state.storage.sql.exec("DELETE FROM secrets WHERE key = ?", `repo-secret:${other}:NPM_TOKEN`);
     });
