@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { type AlpineConfig, SANDBOX_IMAGE } from "@alpine/core";
+import { type AlpineConfig, type EnvLsView, SANDBOX_IMAGE } from "@alpine/core";
 import { PROVIDERS } from "@alpine/core/provider-kinds";
 import { ENVIRONMENTS_VOLUME } from "./providers/docker.ts";
 import { docker, dockerObjectExists, firstLine } from "./providers/docker-cli.ts";
@@ -15,17 +15,8 @@ import { preparedEnvironmentsDir } from "./providers/local-sandboxd.ts";
  * plane's R2 store when the provider is cloudflare (its `environments` routes).
  */
 
-export interface PreparedEntry {
-  key: string;
-  provider: "local" | "docker" | "cloudflare";
-  repo: string | null;
-  image: string;
-  setup: string[];
-  key_files: string[];
-  created_at: string;
-  last_used_at: string;
-  bytes: number;
-}
+/** One preparation as `alpine env ls --json` shows it (core's PreparedEnvironmentSchema). */
+export type PreparedEntry = EnvLsView["environments"][number];
 
 /** Unused longer than this, `alpine gc` removes a preparation. */
 export const PREPARED_RETENTION_DAYS = 14;

@@ -178,6 +178,23 @@ export function parseDevcontainer(text: string): Devcontainer {
 }
 
 /** Where one part of the environment in effect came from. */
+/**
+ * A prepared environment's manifest.json, as sandboxd writes it next to its artifacts and the
+ * control plane reads it from R2 (docs/environments.md, "Prepared environments").
+ */
+export interface PreparedManifest {
+  schema_version: 1;
+  key: string;
+  repo: string;
+  image: string;
+  setup: string[];
+  key_files: string[];
+  created_at: string;
+  /** The workspace's ignored paths the preparation holds. */
+  paths: string[];
+  artifacts: { name: string; sha256: string; bytes: number }[];
+}
+
 export type EnvironmentSource = "devcontainer" | "config" | "both" | "none";
 
 /** The environment in effect for a sandbox (sandboxd's status; `config show`). */

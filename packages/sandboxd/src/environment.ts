@@ -17,6 +17,7 @@ import {
   DEVCONTAINER_PATH,
   type Devcontainer,
   type EffectiveEnvironment,
+  type PreparedManifest,
   parseDevcontainer,
   preparationKeyInput,
   resolveEnvironment,
@@ -55,19 +56,6 @@ const HOME_EXCLUDES = [
   ".alpine-environment.sh",
 ];
 const ARTIFACTS = ["workspace.tar.gz", "home.tar.gz"] as const;
-
-export interface PreparedManifest {
-  schema_version: 1;
-  key: string;
-  repo: string;
-  image: string;
-  setup: string[];
-  key_files: string[];
-  created_at: string;
-  /** The workspace's ignored paths the preparation holds. */
-  paths: string[];
-  artifacts: { name: string; sha256: string; bytes: number }[];
-}
 
 async function sha256File(path: string): Promise<string> {
   const h = createHash("sha256");

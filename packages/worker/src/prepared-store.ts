@@ -1,4 +1,11 @@
-import type { RuntimeHandle, RuntimeSpec, RuntimeStartIntent, SandboxdClient } from "@alpine/core";
+import type {
+  EnvLsView,
+  PreparedManifest,
+  RuntimeHandle,
+  RuntimeSpec,
+  RuntimeStartIntent,
+  SandboxdClient,
+} from "@alpine/core";
 import { AlpineError } from "@alpine/core/errors";
 import type { ControlPlaneProvider } from "./providers/types.ts";
 
@@ -25,31 +32,8 @@ const PREFIX = "environments";
 const KEY = /^[0-9a-f]{64}$/;
 const ARTIFACT_NAMES = new Set(["workspace.tar.gz", "home.tar.gz"]);
 
-/** sandboxd's manifest.json (sandboxd/src/environment.ts, PreparedManifest). */
-export interface PreparedManifest {
-  schema_version: 1;
-  key: string;
-  repo: string;
-  image: string;
-  setup: string[];
-  key_files: string[];
-  created_at: string;
-  paths: string[];
-  artifacts: { name: string; sha256: string; bytes: number }[];
-}
-
-/** One preparation as `alpine env ls --json` shows it (the CLI's PreparedEntry). */
-export interface PreparedEntryView {
-  key: string;
-  provider: "cloudflare";
-  repo: string | null;
-  image: string;
-  setup: string[];
-  key_files: string[];
-  created_at: string;
-  last_used_at: string;
-  bytes: number;
-}
+/** One preparation as `alpine env ls --json` shows it. */
+export type PreparedEntryView = EnvLsView["environments"][number] & { provider: "cloudflare" };
 
 /**
  * Copies a stream into the hasher and R2's sized stream chunk by chunk (workerd cannot pipe a

@@ -1,12 +1,7 @@
 import { env } from "cloudflare:workers";
-import type { RuntimeHandle, RuntimeSpec, SandboxdClient } from "@alpine/core";
+import type { PreparedManifest, RuntimeHandle, RuntimeSpec, SandboxdClient } from "@alpine/core";
 import { describe, expect, it } from "vitest";
-import {
-  collectPrepared,
-  type PreparedManifest,
-  R2PreparedStore,
-  stagingPreparations,
-} from "../src/prepared-store.ts";
+import { collectPrepared, R2PreparedStore, stagingPreparations } from "../src/prepared-store.ts";
 import type { ControlPlaneProvider } from "../src/providers/types.ts";
 
 /**
