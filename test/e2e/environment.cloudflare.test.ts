@@ -107,14 +107,15 @@ describe("a repo's environment through the control plane", () => {
 
   it("setup runs in the container before the task with the repo's secret; the agent's tests pass and it gets only the --agent secret; the output is in logs", async () => {
     // The setup value is split so that neither the prompt nor the agent's shell holds it whole
-    // in an argument; `$A$B` exists only inside grep's pattern.
+    // in an argument; `$A$B` exists only inside the shell's own `case` match (a grep pattern would be
+    // an argument, which the scans' `ps` samples could catch while the loop runs).
     const half = SETUP_VALUE.length >> 1;
     const task = [
       "SHELL sh test.sh",
       `printf 'AGENT_SHA=%s\\n' "$(printf %s "$CP_AGENT_TOKEN" | sha256sum | cut -c1-64)"`,
       "printenv CP_SETUP_TOKEN >/dev/null && echo SETUP=present || echo SETUP=absent",
       `A='${SETUP_VALUE.slice(0, half)}'; B='${SETUP_VALUE.slice(half)}'; n=0; hits=0`,
-      `for f in /proc/[0-9]*/environ; do n=$((n+1)); tr '\\0' '\\n' < $f 2>/dev/null | grep -qF "$A$B" && hits=$((hits+1)); done`,
+      `for f in /proc/[0-9]*/environ; do n=$((n+1)); c=$(tr '\\0' '\\n' < $f 2>/dev/null); case "$c" in *"$A$B"*) hits=$((hits+1));; esac; done`,
       "echo SCANNED=$n HITS=$hits",
     ].join("; ");
     const r = await alpine("launch", "cp-env", "--repo", e.repoUrl, "--task", task, "--json");

@@ -136,14 +136,15 @@ export function secretsPreviewSuite(kind: "local" | "docker"): void {
       expect(r.code, r.stdout + r.stderr).toBe(0);
       sandboxId = r.json().id;
       // The setup value is split so that neither the command nor the agent's shell holds it whole
-      // in an argument; `$A$B` exists only inside grep's pattern.
+      // in an argument; `$A$B` exists only inside the shell's own `case` match (a grep pattern would be
+      // an argument, which the scans' `ps` samples could catch while the loop runs).
       const half = SETUP_VALUE.length >> 1;
       const got = await asAgent(
         [
           `printf 'AGENT_SHA=%s\\n' "$(printf %s "$AGENT_TOKEN" | sha256sum | cut -c1-64)"`,
           `printenv SETUP_TOKEN >/dev/null && echo SETUP=present || echo SETUP=absent`,
           `A='${SETUP_VALUE.slice(0, half)}'; B='${SETUP_VALUE.slice(half)}'; n=0; hits=0`,
-          `for f in /proc/[0-9]*/environ; do n=$((n+1)); tr '\\0' '\\n' < $f 2>/dev/null | grep -qF "$A$B" && hits=$((hits+1)); done`,
+          `for f in /proc/[0-9]*/environ; do n=$((n+1)); c=$(tr '\\0' '\\n' < $f 2>/dev/null); case "$c" in *"$A$B"*) hits=$((hits+1));; esac; done`,
           `echo SCANNED=$n HITS=$hits`,
           "echo notes by the agent > NOTES.md",
         ].join("; "),
