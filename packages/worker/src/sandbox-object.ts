@@ -161,13 +161,7 @@ export class SandboxObject extends DurableObject<Env> {
   }
 
   private profileOfCurrent(): string {
-    const name = this.name;
-    const row = name
-      ? this.ctx.storage.sql
-          .exec<{ record: string }>("SELECT record FROM sandboxes WHERE name = ?", name)
-          .toArray()[0]
-      : undefined;
-    return row ? (JSON.parse(row.record) as SandboxRecord).image_profile : "default";
+    return this.currentRecord()?.image_profile ?? "default";
   }
 
   private wiring(): SandboxWiring {
