@@ -86,6 +86,11 @@ export class AgentTracker {
   private task: TaskInternal | null = null;
   /** A runTask is between its checks and the prompt's answer. */
   private starting = false;
+  /**
+   * After a restore: the conversation to continue (the newest session) and what the sessions
+   * spent before, read from OpenCode in the background (restoreHistory). A task waits for it.
+   */
+  private history: Promise<void> | null = null;
   /** The session tasks continue when they name none (created by the first task). */
   private taskSession: string | null = null;
   /** The session the person last used, in the UI (noteSessionUsed) or by a task: tasks continue it. */
@@ -188,6 +193,23 @@ export class AgentTracker {
   /** Makes tasks without a session id continue `sessionId` (after a restore: the newest session). */
   adoptTaskSession(sessionId: string): void {
     this.taskSession ??= sessionId;
+  }
+
+  /**
+   * A restored sandbox goes on where it was: its newest session in `directory` becomes the task
+   * session, and what that session spent counts against the budget. Both are asked of OpenCode
+   * in the background, so "ready" does not wait for OpenCode's instance bootstrap (its first
+   * request about the workspace, 0.3-0.7 s); the next task waits for them instead.
+   */
+  restoreHistory(directory: string): void {
+    this.history = (async () => {
+      // The listing is asked for 1.5 s at most: after the stream's bootstrap it answers at once.
+      await this.waitConnected(EVENT_STREAM_WAIT_MS);
+      const latest = await this.latestSession(directory);
+      if (!latest) return;
+      this.adoptTaskSession(latest);
+      await this.loadSpend(latest);
+    })();
   }
 
   taskStatus(): TaskStatus | null {
@@ -405,7 +427,7 @@ export class AgentTracker {
         });
         void this.confirmTurn(task.session_id, gen, 0);
       } else {
-        // What the sessions spent before this stream (a restored sandbox's history).
+        // What the task session spent before this stream (OpenCode restarted, a reused workspace).
         const sid = this.taskSession ?? this.lastSession;
         if (sid) void this.loadSpend(sid);
       }
@@ -584,6 +606,8 @@ export class AgentTracker {
     sessionId?: string,
     opts: { newSession?: boolean; fallback?: string; budget?: Budget } = {},
   ): Promise<{ session_id: string }> {
+    // A restored sandbox's conversation and spend first: the session and the budget depend on them.
+    if (this.history) await this.history;
     if (this.task?.state === "running" || this.starting) {
       throw new AlpineError("agent_busy", "a task is already running in this sandbox", {
         session_id: this.task?.session_id ?? null,

@@ -106,7 +106,23 @@ export interface GitRunOptions {
  * credentials), `--` before positional arguments at the call sites.
  */
 export class GitRunner {
+  /** Work git yields the CPU to while it runs (yieldWhile): OpenCode's boot. */
+  private yielding = 0;
+
   constructor(private readonly log: Logger) {}
+
+  /**
+   * Runs the git commands started until `work` settles at a lower priority. A restore's git work
+   * has seconds of slack while OpenCode boots beside it on the same cores, and ready waits for
+   * both: the boot, the longer of the two, then gets the CPU first.
+   */
+  yieldWhile(work: Promise<unknown>): void {
+    this.yielding++;
+    const done = () => {
+      this.yielding--;
+    };
+    work.then(done, done);
+  }
 
   baseEnv(isolatedHome?: string): Record<string, string> {
     const env: Record<string, string> = {
@@ -192,6 +208,7 @@ export class GitRunner {
       input: opts.input,
       timeoutMs: opts.timeoutMs ?? 120_000,
       fd3,
+      ...(this.yielding > 0 ? { nice: 10 } : {}),
     });
     this.log.debug("git", {
       args: args.slice(0, 8),

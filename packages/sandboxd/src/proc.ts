@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
 import { type Hashed, writeHashed } from "./files.ts";
 
 export interface RunOptions {
@@ -11,6 +12,19 @@ export interface RunOptions {
   maxStdout?: number;
   /** Written to an extra pipe at fd 3, then closed (git credentials: core/git-credential-pipe.ts). */
   fd3?: string;
+  /** How much nicer than sandboxd the command runs (background work that must not slow what runs beside it). */
+  nice?: number;
+}
+
+/** Lowers the child's priority right after it started (what it spawns from then on inherits it). */
+function applyNice(child: ChildProcess, opts: RunOptions): void {
+  if (!opts.nice || !child.pid) return;
+  try {
+    // It starts at ours (inherited): relative to that, within the range anyone may set.
+    setPriority(child.pid, Math.min(19, getPriority(child.pid) + opts.nice));
+  } catch {
+    // Gone already, or a platform without priorities: it then simply runs at ours.
+  }
 }
 
 /** stdio for spawn, with the fd 3 pipe when there is something to hand over on it. */
@@ -53,6 +67,7 @@ export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunR
       return;
     }
     live.add(child);
+    applyNice(child, opts);
     feedFd3(child, opts);
     child.once("close", () => live.delete(child));
     const out: Buffer[] = [];
@@ -113,6 +128,7 @@ export function runToFile(
       return;
     }
     live.add(child);
+    applyNice(child, opts);
     feedFd3(child, opts);
     let timedOut = false;
     const timer =

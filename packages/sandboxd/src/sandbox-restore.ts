@@ -318,6 +318,7 @@ export async function restoreSandbox(
     }
     // Awaited (and its failure reported) below; this only keeps it from being an unhandled rejection meanwhile.
     started.catch(() => {});
+    sb.git.yieldWhile(started);
     await restoreWorkspace(sb.workspace, {
       bundle: plan.files["workspace.bundle"]!,
       manifest: plan.manifest,
@@ -330,11 +331,16 @@ export async function restoreSandbox(
     await sb.prepareEnvironment(plan.repo, plan.skipSetup, setPhase, emit);
     setPhase("starting_agent");
     const [, ws] = await Promise.all([started, sb.workspaceStatus()]);
+    // This OpenCode was started on the checkpoint's data and nothing but sandboxd has talked to
+    // it (the UI proxy opens at ready; OpenCode resumes no turn at its boot), so no session of it
+    // runs: the agent is idle by construction, as after a fresh init. Ready waits for OpenCode's
+    // health answer, not for its event stream (the instance bootstrap for the workspace), which
+    // opens in the background.
+    sb.agent.assumeIdleUntilConnected();
     sb.agent.enable();
-    await sb.agent.waitConnected(5000);
-    // Tasks go on in the conversation the sandbox had (its newest session).
-    const latest = await sb.agent.latestSession(sb.config.workspace_dir);
-    if (latest) sb.agent.adoptTaskSession(latest);
+    await sb.opencode.waitAnswered(5000);
+    // Tasks go on in the conversation the sandbox had (its newest session), found meanwhile.
+    sb.agent.restoreHistory(sb.config.workspace_dir);
     sb.checkpoints.clearStaging();
     sb.phase = "ready";
     sb.log.info("phase", { phase: "ready", ms: Date.now() - t0, restored: plan.manifest.checkpoint_id });

@@ -21,6 +21,30 @@ const server = createServer((req, res) => {
     streams.push(res);
     return;
   }
+  // A restored sandbox's history: two sessions in the workspace, the newer one spent 900 tokens.
+  if (req.url?.startsWith("/session?directory=")) {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify([
+        { id: "ses_old", time: { updated: 1 } },
+        { id: "ses_new", time: { updated: 2 } },
+        { id: "ses_child", parentID: "ses_new", time: { updated: 3 } },
+      ]),
+    );
+    return;
+  }
+  if (req.url === "/session/ses_new/message") {
+    res.writeHead(200, { "content-type": "application/json" });
+    const info = {
+      id: "msg_1",
+      role: "assistant",
+      time: { created: 1 },
+      cost: 0,
+      tokens: { input: 600, output: 300 },
+    };
+    res.end(JSON.stringify([{ info, parts: [] }]));
+    return;
+  }
   if (req.url === "/session/status") {
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify(busyStatus));
@@ -109,6 +133,31 @@ describe("agent state before the event stream connects", () => {
     expect(tracker.state).toBe("idle");
     oc.emit("down");
     expect(tracker.state).toBe("unknown");
+    tracker.close();
+  });
+});
+
+describe("a restored agent's history", () => {
+  it("is read in the background; a task waits for it: the newest session is continued and its spend counts", async () => {
+    const tracker = new AgentTracker(fakeOpencode(), undefined, quiet);
+    tracker.assumeIdleUntilConnected();
+    tracker.enable();
+    tracker.restoreHistory("/ws");
+    const stream = await nextStream(streams.length + 1);
+    // Ready does not wait for it: idle, no conversation yet, nothing spent yet.
+    expect(tracker.state).toBe("idle");
+    expect(tracker.conversation).toBeNull();
+    // A task given now waits for the history, so its budget check sees the 900 tokens already spent.
+    const task = tracker.runTask("go on", undefined, { budget: { sandbox: { tokens: 500 } } });
+    const outcome = task.then(
+      () => "accepted",
+      (e: { reason?: string }) => e.reason,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    connect(stream);
+    expect(await outcome).toBe("budget_reached");
+    expect(tracker.conversation).toBe("ses_new");
+    expect(tracker.usage.input + tracker.usage.output).toBe(900);
     tracker.close();
   });
 });

@@ -7,8 +7,9 @@ import { credentialHelperSnippet, credentialPayload } from "@alpine/core/git-cre
 import { describe, expect, it } from "vitest";
 import { Auth, parseCookies, safeEqual } from "../src/auth.ts";
 import { bwrapArgs, installPrefix } from "../src/bwrap.ts";
-import { checkRef, resolveRepo } from "../src/git.ts";
+import { checkRef, GitRunner, resolveRepo } from "../src/git.ts";
 import { parseNameStatus, parseNumstat } from "../src/git-output.ts";
+import { Logger } from "../src/log.ts";
 import { opencodeConfig } from "../src/opencode-env.ts";
 import { tempDir } from "./helpers.ts";
 
@@ -312,5 +313,23 @@ describe("OpenCode config", () => {
       provider: { a: {} },
     });
     expect(opencodeConfig({ model: "x/y" }, undefined).model).toBe("x/y");
+  });
+});
+
+describe("git yielding the CPU to OpenCode's boot", () => {
+  /** The niceness (field 19 of /proc/<pid>/stat) of a process the command itself starts. */
+  const niceOf = (stat: string) => Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+  // A git alias that runs a shell: its `cat` starts after git was reniced, so it inherits the value.
+  const statAlias = ["-c", "alias.stat=!sleep 0.2; cat /proc/self/stat", "stat"];
+
+  it("runs git at a lower priority while the work it yields to is pending, at ours after", async () => {
+    const git = new GitRunner(new Logger(join(tempDir("alpine-nice-"), "log")));
+    const ours = niceOf(readFileSync("/proc/self/stat", "utf8"));
+    let finish: () => void = () => {};
+    git.yieldWhile(new Promise<void>((resolve) => (finish = resolve)));
+    expect(niceOf(await git.ok(statAlias))).toBe(Math.min(19, ours + 10));
+    finish();
+    await new Promise((r) => setImmediate(r));
+    expect(niceOf(await git.ok(statAlias))).toBe(ours);
   });
 });
