@@ -6,8 +6,11 @@ import { connect, createServer, type Server, type Socket } from "node:net";
  * exists. Two things must still cross it, through unix sockets in a directory
  * both sides see: OpenCode's HTTP port, which sandboxd calls, and sandboxd's
  * egress proxy and model broker, which OpenCode and its tools call. The bridge
- * is a small Node process that bwrap starts in place of OpenCode: it listens,
- * then runs OpenCode as its child and exits with it.
+ * is a small Node process in the namespace. With `cmd` it listens, then runs
+ * the command as its child and exits with it (a setup command, which needs the
+ * proxy at once). Without, it starts beside OpenCode (besideCommand): OpenCode's
+ * boot takes seconds and does not wait for the bridge's Node to start (≈150 ms);
+ * the bridge says BRIDGE_READY once it listens, and stops OpenCode if it cannot.
  */
 export interface BridgeSpec {
   /** Listen on 127.0.0.1:port inside, forward to a unix socket (sandboxd's proxy). */
@@ -19,9 +22,12 @@ export interface BridgeSpec {
    * forward to 127.0.0.1:port inside: previews of whatever the agent serves.
    */
   anyPort?: { path: string };
-  /** OpenCode's command line. */
-  cmd: string[];
+  /** The command it runs once it listens; without one it runs beside its parent. */
+  cmd?: string[];
 }
+
+/** What a bridge without `cmd` writes to stderr once it listens. */
+export const BRIDGE_READY = "alpine net bridge: ready";
 
 /**
  * The bridge program. It runs as `node -e <source> <spec JSON>`, so it must be
@@ -49,6 +55,8 @@ function bridgeMain(
   };
   const fail = (err: Error): void => {
     process.stderr.write(`alpine net bridge: ${err.message}\n`);
+    // Beside OpenCode (its parent once the shell exec'd it): without the bridge it is unreachable.
+    if (!spec.cmd) process.kill(process.ppid, "SIGKILL");
     process.exit(70);
   };
   for (const f of spec.tcpToUnix) {
@@ -95,6 +103,10 @@ function bridgeMain(
   }
   if (pending === 0) start();
   function start(): void {
+    if (!spec.cmd) {
+      process.stderr.write("alpine net bridge: ready\n");
+      return;
+    }
     const child = cp.spawn(spec.cmd[0]!, spec.cmd.slice(1), { stdio: "inherit" });
     for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => child.kill(sig));
     child.on("error", fail);
@@ -106,6 +118,16 @@ function bridgeMain(
 export function bridgeArgs(spec: BridgeSpec): string[] {
   const source = `(${bridgeMain.toString()})(JSON.parse(process.argv[1]), require("node:net"), require("node:child_process"), require("node:fs"))`;
   return ["-e", source, JSON.stringify(spec)];
+}
+
+/**
+ * A command line that starts the bridge (without `cmd`) in the background, then execs `cmd`
+ * in its place: `cmd` keeps the process bwrap waits for, and the bridge becomes its child.
+ */
+export function besideCommand(node: string, spec: Omit<BridgeSpec, "cmd">, cmd: string[]): string[] {
+  const bridge = bridgeArgs(spec);
+  if (bridge.length !== 3) throw new Error("the bridge's arguments changed: update besideCommand");
+  return ["/bin/sh", "-c", '"$1" "$2" "$3" "$4" & shift 4; exec "$@"', "sh", node, ...bridge, ...cmd];
 }
 
 /**

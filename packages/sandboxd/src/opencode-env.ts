@@ -4,7 +4,7 @@ import { delimiter, dirname, join } from "node:path";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
 import { type BwrapLayout, bwrapArgs, installPrefix } from "./bwrap.ts";
 import type { Logger } from "./log.ts";
-import { bridgeArgs } from "./net-bridge.ts";
+import { besideCommand, bridgeArgs } from "./net-bridge.ts";
 
 /** Ports inside a closed namespace (its loopback is the agent's alone): OpenCode's, and the proxy's bridge. */
 export const INNER_OPENCODE_PORT = 4096;
@@ -217,7 +217,7 @@ export function opencodeCommand(
   o: OpencodeOptions,
   port: number,
   readOnly: readonly string[],
-): { cmd: string; args: string[] } {
+): { cmd: string; args: string[]; bridged?: boolean } {
   const serve = ["serve", "--hostname", "127.0.0.1", "--port", String(port)];
   if (o.isolation === "bubblewrap") {
     const dir = o.net?.namespaceDir;
@@ -228,14 +228,19 @@ export function opencodeCommand(
     };
     if (!dir) return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", o.bin, ...serve] };
     const inner = ["serve", "--hostname", "127.0.0.1", "--port", String(INNER_OPENCODE_PORT)];
-    const bridge = bridgeArgs({
-      tcpToUnix: [{ port: INNER_PROXY_PORT, path: join(INNER_NET_DIR, "egress.sock") }],
-      unixToTcp: [{ path: join(INNER_NET_DIR, "opencode.sock"), port: INNER_OPENCODE_PORT }],
-      // Previews: sandboxd reaches any port the agent serves (preview.ts connectAgentPort).
-      anyPort: { path: join(INNER_NET_DIR, "ports.sock") },
-      cmd: [o.bin, ...inner],
-    });
-    return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", process.execPath, ...bridge] };
+    // OpenCode is exec'd at once with the bridge booting beside it (net-bridge.ts): sandboxd
+    // takes it as started when both have said so.
+    const line = besideCommand(
+      process.execPath,
+      {
+        tcpToUnix: [{ port: INNER_PROXY_PORT, path: join(INNER_NET_DIR, "egress.sock") }],
+        unixToTcp: [{ path: join(INNER_NET_DIR, "opencode.sock"), port: INNER_OPENCODE_PORT }],
+        // Previews: sandboxd reaches any port the agent serves (preview.ts connectAgentPort).
+        anyPort: { path: join(INNER_NET_DIR, "ports.sock") },
+      },
+      [o.bin, ...inner],
+    );
+    return { cmd: "bwrap", args: [...bwrapArgs(layout), "--", ...line], bridged: true };
   }
   // Outside bubblewrap nothing kills OpenCode if sandboxd dies; setpriv's parent-death signal does.
   const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));

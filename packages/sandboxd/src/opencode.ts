@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { AlpineError } from "@alpine/core/errors";
 import { visiblePaths } from "./bwrap.ts";
 import { lineSplitter } from "./log.ts";
-import { hostForwarder } from "./net-bridge.ts";
+import { BRIDGE_READY, hostForwarder } from "./net-bridge.ts";
 import {
   bwrapLayout,
   confinedCommand,
@@ -19,6 +19,23 @@ import {
 import { descendants, isAlive, signal, sleep } from "./proc.ts";
 
 const LISTENING = /opencode server listening on\s+(\S+)/;
+
+let fetchWarmed = false;
+
+/**
+ * Node loads its fetch (undici) at the first call: 60-100 ms of CPU here. sandboxd's first call
+ * is the health probe right after OpenCode listens, on the way to "ready"; made now, while
+ * OpenCode boots for seconds, that load is off the path. A data: URL touches no network.
+ */
+function warmFetch(): void {
+  if (fetchWarmed) return;
+  fetchWarmed = true;
+  fetch("data:,")
+    .then((r) => r.arrayBuffer())
+    .catch(() => {
+      // Only a warm-up: the real calls report their own failures.
+    });
+}
 /**
  * OpenCode listens after ≈1.3 s of one core; ten starting at once on a loaded
  * 2-core machine took more than 30 s here, and killing a slow start only
@@ -265,7 +282,10 @@ export class OpencodeSupervisor extends EventEmitter {
     await this.opts.netReady;
     const port = await this.hostPort();
     if (this.stopping) throw new AlpineError("agent_start_failed", "OpenCode was stopped while starting");
-    const { cmd, args } = opencodeCommand(this.opts, port, this.readOnly);
+    const { cmd, args, bridged } = opencodeCommand(this.opts, port, this.readOnly);
+    // Beside a bridge, OpenCode is reachable once both listen (whichever says so last).
+    let listening = false;
+    let bridgeUp = !bridged;
     const o = this.opts;
     const t0 = Date.now();
     // The bridge's program is long and says nothing: logged by its first words.
@@ -278,6 +298,7 @@ export class OpencodeSupervisor extends EventEmitter {
       detached: true,
     });
     this.child = child;
+    warmFetch();
     const tail: string[] = [];
     await new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -298,7 +319,9 @@ export class OpencodeSupervisor extends EventEmitter {
         o.log.info("opencode", { source: "opencode", stream, line: line.slice(0, 4000) });
         tail.push(line.slice(0, 500));
         if (tail.length > 50) tail.shift();
-        if (!settled && LISTENING.test(line)) {
+        if (LISTENING.test(line)) listening = true;
+        else if (line === BRIDGE_READY) bridgeUp = true;
+        if (!settled && listening && bridgeUp) {
           settled = true;
           clearTimeout(timer);
           resolve();
