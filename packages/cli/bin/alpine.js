@@ -10,6 +10,7 @@ if (Number(process.versions.node.split(".")[0]) < 22) {
   process.exit(2);
 }
 const argv = process.argv.slice(2);
+if (argv[0] === "launch") require("./early-sandboxd.js").startEarlySandboxd(argv, process.env);
 const fast = argv[0] === "list" || argv[0] === "ls" ? require("../dist/fast.cjs").runFast(argv) : null;
 Promise.resolve(fast).then((done) => done || fullCli());
 

@@ -10,6 +10,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -37,7 +38,7 @@ function kill(pid: number): void {
   }
 }
 
-/** Live sandboxd processes working under `dir`. */
+/** Live sandboxd processes working under `dir` (an early one works where its `alpine launch` was started). */
 function sandboxdsUnder(dir: string): number[] {
   const out: number[] = [];
   for (const entry of readdirSync("/proc")) {
@@ -114,15 +115,15 @@ describe("local provider: sandboxd spawned before its config is ready", () => {
     );
     // The point of the early spawn: sandboxd is running while the probe runs.
     const pids = await until("a spawned sandboxd", () => {
-      const p = sandboxdsUnder(s.home);
+      const p = sandboxdsUnder(s.dir);
       return p.length ? p : null;
     });
     child.kill("SIGKILL");
     await exited;
     kill(probe);
     // Its stdin closed with no config: sandboxd exits by itself.
-    await until("sandboxd to exit", () => (sandboxdsUnder(s.home).length === 0 ? true : null), 10_000);
-    expect(sandboxdsUnder(s.home).filter((pid) => pids.includes(pid))).toEqual([]);
+    await until("sandboxd to exit", () => (sandboxdsUnder(s.dir).length === 0 ? true : null), 10_000);
+    expect(sandboxdsUnder(s.dir).filter((pid) => pids.includes(pid))).toEqual([]);
   });
 
   it("a launch that fails between the spawn and the config kills the sandboxd it spawned", async () => {
@@ -132,6 +133,56 @@ describe("local provider: sandboxd spawned before its config is ready", () => {
     const code = await exited;
     expect(code, output()).not.toBe(0);
     expect(output()).toContain("provider_unavailable");
-    await until("sandboxd to be gone", () => (sandboxdsUnder(s.home).length === 0 ? true : null), 5_000);
+    await until("sandboxd to be gone", () => (sandboxdsUnder(s.dir).length === 0 ? true : null), 5_000);
+  });
+});
+
+describe("the sandboxd `alpine launch` starts before the CLI loads (bin/early-sandboxd.js)", () => {
+  const require = createRequire(import.meta.url);
+  const early = require("../bin/early-sandboxd.js") as {
+    startEarlySandboxd: (argv: string[], env: NodeJS.ProcessEnv) => void;
+  };
+  const KEY = Symbol.for("alpine.early-sandboxd");
+  const slot = globalThis as { [KEY]?: { entry: string; child: ChildProcess } };
+
+  it("starts for a local launch only: not for --help, --no-wait or another provider", () => {
+    const env = { PATH: process.env.PATH };
+    for (const argv of [
+      ["launch", "x", "--help"],
+      ["launch", "x", "--no-wait"],
+      ["launch", "x", "--provider", "docker"],
+      ["launch", "x", "--provider=cloudflare"],
+    ]) {
+      early.startEarlySandboxd(argv, env);
+      expect(slot[KEY], argv.join(" ")).toBeUndefined();
+    }
+    early.startEarlySandboxd(["launch", "x"], { ...env, ALPINE_SANDBOX_PROVIDER: "docker" });
+    expect(slot[KEY]).toBeUndefined();
+    early.startEarlySandboxd(["launch", "x", "--provider", "local"], env);
+    const started = slot[KEY];
+    expect(started?.child.pid).toBeGreaterThan(0);
+    expect(isSandboxdCommand(readFileSync(`/proc/${started!.child.pid}/cmdline`, "utf8"))).toBe(true);
+    // No sandbox, no secret: an environment of PATH, LANG and the marker only.
+    const environ = readFileSync(`/proc/${started!.child.pid}/environ`, "utf8").split("\0").filter(Boolean);
+    expect(environ.map((v) => v.split("=")[0]).sort()).toEqual(["ALPINE_SANDBOXD_EARLY", "LANG", "PATH"]);
+    started!.child.kill("SIGKILL");
+    delete slot[KEY];
+  });
+
+  it("one nothing adopts exits when its command does", async () => {
+    const dir = join(root, "unadopted");
+    mkdirSync(dir, { recursive: true });
+    // A command that starts one and exits without adopting it (a refused launch, a warm runtime).
+    const script = `require(${JSON.stringify(join(import.meta.dirname, "..", "bin", "early-sandboxd.js"))}).startEarlySandboxd(["launch", "x"], process.env);
+console.log(globalThis[Symbol.for("alpine.early-sandboxd")].child.pid);
+setTimeout(() => {}, 300);`;
+    const out = execFileSync(process.execPath, ["-e", script], { cwd: dir, encoding: "utf8" });
+    const pid = Number(out.trim());
+    expect(pid).toBeGreaterThan(0);
+    await until(
+      "the unadopted sandboxd to exit",
+      () => (sandboxdsUnder(dir).includes(pid) ? null : true),
+      10_000,
+    );
   });
 });

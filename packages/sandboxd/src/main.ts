@@ -4,6 +4,7 @@
  * stdout ({"event":"listening","port":N,"pid":P}), then logs to log_file (and
  * stderr too with log_stderr: in a container).
  */
+import { dirname } from "node:path";
 import { AlpineError, toAlpineError } from "@alpine/core/errors";
 import { validateName } from "@alpine/core/names";
 import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
@@ -75,6 +76,13 @@ async function main(): Promise<void> {
     config = parseConfig(await readStdin());
   } catch (err) {
     fatal(toAlpineError(err));
+  }
+  // Started by `alpine launch` before its sandbox was known (packages/cli/bin/early-sandboxd.js):
+  // the home and working dir a provider's spawn gives sandboxd come from the config instead.
+  if (process.env.ALPINE_SANDBOXD_EARLY === "1") {
+    delete process.env.ALPINE_SANDBOXD_EARLY;
+    process.env.HOME = config.home_dir;
+    process.chdir(dirname(config.workspace_dir));
   }
   const log = new Logger(config.log_file, { component: "sandboxd" }, config.log_stderr ?? false);
   log.addSecret(config.token);

@@ -4,10 +4,20 @@ import { join } from "node:path";
 import { AlpineError, assertRepoReachable, type LaunchView, validateName, validateRef } from "@alpine/core";
 import type { Context } from "../context.ts";
 import { bold, printJson, stderrProgress } from "../output.ts";
+import { releaseEarlySandboxd } from "../providers/early-sandboxd.ts";
 import { resolveRepo } from "../repo.ts";
 import type { LaunchOptions } from "./launch.ts";
 
 export async function launchCommand(ctx: Context, name: string, opts: LaunchOptions): Promise<void> {
+  try {
+    await launch(ctx, name, opts);
+  } finally {
+    // Not left idle beside a long --task wait or a remote launch when the local provider did not use it.
+    releaseEarlySandboxd();
+  }
+}
+
+async function launch(ctx: Context, name: string, opts: LaunchOptions): Promise<void> {
   validateName(name);
   const config = ctx.config;
   const repoInput = opts.repo ?? config.repo.default;

@@ -42,12 +42,21 @@ function opencodeBinary(): string {
 
 /** sandboxd builds OpenCode's environment itself; it gets only the basics from ours (no tokens). */
 export function sandboxdEnv(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
+  return {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     LANG: process.env.LANG ?? "C.UTF-8",
     HOME: home,
+    ...passThroughEnv(),
   };
-  for (const key of PASS_THROUGH_ENV) if (process.env[key]) env[key] = process.env[key];
+}
+
+/** The host's network settings sandboxd hands on (PASS_THROUGH_ENV), also sent in its config. */
+function passThroughEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const key of PASS_THROUGH_ENV) {
+    const value = process.env[key];
+    if (value) env[key] = value;
+  }
   return env;
 }
 
@@ -122,6 +131,8 @@ export function localSandboxdConfig(opts: {
     preparedDir: opts.preparedDir ?? preparedEnvironmentsDir(opts.alpineHome),
     secrets: opts.secrets,
     extra: {
+      // In its config too: an early-started sandboxd (bin/early-sandboxd.js) has none in its env.
+      env: passThroughEnv(),
       mask_paths: credentialPaths(opts.alpineHome),
       read_only_paths: readOnlyPaths(opts.sandbox.config.sandbox.read_only_paths),
       repo_cache_dir: join(opts.alpineHome, "cache", "repos"),

@@ -19,6 +19,7 @@ import {
 import type { Context } from "../context.ts";
 import { thisHost } from "../context.ts";
 import { checkpointObjectPath } from "../store/checkpoint-paths.ts";
+import { takeEarlySandboxd } from "./early-sandboxd.ts";
 import { cachedIsolation, type IsolationOf, resolveIsolation } from "./isolation.ts";
 import {
   localSandboxdConfig,
@@ -150,12 +151,15 @@ export class LocalProvider implements Provider {
     // sandboxd first: its Node start and module loading (≈100 ms) overlap the isolation probe
     // and the stale-sandboxd check below. Until its config arrives on stdin it does nothing; a
     // launcher killed before writing it closes that stdin, and sandboxd exits (invalid config).
-    const child = spawn(process.execPath, [sandboxdEntry()], {
-      cwd: dir,
-      detached: true,
-      stdio: ["pipe", "pipe", "ignore"],
-      env: sandboxdEnv(join(dir, "home")),
-    });
+    // The one `alpine launch` started before the CLI loaded is further along (early-sandboxd.ts).
+    const child =
+      takeEarlySandboxd(sandboxdEntry()) ??
+      spawn(process.execPath, [sandboxdEntry()], {
+        cwd: dir,
+        detached: true,
+        stdio: ["pipe", "pipe", "ignore"],
+        env: sandboxdEnv(join(dir, "home")),
+      });
     const exited = new Promise<number | null>((resolve) => {
       child.once("exit", resolve);
       child.once("error", () => resolve(null));
