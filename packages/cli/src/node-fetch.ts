@@ -13,8 +13,9 @@ const { request } = process.getBuiltinModule("node:http");
  * WebAssembly HTTP parser): on the critical path of a launch that adopts a warm runtime, where
  * nothing else is waited for, and of a one-file checkpoint, whose artifacts are a few KB. This
  * covers what SandboxdClient sends: http:// URLs, a plain headers object, a string body or none,
- * an AbortSignal. Anything else (a streamed request body, such as a restore's staged artifacts;
- * https, Headers objects) goes to the global fetch. The response has what SandboxdClient reads:
+ * an AbortSignal, or a request body streamed from a web ReadableStream (a restore's staged
+ * artifacts: a resume then loads no undici while OpenCode boots beside it). Anything else (https,
+ * Headers objects, other bodies) goes to the global fetch. The response has what SandboxdClient reads:
  * ok, status, headers.get, body (a web ReadableStream: Readable.toWeb keeps the socket's
  * backpressure, so a large artifact is not buffered), text() and json().
  */
@@ -24,7 +25,8 @@ export const nodeFetch: typeof fetch = (input, init) => {
   const headers = init?.headers ?? {};
   const plainHeaders = Object.getPrototypeOf(headers) === Object.prototype;
   const simple = url?.startsWith("http://");
-  if (!url || !simple || (body !== undefined && typeof body !== "string") || !plainHeaders) {
+  const streamed = body instanceof ReadableStream;
+  if (!url || !simple || (body !== undefined && typeof body !== "string" && !streamed) || !plainHeaders) {
     return fetch(input, init);
   }
   const signal = init?.signal ?? undefined;
@@ -59,7 +61,15 @@ export const nodeFetch: typeof fetch = (input, init) => {
       response.once("close", done);
       resolve(responseOf(response));
     });
-    req.end(body);
+    if (!streamed) {
+      req.end(body);
+      return;
+    }
+    // Backpressure from the socket reaches the stream's source (a file being read).
+    const source = Readable.fromWeb(body as unknown as import("node:stream/web").ReadableStream<Uint8Array>);
+    source.on("error", (err) => req.destroy(err));
+    req.on("error", () => source.destroy());
+    source.pipe(req);
   });
 };
 

@@ -12,6 +12,7 @@ let base = "";
 beforeAll(async () => {
   server = createServer((req, res) => {
     let body = "";
+    req.setEncoding("latin1");
     req.on("data", (d) => (body += d));
     req.on("end", () => {
       if (req.url === "/json") {
@@ -27,6 +28,14 @@ beforeAll(async () => {
       } else if (req.url?.startsWith("/v1/checkpoints/")) {
         res.writeHead(200, { "content-type": "application/octet-stream" });
         res.end(Buffer.alloc(100_000, 7));
+      } else if (req.url === "/v1/restore/artifacts/workspace.bundle") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            bytes: Buffer.byteLength(body, "latin1"),
+            chunked: req.headers["transfer-encoding"],
+          }),
+        );
       } else if (req.url === "/hang") {
         res.writeHead(200);
         res.write("partial");
@@ -65,6 +74,37 @@ describe("nodeFetch", () => {
       console.log(JSON.stringify({ status: res.status, bytes, undici: process.moduleLoadList.filter((m) => m.includes("undici")) }));`;
     const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script]);
     expect(JSON.parse(stdout)).toEqual({ status: 200, bytes: 100_000, undici: [] });
+  });
+
+  it("a restore's artifact streams up over node:http: the process never loads undici", async () => {
+    const src = fileURLToPath(new URL("../src/node-fetch.ts", import.meta.url));
+    const script = `
+      const { nodeFetch } = await import(${JSON.stringify(src)});
+      let left = 3;
+      const body = new ReadableStream({ pull(c) { if (left-- > 0) c.enqueue(new Uint8Array(64 * 1024).fill(9)); else c.close(); } });
+      const res = await nodeFetch(${JSON.stringify(`${base}/v1/restore/artifacts/workspace.bundle`)}, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body, duplex: "half" });
+      console.log(JSON.stringify({ status: res.status, got: await res.json(), undici: process.moduleLoadList.filter((m) => m.includes("undici")) }));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script]);
+    expect(JSON.parse(stdout)).toEqual({
+      status: 200,
+      got: { bytes: 3 * 64 * 1024, chunked: "chunked" },
+      undici: [],
+    });
+  });
+
+  it("a streamed body that fails fails the request", async () => {
+    const body = new ReadableStream({
+      pull(c) {
+        c.error(new Error("the file went away"));
+      },
+    });
+    await expect(
+      nodeFetch(`${base}/v1/restore/artifacts/workspace.bundle`, {
+        method: "PUT",
+        body,
+        duplex: "half",
+      } as RequestInit),
+    ).rejects.toThrow("the file went away");
   });
 
   it("streams a body as a web ReadableStream", async () => {
