@@ -26,6 +26,7 @@
 // BENCH_ONLY=environment  only the environment figures (issue 16)
 // BENCH_HISTORY_MB=N   history of the incremental-checkpoint repo (default 120), generated once and
 //                      kept in BENCH_CACHE (default /var/tmp/alpine-bench-cache) between runs
+// BENCH_DUMP_LOGS=<dir>  keep each measured launch's sandboxd log there (its profile's source)
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -323,6 +324,12 @@ function phasesOf(id, startedAt, exitedAt) {
       .map((l) => JSON.parse(l));
   } catch {
     return null;
+  }
+  // BENCH_DUMP_LOGS=<dir>: each measured launch's sandboxd log kept there (the profile's source).
+  if (process.env.BENCH_DUMP_LOGS) {
+    cpSync(join(sandboxDirOf(id), "logs"), join(process.env.BENCH_DUMP_LOGS, `${id}-${startedAt}`), {
+      recursive: true,
+    });
   }
   const at = (pred) => {
     const l = lines.findLast ? lines.findLast(pred) : lines.filter(pred).at(-1);
@@ -692,6 +699,10 @@ async function benchResume(resumeRepos) {
     const resumes = [];
     const floorRuns = [];
     const profiles = [];
+    // For reference, in the same rounds: a fresh launch of the same repo (its cache warm), which
+    // shares the resume's fixed costs (the CLI, sandboxd, OpenCode's boot) but restores nothing.
+    const launches = [];
+    const launchProfiles = [];
     for (let i = 0; i < RUNS; i++) {
       floorRuns.push((await floorOnce(repo, `resume-${label}-${i}`)).ms);
       const startedAt = Date.now();
@@ -700,6 +711,13 @@ async function benchResume(resumeRepos) {
       resumes.push(r.ms);
       profiles.push(phasesOf(launched.id, startedAt, Date.now()));
       alpine(["teardown", rname, "--json"]);
+      const fresh = `${rname}-fresh`;
+      const freshAt = Date.now();
+      const f = await alpineAsync(["launch", fresh, "--repo", repo, "--json"]);
+      if (f.code !== 0) throw new Error(`launch failed: ${f.out}`);
+      launches.push(f.ms);
+      launchProfiles.push(phasesOf(JSON.parse(f.out).id, freshAt, Date.now()));
+      alpine(["teardown", fresh, "--force", "--json"]);
     }
     rows.push({
       name: `resume ${label}`,
@@ -708,6 +726,13 @@ async function benchResume(resumeRepos) {
       ratio: median(resumes) / median(floorRuns),
       goal: 1.2,
       profile: medianPhases(profiles),
+    });
+    rows.push({
+      name: `  (fresh launch ${label}, same rounds)`,
+      alpine_ms: summary(launches),
+      floor_ms: summary(floorRuns),
+      ratio: median(launches) / median(floorRuns),
+      profile: medianPhases(launchProfiles),
     });
   }
   return rows;
