@@ -1,6 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -22,6 +23,19 @@ export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   temps.push(dir);
   return dir;
+}
+
+/** `GET /` over the connection `connect` makes (a unix socket, a bridge's port): the body. */
+export function getOver(connect: () => import("node:net").Socket): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const q = httpRequest({ path: "/", createConnection: connect as never }, (res) => {
+      let s = "";
+      res.on("data", (d) => (s += d));
+      res.on("end", () => resolve(s));
+    });
+    q.on("error", reject);
+    q.end();
+  });
 }
 
 process.on("exit", () => {

@@ -1,11 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { request } from "node:http";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BRIDGE_READY, besideCommand } from "../src/net-bridge.ts";
+import { getOver, tempDir } from "./helpers.ts";
 
 /*
  * OpenCode's bridge started beside it (the command sandboxd runs under bubblewrap, here without
@@ -13,15 +11,7 @@ import { BRIDGE_READY, besideCommand } from "../src/net-bridge.ts";
  * so, and a bridge that cannot listen takes the command down with it.
  */
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-const temp = () => {
-  const d = mkdtempSync(join(tmpdir(), "alpine-bridge-"));
-  dirs.push(d);
-  return d;
-};
+const temp = () => tempDir("alpine-bridge-");
 
 /** A stand-in for OpenCode: an HTTP server on `port` that answers with its own pid. */
 const server = (port: number) => [
@@ -71,18 +61,7 @@ describe("the bridge beside OpenCode", () => {
     try {
       const out = lines(child);
       await Promise.all([out.until("listening"), out.until(BRIDGE_READY)]);
-      const answer = await new Promise<string>((resolve, reject) => {
-        const q = request(
-          { path: "/", createConnection: () => connect(join(dir, "opencode.sock")) },
-          (res) => {
-            let s = "";
-            res.on("data", (d) => (s += d));
-            res.on("end", () => resolve(s));
-          },
-        );
-        q.on("error", reject);
-        q.end();
-      });
+      const answer = await getOver(() => connect(join(dir, "opencode.sock")));
       // The server answering through the bridge is the process that was spawned: the shell exec'd it.
       expect(answer).toBe(String(child.pid));
     } finally {

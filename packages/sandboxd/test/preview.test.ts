@@ -18,6 +18,7 @@ import {
   previewPorts,
 } from "../src/preview.ts";
 import { upstreamHeaders } from "../src/proxy.ts";
+import { getOver } from "./helpers.ts";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -172,19 +173,7 @@ describe("the bridge's any-port socket", () => {
     );
     try {
       await new Promise((resolve) => bridge.stdout.once("data", resolve));
-      const { request } = await import("node:http");
-      const body = await new Promise<string>((resolve, reject) => {
-        const q = request(
-          { path: "/", createConnection: () => connectAgentPort(appPort, dir) as never },
-          (res) => {
-            let s = "";
-            res.on("data", (d) => (s += d));
-            res.on("end", () => resolve(s));
-          },
-        );
-        q.on("error", reject);
-        q.end();
-      });
+      const body = await getOver(() => connectAgentPort(appPort, dir));
       expect(body).toBe("from-the-app");
     } finally {
       bridge.kill();
