@@ -15,3 +15,13 @@ export const PASS_THROUGH_ENV = [
   "https_proxy",
   "no_proxy",
 ] as const;
+
+/** The PASS_THROUGH_ENV variables `env` sets (non-empty), as sandboxd's config `env` carries them. */
+export function passThroughEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of PASS_THROUGH_ENV) {
+    const value = env[key];
+    if (value) out[key] = value;
+  }
+  return out;
+}

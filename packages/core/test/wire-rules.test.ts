@@ -8,7 +8,7 @@ import { declaredCapabilities, providerDescriptor } from "../src/provider-kinds.
 import { isReasonCode, REASON_CODES, REASONS } from "../src/reasons.ts";
 import { normaliseRecord } from "../src/records.ts";
 import { validateBranchName, validateRef } from "../src/refs.ts";
-import { PASS_THROUGH_ENV } from "../src/sandbox-env.ts";
+import { PASS_THROUGH_ENV, passThroughEnv } from "../src/sandbox-env.ts";
 
 function reasonOf(
   fn: () => unknown,
@@ -271,5 +271,10 @@ describe("small tables", () => {
     expect(FAULT_STEPS.every((s) => /^(launch|checkpoint|export|teardown)\.[a-z_]+$/.test(s))).toBe(true);
     expect(PASS_THROUGH_ENV).toContain("HTTPS_PROXY");
     expect(PASS_THROUGH_ENV).not.toContain("PATH");
+  });
+
+  it("hands on only the pass-through variables that are set", () => {
+    const env = { HTTPS_PROXY: "http://proxy:3128", no_proxy: "", PATH: "/bin", GITHUB_TOKEN: "ghp_x" };
+    expect(passThroughEnv(env)).toEqual({ HTTPS_PROXY: "http://proxy:3128" });
   });
 });

@@ -104,6 +104,7 @@ function bridgeMain(
   if (pending === 0) start();
   function start(): void {
     if (!spec.cmd) {
+      // BRIDGE_READY, written out: this program is self-contained (net-bridge.test waits for it).
       process.stderr.write("alpine net bridge: ready\n");
       return;
     }

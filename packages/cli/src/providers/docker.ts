@@ -17,7 +17,7 @@ import {
   SANDBOX_IMAGE,
   sandboxdNotify,
 } from "@alpine/core";
-import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
+import { passThroughEnv } from "@alpine/core/sandbox-env";
 import type { Context } from "../context.ts";
 import { sandboxDir } from "../paths.ts";
 import { docker, dockerObjectExists, firstLine } from "./docker-cli.ts";
@@ -188,11 +188,7 @@ export class DockerProvider implements Provider {
       ]);
     }
     if (await this.isRunning(h)) await this.stop(handle);
-    const env: Record<string, string> = {};
-    for (const key of PASS_THROUGH_ENV) {
-      const value = process.env[key];
-      if (value) env[key] = value;
-    }
+    const env = passThroughEnv(process.env);
     const config = imageSandboxdConfig({
       sandbox: spec,
       isolation: h.isolation ?? "none",

@@ -9,7 +9,7 @@ import {
   sandboxdNotify,
   sandboxdStartConfig,
 } from "@alpine/core";
-import { PASS_THROUGH_ENV } from "@alpine/core/sandbox-env";
+import { passThroughEnv } from "@alpine/core/sandbox-env";
 import { thisHost } from "../context.ts";
 import { opencodeBinary as findOpencode, sandboxdEntry as findSandboxd } from "../runtime-paths.ts";
 
@@ -40,24 +40,17 @@ function opencodeBinary(): string {
   return opencodePath;
 }
 
-/** sandboxd builds OpenCode's environment itself; it gets only the basics from ours (no tokens). */
+/**
+ * sandboxd builds OpenCode's environment itself; it gets only the basics from ours (no tokens).
+ * The host's network settings (PASS_THROUGH_ENV) travel in its config, as to an early-started
+ * sandboxd (bin/early-sandboxd.js) or a container.
+ */
 export function sandboxdEnv(home: string): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     LANG: process.env.LANG ?? "C.UTF-8",
     HOME: home,
-    ...passThroughEnv(),
   };
-}
-
-/** The host's network settings sandboxd hands on (PASS_THROUGH_ENV), also sent in its config. */
-function passThroughEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const key of PASS_THROUGH_ENV) {
-    const value = process.env[key];
-    if (value) env[key] = value;
-  }
-  return env;
 }
 
 /**
@@ -131,8 +124,7 @@ export function localSandboxdConfig(opts: {
     preparedDir: opts.preparedDir ?? preparedEnvironmentsDir(opts.alpineHome),
     secrets: opts.secrets,
     extra: {
-      // In its config too: an early-started sandboxd (bin/early-sandboxd.js) has none in its env.
-      env: passThroughEnv(),
+      env: passThroughEnv(process.env),
       mask_paths: credentialPaths(opts.alpineHome),
       read_only_paths: readOnlyPaths(opts.sandbox.config.sandbox.read_only_paths),
       repo_cache_dir: join(opts.alpineHome, "cache", "repos"),
