@@ -319,8 +319,9 @@ describe("OpenCode config", () => {
 describe("git yielding the CPU to OpenCode's boot", () => {
   /** The niceness (field 19 of /proc/<pid>/stat) of a process the command itself starts. */
   const niceOf = (stat: string) => Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
-  // A git alias that runs a shell: its `cat` starts after git was reniced, so it inherits the value.
-  const statAlias = ["-c", "alias.stat=!sleep 0.2; cat /proc/self/stat", "stat"];
+  // A git alias whose shell, half a second later, reads git's own stat (its parent's): by then the
+  // renice right after the spawn has happened, whether git forked the shell before or after it.
+  const statAlias = ["-c", "alias.stat=!sleep 0.5; cat /proc/$PPID/stat", "stat"];
 
   it("runs git at a lower priority while the work it yields to is pending, at ours after", async () => {
     const git = new GitRunner(new Logger(join(tempDir("alpine-nice-"), "log")));
